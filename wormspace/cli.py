@@ -1,0 +1,62 @@
+"""The ``wormspace`` command.
+
+Each verb lives in the module that owns its subject; this file only wires the argument parsers.
+A verb module exposes ``add_parser(subparsers)`` which registers its parser and sets ``func`` (a callable
+taking the parsed namespace and returning the exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+VERB_MODULES = (
+    "wormspace.demo",
+    "wormspace.refinement.check",
+    "wormspace.server",
+    "wormspace.clustertool",
+    "wormspace.logcli",
+    "wormspace.benchcli",
+    "wormspace.proofs.prove",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="wormspace",
+        description="WormSpace: write-once registers and segments over Paxos acceptors, with checks.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub.required = True
+    for name in VERB_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:
+                continue  # verb not shipped in this build
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 141
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

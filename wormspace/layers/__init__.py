@@ -1,0 +1,1 @@
+"""The certified layers, bottom to top: network, acceptor, WOR, WOS, WormSpace."""

@@ -1,0 +1,259 @@
+"""Layer 1: the acceptor -- a Paxos acceptor for every register of the address space.
+
+Theory of operation. An acceptor keeps, per register ``(segment, index)``, a ``RegState``: the highest
+ballot it promised and the last vote it cast (ballot and value). It answers three requests:
+
+Rule 1 (Prepare). If the ballot is at least every requested register's promise, promise it on all of them
+        and report their votes (``Promise``); otherwise refuse the whole request (``Nack``). All or none,
+        so one message captures a whole range (batch capture).
+Rule 2 (Accept). If the ballot is at least every target register's promise, vote for all the values at
+        that ballot (``Accepted``); otherwise refuse all (``Nack``). One vote per ballot per register:
+        a second, different value at a ballot already voted is refused as an error.
+Rule 3 (Read). Report the votes; change nothing.
+Rule 4 (Trim). Once the acceptor has voted for any value in a segment's TRIM register, the segment is
+        trimmed here: the other registers of the segment are purged in the same step, and every request
+        that names one of them is answered ``SegmentTrimmed``. The TRIM register itself stays
+        (one register per segment) so that clients can finish the trim's consensus.
+Rule 5 (Durability). A handler returns ``Persist`` before ``Send``; the node stores before replying.
+
+The core (``handle_request``) is pure: it reads registers through a ``StoreView`` and returns the
+changes and the reply. ``AcceptorNode`` binds it to a ``Storage``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Protocol
+
+from wormspace._contracts import ensure, require
+from wormspace.layers.effects import Effect, Persist, RegKey, Send, persist_before_send
+from wormspace.layers.messages import (
+    EMPTY_REG,
+    TRIM,
+    ZERO_BALLOT,
+    Accept,
+    Accepted,
+    ErrorReply,
+    Nack,
+    Prepare,
+    Promise,
+    Read,
+    ReadReply,
+    RegState,
+    Reply,
+    Request,
+    SegmentTrimmed,
+    Vote,
+)
+
+log = logging.getLogger("wormspace.acceptor")
+
+
+class StoreView(Protocol):
+    """Read access to an acceptor's registers."""
+
+    def get(self, segment: int, index: int) -> RegState | None: ...
+
+
+class Storage(StoreView, Protocol):
+    """An acceptor's register store. ``apply`` is atomic and, for durable stores, on disk when it returns."""
+
+    def apply(self, persist: Persist) -> None: ...
+
+    def items(self) -> Iterator[tuple[RegKey, RegState]]: ...
+
+    def close(self) -> None: ...
+
+
+# ---- invariants (plain functions, used in contracts and by the checkers) --------------------------------
+
+
+def reg_ok(r: RegState) -> bool:
+    """A register never holds a vote above its promise."""
+    return r.accepted <= r.promised
+
+
+def step_ok(old: RegState, new: RegState) -> bool:
+    """A step never lowers a promise, never lowers a vote, never changes the value voted at one ballot."""
+    if new.promised < old.promised or new.accepted < old.accepted:
+        return False
+    return not (new.accepted == old.accepted and new.value != old.value)
+
+
+def _get(view: StoreView, segment: int, index: int) -> RegState:
+    r = view.get(segment, index)
+    return EMPTY_REG if r is None else r
+
+
+def segment_trimmed(view: StoreView, segment: int) -> bool:
+    """Rule 4: the acceptor has voted in the segment's TRIM register."""
+    return _get(view, segment, TRIM).value is not None
+
+
+def _updates_monotone(view: StoreView, result: tuple[Persist | None, Reply]) -> bool:
+    persist = result[0]
+    if persist is None:
+        return True
+    return all(reg_ok(new) and step_ok(_get(view, s, i), new) for (s, i), new in persist.puts)
+
+
+def _persist_only_on_success(result: tuple[Persist | None, Reply]) -> bool:
+    persist, reply = result
+    return persist is None or isinstance(reply, (Promise, Accepted))
+
+
+# ---- the pure core --------------------------------------------------------------------------------------
+
+
+@ensure(lambda view, result: _updates_monotone(view, result), "promises and votes only grow")
+@ensure(lambda result: _persist_only_on_success(result), "only a promise or a vote changes state")
+@ensure(
+    lambda msg, result: not isinstance(result[1], Promise)
+    or {v.index for v in result[1].votes} <= set(msg.indices),
+    "a promise reports votes of requested registers only",
+)
+def on_prepare(view: StoreView, msg: Prepare) -> tuple[Persist | None, Reply]:
+    """Rule 1 (and Rule 4 for trimmed segments)."""
+    if any(i != TRIM for i in msg.indices) and segment_trimmed(view, msg.segment):
+        return None, SegmentTrimmed(req=msg.req, segment=msg.segment)
+    regs = [(i, _get(view, msg.segment, i)) for i in msg.indices]
+    highest = max(r.promised for _, r in regs)
+    if msg.ballot < highest:
+        return None, Nack(req=msg.req, segment=msg.segment, ballot=msg.ballot, promised=highest)
+    puts = tuple(
+        ((msg.segment, i), RegState(promised=msg.ballot, accepted=r.accepted, value=r.value))
+        for i, r in regs
+        if r.promised != msg.ballot
+    )
+    votes = tuple(
+        Vote(index=i, ballot=r.accepted, value=r.value) for i, r in regs if r.value is not None
+    )
+    reply = Promise(req=msg.req, segment=msg.segment, ballot=msg.ballot, votes=votes)
+    return (Persist(puts=puts) if puts else None), reply
+
+
+@ensure(lambda view, result: _updates_monotone(view, result), "promises and votes only grow")
+@ensure(lambda result: _persist_only_on_success(result), "only a promise or a vote changes state")
+@ensure(
+    lambda msg, result: not isinstance(result[1], Accepted)
+    or (result[0] is not None and len(result[0].puts) == len(msg.values)),
+    "an accepted request stores every value",
+)
+def on_accept(view: StoreView, msg: Accept) -> tuple[Persist | None, Reply]:
+    """Rule 2 (and Rule 4: voting in TRIM purges the segment)."""
+    if any(i != TRIM for i, _ in msg.values) and segment_trimmed(view, msg.segment):
+        return None, SegmentTrimmed(req=msg.req, segment=msg.segment)
+    regs = [(i, v, _get(view, msg.segment, i)) for i, v in msg.values]
+    highest = max(r.promised for _, _, r in regs)
+    if msg.ballot < highest:
+        return None, Nack(req=msg.req, segment=msg.segment, ballot=msg.ballot, promised=highest)
+    for i, v, r in regs:
+        if r.accepted == msg.ballot and r.value != v:
+            return None, ErrorReply(
+                req=msg.req, segment=msg.segment, reason=f"index {i}: a different value at the same ballot"
+            )
+    puts = tuple(
+        ((msg.segment, i), RegState(promised=msg.ballot, accepted=msg.ballot, value=v)) for i, v, _ in regs
+    )
+    purge = (msg.segment,) if any(i == TRIM for i, _ in msg.values) else ()
+    return Persist(puts=puts, purge=purge), Accepted(req=msg.req, segment=msg.segment, ballot=msg.ballot)
+
+
+def on_read(view: StoreView, msg: Read) -> tuple[Persist | None, Reply]:
+    """Rule 3."""
+    if any(i != TRIM for i in msg.indices) and segment_trimmed(view, msg.segment):
+        return None, SegmentTrimmed(req=msg.req, segment=msg.segment)
+    votes = []
+    for i in msg.indices:
+        r = _get(view, msg.segment, i)
+        if r.value is not None:
+            votes.append(Vote(index=i, ballot=r.accepted, value=r.value))
+    return None, ReadReply(req=msg.req, segment=msg.segment, votes=tuple(votes))
+
+
+def handle_request(view: StoreView, msg: Request) -> tuple[Persist | None, Reply]:
+    """Dispatch one request to its rule."""
+    if isinstance(msg, Prepare):
+        return on_prepare(view, msg)
+    if isinstance(msg, Accept):
+        return on_accept(view, msg)
+    return on_read(view, msg)
+
+
+# ---- storage --------------------------------------------------------------------------------------------
+
+
+class MemoryStorage:
+    """Registers in a dict: for the simulator, the model checker and tests. Survives a simulated crash
+    (the simulator keeps the object, as a disk would keep its file)."""
+
+    def __init__(self, regs: Mapping[RegKey, RegState] | None = None) -> None:
+        self.regs: dict[RegKey, RegState] = dict(regs or {})
+
+    def get(self, segment: int, index: int) -> RegState | None:
+        return self.regs.get((segment, index))
+
+    def apply(self, persist: Persist) -> None:
+        for seg in persist.purge:
+            for key in [k for k in self.regs if k[0] == seg and k[1] != TRIM]:
+                del self.regs[key]
+        for key, state in persist.puts:
+            if key[0] in persist.purge and key[1] != TRIM:
+                continue
+            self.regs[key] = state
+
+    def items(self) -> Iterator[tuple[RegKey, RegState]]:
+        return iter(sorted(self.regs.items()))
+
+    def close(self) -> None:
+        pass
+
+
+def apply_to_dict(regs: Mapping[RegKey, RegState], persist: Persist) -> dict[RegKey, RegState]:
+    """The pure meaning of ``Persist`` on a dict of registers (every storage must agree with this)."""
+    store = MemoryStorage(regs)
+    store.apply(persist)
+    return store.regs
+
+
+# ---- the node -------------------------------------------------------------------------------------------
+
+
+class AcceptorNode:
+    """An acceptor bound to its storage: messages in, effects out (Persist, then Send)."""
+
+    def __init__(self, node_id: int, storage: Storage) -> None:
+        self.node_id = node_id
+        self.storage = storage
+
+    @require(lambda src: src >= 0)
+    @ensure(lambda result: persist_before_send(result), "persist before reply")
+    def handle(self, src: int, msg: Request) -> list[Effect]:
+        """Run the core on one request, apply its changes to storage, and return the effects carried out."""
+        persist, reply = handle_request(self.storage, msg)
+        effects: list[Effect] = []
+        if persist is not None:
+            self.storage.apply(persist)
+            effects.append(persist)
+        effects.append(Send(dst=src, msg=reply))
+        if isinstance(reply, ErrorReply):
+            log.warning("acceptor %d refused request from %d: %s", self.node_id, src, reply.reason)
+        return effects
+
+
+__all__ = [
+    "ZERO_BALLOT",
+    "AcceptorNode",
+    "MemoryStorage",
+    "Storage",
+    "StoreView",
+    "apply_to_dict",
+    "handle_request",
+    "on_accept",
+    "on_prepare",
+    "on_read",
+    "reg_ok",
+    "segment_trimmed",
+    "step_ok",
+]
