@@ -1,1 +1,42 @@
-"""WormSpace."""
+"""WormSpace: an address space of write-once registers, replicated over Paxos acceptors.
+
+Start with ``Cluster.simulated(acceptors=3, seed=1).client()``; see README.md and docs/.
+"""
+
+from __future__ import annotations
+
+from wormspace.cluster import Cluster, SimCluster
+from wormspace.errors import (
+    AlreadyWritten,
+    CaptureStale,
+    Indeterminate,
+    OperationFailed,
+    RemoteProtocolError,
+    Trimmed,
+    Unallocated,
+    UsageError,
+    WormSpaceError,
+)
+from wormspace.layers.network import Faults
+from wormspace.layers.wor import EMPTY, Config
+from wormspace.layers.wormspace import WormSpace
+from wormspace.layers.wos import CaptureId
+
+__all__ = [
+    "EMPTY",
+    "AlreadyWritten",
+    "CaptureId",
+    "CaptureStale",
+    "Cluster",
+    "Config",
+    "Faults",
+    "Indeterminate",
+    "OperationFailed",
+    "RemoteProtocolError",
+    "SimCluster",
+    "Trimmed",
+    "Unallocated",
+    "UsageError",
+    "WormSpace",
+    "WormSpaceError",
+]

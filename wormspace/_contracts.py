@@ -21,11 +21,11 @@ def require(
     condition: Callable[..., Any], description: str | None = None, *, error: type[Exception] | None = None
 ) -> Callable[[F], F]:
     """A precondition, enabled by ``WORMSPACE_CONTRACTS``; ``error`` picks the exception (API: UsageError)."""
-    return icontract.require(  # type: ignore[no-any-return]
+    return icontract.require(
         condition, description, enabled=CONTRACTS, error=error
     )
 
 
 def ensure(condition: Callable[..., Any], description: str | None = None) -> Callable[[F], F]:
     """A postcondition, enabled by ``WORMSPACE_CONTRACTS``."""
-    return icontract.ensure(condition, description, enabled=CONTRACTS)  # type: ignore[no-any-return]
+    return icontract.ensure(condition, description, enabled=CONTRACTS)

@@ -23,10 +23,14 @@ changes and the reply. ``AcceptorNode`` binds it to a ``Storage``.
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Protocol
 
 from wormspace._contracts import ensure, require
+from wormspace.errors import RemoteProtocolError, UsageError
 from wormspace.layers.effects import Effect, Persist, RegKey, Send, persist_before_send
 from wormspace.layers.messages import (
     EMPTY_REG,
@@ -34,6 +38,7 @@ from wormspace.layers.messages import (
     ZERO_BALLOT,
     Accept,
     Accepted,
+    Ballot,
     ErrorReply,
     Nack,
     Prepare,
@@ -120,7 +125,10 @@ def on_prepare(view: StoreView, msg: Prepare) -> tuple[Persist | None, Reply]:
     regs = [(i, _get(view, msg.segment, i)) for i in msg.indices]
     highest = max(r.promised for _, r in regs)
     if msg.ballot < highest:
-        return None, Nack(req=msg.req, segment=msg.segment, ballot=msg.ballot, promised=highest)
+        voted = max(r.accepted for _, r in regs)
+        return None, Nack(
+            req=msg.req, segment=msg.segment, ballot=msg.ballot, promised=highest, accepted=voted
+        )
     puts = tuple(
         ((msg.segment, i), RegState(promised=msg.ballot, accepted=r.accepted, value=r.value))
         for i, r in regs
@@ -147,7 +155,10 @@ def on_accept(view: StoreView, msg: Accept) -> tuple[Persist | None, Reply]:
     regs = [(i, v, _get(view, msg.segment, i)) for i, v in msg.values]
     highest = max(r.promised for _, _, r in regs)
     if msg.ballot < highest:
-        return None, Nack(req=msg.req, segment=msg.segment, ballot=msg.ballot, promised=highest)
+        voted = max(r.accepted for _, _, r in regs)
+        return None, Nack(
+            req=msg.req, segment=msg.segment, ballot=msg.ballot, promised=highest, accepted=voted
+        )
     for i, v, r in regs:
         if r.accepted == msg.ballot and r.value != v:
             return None, ErrorReply(
@@ -242,10 +253,164 @@ class AcceptorNode:
         return effects
 
 
+# ---- durable storage ------------------------------------------------------------------------------------
+
+STORAGE_FORMAT = 1
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS registers ("
+    " segment INTEGER NOT NULL, idx INTEGER NOT NULL,"
+    " promised_n INTEGER NOT NULL, promised_node INTEGER NOT NULL,"
+    " accepted_n INTEGER NOT NULL, accepted_node INTEGER NOT NULL,"
+    " value BLOB,"
+    " PRIMARY KEY (segment, idx)) WITHOUT ROWID",
+)
+_COLUMNS = "promised_n, promised_node, accepted_n, accepted_node, value"
+
+
+class SqliteStorage:
+    """Registers in one SQLite file (WAL, ``synchronous=FULL``): ``apply`` is one transaction, on disk when
+    it returns (DESIGN §3 rule 4). Agrees with ``apply_to_dict``: a purge deletes every row of the segment
+    except its TRIM register, then the puts are written, skipping the purged segment's other registers.
+
+    ``group()`` lets a runtime apply several ``Persist`` effects in one transaction (group commit): inside the
+    block nothing is durable, so the caller must hold back every reply computed inside it until the block has
+    exited normally; on an exception everything in the block is rolled back.
+
+    The file carries ``meta.storage_format``; a file of another format is refused (``UsageError``), as is a
+    row that does not make a valid ``RegState`` (the file was altered by something else)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._grouped = False
+        self._closed = False
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            self._open()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open(self) -> None:
+        db = self._db
+        try:
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for stmt in _SCHEMA:
+                    db.execute(stmt)
+                row = db.execute("SELECT value FROM meta WHERE key = 'storage_format'").fetchone()
+                if row is None:
+                    db.execute("INSERT INTO meta VALUES ('storage_format', ?)", (STORAGE_FORMAT,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as e:
+            raise UsageError(f"{self.path}: not a usable acceptor database: {e}") from e
+        if str(mode).lower() != "wal":
+            raise UsageError(f"{self.path}: SQLite refused WAL journaling (got {mode!r})")
+        if row is not None and row[0] != STORAGE_FORMAT:
+            raise UsageError(
+                f"{self.path}: storage format {row[0]!r}, but this version reads only format"
+                f" {STORAGE_FORMAT}; refusing to open it"
+            )
+
+    @staticmethod
+    def _state(path: str, key: RegKey, row: tuple[object, ...]) -> RegState:
+        pn, pnode, an, anode, value = row
+        try:
+            return RegState(
+                promised=Ballot(pn, pnode),  # type: ignore[arg-type]
+                accepted=Ballot(an, anode),  # type: ignore[arg-type]
+                value=value,  # type: ignore[arg-type]
+            )
+        except RemoteProtocolError as e:
+            raise UsageError(f"{path}: register {key} holds an invalid state: {e}") from None
+
+    def get(self, segment: int, index: int) -> RegState | None:
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM registers WHERE segment = ? AND idx = ?", (segment, index)
+        ).fetchone()
+        return None if row is None else self._state(self.path, (segment, index), row)
+
+    def _write(self, persist: Persist) -> None:
+        db = self._db
+        for seg in persist.purge:
+            db.execute("DELETE FROM registers WHERE segment = ? AND idx != ?", (seg, TRIM))
+        purged = set(persist.purge)
+        db.executemany(
+            f"INSERT OR REPLACE INTO registers (segment, idx, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (s, i, r.promised.number, r.promised.node, r.accepted.number, r.accepted.node, r.value)
+                for (s, i), r in persist.puts
+                if not (s in purged and i != TRIM)
+            ],
+        )
+
+    def apply(self, persist: Persist) -> None:
+        """Apply one ``Persist`` atomically; durable on return (unless inside ``group()``)."""
+        if self._grouped:
+            self._write(persist)
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._write(persist)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    @contextmanager
+    def group(self) -> Iterator[None]:
+        """One transaction for every ``apply`` inside the block; durable when the block exits normally."""
+        if self._grouped:
+            raise UsageError("SqliteStorage.group() does not nest")
+        self._db.execute("BEGIN IMMEDIATE")
+        self._grouped = True
+        try:
+            yield
+        except BaseException:
+            self._grouped = False
+            self._db.execute("ROLLBACK")
+            raise
+        self._grouped = False
+        try:
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+
+    def items(self) -> Iterator[tuple[RegKey, RegState]]:
+        rows = self._db.execute(f"SELECT segment, idx, {_COLUMNS} FROM registers ORDER BY segment, idx")
+        for row in rows.fetchall():
+            key = (row[0], row[1])
+            yield key, self._state(self.path, key, row[2:])
+
+    def count(self) -> int:
+        """How many register rows the file holds."""
+        n: int = self._db.execute("SELECT COUNT(*) FROM registers").fetchone()[0]
+        return n
+
+    def close(self) -> None:
+        """Close the file (idempotent). An open transaction is rolled back: nothing was promised on it."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        self._db.close()
+
+
 __all__ = [
+    "STORAGE_FORMAT",
     "ZERO_BALLOT",
     "AcceptorNode",
     "MemoryStorage",
+    "SqliteStorage",
     "Storage",
     "StoreView",
     "apply_to_dict",

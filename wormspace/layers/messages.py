@@ -204,15 +204,23 @@ class Accepted(_Msg):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Nack(_Msg):
-    """Refused: some requested register promised ``promised``, higher than the request's ballot."""
+    """Refused: some requested register promised ``promised``, higher than the request's ballot.
+
+    ``accepted`` is the highest ballot any requested register has voted at (``ZERO_BALLOT`` if none).
+    Votes only rise, so ``accepted < ballot`` proves the acceptor never voted at ``ballot`` for these
+    registers -- and with ``promised > ballot`` it never will: a writer told this by every acceptor
+    knows its write is certainly not applied.
+    """
 
     ballot: Ballot
     promised: Ballot
+    accepted: Ballot = ZERO_BALLOT
 
     def __post_init__(self) -> None:
         super(Nack, self).__post_init__()
         _ballot("ballot", self.ballot)
         _ballot("promised", self.promised)
+        _ballot("accepted", self.accepted, zero_ok=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

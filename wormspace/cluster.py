@@ -1,0 +1,259 @@
+"""Clusters: a simulated one in this process, or real acceptor processes over TCP.
+
+``Cluster.simulated(acceptors=3, seed=1)`` runs acceptors and clients in one process on ``SimNetwork``'s
+virtual clock. Everything is deterministic in the seed: a failing seed replays exactly. Faults: message
+drops, duplicates and reordering (``faults=``), acceptor crash/restart (storage survives, as a disk would),
+partitions.
+
+``Cluster.local(acceptors=3, data_dir=...)`` starts real acceptor processes on loopback with SQLite storage
+(see ``wormspace.deploy``). ``wormspace.connect("cluster.toml")`` connects to a deployed cluster.
+
+Every client operation is recorded in the cluster's history (Jepsen convention): ``cluster.history()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterable
+from typing import TYPE_CHECKING, Any
+
+from wormspace.errors import UsageError
+from wormspace.layers.acceptor import AcceptorNode, MemoryStorage, Storage
+from wormspace.layers.effects import Effect, Persist, RegKey
+from wormspace.layers.messages import Accept, Message, Prepare, Read, Reply
+from wormspace.layers.network import Faults, SimNetwork
+from wormspace.layers.wor import ClientCore, Config, GhostVote, OpRequest, Outcome
+from wormspace.layers.wormspace import DEFAULT_WOS_SIZE, SpaceLogic, WormSpace
+
+if TYPE_CHECKING:
+    from wormspace.refinement.history import History, Recorder
+
+CLIENT_BASE = 1000
+
+
+class SimAcceptor:
+    """An acceptor on the simulated network. Records every vote it casts in the cluster's ghost log."""
+
+    def __init__(self, node: AcceptorNode, ghost: dict[RegKey, set[GhostVote]]) -> None:
+        self.node = node
+        self.ghost = ghost
+
+    def receive(self, src: int, msg: Message) -> list[Effect]:
+        if not isinstance(msg, (Prepare, Accept, Read)):
+            return []
+        effects = self.node.handle(src, msg)
+        for e in effects:
+            if isinstance(e, Persist):
+                for key, state in e.puts:
+                    if state.value is not None:
+                        self.ghost.setdefault(key, set()).add((self.node.node_id, state.accepted, state.value))
+        return effects
+
+    def timeout(self, token: int) -> list[Effect]:
+        return []
+
+
+class SimClient:
+    """A client node on the simulated network: a ``ClientCore`` plus the driver that blocks on the sim."""
+
+    def __init__(self, cluster: SimCluster, node_id: int) -> None:
+        self.cluster = cluster
+        self.node_id = node_id
+        self.done: dict[int, Outcome] = {}
+        self.waiters: dict[int, Callable[[Outcome], None]] = {}
+        self.core = ClientCore(
+            node_id=node_id, groups=cluster.groups, config=cluster.config, on_done=self._on_done
+        )
+
+    def _on_done(self, op_id: int, outcome: Outcome) -> None:
+        waiter = self.waiters.pop(op_id, None)
+        if waiter is not None:
+            self.cluster.net.call_at(0.0, lambda: waiter(outcome))
+        else:
+            self.done[op_id] = outcome
+
+    def receive(self, src: int, msg: Message) -> list[Effect]:
+        if isinstance(msg, (Prepare, Accept, Read)):
+            return []
+        reply: Reply = msg
+        return self.core.on_reply(src, reply)
+
+    def timeout(self, token: int) -> list[Effect]:
+        return self.core.on_timeout(token)
+
+    # the blocking driver
+    def execute(self, request: OpRequest) -> Outcome:
+        op_id, effects = self.core.start(request)
+        self.cluster.net.carry_out(self.node_id, effects)
+        self.cluster.net.run_until(lambda: op_id in self.done)
+        return self.done.pop(op_id)
+
+    # the event-driven driver
+    def submit(self, request: OpRequest, then: Callable[[Outcome], None]) -> None:
+        op_id, effects = self.core.start(request)
+        if op_id in self.done:
+            outcome = self.done.pop(op_id)
+            self.cluster.net.call_at(0.0, lambda: then(outcome))
+        else:
+            self.waiters[op_id] = then
+        self.cluster.net.carry_out(self.node_id, effects)
+
+
+Workload = Callable[[SpaceLogic], Generator[OpRequest, Outcome, Any]]
+
+
+class SimCluster:
+    """A whole WormSpace deployment in one process, on a virtual clock."""
+
+    def __init__(
+        self,
+        *,
+        acceptors: int = 3,
+        seed: int = 0,
+        groups: int = 1,
+        wos_size: int = DEFAULT_WOS_SIZE,
+        faults: Faults | None = None,
+        config: Config | None = None,
+        record: bool = True,
+    ) -> None:
+        if type(acceptors) is not int or acceptors < 1:
+            raise UsageError("acceptors must be a positive int")
+        if type(groups) is not int or groups < 1 or acceptors % groups:
+            raise UsageError("groups must divide the number of acceptors")
+        self.seed = seed
+        self.net = SimNetwork(seed, faults)
+        self.wos_size = wos_size
+        self.config = config or Config()
+        per = acceptors // groups
+        self.groups = [list(range(g * per, (g + 1) * per)) for g in range(groups)]
+        self.ghost: dict[RegKey, set[GhostVote]] = {}
+        self.storages: list[Storage] = []
+        self.acceptors: list[SimAcceptor] = []
+        for i in range(acceptors):
+            storage = MemoryStorage()
+            self.storages.append(storage)
+            sim = SimAcceptor(AcceptorNode(i, storage), self.ghost)
+            self.acceptors.append(sim)
+            self.net.add(i, sim)
+        self.clients: list[SimClient] = []
+        self.recorder: Recorder | None = None
+        if record:
+            from wormspace.refinement.history import Recorder
+
+            self.recorder = Recorder(clock=lambda: int(self.net.now * 1e9))
+        self.failures: list[tuple[int, BaseException]] = []  # exceptions that ended spawned processes
+
+    @property
+    def quorum(self) -> int:
+        return len(self.groups[0]) // 2 + 1
+
+    def _new_client(self) -> tuple[SimClient, SpaceLogic]:
+        index = len(self.clients)
+        sim = SimClient(self, CLIENT_BASE + index)
+        self.clients.append(sim)
+        self.net.add(sim.node_id, sim)
+        logic = SpaceLogic(
+            wos_size=self.wos_size, seed=self.seed * 7919 + index, recorder=self.recorder, process=index
+        )
+        return sim, logic
+
+    def client(self) -> WormSpace:
+        """A synchronous client (a new process in the history). Each call runs the simulation until that
+        operation ends; other clients' spawned work proceeds meanwhile."""
+        sim, logic = self._new_client()
+        ws = WormSpace(logic, sim)
+        ws.node_id = sim.node_id  # type: ignore[attr-defined]
+        return ws
+
+    def spawn(self, workload: Workload, at: float = 0.0) -> int:
+        """Start a concurrent client process running ``workload(logic)`` (a generator over the API's
+        generator methods, e.g. ``yield from logic.write(...)``) at virtual time ``at``. Returns its
+        process number. Exceptions that end a workload are kept in ``failures``."""
+        sim, logic = self._new_client()
+        gen = workload(logic)
+
+        def advance(outcome: Outcome | None) -> None:
+            try:
+                req = next(gen) if outcome is None else gen.send(outcome)
+            except StopIteration:
+                return
+            except Exception as e:  # a workload that does not catch an outcome ends with it
+                self.failures.append((logic.process, e))
+                return
+            sim.submit(req, advance)
+
+        self.net.call_at(at, lambda: advance(None))
+        return logic.process
+
+    def run(self, max_events: int = 10_000_000) -> None:
+        """Run until every spawned process has finished and the network is quiet."""
+        self.net.run(max_events)
+
+    def at(self, delay: float, action: Callable[[], None]) -> None:
+        """Schedule a fault action (e.g. ``lambda: cluster.crash(1)``) at virtual time now + ``delay``."""
+        self.net.call_at(delay, action)
+
+    # -- faults --------------------------------------------------------------------------------------
+
+    def _acceptor(self, i: int) -> int:
+        if type(i) is not int or not 0 <= i < len(self.acceptors):
+            raise UsageError(f"no acceptor {i!r}; acceptors are 0..{len(self.acceptors) - 1}")
+        return i
+
+    def crash(self, i: int) -> None:
+        """Acceptor ``i`` stops; its storage survives (as a disk would)."""
+        self.net.crash(self._acceptor(i))
+
+    def restart(self, i: int) -> None:
+        self.net.restart(self._acceptor(i))
+
+    def partition(self, *sides: Iterable[int]) -> None:
+        """Split the acceptors into ``sides``; clients join the largest side."""
+        named = [set(side) for side in sides]
+        for side in named:
+            for i in side:
+                self._acceptor(i)
+        biggest = max(range(len(named)), key=lambda k: len(named[k]))
+        named[biggest] |= {c.node_id for c in self.clients}
+        self.net.partition(*named)
+
+    def heal(self) -> None:
+        self.net.heal()
+
+    # -- observation ---------------------------------------------------------------------------------
+
+    def history(self) -> History:
+        """Every recorded operation so far, in the Jepsen convention."""
+        if self.recorder is None:
+            raise UsageError("this cluster was created with record=False")
+        return self.recorder.history
+
+    def chosen(self) -> dict[RegKey, bytes | None]:
+        """The abstraction function applied to the ghost vote log: each register's chosen value."""
+        from wormspace.layers.wor import abstract_votes
+
+        return {key: abstract_votes(votes, self.quorum).value for key, votes in self.ghost.items()}
+
+
+class Cluster:
+    """Factory of clusters (see the module docstring)."""
+
+    @staticmethod
+    def simulated(
+        acceptors: int = 3,
+        seed: int = 0,
+        *,
+        groups: int = 1,
+        wos_size: int = DEFAULT_WOS_SIZE,
+        faults: Faults | None = None,
+        config: Config | None = None,
+        record: bool = True,
+    ) -> SimCluster:
+        return SimCluster(
+            acceptors=acceptors,
+            seed=seed,
+            groups=groups,
+            wos_size=wos_size,
+            faults=faults,
+            config=config,
+            record=record,
+        )
