@@ -1,0 +1,76 @@
+"""The asyncio client: the same generator API as the synchronous client, driven by an async driver.
+
+``AsyncClient(logic, driver)`` needs a driver with ``async execute_async(request) -> Outcome`` (the TCP
+driver of ``wormspace.deploy`` has one). Every method mirrors ``WormSpace``'s and is a coroutine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, TypeVar
+
+from wormspace.errors import OperationFailed
+from wormspace.layers.wor import OpRequest, Outcome, _Empty
+from wormspace.layers.wormspace import OpGen, SpaceLogic
+from wormspace.layers.wos import CaptureId
+
+T = TypeVar("T")
+
+
+class AsyncDriver(Protocol):
+    async def execute_async(self, request: OpRequest) -> Outcome: ...
+
+
+async def run_async(driver: AsyncDriver, gen: OpGen[T]) -> T:
+    """Drive a generator of the API to completion with an async driver."""
+    try:
+        req = next(gen)
+        while True:
+            req = gen.send(await driver.execute_async(req))
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+
+
+class AsyncClient:
+    """asyncio twin of ``WormSpace``. Concurrent coroutines on one client share its connections, and the
+    transport coalesces their messages into frames."""
+
+    def __init__(self, logic: SpaceLogic, driver: AsyncDriver) -> None:
+        self.logic = logic
+        self.driver = driver
+
+    @property
+    def wos_size(self) -> int:
+        return self.logic.wos_size
+
+    def address(self, segment: int, offset: int) -> int:
+        return self.logic.address(segment, offset)
+
+    async def alloc(self, metadata: bytes = b"", *, segment: int | None = None) -> Any:
+        if segment is None:
+            return await run_async(self.driver, self.logic.alloc_any(metadata))
+        return await run_async(self.driver, self.logic.alloc(segment, metadata))
+
+    async def check(self, segment: int) -> bytes | None:
+        return await run_async(self.driver, self.logic.check(segment))
+
+    async def trim(self, segment: int) -> None:
+        await run_async(self.driver, self.logic.trim(segment))
+
+    async def capture(self, address: int) -> CaptureId:
+        return await run_async(self.driver, self.logic.capture(address))
+
+    async def batch_capture(self, segment: int, start: int = 0, end: int | None = None) -> CaptureId:
+        return await run_async(self.driver, self.logic.batch_capture(segment, start, end))
+
+    async def write(self, address: int, data: bytes, capture: CaptureId) -> None:
+        await run_async(self.driver, self.logic.write(address, data, capture))
+
+    async def batch_write(
+        self, segment: int, values: Mapping[int, bytes], capture: CaptureId
+    ) -> dict[int, OperationFailed | None]:
+        return await run_async(self.driver, self.logic.batch_write(segment, values, capture))
+
+    async def read(self, address: int) -> bytes | _Empty:
+        return await run_async(self.driver, self.logic.read(address))
