@@ -23,7 +23,7 @@ from wormspace.layers.network import Faults
 from wormspace.layers.wor import OpRequest, Outcome, always_single_value_chosen
 from wormspace.layers.wormspace import SpaceLogic
 
-WOS = 16
+WOS = 1024  # the default segment size, so `wormspace check` needs no --wos-size
 SEGMENTS = 3
 
 
