@@ -5,7 +5,7 @@ Start with ``Cluster.simulated(acceptors=3, seed=1).client()``; see README.md an
 
 from __future__ import annotations
 
-from wormspace.cluster import Cluster, SimCluster
+from wormspace.cluster import Cluster, LocalClusterHandle, RemoteWormSpace, SimCluster, connect
 from wormspace.errors import (
     AlreadyWritten,
     CaptureStale,
@@ -31,12 +31,15 @@ __all__ = [
     "Config",
     "Faults",
     "Indeterminate",
+    "LocalClusterHandle",
     "OperationFailed",
     "RemoteProtocolError",
+    "RemoteWormSpace",
     "SimCluster",
     "Trimmed",
     "Unallocated",
     "UsageError",
     "WormSpace",
     "WormSpaceError",
+    "connect",
 ]

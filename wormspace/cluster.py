@@ -88,6 +88,10 @@ class SimClient:
         return self.done.pop(op_id)
 
     # the event-driven driver
+    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` after ``delay`` virtual seconds (timers of event-driven work, e.g. listeners)."""
+        self.cluster.net.call_at(delay, fn)
+
     def submit(self, request: OpRequest, then: Callable[[Outcome], None]) -> None:
         op_id, effects = self.core.start(request)
         if op_id in self.done:
@@ -234,6 +238,149 @@ class SimCluster:
         return {key: abstract_votes(votes, self.quorum).value for key, votes in self.ghost.items()}
 
 
+# ---- real deployments -----------------------------------------------------------------------------------
+
+
+class RemoteWormSpace(WormSpace):
+    """A synchronous client of a real cluster over TCP. ``aio`` is its asyncio twin (same connections).
+    Close it (or use it as a context manager) to end its connections."""
+
+    def __init__(self, logic: SpaceLogic, driver: Any) -> None:
+        super().__init__(logic, driver)
+        self.tcp = driver
+
+    @property
+    def aio(self) -> Any:
+        from wormspace.aio import AsyncClient
+
+        return AsyncClient(self.logic, self.tcp)
+
+    def close(self) -> None:
+        self.tcp.close()
+
+    def __enter__(self) -> RemoteWormSpace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(path: str, *, record: bool = False, process: int = 0) -> RemoteWormSpace:
+    """A client of the cluster described by ``path`` (a ``cluster.toml``, as ``wormspace cluster up``
+    writes). With ``record`` the client keeps a history of its operations in ``client.logic.recorder``."""
+    import time
+
+    from wormspace.deploy import TcpDriver, load_config
+
+    cfg = load_config(path)
+    recorder = None
+    if record:
+        from wormspace.refinement.history import Recorder
+
+        recorder = Recorder(clock=time.monotonic_ns)
+    driver = TcpDriver.from_config(cfg)
+    logic = SpaceLogic(wos_size=cfg.wos_size, max_value=cfg.max_value, recorder=recorder, process=process)
+    return RemoteWormSpace(logic, driver)
+
+
+class LocalClusterHandle:
+    """Real acceptor processes on loopback (``Cluster.local``): SQLite storage, TCP, real faults.
+
+    ``client()`` gives a new client process (own connections, own node id, recorded in ``history()``).
+    ``crash(i)`` is SIGKILL, ``restart(i)`` starts it again on its SQLite file, ``pause(i)``/``resume(i)``
+    are SIGSTOP/SIGCONT. Partitions need the simulator."""
+
+    def __init__(self, local: Any, *, record: bool, cleanup: Any = None) -> None:
+        import time
+
+        self.local = local
+        self.config = local.config
+        self.wos_size: int = local.config.wos_size
+        self.recorder: Recorder | None = None
+        if record:
+            from wormspace.refinement.history import Recorder
+
+            self.recorder = Recorder(clock=time.monotonic_ns)
+        self.clients: list[RemoteWormSpace] = []
+        self._cleanup = cleanup
+
+    @property
+    def config_path(self) -> str:
+        return str(self.local.config_path)
+
+    def client(self) -> RemoteWormSpace:
+        from wormspace.deploy import TcpDriver
+
+        driver = TcpDriver.from_config(self.config)
+        logic = SpaceLogic(
+            wos_size=self.wos_size,
+            max_value=self.config.max_value,
+            recorder=self.recorder,
+            process=len(self.clients),
+        )
+        ws = RemoteWormSpace(logic, driver)
+        self.clients.append(ws)
+        return ws
+
+    def crash(self, i: int) -> None:
+        self.local.crash(i)
+
+    def restart(self, i: int) -> None:
+        self.local.restart(i)
+
+    def pause(self, i: int) -> None:
+        self.local.pause(i)
+
+    def resume(self, i: int) -> None:
+        self.local.resume(i)
+
+    def partition(self, *sides: Iterable[int]) -> None:
+        raise UsageError("partitions of real processes are not supported; use Cluster.simulated, or crash/pause")
+
+    def heal(self) -> None:
+        raise UsageError("partitions of real processes are not supported; use Cluster.simulated")
+
+    def history(self) -> History:
+        if self.recorder is None:
+            raise UsageError("this cluster was created with record=False")
+        return self.recorder.history
+
+    def stop(self) -> None:
+        for ws in self.clients:
+            ws.close()
+        self.local.stop()
+        if self._cleanup is not None:
+            self._cleanup.cleanup()
+            self._cleanup = None
+
+    def __enter__(self) -> LocalClusterHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _local(
+    acceptors: int = 3,
+    data_dir: str | None = None,
+    *,
+    wos_size: int = DEFAULT_WOS_SIZE,
+    groups: int = 1,
+    auth: bool = False,
+    record: bool = True,
+) -> LocalClusterHandle:
+    import tempfile
+
+    from wormspace.deploy import LocalCluster
+
+    cleanup = None
+    if data_dir is None:
+        cleanup = tempfile.TemporaryDirectory(prefix="wormspace-")
+        data_dir = cleanup.name
+    local = LocalCluster(data_dir, acceptors, wos_size=wos_size, groups=groups, auth=auth).start()
+    return LocalClusterHandle(local, record=record, cleanup=cleanup)
+
+
 class Cluster:
     """Factory of clusters (see the module docstring)."""
 
@@ -248,6 +395,7 @@ class Cluster:
         config: Config | None = None,
         record: bool = True,
     ) -> SimCluster:
+        """Acceptors and clients in this process on a virtual clock; deterministic in ``seed``."""
         return SimCluster(
             acceptors=acceptors,
             seed=seed,
@@ -257,3 +405,17 @@ class Cluster:
             config=config,
             record=record,
         )
+
+    @staticmethod
+    def local(
+        acceptors: int = 3,
+        data_dir: str | None = None,
+        *,
+        wos_size: int = DEFAULT_WOS_SIZE,
+        groups: int = 1,
+        auth: bool = False,
+        record: bool = True,
+    ) -> LocalClusterHandle:
+        """Real acceptor processes on loopback with SQLite storage under ``data_dir`` (a temporary
+        directory, removed on ``stop()``, if not given). Use as a context manager or call ``stop()``."""
+        return _local(acceptors, data_dir, wos_size=wos_size, groups=groups, auth=auth, record=record)
