@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Protocol
@@ -279,18 +280,41 @@ class SqliteStorage:
     exited normally; on an exception everything in the block is rolled back.
 
     The file carries ``meta.storage_format``; a file of another format is refused (``UsageError``), as is a
-    row that does not make a valid ``RegState`` (the file was altered by something else)."""
+    row that does not make a valid ``RegState`` (the file was altered by something else). ``read_only``
+    opens a snapshot reader (for backups and rebuilds) that may run beside the acceptor serving the file."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
         self.path = os.fspath(path)
+        self.read_only = read_only
         self._grouped = False
         self._closed = False
-        self._db = sqlite3.connect(self.path, isolation_level=None)
         try:
-            self._open()
+            if read_only:  # a consistent snapshot reader, safe beside a running acceptor
+                uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
+            else:
+                self._db = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error as e:
+            raise UsageError(f"{self.path}: cannot open: {e}") from e
+        try:
+            if read_only:
+                self._check_read_only()
+            else:
+                self._open()
         except BaseException:
             self._db.close()
             raise
+
+    def _check_read_only(self) -> None:
+        try:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'storage_format'").fetchone()
+        except sqlite3.DatabaseError as e:
+            raise UsageError(f"{self.path}: not a usable acceptor database: {e}") from e
+        if row is None or row[0] != STORAGE_FORMAT:
+            raise UsageError(
+                f"{self.path}: storage format {None if row is None else row[0]!r}, but this version reads"
+                f" only format {STORAGE_FORMAT}"
+            )
 
     def _open(self) -> None:
         db = self._db
@@ -352,6 +376,8 @@ class SqliteStorage:
 
     def apply(self, persist: Persist) -> None:
         """Apply one ``Persist`` atomically; durable on return (unless inside ``group()``)."""
+        if self.read_only:
+            raise UsageError(f"{self.path} was opened read-only")
         if self._grouped:
             self._write(persist)
             return
@@ -366,8 +392,8 @@ class SqliteStorage:
     @contextmanager
     def group(self) -> Iterator[None]:
         """One transaction for every ``apply`` inside the block; durable when the block exits normally."""
-        if self._grouped:
-            raise UsageError("SqliteStorage.group() does not nest")
+        if self._grouped or self.read_only:
+            raise UsageError("SqliteStorage.group() does not nest and needs a writable store")
         self._db.execute("BEGIN IMMEDIATE")
         self._grouped = True
         try:

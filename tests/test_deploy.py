@@ -1,0 +1,330 @@
+"""The cluster file, auth keys, data-directory locks, and ``LocalCluster`` + ``TcpDriver`` end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wormspace.deploy import (
+    AcceptorConfig,
+    ClusterConfig,
+    LocalCluster,
+    TcpDriver,
+    load_auth_key,
+    load_config,
+    lock_data_dir,
+    merge_register_states,
+    rebuild_storage,
+    running_pid,
+    unlock_data_dir,
+    write_config,
+)
+from wormspace.errors import UsageError
+from wormspace.layers.acceptor import AcceptorNode, SqliteStorage
+from wormspace.layers.effects import Persist, Send
+from wormspace.layers.messages import TRIM, Accept, Ballot, Prepare, Promise, RegState
+from wormspace.layers.wor import EMPTY, Config, Kind, OpRequest
+from wormspace.layers.wormspace import SpaceLogic, WormSpace
+
+# ---- the cluster file -----------------------------------------------------------------------------------
+
+hosts = st.text(st.characters(blacklist_categories=["Cs", "Zs", "Cc", "Zl", "Zp"]), min_size=1, max_size=12)
+paths = st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=12).map(lambda s: "/data/" + s)
+
+
+@st.composite
+def cluster_configs(draw: st.DrawFn) -> ClusterConfig:
+    n = draw(st.integers(1, 4))
+    ids = draw(st.lists(st.integers(0, 1000), min_size=n, max_size=n, unique=True))
+    ports = draw(st.lists(st.integers(1, 65535), min_size=n, max_size=n, unique=True))
+    dirs = draw(st.lists(paths, min_size=n, max_size=n, unique_by=lambda p: str(Path(p))))
+    acceptors = tuple(
+        AcceptorConfig(id=i, host=draw(hosts), port=p, data_dir=str(Path(d)))
+        for i, p, d in zip(ids, ports, dirs, strict=True)
+    )
+    return ClusterConfig(
+        acceptors=acceptors,
+        wos_size=draw(st.integers(1, 4096)),
+        groups=draw(st.sampled_from([g for g in range(1, n + 1) if n % g == 0])),
+        auth_key_file=draw(st.none() | paths.map(lambda p: str(Path(p)))),
+        max_value=draw(st.integers(1, 1 << 20)),
+    )
+
+
+@given(cluster_configs())
+@settings(max_examples=60)
+def test_write_then_load_gives_the_same_config(cfg: ClusterConfig) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "cluster.toml"
+        write_config(cfg, path)
+        assert load_config(path) == cfg
+
+
+def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "cluster.toml").write_text(
+        'auth_key_file = "k"\n[[acceptors]]\nid = 0\nhost = "h"\nport = 1\ndata_dir = "a0"\n'
+    )
+    cfg = load_config(tmp_path / "cluster.toml")
+    assert cfg.acceptors[0].data_dir == str(tmp_path.resolve() / "a0")
+    assert cfg.auth_key_file == str(tmp_path.resolve() / "k")
+    assert (cfg.wos_size, cfg.groups, cfg.max_value) == (1024, 1, 1 << 20)
+
+
+ONE = '[[acceptors]]\nid = 0\nhost = "h"\nport = 7000\ndata_dir = "a"\n'
+TWO = ONE + '[[acceptors]]\nid = 1\nhost = "h"\nport = 7001\ndata_dir = "b"\n'
+BAD_FILES = {
+    "wos_size = 1\nwos_sise = 2\n" + ONE: "unknown key.*wos_sise",
+    ONE.replace("port = 7000", "port = 7000\npotr = 1"): r"acceptors\[0\]: unknown key.*potr",
+    ONE.replace('host = "h"\n', ""): r"acceptors\[0\]: missing key.*host",
+    ONE.replace("port = 7000", 'port = "7000"'): "port must be an int",
+    ONE.replace("port = 7000", "port = 70000"): "port must be an int",
+    ONE.replace("id = 0", "id = true"): "id must be an int",
+    ONE.replace('host = "h"', 'host = ""'): "host must be",
+    TWO.replace("id = 1", "id = 0"): "ids must be unique",
+    TWO.replace("port = 7001", "port = 7000"): "share one host:port",
+    TWO.replace('data_dir = "b"', 'data_dir = "a"'): "share one data_dir",
+    "groups = 2\n" + ONE: "groups must be a positive int dividing",
+    "wos_size = 0\n" + ONE: "wos_size must be",
+    "max_value = 2097152\n" + ONE: "max_value must be",
+    "wos_size = 1.5\n" + ONE: "wos_size must be",
+    "auth_key_file = 3\n" + ONE: "auth_key_file must be",
+    "acceptors = 3\n": r"needs at least one \[\[acceptors\]\]",
+    "": r"needs at least one \[\[acceptors\]\]",
+    "[[acceptors]\n": "not valid TOML",
+    "acceptors = [1]\n": r"acceptors\[0\] must be a table",
+}
+
+
+@pytest.mark.parametrize("text", sorted(BAD_FILES))
+def test_bad_cluster_files_name_the_problem(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "cluster.toml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=BAD_FILES[text]) as e:
+        load_config(path)
+    assert str(path) in str(e.value)
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no such cluster file"):
+        load_config(tmp_path / "missing.toml")
+    (tmp_path / "bin.toml").write_bytes(b"\xff\xfe = 1")
+    with pytest.raises(UsageError, match="not valid TOML"):
+        load_config(tmp_path / "bin.toml")
+
+
+def test_groups_are_contiguous_blocks() -> None:
+    accs = tuple(AcceptorConfig(id=i, host="h", port=7000 + i, data_dir=f"/d{i}") for i in (5, 0, 3, 1, 2, 4))
+    assert ClusterConfig(acceptors=accs, groups=2).acceptor_groups() == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_auth_keys(tmp_path: Path) -> None:
+    short = tmp_path / "short.key"
+    short.write_text("too short\n")
+    with pytest.raises(UsageError, match="at least 16 bytes"):
+        load_auth_key(short)
+    good = tmp_path / "good.key"
+    good.write_text("  0123456789abcdef0123  \n")
+    assert load_auth_key(good) == b"0123456789abcdef0123"
+    with pytest.raises(UsageError, match="cannot read"):
+        load_auth_key(tmp_path / "absent.key")
+
+
+def test_data_dir_lock(tmp_path: Path) -> None:
+    assert running_pid(tmp_path) is None
+    fd = lock_data_dir(tmp_path)
+    try:
+        assert running_pid(tmp_path) == os.getpid()
+        with pytest.raises(UsageError, match=f"in use by process {os.getpid()}"):
+            lock_data_dir(tmp_path, wait=0.05)
+    finally:
+        unlock_data_dir(fd)
+    assert running_pid(tmp_path) is None
+
+
+# ---- real processes, the TCP driver ---------------------------------------------------------------------
+
+FAST = Config(timeout=0.1, max_resends=2, max_rounds=2)
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(tmp_path_factory.mktemp("local"), 3, auth=True, startup_timeout=20)
+    with cluster:
+        yield cluster
+
+
+@pytest.mark.timeout(60)
+def test_driver_runs_the_client_api_over_tcp(local: LocalCluster) -> None:
+    with TcpDriver.from_config(local.config, config=FAST) as driver:
+        ws = WormSpace(SpaceLogic(wos_size=local.config.wos_size, seed=1), driver)
+        seg = ws.alloc(b"meta")
+        addr = ws.address(seg, 0)
+        cap = ws.capture(addr)
+        ws.write(addr, b"hello", cap)
+        assert ws.read(addr) == b"hello"
+        assert ws.read(ws.address(seg, 1)) is EMPTY
+
+
+@pytest.mark.timeout(60)
+def test_driver_is_thread_safe_and_async(local: LocalCluster) -> None:
+    with TcpDriver.from_config(local.config, config=FAST) as driver:
+        cap = driver.execute(OpRequest(kind=Kind.CAPTURE, segment=50, indices=tuple(range(64))))
+        assert cap.error is None
+        errors: list[object] = []
+
+        def writer(k: int) -> None:
+            for i in range(k, 64, 4):
+                out = driver.execute(
+                    OpRequest(kind=Kind.WRITE, segment=50, values=((i, b"%d" % i),), ballot=cap.ballot)
+                )
+                if out.error is not None:
+                    errors.append(out)
+
+        threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert errors == []
+
+        async def read_all() -> list[object]:
+            outs = await asyncio.gather(
+                *[driver.execute_async(OpRequest(kind=Kind.READ, segment=50, indices=(i,))) for i in range(64)]
+            )
+            return [o.chosen_map()[i] for i, o in enumerate(outs)]
+
+        assert asyncio.run(read_all()) == [b"%d" % i for i in range(64)]
+        assert driver.transport.frames_sent < driver.transport.messages_sent  # coalescing happened
+
+
+@pytest.mark.timeout(60)
+def test_crash_pause_and_restart_acceptors(local: LocalCluster) -> None:
+    with TcpDriver.from_config(local.config, config=FAST) as driver:
+
+        def write(seg: int) -> str | None:
+            cap = driver.execute(OpRequest(kind=Kind.CAPTURE, segment=seg, indices=(0,)))
+            if cap.error is not None:
+                return cap.error
+            out = driver.execute(OpRequest(kind=Kind.WRITE, segment=seg, values=((0, b"x"),), ballot=cap.ballot))
+            return out.error
+
+        assert write(60) is None
+        local.crash(1)
+        assert not local.alive(1)
+        assert write(61) is None  # a quorum of 2 is left
+        local.pause(2)
+        try:
+            assert write(62) == "Indeterminate"  # one of three answers: no quorum
+        finally:
+            local.resume(2)
+        local.restart(1)
+        assert local.alive(1)
+        assert write(63) is None
+        read = driver.execute(OpRequest(kind=Kind.READ, segment=61, indices=(0,)))
+        assert read.chosen_map() == {0: b"x"}
+
+
+# ---- replacing an acceptor whose disk is lost -----------------------------------------------------------
+
+
+def _votes_seen(nodes: list[AcceptorNode], ballot: Ballot) -> set[bytes]:
+    """What a proposer preparing ``ballot`` on ``nodes`` (a quorum) learns: the values reported voted."""
+    seen = set()
+    for n in nodes:
+        (reply,) = [
+            e.msg for e in n.handle(9, Prepare(req=1, segment=0, indices=(0,), ballot=ballot)) if isinstance(e, Send)
+        ]
+        assert isinstance(reply, Promise)
+        seen |= {v.value for v in reply.votes}
+    return seen
+
+
+def test_a_rebuilt_replacement_keeps_chosen_values_where_an_empty_one_loses_them(tmp_path: Path) -> None:
+    dbs = [tmp_path / f"{name}.sqlite" for name in "abc"]
+    a, b, c = (AcceptorNode(i, SqliteStorage(db)) for i, db in enumerate(dbs))
+    b1 = Ballot(1, 1)
+    for n in (a, b):  # v is chosen by the quorum {a, b}
+        n.handle(9, Prepare(req=1, segment=0, indices=(0,), ballot=b1))
+        n.handle(9, Accept(req=2, segment=0, ballot=b1, values=((0, b"v"),)))
+    c.handle(9, Prepare(req=1, segment=0, indices=(0,), ballot=Ballot(1, 5)))
+    b.storage.close()  # b's disk is lost
+
+    empty = AcceptorNode(1, SqliteStorage(tmp_path / "empty.sqlite"))
+    assert _votes_seen([empty, c], Ballot(2, 2)) == set()  # a proposer would now choose its own value: unsafe
+
+    assert rebuild_storage([dbs[0], dbs[2]], tmp_path / "rebuilt.sqlite") == 1
+    rebuilt = SqliteStorage(tmp_path / "rebuilt.sqlite")
+    assert rebuilt.get(0, 0) == RegState(promised=Ballot(2, 2), accepted=b1, value=b"v")  # c promised (2, 2)
+    assert _votes_seen([AcceptorNode(1, rebuilt), c], Ballot(3, 2)) == {b"v"}
+    for n in (a, c, empty):
+        n.storage.close()
+    rebuilt.close()
+
+
+def test_rebuild_merges_promises_votes_and_trims(tmp_path: Path) -> None:
+    x, y = SqliteStorage(tmp_path / "x.sqlite"), SqliteStorage(tmp_path / "y.sqlite")
+    vote = RegState(promised=Ballot(3, 0), accepted=Ballot(2, 0), value=b"new")
+    x.apply(Persist(puts=(((1, 0), RegState(promised=Ballot(9, 0))), ((1, 1), vote), ((2, 0), vote))))
+    trim = RegState(promised=Ballot(1, 0), accepted=Ballot(1, 0), value=b"T")
+    y.apply(
+        Persist(
+            puts=(((1, 0), RegState(promised=Ballot(1, 0), accepted=Ballot(1, 0), value=b"old")), ((2, TRIM), trim))
+        )
+    )
+    x.close()
+    y.close()
+    out = tmp_path / "out.sqlite"
+    assert rebuild_storage([tmp_path / "x.sqlite", tmp_path / "y.sqlite"], out) == 3
+    merged = SqliteStorage(out, read_only=True)
+    assert dict(merged.items()) == {
+        (1, 0): RegState(promised=Ballot(9, 0), accepted=Ballot(1, 0), value=b"old"),
+        (1, 1): vote,
+        (2, TRIM): trim,  # segment 2 was trimmed on y: its data registers are gone
+    }
+    with pytest.raises(UsageError, match="read-only"):
+        merged.apply(Persist())
+    merged.close()
+    with pytest.raises(UsageError, match="exists"):
+        rebuild_storage([tmp_path / "x.sqlite"], out)
+    with pytest.raises(UsageError, match="corrupt"):
+        merge_register_states([vote, RegState(promised=Ballot(3, 0), accepted=Ballot(2, 0), value=b"other")])
+
+
+@pytest.mark.timeout(90)
+def test_the_real_demo_is_linearizable(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wormspace",
+            "demo",
+            "--real",
+            "--ops",
+            "6",
+            "--json",
+            "--history-out",
+            str(tmp_path / "h"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=80,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["linearizability"] == "OK" and summary["client_failures"] == []
+    assert len(summary["faults"]) == 4 and summary["events"] > 20
+    assert (tmp_path / "h").stat().st_size > 0

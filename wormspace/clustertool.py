@@ -1,0 +1,156 @@
+"""The ``cluster`` verb: run a cluster of acceptor processes on this machine.
+
+``wormspace cluster up|down|status --acceptors 3 --dir DIR [--base-port P] [--auth] [--json]``
+
+* ``up`` writes ``DIR/cluster.toml`` (the file ``wormspace.connect`` and every ``--cluster`` flag take) and
+  starts one detached ``wormspace serve`` per acceptor, each with its SQLite file, pid file and log under
+  ``DIR/acceptor-N``. On a directory whose cluster file exists, ``up`` restarts the stopped acceptors on
+  their old ports and data; if any acceptor is already running it changes nothing and exits 1.
+* ``status`` prints id, address, pid and alive/dead of each acceptor (exit 0 if all are alive, else 1).
+* ``down`` sends SIGTERM to each running acceptor and SIGKILL to those still running after ``--timeout``.
+
+``--json`` prints the same information as one JSON object instead of a table. Exit code 2: a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from wormspace.deploy import CONFIG_NAME, DeployError, LocalCluster, load_config
+from wormspace.errors import UsageError
+
+
+def _rows(cluster: LocalCluster, notes: dict[int, str] | None = None) -> list[dict[str, Any]]:
+    rows = []
+    for a in cluster.config.acceptors:
+        pid = cluster.pid(a.id)
+        row: dict[str, Any] = {
+            "id": a.id,
+            "host": a.host,
+            "port": a.port,
+            "pid": pid,
+            "alive": pid is not None,
+            "data_dir": a.data_dir,
+        }
+        if notes is not None and a.id in notes:
+            row["result"] = notes[a.id]
+        rows.append(row)
+    return rows
+
+
+def _print(cluster: LocalCluster, args: argparse.Namespace, title: str, notes: dict[int, str] | None = None) -> None:
+    rows = _rows(cluster, notes)
+    if args.json:
+        print(json.dumps({"dir": str(cluster.directory), "config": str(cluster.config_path), "acceptors": rows}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("id", justify="right")
+    table.add_column("address")
+    table.add_column("pid", justify="right")
+    table.add_column("state")
+    if notes is not None:
+        table.add_column("result")
+    for r in rows:
+        state = "[green]alive[/green]" if r["alive"] else "[red]dead[/red]"
+        cells = [str(r["id"]), f"{r['host']}:{r['port']}", str(r["pid"] or "-"), state]
+        if notes is not None:
+            cells.append(str(r.get("result", "")))
+        table.add_row(*cells)
+    console = Console()
+    console.print(table)
+    console.print(f"cluster file: {cluster.config_path}")
+
+
+def _existing(directory: Path) -> LocalCluster:
+    if not (directory / CONFIG_NAME).exists():
+        raise UsageError(f"no cluster in {directory} (no {CONFIG_NAME}); start one with `wormspace cluster up`")
+    cfg = load_config(directory / CONFIG_NAME)
+    return LocalCluster(directory, len(cfg.acceptors), detach=True)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    directory = Path(args.dir)
+    if (directory / CONFIG_NAME).exists():
+        cfg = load_config(directory / CONFIG_NAME)
+        if args.acceptors is not None and args.acceptors != len(cfg.acceptors):
+            raise UsageError(
+                f"{directory / CONFIG_NAME} describes {len(cfg.acceptors)} acceptors, not {args.acceptors};"
+                " use another --dir for another cluster"
+            )
+        cluster = LocalCluster(directory, len(cfg.acceptors), detach=True)
+        running = cluster.running()
+        if running:
+            print(
+                f"wormspace cluster: the cluster in {directory} is already running (acceptors"
+                f" {', '.join(map(str, running))} alive); `wormspace cluster down --dir {directory}` stops it",
+                file=sys.stderr,
+            )
+            return 1
+    else:
+        n = 3 if args.acceptors is None else args.acceptors
+        if not 1 <= n <= 64:
+            raise UsageError(f"--acceptors must be in [1, 64], got {n}")
+        cluster = LocalCluster(directory, n, base_port=args.base_port, auth=args.auth, groups=args.groups, detach=True)
+    cluster.start()
+    _print(cluster, args, f"WormSpace cluster up in {cluster.directory}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cluster = _existing(Path(args.dir))
+    _print(cluster, args, f"WormSpace cluster in {cluster.directory}")
+    return 0 if all(cluster.alive(a.id) for a in cluster.config.acceptors) else 1
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    cluster = _existing(Path(args.dir))
+    was = set(cluster.running())
+    clean = cluster.stop(timeout=args.timeout)
+    notes = {i: ("not running" if i not in was else "stopped" if ok else "killed (SIGKILL)") for i, ok in clean.items()}
+    _print(cluster, args, f"WormSpace cluster down in {cluster.directory}", notes)
+    return 0
+
+
+_COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status}
+
+
+def main(args: argparse.Namespace) -> int:
+    """The verb's entry point (``func`` of its parser)."""
+    try:
+        return _COMMANDS[args.action](args)
+    except UsageError as e:
+        print(f"wormspace cluster: error: {e}", file=sys.stderr)
+        return 2
+    except DeployError as e:
+        print(f"wormspace cluster: {e}", file=sys.stderr)
+        return 1
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535 - 64:
+        raise argparse.ArgumentTypeError(f"not a usable base port: {text!r}")
+    return int(text)
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "cluster",
+        help="start, stop or inspect a local cluster of acceptor processes",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    p.add_argument("action", choices=sorted(_COMMANDS), help="up, down or status")
+    p.add_argument("--dir", required=True, metavar="DIR", help="cluster directory (cluster.toml, acceptor-N/)")
+    p.add_argument("--acceptors", type=int, default=None, metavar="N", help="number of acceptors for up (3)")
+    p.add_argument("--base-port", type=_port, default=None, metavar="P", help="ports P, P+1, ... (default: free)")
+    p.add_argument("--groups", type=int, default=1, metavar="G", help="acceptor groups for up (default 1)")
+    p.add_argument("--auth", action="store_true", help="up: create DIR/auth.key and authenticate every frame")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="S", help="down: SIGKILL after S seconds (10)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=main)
