@@ -1,0 +1,592 @@
+"""The sequential models the linearizability checker judges histories against (trusted: keep tiny).
+
+A model has Porcupine's shape: ``init()`` gives the initial state, ``step(state, input, output)`` says
+whether the operation ``input`` may return ``output`` in ``state`` and gives the next state, ``describe``
+renders an operation, ``partition`` splits a history into independent parts (linearizability is local:
+a history is linearizable iff each part is). States are immutable and hashable, so the checker can
+memoise the states it has met.
+
+Operations enter the models as *sub-operations* (``ModelOp``): one per address touched. A ``batch_write``
+becomes one write per offset, each with the batch's interval and its own outcome (a batch is not atomic
+across addresses). What each outcome means to a model:
+
+* ``ok`` -- the operation took effect with this output, at one point between its call and return.
+* ``fail`` -- it certainly took no effect, but its error is an *observation* of the state at one point in
+  its interval: ``AlreadyWritten`` with ``existing=w`` needs ``Written(w)`` (without ``existing``:
+  ``Written(x)`` with ``x != v``); ``Trimmed`` needs a trimmed segment; ``Unallocated`` an unallocated one.
+  ``CaptureStale`` observes nothing, and such sub-operations are dropped.
+* ``info`` -- indeterminate: the output is unknown, so every step is allowed; its return counts as +infinity,
+  so the checker may place it anywhere after its call, including after everything else (= never).
+
+Indeterminate writes and trims that no operation could observe are dropped (``prune_unobserved``
+explains why that changes no verdict). Captures (``capture``, ``batch_capture``) are a liveness device:
+they enter only as ``Trimmed`` / ``Unallocated`` observations. Reads that did not return ``ok`` observe
+nothing else.
+
+Rules of ``WorModel`` (one write-once register per address; partition = address)::
+
+    state    EMPTY (None) | Written(v) (bytes)
+    write v  EMPTY -> Written(v), ok;  Written(v) -> ok;  Written(w != v) -> fails AlreadyWritten(w)
+    read     -> state (EMPTY or the bytes)
+
+``alloc``/``trim`` and the ``Trimmed``/``Unallocated`` observations are outside this model and ignored.
+
+Rules of ``SegmentModel`` (one write-once segment; partition = ``address // wos_size``)::
+
+    state    allocated, metadata, trimmed, offset -> WOR state
+    trimmed           every operation fails Trimmed (trim itself is ok: idempotent)
+    not allocated     reads and writes fail Unallocated
+    alloc m           ok iff not allocated (-> allocated, metadata m); else fails AlreadyWritten(metadata)
+    trim              ok -> trimmed
+    read / write      allocated and not trimmed: the WOR rules on the offset
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from wormspace.errors import UsageError
+from wormspace.refinement.history import (
+    ALREADY_WRITTEN,
+    INDETERMINATE,
+    Event,
+    History,
+    HistoryFormatError,
+    Operation,
+)
+
+DEFAULT_WOS_SIZE = 1024
+TRIMMED = "Trimmed"
+UNALLOCATED = "Unallocated"
+CAPTURE_STALE = "CaptureStale"
+_OBSERVATIONS = (TRIMMED, UNALLOCATED)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Input:
+    """What a sub-operation asked: ``f`` in write/read/alloc/trim/capture/batch_capture, on ``key``."""
+
+    f: str
+    key: int
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Output:
+    """How it ended: ``outcome`` ok/fail/info; ``value`` a read's result (None = EMPTY)."""
+
+    outcome: str
+    value: bytes | None = None
+    error: str | None = None
+    existing: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelOp:
+    """A sub-operation: one address of ``source``, with the interval ``call``..``ret`` (None = +infinity)."""
+
+    id: int
+    source: Operation
+    offset: int | None  # the batch offset, for sub-operations of a batch_write
+    call: int
+    ret: int | None
+    input: Input
+    output: Output
+
+    @property
+    def process(self) -> int:
+        return self.source.process
+
+
+S = TypeVar("S")
+
+
+class Model(Protocol[S]):
+    """A sequential specification in Porcupine's shape."""
+
+    @property
+    def name(self) -> str: ...
+
+    def init(self) -> S: ...
+
+    def step(self, state: S, input: Input, output: Output) -> tuple[bool, S]: ...
+
+    def describe(self, input: Input, output: Output) -> str: ...
+
+    def describe_state(self, state: S) -> str: ...
+
+    def partition(self, operations: Sequence[Operation]) -> dict[int, list[ModelOp]]: ...
+
+    def partition_label(self, key: int) -> str: ...
+
+
+def show(b: bytes | None, limit: int = 24) -> str:
+    """A short human rendering of register data; None is EMPTY."""
+    if b is None:
+        return "EMPTY"
+    r = repr(b)
+    return r if len(r) <= limit else f"{r[: limit - 2]}…'({len(b)} bytes)"
+
+
+def decompose(ops: Sequence[Operation], wos_size: int) -> list[ModelOp]:
+    """Turn operations into the sub-operations every model sees (see the module docstring)."""
+    out: list[ModelOp] = []
+
+    def add(op: Operation, offset: int | None, f: str, key: int, value: bytes | None, output: Output,
+            ret: int | None) -> None:
+        out.append(ModelOp(id=len(out), source=op, offset=offset, call=op.call, ret=ret,
+                           input=Input(f=f, key=key, value=value), output=output))
+
+    for op in ops:
+        if op.f in ("alloc", "trim", "batch_write", "batch_capture") and op.key % wos_size:
+            raise HistoryFormatError(
+                op.line, f"{op.f} key {op.key} is not the first address of a segment (wos size {wos_size})"
+            )
+        if op.f == "batch_write":
+            assert isinstance(op.value, dict)
+            existing = op.existing if isinstance(op.existing, dict) else {}
+            for offset, data in sorted(op.value.items()):
+                if offset >= wos_size:
+                    raise HistoryFormatError(op.line, f"batch_write offset {offset} >= wos size {wos_size}")
+                if op.results is not None:
+                    result = op.results[offset]
+                elif op.outcome == "ok":
+                    result = "ok"
+                elif op.outcome == "info":
+                    result = INDETERMINATE
+                else:
+                    result = op.error or INDETERMINATE
+                if result == CAPTURE_STALE:
+                    continue
+                if result == "ok":
+                    output = Output(outcome="ok")
+                elif result == INDETERMINATE or op.outcome == "info":
+                    output = Output(outcome="info")
+                else:
+                    output = Output(outcome="fail", error=result, existing=existing.get(offset))
+                ret = None if output.outcome == "info" else op.ret
+                add(op, offset, "write", op.key + offset, data, output, ret)
+            continue
+        assert not isinstance(op.value, dict) and not isinstance(op.output, dict)
+        assert not isinstance(op.existing, dict)
+        if op.outcome == "info":
+            if op.f in ("write", "alloc", "trim"):
+                add(op, None, op.f, op.key, op.value, Output(outcome="info"), None)
+            continue
+        if op.outcome == "fail":
+            if op.error in _OBSERVATIONS or op.error == ALREADY_WRITTEN:
+                out_ = Output(outcome="fail", error=op.error, existing=op.existing)
+                add(op, None, op.f, op.key, op.value, out_, op.ret)
+            continue
+        if op.f in ("capture", "batch_capture"):
+            continue
+        add(op, None, op.f, op.key, op.value if op.f != "read" else None,
+            Output(outcome="ok", value=op.output if op.f == "read" else None), op.ret)
+    return out
+
+
+def prune_unobserved(subs: list[ModelOp]) -> list[ModelOp]:
+    """Drop indeterminate writes (and trims) whose effect no operation of ``subs`` could observe.
+
+    An indeterminate write of ``v`` to address ``a`` is observed only by an ``ok`` read of ``v`` at ``a``,
+    an ``AlreadyWritten`` with ``existing=v`` there, or an ``AlreadyWritten`` without ``existing`` by a
+    write of another value. With none of those, any legal order in which the write took effect stays legal
+    without it (after it the register could only be re-written with ``v``, and that re-write then writes
+    it), so dropping it changes no verdict; it spares the search an operation open until +infinity.
+    Likewise an indeterminate trim where no operation observes ``Trimmed``.
+    """
+    seen: set[tuple[int, bytes | None]] = set()
+    conflicts: dict[int, set[bytes | None]] = {}
+    trimmed_seen = False
+    for sub in subs:
+        out, key = sub.output, sub.input.key
+        if out.outcome == "ok" and sub.input.f == "read":
+            seen.add((key, out.value))
+        elif out.outcome == "fail" and out.error == ALREADY_WRITTEN and sub.input.f == "write":
+            if out.existing is not None:
+                seen.add((key, out.existing))
+            else:
+                conflicts.setdefault(key, set()).add(sub.input.value)
+        elif out.outcome == "fail" and out.error == TRIMMED:
+            trimmed_seen = True
+
+    def observed(sub: ModelOp) -> bool:
+        key, v = sub.input.key, sub.input.value
+        if sub.input.f == "trim":
+            return trimmed_seen
+        if sub.input.f != "write":
+            return True
+        return (key, v) in seen or bool(conflicts.get(key, set()) - {v})
+
+    return [sub for sub in subs if sub.output.outcome != "info" or observed(sub)]
+
+
+def _describe(input: Input, output: Output) -> str:
+    if input.f in ("write", "alloc"):
+        call = f"{input.f}({input.key}, {show(input.value)})"
+    else:
+        call = f"{input.f}({input.key})"
+    if output.outcome == "info":
+        return f"{call} -> ? (indeterminate)"
+    if output.outcome == "fail":
+        extra = f"({show(output.existing)})" if output.existing is not None else ""
+        return f"{call} -> {output.error}{extra}"
+    if input.f == "read":
+        return f"{call} -> {show(output.value)}"
+    return f"{call} -> ok"
+
+
+def _wor_step(state: bytes | None, input: Input, output: Output) -> tuple[bool, bytes | None]:
+    """The WOR spec on one register: ``state`` None is EMPTY."""
+    if input.f == "read":
+        return (output.outcome == "info" or state == output.value), state
+    v = input.value
+    if output.outcome == "fail":  # only AlreadyWritten reaches here: an observation
+        if output.existing is not None:
+            return state == output.existing, state
+        return (state is not None and state != v), state
+    if state is None:
+        return True, v
+    return (output.outcome == "info" or state == v), state
+
+
+@dataclass(frozen=True, slots=True)
+class WorModel:
+    """The write-once register, partitioned per address (see the module rules)."""
+
+    wos_size: int = DEFAULT_WOS_SIZE
+
+    @property
+    def name(self) -> str:
+        return "wor"
+
+    def init(self) -> bytes | None:
+        return None
+
+    def step(self, state: bytes | None, input: Input, output: Output) -> tuple[bool, bytes | None]:
+        return _wor_step(state, input, output)
+
+    def describe(self, input: Input, output: Output) -> str:
+        return _describe(input, output)
+
+    def describe_state(self, state: bytes | None) -> str:
+        return "EMPTY" if state is None else f"Written({show(state)})"
+
+    def partition(self, operations: Sequence[Operation]) -> dict[int, list[ModelOp]]:
+        parts: dict[int, list[ModelOp]] = {}
+        for sub in decompose(operations, self.wos_size):
+            if sub.input.f not in ("write", "read") or sub.output.error in _OBSERVATIONS:
+                continue
+            parts.setdefault(sub.input.key, []).append(sub)
+        return {key: prune_unobserved(subs) for key, subs in parts.items()}
+
+    def partition_label(self, key: int) -> str:
+        return f"address {key}"
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentState:
+    """One WOS: flags, the winner's metadata, and the written registers (offset, data)."""
+
+    allocated: bool = False
+    metadata: bytes | None = None
+    trimmed: bool = False
+    registers: frozenset[tuple[int, bytes]] = frozenset()
+    index: dict[int, bytes] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    def written(self, offset: int, data: bytes) -> SegmentState:
+        index = dict(self.index)
+        index[offset] = data
+        return SegmentState(self.allocated, self.metadata, self.trimmed,
+                            self.registers | {(offset, data)}, index)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentModel:
+    """The write-once segment: allocation, trim and per-offset WORs, partitioned per segment."""
+
+    wos_size: int = DEFAULT_WOS_SIZE
+
+    @property
+    def name(self) -> str:
+        return "segment"
+
+    def init(self) -> SegmentState:
+        return SegmentState()
+
+    def step(self, state: SegmentState, input: Input, output: Output) -> tuple[bool, SegmentState]:
+        f, outcome, error = input.f, output.outcome, output.error
+        if outcome == "fail" and error == TRIMMED:
+            return state.trimmed, state
+        if outcome == "fail" and error == UNALLOCATED:
+            return (not state.allocated and not state.trimmed), state
+        if f == "trim":  # ok or info: the segment is trimmed from now on
+            if state.trimmed:
+                return True, state
+            return True, SegmentState(state.allocated, state.metadata, True, state.registers, state.index)
+        if state.trimmed or (f != "alloc" and not state.allocated):
+            return outcome == "info", state  # the operation can only have failed
+        if f == "alloc":
+            if outcome == "fail":  # AlreadyWritten: somebody else won
+                return state.allocated and output.existing in (None, state.metadata), state
+            if state.allocated:
+                return outcome == "info", state
+            return True, SegmentState(True, input.value, False, state.registers, state.index)
+        offset = input.key % self.wos_size
+        ok, reg = _wor_step(state.index.get(offset), input, output)
+        if not ok or reg is None or offset in state.index:
+            return ok, state
+        return True, state.written(offset, reg)
+
+    def describe(self, input: Input, output: Output) -> str:
+        return _describe(input, output)
+
+    def describe_state(self, state: SegmentState) -> str:
+        flags = "trimmed" if state.trimmed else "allocated" if state.allocated else "unallocated"
+        meta = f", metadata {show(state.metadata)}" if state.allocated else ""
+        regs = ", ".join(f"{o}: {show(d)}" for o, d in sorted(state.registers))
+        return f"{flags}{meta}; written {{{regs}}}"
+
+    def partition(self, operations: Sequence[Operation]) -> dict[int, list[ModelOp]]:
+        parts: dict[int, list[ModelOp]] = {}
+        for sub in decompose(operations, self.wos_size):
+            parts.setdefault(sub.input.key // self.wos_size, []).append(sub)
+        return {key: prune_unobserved(subs) for key, subs in parts.items()}
+
+    def partition_label(self, key: int) -> str:
+        return f"segment {key}"
+
+    def projections(self, subs: list[ModelOp]) -> tuple[list[list[ModelOp]], bool]:
+        """One projection per offset: its reads, writes and captures plus every segment-wide operation.
+
+        The registers of a segment interact only through the allocated and trimmed flags, and only
+        segment-wide operations (alloc, trim, batch_capture) touch those, so each projection keeps all
+        that affects the state its operations see: an ILLEGAL projection means an ILLEGAL segment.
+        The projections are *complete* (OK everywhere means OK) when no alloc or trim that may change
+        the flags (ok or info) overlaps in time any per-offset operation: the order between flag changes
+        and each offset's operations is then fixed by real time, the same in every projection.
+        """
+        wide = [s for s in subs if s.input.f in _SEGMENT_WIDE]
+        per: dict[int, list[ModelOp]] = {}
+        for sub in subs:
+            if sub.input.f not in _SEGMENT_WIDE:
+                per.setdefault(sub.input.key % self.wos_size, []).append(sub)
+        if len(per) <= 1:
+            return [subs], True
+        changes = [s for s in wide if s.input.f in ("alloc", "trim") and s.output.outcome != "fail"]
+        narrow = [s for s in subs if s.input.f not in _SEGMENT_WIDE]
+        complete = all(
+            (n.ret is not None and n.ret < c.call) or (c.ret is not None and c.ret < n.call)
+            for c in changes
+            for n in narrow
+        )
+        return [sorted(wide + mine, key=lambda s: s.id) for mine in per.values()], complete
+
+
+_SEGMENT_WIDE = ("alloc", "trim", "batch_capture")
+MODEL_NAMES = ("auto", "wor", "segment")
+
+
+def choose_model(
+    ops: Sequence[Operation], wos_size: int = DEFAULT_WOS_SIZE, name: str = "auto"
+) -> WorModel | SegmentModel:
+    """``segment`` when asked or when the history allocates or trims; ``wor`` otherwise."""
+    if name not in MODEL_NAMES:
+        raise UsageError(f"unknown model {name!r} (expected one of {', '.join(MODEL_NAMES)})")
+    if wos_size < 1:
+        raise UsageError(f"wos size must be positive, got {wos_size}")
+    if name == "segment" or (name == "auto" and any(op.f in ("alloc", "trim") for op in ops)):
+        return SegmentModel(wos_size=wos_size)
+    return WorModel(wos_size=wos_size)
+
+
+# --- Random valid histories, for tests and benchmarks --------------------------------------------------
+
+
+@dataclass(slots=True, kw_only=True)
+class _SimOp:
+    process: int
+    f: str
+    key: int
+    value: bytes | dict[int, bytes] | None
+    point: int
+    type: str = "ok"
+    error: str | None = None
+    existing: bytes | dict[int, bytes] | None = None
+    output: bytes | None = None
+    results: dict[int, str] | None = None
+    call: int = 0
+    ret: int = 0
+    complete: bool = True
+
+
+def simulate(
+    rng: random.Random,
+    *,
+    operations: int,
+    addresses: int = 4,
+    processes: int = 4,
+    segments: int = 0,
+    wos_size: int = DEFAULT_WOS_SIZE,
+    values: int = 3,
+    info_rate: float = 0.03,
+    spacing: int = 1000,
+) -> History:
+    """A history that is linearizable by construction.
+
+    Runs the sequential spec one operation at a time (operation ``i`` takes effect at time
+    ``(i + 1) * spacing``) and then widens every call/return interval at random around that point, keeping
+    each process sequential, so the points remain a witness linearization. With ``segments == 0`` the
+    addresses ``0 .. addresses-1`` are plain registers (always allocated); otherwise they are spread over
+    ``segments`` segments of ``wos_size`` with allocs and trims mixed in. ``info`` operations took effect
+    with probability 1/2; a process that saw ``info`` is retired and replaced by a fresh process id.
+    """
+    alphabet = [b""] + [f"v{i}".encode() for i in range(max(values - 1, 1))]
+    per_seg = max(1, min(wos_size, -(-addresses // max(segments, 1))))
+    seg_count = max(segments, 1)
+    if segments:
+        addrs = [s * wos_size + o for s in range(seg_count) for o in range(per_seg)][:addresses]
+    else:
+        addrs = list(range(addresses))
+    regs: dict[int, bytes] = {}
+    allocated: dict[int, bytes] = {}  # segment -> the winner's metadata
+    trimmed: set[int] = set()
+    slots = list(range(processes))
+    next_pid = processes
+    ops: list[_SimOp] = []
+
+    def gate(addr: int) -> str | None:
+        if not segments:
+            return None
+        seg = addr // wos_size
+        if seg in trimmed:
+            return TRIMMED
+        return None if seg in allocated else UNALLOCATED
+
+    def write(addr: int, v: bytes, indeterminate: bool) -> tuple[str, bytes | None]:
+        """Apply a write; returns (result, existing)."""
+        g = gate(addr)
+        if g is not None:
+            return g, None
+        if indeterminate:
+            if rng.random() < 0.5 and addr not in regs:
+                regs[addr] = v
+            return INDETERMINATE, None
+        if rng.random() < 0.08:
+            return CAPTURE_STALE, None
+        cur = regs.get(addr)
+        if cur is None or cur == v:
+            regs[addr] = v
+            return "ok", None
+        return ALREADY_WRITTEN, cur
+
+    for i in range(operations):
+        point = (i + 1) * spacing
+        slot = rng.randrange(processes)
+        pid = slots[slot]
+        addr = rng.choice(addrs)
+        seg = addr // wos_size
+        info = rng.random() < info_rate
+        r = rng.random()
+        if segments and r < 0.07:
+            meta = rng.choice(alphabet)
+            op = _SimOp(process=pid, f="alloc", key=seg * wos_size, value=meta, point=point)
+            if seg in trimmed:
+                op.type, op.error = "fail", TRIMMED
+            elif info:
+                if seg not in allocated and rng.random() < 0.5:
+                    allocated[seg] = meta
+                op.type, op.error = "info", INDETERMINATE
+            elif seg in allocated:
+                op.type, op.error = "fail", ALREADY_WRITTEN
+                op.existing = allocated[seg] if rng.random() < 0.7 else None
+            else:
+                allocated[seg] = meta
+        elif segments and r < 0.085:
+            op = _SimOp(process=pid, f="trim", key=seg * wos_size, value=None, point=point)
+            if info:
+                op.type, op.error = "info", INDETERMINATE
+                if rng.random() < 0.5:
+                    trimmed.add(seg)
+            else:
+                trimmed.add(seg)
+        elif r < 0.13:
+            f = rng.choice(("capture", "batch_capture"))
+            key = addr if f == "capture" else seg * wos_size
+            op = _SimOp(process=pid, f=f, key=key, value=None, point=point)
+            g = gate(key)
+            if info:
+                op.type, op.error = "info", INDETERMINATE
+            elif g is not None:
+                op.type, op.error = "fail", g
+        elif r < 0.22:
+            base = seg * wos_size
+            choices = [a - base for a in addrs if a // wos_size == seg]
+            offsets = rng.sample(choices, rng.randint(1, min(3, len(choices))))
+            data = {o: rng.choice(alphabet) for o in offsets}
+            op = _SimOp(process=pid, f="batch_write", key=base, value=data, point=point)
+            results: dict[int, str] = {}
+            existing: dict[int, bytes] = {}
+            for o in sorted(offsets):
+                res, ex = write(base + o, data[o], rng.random() < info_rate)
+                results[o] = res
+                if ex is not None and rng.random() < 0.7:
+                    existing[o] = ex
+            if all(res == "ok" for res in results.values()):
+                op.results = results if rng.random() < 0.5 else None
+            else:
+                op.type = "fail"
+                op.error = next(res for res in results.values() if res != "ok")
+                op.results, op.existing = results, existing or None
+        elif r < 0.6:
+            v = rng.choice(alphabet)
+            op = _SimOp(process=pid, f="write", key=addr, value=v, point=point)
+            res, ex = write(addr, v, info)
+            if res == INDETERMINATE:
+                op.type, op.error = "info", INDETERMINATE
+            elif res != "ok":
+                op.type, op.error = "fail", res
+                op.existing = ex if rng.random() < 0.7 else None
+            else:
+                op.output = v
+        else:
+            op = _SimOp(process=pid, f="read", key=addr, value=None, point=point)
+            g = gate(addr)
+            if info:
+                op.type, op.error = "info", INDETERMINATE
+            elif g is not None:
+                op.type, op.error = "fail", g
+            else:
+                op.output = regs.get(addr)
+        if op.type == "info":
+            op.complete = rng.random() < 0.5
+            slots[slot] = next_pid
+            next_pid += 1
+        ops.append(op)
+    return _widen(rng, ops, spacing * (processes + 1))
+
+
+def _widen(rng: random.Random, ops: list[_SimOp], tail: int) -> History:
+    by_process: dict[int, list[_SimOp]] = {}
+    for op in ops:
+        by_process.setdefault(op.process, []).append(op)
+    for mine in by_process.values():
+        lo = 0
+        for k, op in enumerate(mine):
+            hi = mine[k + 1].point - 1 if k + 1 < len(mine) else op.point + tail
+            op.call = rng.randint(lo, op.point)
+            op.ret = rng.randint(op.point, hi)
+            lo = op.ret + 1
+    timed: list[tuple[int, int, int, Event]] = []
+    for seq, op in enumerate(ops):
+        timed.append((op.call, 0, seq, Event(process=op.process, type="invoke", f=op.f, key=op.key,
+                                             value=op.value, time=op.call)))
+        if op.complete:
+            timed.append((op.ret, 1, seq, Event(process=op.process, type=op.type, f=op.f, key=op.key,
+                                                value=op.output, time=op.ret, error=op.error,
+                                                existing=op.existing, results=op.results)))
+    timed.sort(key=lambda t: t[:3])
+    return History(t[3] for t in timed)
