@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit crosshair bench clean
+.PHONY: demo test browser lint typecheck unit crosshair bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/wormspace demo --seed 1
 
-test: $(STAMP) lint typecheck unit crosshair
+test: $(STAMP) browser lint typecheck unit crosshair
+
+browser:
+	bash .ci/install-browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
