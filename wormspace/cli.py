@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
+
+from wormspace.errors import UsageError
 
 VERB_MODULES = (
     "wormspace.demo",
@@ -51,10 +54,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         code: int = args.func(args)
+        sys.stdout.flush()
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except UsageError as e:
+        print(f"wormspace {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"wormspace {args.verb}: error: {e}", file=sys.stderr)
+        return 1
     return code
 
 
