@@ -24,7 +24,9 @@ Rule 3 (read). Ask every acceptor for its votes; with a quorum of replies, a reg
         if a quorum reports the same vote ``(b, v)``, EMPTY if no reply reports any vote, and otherwise
         *half-written*: the read completes it with a Paxos round proposing only adopted values (a round
         that finds no vote in its quorum proves nothing is chosen below its ballot: EMPTY).
-Rule 4 (trim). A ``SegmentTrimmed`` reply for any non-TRIM register ends the operation with ``Trimmed``.
+Rule 4 (trim). A ``SegmentTrimmed`` reply for any non-TRIM register ends the operation with ``Trimmed``;
+        if an Accept carrying one of our own values was sent, those registers are reported ``unknown``
+        (the value may have been chosen before the trim).
 Rule 5 (loss). A phase that hears from too few acceptors resends to the silent ones on each timeout, at
         most ``max_resends`` times; requests are idempotent at the acceptor.
 
@@ -151,6 +153,9 @@ class OpRequest:
 
     CAPTURE: ``indices``. WRITE: ``values`` at ``ballot`` (a capture's). READ: ``indices``.
     PROPOSE: ``values`` as defaults of full Paxos rounds.
+    ``repair`` (READ only): complete half-written registers with a Paxos round (Rule 3). With False the read
+    is one Read per acceptor and never proposes: half-written registers are reported in ``unknown``, and a
+    phase that cannot hear a quorum gives up (``Indeterminate``) instead of falling back to a round.
     """
 
     kind: Kind
@@ -158,6 +163,7 @@ class OpRequest:
     indices: tuple[int, ...] = ()
     values: tuple[tuple[int, bytes], ...] = ()
     ballot: Ballot = ZERO_BALLOT
+    repair: bool = True
 
     def targets(self) -> tuple[int, ...]:
         return tuple(sorted(i for i, _ in self.values)) if self.values else tuple(sorted(self.indices))
@@ -359,7 +365,7 @@ def op_on_reply(op: Op, src: int, reply: Reply, ctx: Ctx) -> Step:
     if op.phase is Phase.DONE or src not in ctx.acceptors or not _matches(op, reply):
         return op, []
     if isinstance(reply, SegmentTrimmed) and _trim_blocks(op):
-        return _finish(op, Outcome(error="Trimmed", chosen=op.chosen))
+        return _finish(op, Outcome(error="Trimmed", chosen=op.chosen, unknown=op.ask if op.sent_own else ()))
     op = _record(op, src, reply)
     if op.phase is Phase.READ:
         return _read_progress(op, ctx)
@@ -380,6 +386,8 @@ def _read_progress(op: Op, ctx: Ctx) -> Step:
     replies = [r for _, r in op.replies if isinstance(r, ReadReply)]
     if len(replies) < ctx.quorum:
         if _refusals(op) > len(ctx.acceptors) - ctx.quorum:
+            if not op.request.repair:
+                return _give_up(op, op.ask, timed_out=True)
             return _start_round(replace(op, empty=()), ctx, op.ask)  # fall back to a full round
         return op, []
     chosen: dict[int, bytes] = {}
@@ -399,8 +407,8 @@ def _read_progress(op: Op, ctx: Ctx) -> Step:
         else:
             half.append(i)
     op = replace(op, chosen=_merge(op.chosen, chosen.items()), empty=tuple(sorted(empty)))
-    if not half:
-        return _finish(op, Outcome(chosen=op.chosen, empty=op.empty))
+    if not half or not op.request.repair:
+        return _finish(op, Outcome(chosen=op.chosen, empty=op.empty, unknown=tuple(half)))
     return _start_round(op, ctx, tuple(half))
 
 
@@ -470,6 +478,8 @@ def op_on_timeout(op: Op, token: int, ctx: Ctx) -> Step:
         op = replace(op, tries=op.tries + 1)
         return op, _send_phase(op, ctx, silent)
     if op.phase is Phase.READ:
+        if not op.request.repair:
+            return _give_up(op, op.ask, timed_out=True)
         return _start_round(replace(op, empty=()), ctx, op.ask)
     if op.phase is Phase.ACCEPT and op.request.kind is Kind.WRITE and op.rounds == 0:
         return _start_round(op, ctx, op.ask)  # Rule 2: resolve what silence left open

@@ -1,6 +1,11 @@
 """Layer 4: WormSpace -- the address space of WORs, grouped in segments, spread over acceptor groups.
 
-Trusted spec (``WormSpaceSpec``): a map segment -> ``WosSpec``; ``address = segment * wos_size + offset``.
+Trusted spec (``WormSpaceSpec``, a few lines): a map segment -> ``WosSpec`` (every segment starts unallocated);
+``address = segment * wos_size + offset`` with ``0 <= offset < wos_size``; an operation on an address is the
+WOS operation on its segment and offset, and segments never affect each other.
+
+Abstraction function (``abstract_space``): apply the WOS abstraction to every segment of the
+``(segment, index) -> chosen value`` map.
 
 Theory of operation. Segment ``s`` lives on acceptor group ``s mod groups`` (a group is a set of acceptors
 that runs Paxos for its segments; groups share nothing, so they scale out). An address is split into
@@ -10,49 +15,124 @@ TCP), the asyncio ``AsyncClient`` and the simulator's concurrent processes.
 
 Rules of the API (checked before anything is sent; a breach raises ``UsageError``):
 * addresses and segments are non-negative ints; offsets lie in ``[0, wos_size)``;
-* data is ``bytes`` of at most ``max_value`` bytes;
+* data is ``bytes`` of at most ``max_value`` bytes (alloc metadata: ``max_value - META_OVERHEAD``);
 * a write names a capture covering its address.
 
-Every operation can be recorded in a history (Jepsen convention, see ``refinement/history.py``).
+Every operation except ``check``, ``batch_read`` and listener polls is recorded in a history (Jepsen
+convention, see ``refinement/history.py``); the history format has no batch read, and a listener's reads
+are background work of the client, not operations of its process.
+
+Listeners (``WormSpace.listen``; WOS Rule 7): with an event-driven driver (the simulator's client: it has
+``submit`` and ``call_later``) polls run as events on the virtual clock; with any other driver (TCP) a
+daemon thread polls through the same generator (``SpaceLogic.poll``) with blocking ``execute`` calls, and the
+callback runs on that thread. Guarantees, per listener: every offset of the range is delivered at most once,
+and exactly once if it is written while the listener runs and the segment is not trimmed first, with the
+value chosen for it (reads are linearizable and registers immutable, so the value is final);
+offsets are delivered in ascending order within one poll, not across polls (not in write order); an offset
+written while the listener runs is delivered within about one poll interval plus a round trip, if a quorum
+of the segment's group is reachable and the segment is not trimmed first (a write followed by a trim before
+the next poll may never be delivered). Two listeners (in one client or in many) each get their own
+deliveries. After ``cancel()`` returns, a thread-driven listener may still make the one delivery it had
+already started; an event-driven one makes none. A failing callback or driver ends the listener
+(``handle.error``). In the simulator, an active listener keeps the event queue busy, so ``cluster.run()``
+returns only after every listener has stopped (cancel, trim, or every offset delivered).
 """
 
 from __future__ import annotations
 
+import random
+import threading
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar, overload, runtime_checkable
 
 from wormspace.errors import (
     AlreadyWritten,
+    CaptureStale,
     Indeterminate,
     OperationFailed,
+    Trimmed,
+    Unallocated,
     UsageError,
 )
+from wormspace.layers.effects import RegKey
 from wormspace.layers.messages import MAX_INDEX, MAX_VALUE
 from wormspace.layers.wor import EMPTY, OpRequest, Outcome, _Empty
-from wormspace.layers.wos import CaptureId, SegmentLogic, WosSpec, check_offsets, decode_meta
+from wormspace.layers.wos import (
+    META_OVERHEAD,
+    CaptureId,
+    Listener,
+    SegmentLogic,
+    WosSpec,
+    abstract_segment,
+    check_capture_values,
+    check_offsets,
+    decode_meta,
+)
 
 T = TypeVar("T")
 OpGen = Generator[OpRequest, Outcome, T]
 
 DEFAULT_WOS_SIZE = 1024
+DEFAULT_POLL_INTERVAL = 0.05  # seconds between a listener's polls (virtual seconds in the simulator)
 
 
 # ---- the trusted spec -----------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class WormSpaceSpec:
-    """TRUSTED. The address space: a map segment -> WOS spec (absent = unallocated, untrimmed)."""
+    """TRUSTED. The address space: segment -> WOS spec (absent = a fresh, unallocated segment)."""
 
     wos_size: int = DEFAULT_WOS_SIZE
-    segments: dict[int, WosSpec] = field(default_factory=dict)
+    segments: tuple[tuple[int, WosSpec], ...] = ()  # sorted; only segments that differ from WosSpec()
 
     def segment(self, s: int) -> WosSpec:
-        return self.segments.get(s, WosSpec())
+        return dict(self.segments).get(s, WosSpec())
 
     def split(self, address: int) -> tuple[int, int]:
         return divmod(address, self.wos_size)
+
+    def with_segment(self, s: int, spec: WosSpec) -> WormSpaceSpec:
+        d = dict(self.segments)
+        d[s] = spec
+        return WormSpaceSpec(self.wos_size, tuple(sorted((k, v) for k, v in d.items() if v != WosSpec())))
+
+    def alloc(self, s: int, metadata: bytes) -> tuple[WormSpaceSpec, bool | str]:
+        spec, result = self.segment(s).alloc(metadata)
+        return self.with_segment(s, spec), result
+
+    def trim(self, s: int) -> tuple[WormSpaceSpec, None]:
+        spec, result = self.segment(s).trim()
+        return self.with_segment(s, spec), result
+
+    def check(self, s: int) -> bytes | str | None:
+        return self.segment(s).check()
+
+    def capture(self, address: int) -> str | None:
+        s, o = self.split(address)
+        return self.segment(s).capture(o)
+
+    def write(self, address: int, data: bytes) -> tuple[WormSpaceSpec, bytes | str | None]:
+        s, o = self.split(address)
+        spec, result = self.segment(s).write(o, data)
+        return self.with_segment(s, spec), result
+
+    def read(self, address: int) -> bytes | _Empty | str:
+        s, o = self.split(address)
+        return self.segment(s).read(o)
+
+
+# ---- the abstraction function ---------------------------------------------------------------------------
+
+
+def abstract_space(chosen: Mapping[RegKey, bytes | None], wos_size: int) -> WormSpaceSpec:
+    """The abstraction function: ``chosen`` maps ``(segment, index)`` to the register's chosen value."""
+    by_segment: dict[int, dict[int, bytes | None]] = {}
+    for (s, i), v in chosen.items():
+        by_segment.setdefault(s, {})[i] = v
+    segments = ((s, abstract_segment(regs)) for s, regs in by_segment.items())
+    return WormSpaceSpec(wos_size, tuple(sorted((s, w) for s, w in segments if w != WosSpec())))
 
 
 # ---- history recording ----------------------------------------------------------------------------------
@@ -70,8 +150,26 @@ class RecorderLike(Protocol):
     def info(self, handle: int, error: str = "Indeterminate") -> None: ...
 
 
+_NAMED: tuple[tuple[type[OperationFailed], str], ...] = (
+    (Indeterminate, "Indeterminate"),  # first: TrimmedInFlight is an Indeterminate for histories
+    (AlreadyWritten, "AlreadyWritten"),
+    (CaptureStale, "CaptureStale"),
+    (Trimmed, "Trimmed"),
+    (Unallocated, "Unallocated"),
+)
+
+
 def outcome_name(e: BaseException | None) -> str:
-    return "ok" if e is None else type(e).__name__
+    """The history name of an outcome: ``ok`` or one of the outcome classes' names."""
+    if e is None:
+        return "ok"
+    for cls, name in _NAMED:
+        if isinstance(e, cls):
+            return name
+    return "Indeterminate"
+
+
+Finish = tuple[str, Any, Any, dict[int, str] | None]
 
 
 # ---- the generator API ----------------------------------------------------------------------------------
@@ -89,12 +187,12 @@ class SpaceLogic:
         recorder: RecorderLike | None = None,
         process: int = 0,
     ) -> None:
-        import random
-
         if not (type(wos_size) is int and 1 <= wos_size <= MAX_INDEX):
             raise UsageError(f"wos_size must be an int in [1, {MAX_INDEX}]")
         self.wos_size = wos_size
         self.max_value = min(max_value, MAX_VALUE)
+        if self.max_value < META_OVERHEAD:
+            raise UsageError(f"max_value must be at least {META_OVERHEAD} bytes")
         self.seg = SegmentLogic(wos_size=wos_size, rng=random.Random(seed))
         self.recorder = recorder
         self.process = process
@@ -116,22 +214,24 @@ class SpaceLogic:
         if type(segment) is not int or segment < 0:
             raise UsageError(f"a segment is a non-negative int, got {segment!r}")
 
-    def _data(self, data: object) -> bytes:
+    def _data(self, data: object, limit: int | None = None) -> bytes:
+        limit = self.max_value if limit is None else limit
         if type(data) is not bytes:
             raise UsageError(f"data must be bytes, got {type(data).__name__}")
-        if len(data) > self.max_value:
-            raise UsageError(f"data is {len(data)} bytes, over the limit of {self.max_value}")
+        if len(data) > limit:
+            raise UsageError(f"data is {len(data)} bytes, over the limit of {limit}")
         return data
+
+    def _range(self, segment: int, start: int, end: int | None) -> int:
+        self._segment(segment)
+        end = self.wos_size if end is None else end
+        check_offsets(self.wos_size, start, end)
+        return end
 
     # -- recording -----------------------------------------------------------------------------------
 
     def _recorded(
-        self,
-        f: str,
-        key: int,
-        value: Any,
-        gen: OpGen[T],
-        finish: Callable[[T], tuple[str, Any, Any, dict[int, str] | None]],
+        self, f: str, key: int, value: Any, gen: OpGen[T], finish: Callable[[T], Finish]
     ) -> OpGen[T]:
         """Run ``gen``; record invoke and completion. ``finish(result)`` -> (type, value, existing, results)."""
         rec = self.recorder
@@ -165,16 +265,17 @@ class SpaceLogic:
         return result
 
     @staticmethod
-    def _plain(result: object) -> tuple[str, Any, Any, dict[int, str] | None]:
+    def _plain(result: object) -> Finish:
         return "ok", None, None, None
 
     # -- operations ----------------------------------------------------------------------------------
 
     def alloc(self, segment: int, metadata: bytes = b"") -> OpGen[bool]:
+        """Try to allocate ``segment``: True iff this call won it (WOS Rule 1)."""
         self._segment(segment)
-        metadata = self._data(metadata)
+        metadata = self._data(metadata, self.max_value - META_OVERHEAD)
 
-        def finish(won: bool) -> tuple[str, Any, Any, dict[int, str] | None]:
+        def finish(won: bool) -> Finish:
             if won:
                 return "ok", None, None, None
             existing = self.seg.meta_cache.get(segment)
@@ -184,14 +285,14 @@ class SpaceLogic:
         return (yield from self._recorded("alloc", segment * self.wos_size, metadata, gen, finish))
 
     def alloc_any(self, metadata: bytes = b"", attempts: int = 256) -> OpGen[int]:
-        from wormspace.errors import Trimmed
-
-        self._data(metadata)
+        """Allocate a free segment: probe upwards from the highest segment this client has seen allocated,
+        skipping trimmed and contended ones. Returns the segment won."""
+        self._data(metadata, self.max_value - META_OVERHEAD)
         segment = self.seg.next_segment
         for _ in range(attempts):
             try:
                 won = yield from self.alloc(segment, metadata)
-            except Trimmed:
+            except (Trimmed, CaptureStale):
                 won = False
             if won:
                 return segment
@@ -214,9 +315,7 @@ class SpaceLogic:
         return (yield from self._recorded("capture", address, None, gen, self._plain))
 
     def batch_capture(self, segment: int, start: int = 0, end: int | None = None) -> OpGen[CaptureId]:
-        self._segment(segment)
-        end = self.wos_size if end is None else end
-        check_offsets(self.wos_size, start, end)
+        end = self._range(segment, start, end)
         gen = self.seg.capture(segment, start, end)
         return (yield from self._recorded("batch_capture", segment * self.wos_size, None, gen, self._plain))
 
@@ -225,6 +324,7 @@ class SpaceLogic:
         data = self._data(data)
         if not isinstance(cap, CaptureId) or not cap.covers(segment, offset):
             raise UsageError(f"the capture does not cover address {address} (segment {segment}, offset {offset})")
+        check_capture_values(cap, {offset: data})
 
         def single() -> OpGen[None]:
             results = yield from self.seg.write(segment, {offset: data}, cap)
@@ -240,21 +340,23 @@ class SpaceLogic:
         self._segment(segment)
         if not isinstance(values, Mapping) or not values:
             raise UsageError("batch_write needs a non-empty mapping offset -> bytes")
+        if not isinstance(cap, CaptureId):
+            raise UsageError(f"batch_write needs a CaptureId, got {type(cap).__name__}")
         clean: dict[int, bytes] = {}
         for off, data in values.items():
             check_offsets(self.wos_size, off, off + 1)
-            if not isinstance(cap, CaptureId) or not cap.covers(segment, off):
+            if not cap.covers(segment, off):
                 raise UsageError(f"the capture does not cover offset {off} of segment {segment}")
             clean[off] = self._data(data)
+        check_capture_values(cap, clean)
 
-        def finish(res: dict[int, OperationFailed | None]) -> tuple[str, Any, Any, dict[int, str] | None]:
+        def finish(res: dict[int, OperationFailed | None]) -> Finish:
             results = {off: outcome_name(e) for off, e in res.items()}
             existing = {off: e.data for off, e in res.items() if isinstance(e, AlreadyWritten)}
-            if all(e is None for e in res.values()):
+            failed = [name for name in results.values() if name != "ok"]
+            if not failed:
                 return "ok", None, None, results
-            if any(isinstance(e, Indeterminate) for e in res.values()):
-                return "info", None, existing or None, results
-            return "fail", None, existing or None, results
+            return failed[0], None, existing or None, results
 
         gen = self.seg.write(segment, clean, cap)
         return (yield from self._recorded("batch_write", segment * self.wos_size, clean, gen, finish))
@@ -266,10 +368,31 @@ class SpaceLogic:
             res = yield from self.seg.read(segment, (offset,))
             return res[offset]
 
-        def finish(v: bytes | _Empty) -> tuple[str, Any, Any, dict[int, str] | None]:
+        def finish(v: bytes | _Empty) -> Finish:
             return "ok", None if v is EMPTY else v, None, None
 
         return (yield from self._recorded("read", address, None, single(), finish))
+
+    def batch_read(self, segment: int, start: int = 0, end: int | None = None) -> OpGen[dict[int, bytes | _Empty]]:
+        """Read offsets ``start .. end-1`` in one operation (one Read per acceptor when nothing is
+        half-written). Not recorded in the history (its format has no batch read)."""
+        end = self._range(segment, start, end)
+        return (yield from self.seg.read(segment, tuple(range(start, end))))
+
+    # -- listeners -----------------------------------------------------------------------------------
+
+    def listener(
+        self, segment: int, callback: Callable[[int, bytes], object], start: int = 0, end: int | None = None
+    ) -> Listener:
+        """A listener on ``start .. end-1`` of ``segment``; drive it with ``poll``."""
+        end = self._range(segment, start, end)
+        if not callable(callback):
+            raise UsageError("callback must be callable as callback(offset, data)")
+        return Listener(segment, callback, start, end)
+
+    def poll(self, lis: Listener) -> OpGen[bool]:
+        """One poll of ``lis`` (WOS Rule 7); True while it should keep polling. Not recorded."""
+        return (yield from self.seg.poll(lis))
 
 
 # ---- drivers and the synchronous client -----------------------------------------------------------------
@@ -281,6 +404,15 @@ class Driver(Protocol):
     def execute(self, request: OpRequest) -> Outcome: ...
 
 
+@runtime_checkable
+class EventDriver(Protocol):
+    """A driver that can also run operations and timers as events (the simulator's client)."""
+
+    def submit(self, request: OpRequest, then: Callable[[Outcome], None]) -> None: ...
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> None: ...
+
+
 def run_sync(driver: Driver, gen: OpGen[T]) -> T:
     """Drive a generator of the API to completion with a blocking driver."""
     try:
@@ -290,6 +422,51 @@ def run_sync(driver: Driver, gen: OpGen[T]) -> T:
     except StopIteration as stop:
         result: T = stop.value
         return result
+
+
+def run_events(driver: EventDriver, gen: OpGen[T], then: Callable[[T], None]) -> None:
+    """Drive a generator with an event-driven driver; ``then(result)`` runs when it returns. An exception
+    that ends the generator propagates out of the event that raised it."""
+
+    def advance(outcome: Outcome | None) -> None:
+        try:
+            req = next(gen) if outcome is None else gen.send(outcome)
+        except StopIteration as stop:
+            then(stop.value)
+            return
+        driver.submit(req, advance)
+
+    advance(None)
+
+
+def _poll_with_events(driver: EventDriver, logic: SpaceLogic, lis: Listener, interval: float) -> None:
+    def tick() -> None:
+        if not lis.active:
+            lis.stopped()
+            return
+
+        def after(keep: bool) -> None:
+            if keep:
+                driver.call_later(interval, tick)
+            else:
+                lis.stopped()
+
+        run_events(driver, logic.poll(lis), after)
+
+    driver.call_later(0.0, tick)
+
+
+def _poll_with_thread(driver: Driver, logic: SpaceLogic, lis: Listener, interval: float) -> None:
+    def loop() -> None:
+        try:
+            while run_sync(driver, logic.poll(lis)):
+                lis.sleep(interval)
+        except Exception as e:  # the driver failed (e.g. it was closed): the listener ends, keeping why
+            lis.error = e
+        finally:
+            lis.stopped()
+
+    threading.Thread(target=loop, name=f"wormspace-listen-{lis.segment}", daemon=True).start()
 
 
 class WormSpace:
@@ -312,7 +489,13 @@ class WormSpace:
         """-> (segment, offset)."""
         return self.logic.split(address)
 
-    def alloc(self, metadata: bytes = b"", *, segment: int | None = None) -> Any:
+    @overload
+    def alloc(self, metadata: bytes = b"", *, segment: None = None) -> int: ...
+
+    @overload
+    def alloc(self, metadata: bytes = b"", *, segment: int) -> bool: ...
+
+    def alloc(self, metadata: bytes = b"", *, segment: int | None = None) -> int | bool:
         """Allocate: with ``segment``, try that one and return True iff this call won it; without,
         allocate a free segment and return its id."""
         if segment is None:
@@ -324,12 +507,14 @@ class WormSpace:
         return run_sync(self.driver, self.logic.check(segment))
 
     def trim(self, segment: int) -> None:
+        """Trim the segment: afterwards every address in it answers Trimmed."""
         run_sync(self.driver, self.logic.trim(segment))
 
     def capture(self, address: int) -> CaptureId:
         return run_sync(self.driver, self.logic.capture(address))
 
     def batch_capture(self, segment: int, start: int = 0, end: int | None = None) -> CaptureId:
+        """Capture offsets ``start .. end-1`` (default: the whole segment) with one Prepare per acceptor."""
         return run_sync(self.driver, self.logic.batch_capture(segment, start, end))
 
     def write(self, address: int, data: bytes, capture: CaptureId) -> None:
@@ -345,5 +530,44 @@ class WormSpace:
     def read(self, address: int) -> bytes | _Empty:
         return run_sync(self.driver, self.logic.read(address))
 
+    def batch_read(self, segment: int, start: int = 0, end: int | None = None) -> dict[int, bytes | _Empty]:
+        """Read offsets ``start .. end-1`` (default: the whole segment) in one operation: offset -> data or
+        EMPTY. Raises like ``read``; Indeterminate if any offset did not settle."""
+        return run_sync(self.driver, self.logic.batch_read(segment, start, end))
 
-__all__ = ["DEFAULT_WOS_SIZE", "Driver", "SpaceLogic", "WormSpace", "WormSpaceSpec", "run_sync"]
+    def listen(
+        self,
+        segment: int,
+        callback: Callable[[int, bytes], object],
+        *,
+        start: int = 0,
+        end: int | None = None,
+        interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> Listener:
+        """Call ``callback(offset, data)`` once for each offset of ``start .. end-1`` as this client learns
+        it is written, by polling every ``interval`` seconds (see the module docstring for the
+        guarantees). Works on segments not allocated yet. Returns the handle; ``handle.cancel()`` stops it."""
+        if isinstance(interval, bool) or not (isinstance(interval, (int, float)) and interval > 0):
+            raise UsageError(f"interval must be a positive number of seconds, got {interval!r}")
+        lis = self.logic.listener(segment, callback, start, end)
+        if isinstance(self.driver, EventDriver):
+            _poll_with_events(self.driver, self.logic, lis, float(interval))
+        else:
+            _poll_with_thread(self.driver, self.logic, lis, float(interval))
+        return lis
+
+
+__all__ = [
+    "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_WOS_SIZE",
+    "Driver",
+    "EventDriver",
+    "Listener",
+    "SpaceLogic",
+    "WormSpace",
+    "WormSpaceSpec",
+    "abstract_space",
+    "outcome_name",
+    "run_events",
+    "run_sync",
+]

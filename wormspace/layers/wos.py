@@ -1,37 +1,64 @@
 """Layer 3: the write-once segment (WOS) -- a unit of allocation and trimming made of WORs.
 
-Trusted spec (``WosSpec``): a segment is ``unallocated``, ``allocated(metadata)`` or ``trimmed``, with a map
-offset -> WOR spec. ``alloc(m)``: unallocated -> allocated(m), won; allocated -> lost; trimmed -> Trimmed.
-``trim()``: any -> trimmed (idempotent). ``write``/``read`` of an offset: Unallocated before alloc, the WOR
-spec while allocated, ``Trimmed`` after trim.
+Trusted spec (``WosSpec``, one screen). A segment is ``unallocated``, ``allocated(metadata)`` or ``trimmed``,
+with a map offset -> WOR spec::
+
+    alloc m     unallocated -> allocated(m), True;  allocated -> False (lost);  trimmed -> Trimmed
+    trim        any -> trimmed, ok (idempotent); the data is gone
+    check       allocated(m) -> m;  unallocated -> None;  trimmed -> Trimmed
+    capture o   allocated -> ok;  unallocated -> Unallocated;  trimmed -> Trimmed
+    write o v   allocated -> the WOR spec of offset o;  unallocated -> Unallocated;  trimmed -> Trimmed
+    read o      allocated -> the WOR spec of offset o;  unallocated -> Unallocated;  trimmed -> Trimmed
+
+Captures are a liveness device, as in the WOR layer: a capture or a write may also fail ``CaptureStale``,
+which changes nothing.
+
+Abstraction function (``abstract_segment``), from each register's chosen value (the WOR layer's abstraction):
+the segment is trimmed iff its TRIM register is chosen; allocated(m) iff its METADATA register is chosen,
+with m the metadata that value encodes; its data is the chosen data registers -- none once trimmed.
 
 Theory of operation (the implementation over WORs). Each segment has two special registers beside its data
 registers ``0 .. wos_size-1``:
 
 Rule 1 (alloc). The METADATA register: whoever gets its value chosen owns the segment. The value is
         ``MAGIC + token + metadata`` with a fresh random token per alloc call, so two callers with the same
-        metadata cannot both win. ``check(segment)`` reads it.
+        metadata cannot both win.
 Rule 2 (allocation check). Before capturing or reading a data register the client reads the METADATA
-        register (once: a written register never changes, so the answer is cached); EMPTY -> Unallocated.
+        register; EMPTY -> Unallocated. A written METADATA register never changes, so the client caches it
+        and skips the read next time: allocation is undone only by a trim, and every data operation meets
+        a trim at the acceptors (Rule 3). ``alloc`` and ``check`` never answer from the cache alone.
 Rule 3 (trim). The TRIM register: trim gets a value chosen there (``b"trim"``, the only value anybody
         proposes). An acceptor that has voted in TRIM purges the segment's other registers and answers
         ``SegmentTrimmed`` for them (acceptor Rule 4). A quorum voted TRIM before trim returns, and every
         quorum meets it, so no later capture, write or read of the segment can succeed.
 Rule 4 (finish the trim). A client that meets a ``SegmentTrimmed`` reply completes the TRIM register's
-        consensus (a Paxos round proposing ``b"trim"``) before it answers ``Trimmed``: the trim an
-        acceptor started is then chosen, and the answer ``Trimmed`` is linearizable.
-Rule 5 (batches). ``batch_capture(start, end)`` is one CAPTURE operation over the range: one Prepare message
-        per acceptor; ``batch_write`` one WRITE operation: one Accept message per acceptor. A batch is not
-        atomic across offsets; each offset gets its own result.
+        consensus (a Paxos round proposing ``b"trim"``) before it answers ``Trimmed``, so the answer is
+        linearizable; if it cannot (no quorum), it answers ``Indeterminate``. An operation that had already
+        sent its own value (a write, an alloc) when it met the trim may have taken effect before the trim:
+        it answers ``TrimmedInFlight``, which is both ``Trimmed`` and ``Indeterminate``.
+Rule 5 (batches). ``capture(start, end)`` is one CAPTURE operation over the range: one Prepare message
+        per acceptor; ``write`` of many offsets is one WRITE operation: one Accept message per acceptor.
+        A batch is not atomic across offsets; each offset gets its own result.
+Rule 6 (what a capture found). A capture that finds offsets already written reports them (``known``). A
+        write through it still sends those offsets, with the value found, in its one Accept: answering them
+        from the capture alone could miss a trim that happened since.
+Rule 7 (listen). A ``Listener`` learns the writes of a range by polling: each poll reads the offsets it has
+        not delivered yet with one Read per acceptor that never proposes (``repair=False``: a listener must
+        not preempt a writer whose Accept is still in flight). Offsets it saw half-written are read with an
+        ordinary (completing) read on the next poll, so a write whose writer died half-way is delivered too.
+        Every offset is delivered at most once per listener, with its chosen value, ascending within a
+        poll; polling stops at trim, when every offset is delivered, on ``cancel()`` or when the callback
+        raises.
 
 Client code is written as generators that yield WOR-layer ``OpRequest``s and receive ``Outcome``s, so the
-same logic runs under the simulator, the synchronous client and the asyncio client.
+same logic runs under the simulator, the synchronous client, the asyncio client and the model checker.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Generator, Mapping
+import threading
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from wormspace.errors import (
@@ -43,14 +70,19 @@ from wormspace.errors import (
     Unallocated,
     UsageError,
 )
-from wormspace.layers.messages import META, TRIM, Ballot
+from wormspace.layers.effects import RegKey
+from wormspace.layers.messages import META, TRIM, Ballot, RegState
 from wormspace.layers.wor import EMPTY, Kind, OpRequest, Outcome, WorSpec, _Empty
 
 Gen = Generator[OpRequest, Outcome, "object"]
 
 MAGIC = b"WSM1"
 TOKEN_BYTES = 16
+META_OVERHEAD = len(MAGIC) + TOKEN_BYTES  # bytes the METADATA register adds to the caller's metadata
 TRIM_VALUE = b"trim"
+
+TRIMMED = "Trimmed"
+UNALLOCATED = "Unallocated"
 
 
 # ---- the trusted spec -----------------------------------------------------------------------------------
@@ -58,15 +90,16 @@ TRIM_VALUE = b"trim"
 
 @dataclass(frozen=True, slots=True)
 class WosSpec:
-    """TRUSTED. The sequential spec of one segment. Results are values or outcome names."""
+    """TRUSTED. The sequential spec of one segment. Results are values or outcome names (``"Trimmed"``,
+    ``"Unallocated"``); ``write`` answers None (ok) or the bytes already held (AlreadyWritten)."""
 
     metadata: bytes | None = None  # None: unallocated
     trimmed: bool = False
-    data: tuple[tuple[int, bytes], ...] = ()
+    data: tuple[tuple[int, bytes], ...] = ()  # sorted (offset, value) of the written offsets
 
     def alloc(self, metadata: bytes) -> tuple[WosSpec, bool | str]:
         if self.trimmed:
-            return self, "Trimmed"
+            return self, TRIMMED
         if self.metadata is not None:
             return self, False
         return WosSpec(metadata, False, self.data), True
@@ -76,13 +109,18 @@ class WosSpec:
 
     def _gate(self) -> str | None:
         if self.trimmed:
-            return "Trimmed"
+            return TRIMMED
         if self.metadata is None:
-            return "Unallocated"
+            return UNALLOCATED
         return None
 
+    def check(self) -> bytes | str | None:
+        return TRIMMED if self.trimmed else self.metadata
+
+    def capture(self, offset: int) -> str | None:
+        return self._gate()
+
     def write(self, offset: int, value: bytes) -> tuple[WosSpec, bytes | str | None]:
-        """None: ok; bytes: AlreadyWritten(those bytes); str: the outcome's name."""
         gate = self._gate()
         if gate is not None:
             return self, gate
@@ -101,15 +139,45 @@ class WosSpec:
         return dict(self.data).get(offset, EMPTY)
 
 
-# ---- captures -------------------------------------------------------------------------------------------
+# ---- the abstraction function ---------------------------------------------------------------------------
+
+
+def abstract_segment(chosen: Mapping[int, bytes | None]) -> WosSpec:
+    """The abstraction function: ``chosen`` maps a register index (META, TRIM or an offset) to its chosen
+    value (None or absent: nothing chosen)."""
+    trimmed = chosen.get(TRIM) is not None
+    raw = chosen.get(META)
+    metadata = None if raw is None else decode_meta(raw)[1]
+    data = () if trimmed else tuple(sorted((i, v) for i, v in chosen.items() if i >= 0 and v is not None))
+    return WosSpec(metadata, trimmed, data)
+
+
+def segment_chosen(chosen: Mapping[RegKey, bytes | None], segment: int) -> dict[int, bytes | None]:
+    """The registers of one segment out of a ``(segment, index) -> chosen value`` map."""
+    return {i: v for (s, i), v in chosen.items() if s == segment}
+
+
+def registers_kept_after_trim(regs: Iterable[tuple[RegKey, RegState]]) -> list[RegKey]:
+    """Rule 3's memory claim, on one acceptor's registers: the registers it still holds in a segment whose
+    TRIM register it has voted in (must be none: only the TRIM register stays)."""
+    items = list(regs)
+    trimmed = {s for (s, i), r in items if i == TRIM and r.value is not None}
+    return [key for key, _ in items if key[0] in trimmed and key[1] != TRIM]
+
+
+# ---- captures, metadata encoding, errors ----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CaptureId:
     """A capture of registers ``start .. end-1`` of ``segment`` at ``ballot``.
 
-    ``known`` holds the registers the capture found already written (it completed their consensus), so a
-    write through this capture answers them without a round trip.
+    ``known`` holds the registers the capture found already written (it completed their consensus); a write
+    through this capture sends them with that value (Rule 6). ``sent`` remembers the value each write
+    through this object has sent per offset: a ballot may carry only one value per register (Paxos), so a
+    second write of other data to the same offset through the same capture is refused (``UsageError``:
+    capture again). Clients that share a capture (a sequencer handing out offsets) must give each offset
+    to one writer: ``sent`` is per object, and another process cannot see it.
     """
 
     segment: int
@@ -117,6 +185,7 @@ class CaptureId:
     end: int
     ballot: Ballot
     known: tuple[tuple[int, bytes], ...] = ()
+    sent: dict[int, bytes] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def covers(self, segment: int, offset: int) -> bool:
         return segment == self.segment and self.start <= offset < self.end
@@ -128,9 +197,15 @@ def encode_meta(token: bytes, metadata: bytes) -> bytes:
 
 def decode_meta(raw: bytes) -> tuple[bytes, bytes]:
     """-> (token, metadata). A register written by something else than alloc decodes to no token."""
-    if raw.startswith(MAGIC) and len(raw) >= len(MAGIC) + TOKEN_BYTES:
-        return raw[len(MAGIC) : len(MAGIC) + TOKEN_BYTES], raw[len(MAGIC) + TOKEN_BYTES :]
+    if raw.startswith(MAGIC) and len(raw) >= META_OVERHEAD:
+        return raw[len(MAGIC) : META_OVERHEAD], raw[META_OVERHEAD:]
     return b"", raw
+
+
+class TrimmedInFlight(Indeterminate, Trimmed):
+    """The segment is trimmed (its trim is chosen), and this write or alloc had already sent its value when
+    it met the trim: it may have taken effect before the trim, or not at all (Rule 4). It is a ``Trimmed``
+    (the segment is gone) and an ``Indeterminate`` (histories record it as such)."""
 
 
 def _raise_for(outcome: Outcome) -> None:
@@ -142,9 +217,91 @@ def _raise_for(outcome: Outcome) -> None:
         raise CaptureStale("preempted by concurrent captures")
 
 
+def check_capture_values(cap: CaptureId, values: Mapping[int, bytes]) -> tuple[tuple[int, bytes], ...]:
+    """The (offset, value) pairs a write of ``values`` through ``cap`` sends (Rule 6: found values replace
+    the caller's); ``UsageError`` if one would be a second value for an offset at the capture's ballot."""
+    known = dict(cap.known)
+    send = tuple(sorted((off, known.get(off, data)) for off, data in values.items()))
+    for off, value in send:
+        if cap.sent.get(off, value) != value:
+            raise UsageError(
+                f"offset {off} was written through this capture with other data; a capture carries one value"
+                " per offset: capture again"
+            )
+    return send
+
+
+def check_offsets(wos_size: int, start: int, end: int) -> None:
+    if not (type(start) is int and type(end) is int and 0 <= start < end <= wos_size):
+        raise UsageError(f"need 0 <= start < end <= wos_size ({wos_size}), got start={start!r} end={end!r}")
+
+
+# ---- listeners ------------------------------------------------------------------------------------------
+
+
+class Listener:
+    """A listener on offsets ``start .. end-1`` of ``segment`` (Rule 7); ``callback(offset, data)``.
+
+    The handle ``listen`` returns: ``cancel()`` stops it (a poll in flight finishes, delivering nothing
+    more). ``trimmed``, ``complete`` (every offset delivered) and ``error`` (the exception the callback
+    raised) say why it stopped; ``delivered`` holds the offsets delivered so far.
+    """
+
+    def __init__(self, segment: int, callback: Callable[[int, bytes], object], start: int, end: int) -> None:
+        self.segment = segment
+        self.callback = callback
+        self.start = start
+        self.end = end
+        self.delivered: set[int] = set()
+        self.suspects: frozenset[int] = frozenset()  # seen half-written: read with repair next poll
+        self.polls = 0
+        self.trimmed = False
+        self.complete = False
+        self.error: BaseException | None = None
+        self._cancelled = threading.Event()
+        self._stopped = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop polling (idempotent)."""
+        self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    @property
+    def active(self) -> bool:
+        return not (self.cancelled or self.trimmed or self.complete or self.error is not None)
+
+    def sleep(self, seconds: float) -> None:
+        """Block the polling thread for ``seconds``, or until ``cancel()``."""
+        self._cancelled.wait(seconds)
+
+    def stopped(self) -> None:
+        """Mark the polling loop as ended (drivers call this)."""
+        self._stopped.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the polling loop has ended (thread-driven listeners); True if it has."""
+        return self._stopped.wait(timeout)
+
+    def __repr__(self) -> str:
+        state = "active" if self.active else "stopped"
+        return (
+            f"Listener(segment={self.segment}, offsets={self.start}..{self.end - 1}, {state},"
+            f" delivered={len(self.delivered)}, polls={self.polls})"
+        )
+
+
+# ---- the implementation ---------------------------------------------------------------------------------
+
+
 @dataclass
 class SegmentLogic:
-    """The WOS implementation: generator methods over WOR-layer operations, one instance per client."""
+    """The WOS implementation: generator methods over WOR-layer operations, one instance per client.
+
+    ``on_trim_finished(segment)`` is called when this client learns that a segment's trim is chosen.
+    """
 
     wos_size: int
     rng: random.Random = field(default_factory=random.Random)
@@ -155,35 +312,50 @@ class SegmentLogic:
 
     # -- helpers -------------------------------------------------------------------------------------
 
-    def _finish_trim(self, segment: int) -> Generator[OpRequest, Outcome, None]:
-        """Rule 4: complete the TRIM register's consensus, then raise Trimmed."""
+    def _learn_trimmed(self, segment: int) -> None:
+        if segment not in self.trimmed:
+            self.trimmed.add(segment)
+            self.meta_cache.pop(segment, None)
+            if self.on_trim_finished is not None:
+                self.on_trim_finished(segment)
+
+    def _settle_trim(self, segment: int) -> Generator[OpRequest, Outcome, bool]:
+        """Rule 4: complete the TRIM register's consensus; True iff the trim is known chosen."""
         if segment not in self.trimmed:
             out = yield OpRequest(kind=Kind.PROPOSE, segment=segment, values=((TRIM, TRIM_VALUE),))
-            if TRIM in out.chosen_map():
-                self.trimmed.add(segment)
-        raise Trimmed(f"segment {segment} is trimmed")
+            if out.chosen_map().get(TRIM) != TRIM_VALUE:
+                return False
+            self._learn_trimmed(segment)
+        return True
 
-    def _check_trim(self, segment: int, outcome: Outcome) -> Generator[OpRequest, Outcome, None]:
+    def _trim_gate(self, segment: int, outcome: Outcome) -> Generator[OpRequest, Outcome, None]:
+        """For operations that proposed none of their own values: a trim met -> Trimmed (Rule 4)."""
         if outcome.error == "Trimmed":
-            yield from self._finish_trim(segment)
+            if (yield from self._settle_trim(segment)):
+                raise Trimmed(f"segment {segment} is trimmed")
+            raise Indeterminate(f"segment {segment}: met a partly trimmed quorum and could not finish the trim")
+
+    def _known_trimmed(self, segment: int) -> None:
+        if segment in self.trimmed:
+            raise Trimmed(f"segment {segment} is trimmed")
 
     def metadata(self, segment: int) -> Generator[OpRequest, Outcome, bytes | None]:
-        """The segment's metadata, or None if unallocated (Rule 2; cached once written)."""
-        if segment in self.trimmed:
-            yield from self._finish_trim(segment)
-        if segment in self.meta_cache:
-            return decode_meta(self.meta_cache[segment])[1]
+        """The segment's metadata, or None if unallocated (Rule 2; always asks the acceptors)."""
+        self._known_trimmed(segment)
         out = yield OpRequest(kind=Kind.READ, segment=segment, indices=(META,))
-        yield from self._check_trim(segment, out)
+        yield from self._trim_gate(segment, out)
         _raise_for(out)
         raw = out.chosen_map().get(META)
         if raw is None:
-            return None
+            if META in out.empty:
+                return None
+            raise Indeterminate(f"the allocation of segment {segment} did not settle")
         self.meta_cache[segment] = raw
         return decode_meta(raw)[1]
 
     def _require_allocated(self, segment: int) -> Generator[OpRequest, Outcome, None]:
-        if segment in self.meta_cache and segment not in self.trimmed:
+        self._known_trimmed(segment)
+        if segment in self.meta_cache:
             return
         meta = yield from self.metadata(segment)
         if meta is None:
@@ -193,35 +365,43 @@ class SegmentLogic:
 
     def alloc(self, segment: int, metadata: bytes) -> Generator[OpRequest, Outcome, bool]:
         """Rule 1: True iff this call won the segment."""
-        if segment in self.trimmed:
-            yield from self._finish_trim(segment)
+        self._known_trimmed(segment)
         if segment in self.meta_cache:
+            yield from self.metadata(segment)  # allocated: lost, unless trimmed since (then Trimmed)
             return False
         token = self.rng.getrandbits(8 * TOKEN_BYTES).to_bytes(TOKEN_BYTES, "big")
         mine = encode_meta(token, metadata)
         out = yield OpRequest(kind=Kind.PROPOSE, segment=segment, values=((META, mine),))
-        yield from self._check_trim(segment, out)
+        if out.error == "Trimmed":
+            settled = yield from self._settle_trim(segment)
+            if not settled:
+                raise Indeterminate(f"alloc of segment {segment} met a partly trimmed quorum")
+            if META in out.unknown:
+                raise TrimmedInFlight(f"segment {segment} was trimmed while this alloc was in flight")
+            raise Trimmed(f"segment {segment} is trimmed")
         _raise_for(out)
         chosen = out.chosen_map().get(META)
         if chosen is None:
-            if out.stale:
+            if META in out.stale:
                 raise CaptureStale(f"alloc of segment {segment} preempted by concurrent proposers")
-            raise Indeterminate(f"alloc of segment {segment} timed out")
+            raise Indeterminate(f"alloc of segment {segment} did not complete")
         self.meta_cache[segment] = chosen
         self.next_segment = max(self.next_segment, segment + 1)
         return chosen == mine
 
     def alloc_any(self, metadata: bytes, attempts: int = 256) -> Generator[OpRequest, Outcome, int]:
-        """Allocate the first segment this client can win, probing upwards from its hint."""
+        """Allocate the first segment this client can win, probing upwards from its hint. A segment that is
+        trimmed or contended (CaptureStale) is skipped; an Indeterminate alloc ends the search (it may
+        have won)."""
         segment = self.next_segment
         for _ in range(attempts):
             try:
                 won = yield from self.alloc(segment, metadata)
-            except Trimmed:
+            except (Trimmed, CaptureStale):
                 won = False
             if won:
                 return segment
-            segment += 1
+            segment = max(segment + 1, self.next_segment)
         raise Indeterminate(f"no free segment found in {attempts} attempts")
 
     def trim(self, segment: int) -> Generator[OpRequest, Outcome, None]:
@@ -230,12 +410,9 @@ class SegmentLogic:
             return
         out = yield OpRequest(kind=Kind.PROPOSE, segment=segment, values=((TRIM, TRIM_VALUE),))
         _raise_for(out)
-        if TRIM not in out.chosen_map():
+        if out.chosen_map().get(TRIM) != TRIM_VALUE:
             raise Indeterminate(f"trim of segment {segment} did not complete")
-        self.trimmed.add(segment)
-        self.meta_cache.pop(segment, None)
-        if self.on_trim_finished is not None:
-            self.on_trim_finished(segment)
+        self._learn_trimmed(segment)
 
     # -- register operations -------------------------------------------------------------------------
 
@@ -243,41 +420,49 @@ class SegmentLogic:
         """Capture offsets ``start .. end-1`` (one offset, or a batch: Rule 5)."""
         yield from self._require_allocated(segment)
         out = yield OpRequest(kind=Kind.CAPTURE, segment=segment, indices=tuple(range(start, end)))
-        yield from self._check_trim(segment, out)
+        yield from self._trim_gate(segment, out)
         _raise_for(out)
         return CaptureId(segment=segment, start=start, end=end, ballot=out.ballot, known=out.chosen)
 
     def write(
         self, segment: int, values: Mapping[int, bytes], cap: CaptureId
     ) -> Generator[OpRequest, Outcome, dict[int, OperationFailed | None]]:
-        """Write ``values`` (offset -> data) through ``cap``. Per offset: None (ok) or the failure."""
+        """Write ``values`` (offset -> data) through ``cap`` in one Accept per acceptor (Rules 5, 6).
+        Per offset: None (ok) or the failure (``Trimmed`` for all, with nothing sent, when the client already
+        knows the segment is trimmed)."""
+        send = check_capture_values(cap, values)
+        if segment in self.trimmed:
+            return {off: Trimmed(f"segment {segment} is trimmed") for off in sorted(values)}
+        cap.sent.update(send)
+        out = yield OpRequest(kind=Kind.WRITE, segment=segment, values=send, ballot=cap.ballot)
+        chosen = out.chosen_map()
+        settled: bool | None = None
+        if out.error == "Trimmed":
+            settled = yield from self._settle_trim(segment)
         results: dict[int, OperationFailed | None] = {}
-        known = dict(cap.known)
-        send: list[tuple[int, bytes]] = []
         for off, data in sorted(values.items()):
-            if off in known:
-                results[off] = None if known[off] == data else AlreadyWritten(known[off])
-            else:
-                send.append((off, data))
-        if send:
-            out = yield OpRequest(kind=Kind.WRITE, segment=segment, values=tuple(send), ballot=cap.ballot)
-            yield from self._check_trim(segment, out)
-            chosen = out.chosen_map()
-            for off, data in send:
-                if off in chosen:
-                    results[off] = None if chosen[off] == data else AlreadyWritten(chosen[off])
-                elif off in out.stale:
-                    results[off] = CaptureStale(f"capture of offset {off} was preempted; not written")
+            if off in chosen:
+                results[off] = None if chosen[off] == data else AlreadyWritten(chosen[off])
+            elif settled is not None:
+                if not settled:
+                    results[off] = Indeterminate(f"offset {off}: met a partly trimmed quorum")
+                elif off in out.unknown:
+                    results[off] = TrimmedInFlight(f"offset {off}: the segment was trimmed during this write")
                 else:
-                    results[off] = Indeterminate(f"write of offset {off} may or may not have taken effect")
+                    results[off] = Trimmed(f"segment {segment} is trimmed")
+            elif off in out.stale:
+                results[off] = CaptureStale(f"capture of offset {off} was preempted; not written")
+            else:
+                results[off] = Indeterminate(f"write of offset {off} may or may not have taken effect")
         return results
 
     def read(
         self, segment: int, offsets: tuple[int, ...]
     ) -> Generator[OpRequest, Outcome, dict[int, bytes | _Empty]]:
+        """Read ``offsets`` in one operation (one Read per acceptor, plus rounds for half-written ones)."""
         yield from self._require_allocated(segment)
         out = yield OpRequest(kind=Kind.READ, segment=segment, indices=offsets)
-        yield from self._check_trim(segment, out)
+        yield from self._trim_gate(segment, out)
         _raise_for(out)
         chosen = out.chosen_map()
         result: dict[int, bytes | _Empty] = {}
@@ -290,10 +475,65 @@ class SegmentLogic:
                 raise Indeterminate(f"read of offset {off} did not settle")
         return result
 
+    # -- listeners (Rule 7) ----------------------------------------------------------------------------
 
-def check_offsets(wos_size: int, start: int, end: int) -> None:
-    if not (type(start) is int and type(end) is int and 0 <= start < end <= wos_size):
-        raise UsageError(f"need 0 <= start < end <= wos_size ({wos_size}), got start={start!r} end={end!r}")
+    def poll(self, lis: Listener) -> Generator[OpRequest, Outcome, bool]:
+        """One poll of ``lis``: read the offsets not delivered yet, deliver the written ones. Returns True
+        while the listener should keep polling."""
+        if not lis.active:
+            return False
+        seg = lis.segment
+        if seg in self.trimmed:
+            lis.trimmed = True
+            return False
+        todo = [o for o in range(lis.start, lis.end) if o not in lis.delivered]
+        if not todo:
+            lis.complete = True
+            return False
+        learned: dict[int, bytes] = {}
+        half: set[int] = set()
+        trimmed = False
+        for repair in (False, True):
+            offsets = tuple(o for o in todo if (o in lis.suspects) == repair)
+            if not offsets:
+                continue
+            out = yield OpRequest(kind=Kind.READ, segment=seg, indices=offsets, repair=repair)
+            learned.update((o, v) for o, v in out.chosen if o in offsets)
+            if out.error == "Trimmed":
+                trimmed = yield from self._settle_trim(seg)
+                break
+            if not repair:
+                half.update(out.unknown)
+        lis.suspects = frozenset(half)
+        lis.polls += 1
+        for off in sorted(learned):
+            if lis.cancelled:
+                return False
+            lis.delivered.add(off)
+            try:
+                lis.callback(off, learned[off])
+            except Exception as e:  # the listener's own code failed: stop, keep the error
+                lis.error = e
+                return False
+        if trimmed:
+            lis.trimmed = True
+        elif len(lis.delivered) == lis.end - lis.start:
+            lis.complete = True
+        return lis.active
 
 
-__all__ = ["CaptureId", "SegmentLogic", "WosSpec", "check_offsets", "decode_meta", "encode_meta"]
+__all__ = [
+    "META_OVERHEAD",
+    "CaptureId",
+    "Listener",
+    "SegmentLogic",
+    "TrimmedInFlight",
+    "WosSpec",
+    "abstract_segment",
+    "check_capture_values",
+    "check_offsets",
+    "decode_meta",
+    "encode_meta",
+    "registers_kept_after_trim",
+    "segment_chosen",
+]
