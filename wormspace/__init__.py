@@ -20,7 +20,7 @@ from wormspace.errors import (
 from wormspace.layers.network import Faults
 from wormspace.layers.wor import EMPTY, Config
 from wormspace.layers.wormspace import WormSpace
-from wormspace.layers.wos import CaptureId
+from wormspace.layers.wos import CaptureId, Listener, TrimmedInFlight
 
 __all__ = [
     "EMPTY",
@@ -31,12 +31,14 @@ __all__ = [
     "Config",
     "Faults",
     "Indeterminate",
+    "Listener",
     "LocalClusterHandle",
     "OperationFailed",
     "RemoteProtocolError",
     "RemoteWormSpace",
     "SimCluster",
     "Trimmed",
+    "TrimmedInFlight",
     "Unallocated",
     "UsageError",
     "WormSpace",
