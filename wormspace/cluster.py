@@ -360,27 +360,6 @@ class LocalClusterHandle:
         self.stop()
 
 
-def _local(
-    acceptors: int = 3,
-    data_dir: str | None = None,
-    *,
-    wos_size: int = DEFAULT_WOS_SIZE,
-    groups: int = 1,
-    auth: bool = False,
-    record: bool = True,
-) -> LocalClusterHandle:
-    import tempfile
-
-    from wormspace.deploy import LocalCluster
-
-    cleanup = None
-    if data_dir is None:
-        cleanup = tempfile.TemporaryDirectory(prefix="wormspace-")
-        data_dir = cleanup.name
-    local = LocalCluster(data_dir, acceptors, wos_size=wos_size, groups=groups, auth=auth).start()
-    return LocalClusterHandle(local, record=record, cleanup=cleanup)
-
-
 class Cluster:
     """Factory of clusters (see the module docstring)."""
 
@@ -418,4 +397,13 @@ class Cluster:
     ) -> LocalClusterHandle:
         """Real acceptor processes on loopback with SQLite storage under ``data_dir`` (a temporary
         directory, removed on ``stop()``, if not given). Use as a context manager or call ``stop()``."""
-        return _local(acceptors, data_dir, wos_size=wos_size, groups=groups, auth=auth, record=record)
+        import tempfile
+
+        from wormspace.deploy import LocalCluster
+
+        cleanup = None
+        if data_dir is None:
+            cleanup = tempfile.TemporaryDirectory(prefix="wormspace-")
+            data_dir = cleanup.name
+        local = LocalCluster(data_dir, acceptors, wos_size=wos_size, groups=groups, auth=auth).start()
+        return LocalClusterHandle(local, record=record, cleanup=cleanup)
