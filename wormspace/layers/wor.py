@@ -152,6 +152,10 @@ class OpRequest:
     """What a client asks of the WOR layer, for registers ``indices`` of ``segment``.
 
     CAPTURE: ``indices``. WRITE: ``values`` at ``ballot`` (a capture's). READ: ``indices``.
+    A WRITE's caller owns the rule *one value per register per ballot*: it must never send, at a capture's
+    ballot, a value other than one the capture adopted or one already sent at that ballot (the WOS layer
+    enforces this with ``CaptureId`` bookkeeping, wos.py Rule 6; the acceptor refuses a second value at a
+    ballot it has voted at, but cannot see the other acceptors' votes).
     PROPOSE: ``values`` as defaults of full Paxos rounds.
     ``repair`` (READ only): complete half-written registers with a Paxos round (Rule 3). With False the read
     is one Read per acceptor and never proposes: half-written registers are reported in ``unknown``, and a

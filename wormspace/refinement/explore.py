@@ -1,0 +1,1050 @@
+"""An explicit-state bounded model checker over the pure cores of the acceptor and WOR layers.
+
+Theory of operation. A *global state* is everything the protocol is made of, as immutable values:
+
+* per acceptor, its register dict as a sorted tuple ``((segment, index), RegState)``;
+* per client, its position in its script, the ``Op`` state of its running operation (the pure WOR core)
+  and summaries of its finished operations;
+* the network: a frozenset of in-flight packets ``(src, dst, message)``;
+* the ghost log of every vote ever cast, ``(acceptor, ballot, value)`` (Lamport's *Voting* abstraction).
+
+Transitions: deliver a request to an acceptor (``acceptor.on_prepare`` / ``on_accept`` / ``on_read`` and
+``apply_to_dict``, exactly as ``handle_request`` dispatches them), deliver replies to a client
+(``wor.op_on_reply``), fire a running operation's timeout (``wor.op_on_timeout``; a timer may fire at any
+moment, as in an asynchronous system), start a client's next scripted operation (``wor.op_start``). The
+search is breadth-first from the initial state over every reachable state, up to a state budget, so the
+first violation found comes with a shortest trace. States are stored as 64-bit fingerprints (as TLC and
+stateright do); the trace of a violation is rebuilt by replaying the search along the fingerprints.
+
+The network is unordered, lossy and duplicating (DESIGN §3 rule 6). With ``duplicating`` a delivered
+message stays in flight, so it may arrive again, any number of times; a loss is a message that is never
+delivered. For reachability the two views of loss agree -- every state reachable with explicit drops is
+reachable without them, with the dropped message still in flight and never delivered -- so drops are not
+transitions by default (``drops=True`` adds them, and deliveries that consume the message; a test checks
+on small configurations that both reach the same register, client and ghost states).
+
+Reductions (each exact: none removes a reachable register, client or ghost state):
+
+1. *Dead packets are removed eagerly*: a reply whose phase is over (request ids only grow) or whose
+   acceptor was already heard in the phase, and a request whose reply would be dead and whose delivery
+   leaves the registers as they are (promises and votes only grow, so it stays that way) -- delivering
+   any of them changes nothing.
+2. *Finished operations are summarised* to what the properties read, and data no later step reads is
+   forgotten (a capture's ballot once no write follows, the ballot hint once no operation follows).
+3. *Acceptor symmetry*: acceptors are interchangeable (each phase goes to all of them), so a state's
+   fingerprint is taken up to renaming them: every fact of a state names at most one acceptor, so two
+   states are equal up to renaming iff their acceptor-free parts agree and their per-acceptor fact sets
+   agree as multisets -- that multiset is what is hashed.
+4. *Replies are received in batches*: a client's receipts that move nothing (no new phase, no outcome, no
+   message) are not steps of their own. Nobody outside the client sees them, they commute with every other
+   process's steps and the replies stay deliverable until the client's phase ends, so each client step
+   receives a sequence of replies from distinct acceptors ending in the one that moves its operation, or
+   ending in a timeout (``batch_replies=False`` delivers one reply a step).
+
+Properties, checked on every reachable state. ``Q`` is the majority of the configured acceptors, counted
+here and never taken from the client core, so a client that miscounts its quorum is caught.
+
+* ``always_single_value_chosen``: at most one value has votes from ``Q`` acceptors at one ballot.
+* ``acceptor_invariants``: ``reg_ok`` for every register; ``step_ok`` for every step; each acceptor's current
+  vote is in the ghost log and is its highest there; no acceptor voted two values at one ballot; no vote
+  lies above its acceptor's promise.
+* ``outcomes_match_spec``: the promise each outcome makes, exactly (chosen values only ever grow):
+  write ``ok`` => its value is chosen; write ``AlreadyWritten(w)`` => ``w`` is chosen and is not the write's
+  value; write ``CaptureStale`` => no acceptor has voted the write's value at the write's ballot (it is
+  checked in every later state too: the write certainly did not and will not take effect); a capture that
+  found ``w`` written => ``w`` is chosen; read returned ``v`` => ``v`` is chosen; read returned EMPTY =>
+  nothing was chosen when the read started (a linearization point inside the read could not see EMPTY
+  otherwise). Indeterminate outcomes promise nothing.
+
+"Sometimes" properties must each hold in some reachable state, or the run is *vacuous*:
+``sometimes_value_chosen``, ``sometimes_write_stale``, ``sometimes_read_completes_a_half_write`` (a read that
+started with nothing chosen proposed an adopted value in a round of its own and returned it) and
+``sometimes_already_written``.
+
+Verdicts say what was checked, in bounds that are printed with them: "checked (bounded)" when every
+reachable state of the configuration was visited, UNKNOWN when the state budget ran out first.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple, cast
+
+from wormspace.layers import acceptor as acc
+from wormspace.layers import wor
+from wormspace.layers.effects import Effect, Persist, RegKey, Send
+from wormspace.layers.messages import (
+    EMPTY_REG,
+    ZERO_BALLOT,
+    Accept,
+    Accepted,
+    Ballot,
+    ErrorReply,
+    Message,
+    Nack,
+    Prepare,
+    Promise,
+    Read,
+    ReadReply,
+    RegState,
+    Reply,
+    Request,
+    SegmentTrimmed,
+)
+from wormspace.layers.wor import Config, Ctx, Kind, Op, OpRequest, Outcome, Phase
+
+CLIENT_BASE = 100  # client k is node CLIENT_BASE + k; acceptors are nodes 0 .. n-1
+SEGMENT = 0
+INDEX = 0
+REGISTER: RegKey = (SEGMENT, INDEX)
+CLIENT_NAMES = "ABCDEFGH"
+
+# ---- configuration --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One scripted client step: ``capture``, ``write`` of ``value`` through the client's last capture, or
+    ``read``."""
+
+    kind: str
+    value: bytes = b""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("capture", "write", "read"):
+            raise ValueError(f"unknown step kind {self.kind!r}")
+
+    def __str__(self) -> str:
+        return f"write {self.value!r}" if self.kind == "write" else self.kind
+
+
+CAPTURE = Step("capture")
+READ = Step("read")
+
+
+def write(value: bytes) -> Step:
+    """The scripted step: write ``value`` through the client's last capture."""
+    return Step("write", value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExploreConfig:
+    """The bounds of one exploration (see ``default_config`` for the default's reasons)."""
+
+    acceptors: int = 3
+    scripts: tuple[tuple[Step, ...], ...] = ((CAPTURE, write(b"a")), (CAPTURE, write(b"b")), (READ,))
+    max_rounds: int = 1
+    max_resends: int = 0
+    duplicating: bool = True
+    drops: bool = False
+    batch_replies: bool = True
+    symmetry: bool = True
+    max_states: int = 2_000_000
+
+    def __post_init__(self) -> None:
+        if self.acceptors < 1 or not self.scripts or len(self.scripts) > len(CLIENT_NAMES):
+            raise ValueError(f"need at least one acceptor and 1 to {len(CLIENT_NAMES)} client scripts")
+        if self.max_rounds < 1 or self.max_resends < 0 or self.max_states < 1:
+            raise ValueError("need max_rounds >= 1, max_resends >= 0, max_states >= 1")
+
+    @property
+    def quorum(self) -> int:
+        """The majority of the configured acceptors: the checker's own count, never the client's."""
+        return self.acceptors // 2 + 1
+
+    def describe(self) -> str:
+        scripts = "; ".join(
+            f"{CLIENT_NAMES[k]}: " + ", ".join(str(step) for step in script) for k, script in enumerate(self.scripts)
+        )
+        net = "unordered, lossy" + (", duplicating" if self.duplicating else "")
+        net += ", explicit drops" if self.drops else ""
+        return (
+            f"{self.acceptors} acceptors, one register; clients {scripts}; max_rounds={self.max_rounds}, "
+            f"max_resends={self.max_resends}; network {net}; reductions: dead packets"
+            f"{', batched replies' if self.batch_replies else ''}{', acceptor symmetry' if self.symmetry else ''};"
+            f" state budget {self.max_states}"
+        )
+
+
+# ---- global state ---------------------------------------------------------------------------------------
+
+
+class Result(NamedTuple):
+    """What the properties need of a finished operation.
+
+    ``result``: write -- ``ok``, ``already`` (``data``: the value found), ``stale``, ``unknown``
+    (indeterminate), ``skipped`` (its capture failed); capture -- ``captured`` (``data``: a value it found
+    chosen, if any), ``failed``; read -- ``value`` (``data``), ``empty``, ``failed``. ``ballot`` is a write's
+    ballot; ``chosen_at_start`` the value chosen when a read started; ``proposed``: the read ran an accept
+    phase of its own."""
+
+    kind: str
+    result: str
+    value: bytes | None = None
+    data: bytes | None = None
+    ballot: Ballot = ZERO_BALLOT
+    chosen_at_start: bytes | None = None
+    proposed: bool = False
+
+
+class Client(NamedTuple):
+    pc: int  # the next script step
+    op: int  # the running operation (an id in the explorer's table of ``Op`` states), or -1
+    chosen_at_start: bytes | None  # for a running read: the value chosen when it started
+    cap_ballot: Ballot | None  # the last successful capture's ballot (while a write may follow)
+    cap_known: bytes | None  # the value that capture found chosen
+    hint: Ballot  # the highest ballot this client has seen (``ClientCore.highest``)
+    results: tuple[Result, ...]
+
+
+Regs = tuple[tuple[RegKey, RegState], ...]
+Packet = tuple[int, int, Message]  # (src, dst, message)
+GhostVote = tuple[int, Ballot, bytes]  # (acceptor, ballot, value)
+
+
+class State(NamedTuple):
+    """A global state. Register dicts, packets and operations are interned by the ``Explorer`` (ids into
+    its tables), so states hash and compare as small tuples of ints."""
+
+    accs: tuple[int, ...]  # per acceptor: the id of its register dict
+    clients: tuple[Client, ...]
+    net: frozenset[int]  # ids of the packets in flight
+    ghost: frozenset[GhostVote]
+
+
+Action = tuple[str, Any]  # ("deliver"|"consume"|"drop", packet id), ("start", k), ("receive"|"timeout", (k, ids))
+Move = tuple[Action, int, tuple[int, ...]]  # a client step: action, new operation id, ids of packets sent
+
+
+def client_node(k: int) -> int:
+    return CLIENT_BASE + k
+
+
+def chosen(ghost: Iterable[GhostVote], quorum: int) -> set[bytes]:
+    """The values with votes from ``quorum`` acceptors at one ballot (the abstraction function's input)."""
+    return wor.chosen_values(ghost, quorum)
+
+
+class _View:
+    """A ``StoreView`` over one acceptor's register dict."""
+
+    __slots__ = ("regs",)
+
+    def __init__(self, regs: Regs) -> None:
+        self.regs = dict(regs)
+
+    def get(self, segment: int, index: int) -> RegState | None:
+        return self.regs.get((segment, index))
+
+
+def _bare(f: Callable[..., Any]) -> Callable[..., Any]:
+    """A core function without its icontract wrapper. The explorer checks what those contracts check
+    (``reg_ok``, ``step_ok``) itself on every state, at a fraction of the cost. Looked up when an
+    ``Explorer`` is made, so a monkeypatched core is the one explored."""
+    return cast(Callable[..., Any], getattr(f, "__wrapped__", f))
+
+
+class StepViolation(Exception):
+    """A transition broke a per-step rule (``step_ok``)."""
+
+
+class _Table:
+    """Interning: each distinct value gets a small int id."""
+
+    __slots__ = ("ids", "values")
+
+    def __init__(self) -> None:
+        self.ids: dict[Any, int] = {}
+        self.values: list[Any] = []
+
+    def id(self, value: Any) -> int:
+        i = self.ids.get(value)
+        if i is None:
+            i = len(self.values)
+            self.ids[value] = i
+            self.values.append(value)
+        return i
+
+
+# ---- the transition relation ----------------------------------------------------------------------------
+
+
+class Explorer:
+    """The transition relation of one configuration: interning tables, memoised core steps, fingerprints."""
+
+    def __init__(self, cfg: ExploreConfig) -> None:
+        self.cfg = cfg
+        self.n = cfg.acceptors
+        config = Config(timeout=1.0, max_resends=cfg.max_resends, max_rounds=cfg.max_rounds)
+        self.ctxs = [
+            Ctx(node=client_node(k), acceptors=tuple(range(self.n)), config=config) for k in range(len(cfg.scripts))
+        ]
+        self.on_prepare = _bare(acc.on_prepare)
+        self.on_accept = _bare(acc.on_accept)
+        self.on_read = _bare(acc.on_read)
+        self.op_start = _bare(wor.op_start)
+        self.op_on_reply = _bare(wor.op_on_reply)
+        self.op_on_timeout = _bare(wor.op_on_timeout)
+        self.regs = _Table()
+        self.regs.id(())
+        self.reg = [EMPTY_REG]  # per register-dict id: the register of these configurations
+        self.packets = _Table()
+        self.p_src: list[int] = []
+        self.p_dst: list[int] = []
+        self.p_req: list[int] = []
+        self.p_read: list[bool] = []
+        self.p_key: list[tuple[Any, ...]] = []
+        self.p_free: list[int] = []  # the packet without its acceptor's name (for symmetry)
+        self._free = _Table()
+        self.ops = _Table()
+        self.op_req: list[int] = []
+        self.op_hint: list[Ballot] = []
+        self.op_heard: list[frozenset[int]] = []
+        self.op_split: list[tuple[int, tuple[tuple[int, int], ...]]] = []  # (op without replies, heard facts)
+        self._acc: dict[tuple[int, int], tuple[int, int, tuple[tuple[Ballot, bytes], ...]]] = {}
+        self._moves: dict[tuple[int, int, tuple[int, ...]], list[Move]] = {}
+        # what a client may still need: its capture (a later write), its ballot hint (a later operation)
+        self._needs_cap = [
+            [any(s.kind == "write" for s in script[pc:]) for pc in range(len(script) + 1)] for script in cfg.scripts
+        ]
+
+    # -- interning -----------------------------------------------------------------------------------
+
+    def packet(self, p: Packet) -> int:
+        n = len(self.packets.values)
+        i = self.packets.id(p)
+        if i == n:
+            src, dst, msg = p
+            self.p_src.append(src)
+            self.p_dst.append(dst)
+            self.p_req.append(msg.req)
+            self.p_read.append(isinstance(msg, Read))
+            self.p_key.append((src, dst, msg.req, type(msg).__name__, _msg_key(msg)))
+            self.p_free.append(self._free.id((src if dst < self.n else dst, dst < self.n, msg)))
+        return i
+
+    def op(self, op: Op) -> int:
+        n = len(self.ops.values)
+        i = self.ops.id(op)
+        if i == n:
+            self.op_req.append(op.req)
+            self.op_hint.append(max(op.max_seen, op.ballot))
+            self.op_heard.append(frozenset(a for a, _ in op.replies))
+            self.op_split.append((-1, ()))
+            if op.replies:
+                bare = self.op(replace(op, replies=()))
+                heard = tuple((a, self._free.id(("heard", r))) for a, r in op.replies)
+                self.op_split[i] = (bare, heard)
+            else:
+                self.op_split[i] = (i, ())
+        return i
+
+    def _regs_id(self, regs: Regs) -> int:
+        n = len(self.regs.values)
+        i = self.regs.id(regs)
+        if i == n:
+            self.reg.append(dict(regs).get(REGISTER, EMPTY_REG))
+        return i
+
+    # -- acceptors -----------------------------------------------------------------------------------
+
+    def _handle(self, view: _View, msg: Message) -> tuple[Persist | None, Reply]:
+        if isinstance(msg, Prepare):
+            return cast(tuple[Persist | None, Reply], self.on_prepare(view, msg))
+        if isinstance(msg, Accept):
+            return cast(tuple[Persist | None, Reply], self.on_accept(view, msg))
+        return cast(tuple[Persist | None, Reply], self.on_read(view, msg))
+
+    def acceptor_step(self, rid: int, pid: int) -> tuple[int, int, tuple[tuple[Ballot, bytes], ...]]:
+        """Deliver request ``pid`` to its acceptor, whose registers are ``rid``: the registers after the step,
+        the reply packet, and the votes ``(ballot, value)`` the registers hold after a change (for the
+        ghost log). Raises ``StepViolation`` when the step breaks ``step_ok``."""
+        key = (rid, pid)
+        hit = self._acc.get(key)
+        if hit is None:
+            src, who, msg = self.packets.values[pid]
+            view = _View(self.regs.values[rid])
+            persist, reply = self._handle(view, msg)
+            votes: tuple[tuple[Ballot, bytes], ...] = ()
+            new_rid = rid
+            if persist is not None:
+                new = acc.apply_to_dict(view.regs, persist)
+                for k, state in new.items():
+                    old = view.regs.get(k, EMPTY_REG)
+                    if not acc.step_ok(old, state):
+                        raise StepViolation(
+                            f"acceptor {who} register {k}: {show_reg(old)} -> {show_reg(state)} breaks step_ok"
+                        )
+                new_rid = self._regs_id(tuple(sorted(new.items())))
+                if new_rid != rid:
+                    votes = tuple((st.accepted, st.value) for st in new.values() if st.value is not None)
+            hit = (new_rid, self.packet((who, src, reply)), votes)
+            self._acc[key] = hit
+        return hit
+
+    # -- clients -------------------------------------------------------------------------------------
+
+    def _settle(self, k: int, c: Client, opid: int) -> Client:
+        """The client after its operation took a step: still running, or finished and summarised."""
+        hint = max(c.hint, self.op_hint[opid])
+        op: Op = self.ops.values[opid]
+        if op.phase is not Phase.DONE:
+            return c._replace(op=opid, hint=hint)
+        return self._normalise(k, _finish(c._replace(hint=hint), op))
+
+    def _normalise(self, k: int, c: Client) -> Client:
+        """Reduction 2: forget what no later step reads."""
+        if c.cap_ballot is not None and not self._needs_cap[k][c.pc]:
+            c = c._replace(cap_ballot=None, cap_known=None)
+        if c.pc >= len(self.cfg.scripts[k]) and c.hint != ZERO_BALLOT:
+            c = c._replace(hint=ZERO_BALLOT)
+        return c
+
+    def _sent(self, k: int, effects: Sequence[Effect]) -> tuple[int, ...]:
+        node = client_node(k)
+        return tuple(self.packet((node, e.dst, e.msg)) for e in effects if isinstance(e, Send))
+
+    def start(self, k: int, c: Client, ghost: frozenset[GhostVote]) -> tuple[Client, tuple[int, ...]]:
+        step = self.cfg.scripts[k][c.pc]
+        if step.kind == "write":
+            if c.cap_ballot is None:
+                r = Result("write", "skipped", value=step.value)
+                return self._normalise(k, c._replace(pc=c.pc + 1, results=(*c.results, r))), ()
+            if c.cap_known is not None:  # the capture completed the register: answered at once (as WOS does)
+                res = "ok" if c.cap_known == step.value else "already"
+                r = Result("write", res, value=step.value, data=c.cap_known, ballot=c.cap_ballot)
+                return self._normalise(k, c._replace(pc=c.pc + 1, results=(*c.results, r))), ()
+            request = OpRequest(kind=Kind.WRITE, segment=SEGMENT, values=((INDEX, step.value),), ballot=c.cap_ballot)
+        elif step.kind == "capture":
+            request = OpRequest(kind=Kind.CAPTURE, segment=SEGMENT, indices=(INDEX,))
+        else:
+            request = OpRequest(kind=Kind.READ, segment=SEGMENT, indices=(INDEX,))
+            now = chosen(ghost, self.cfg.quorum)
+            c = c._replace(chosen_at_start=min(now) if now else None)
+        op, effects = self.op_start(c.pc + 1, request, self.ctxs[k], c.hint)
+        return self._settle(k, c, self.op(op)), self._sent(k, effects)
+
+    def client_moves(self, s: State, k: int) -> list[Move]:
+        """The steps of client ``k``'s running operation: receipts (reduction 4) and timeouts. They depend
+        only on the operation and the replies in flight to it, so they are memoised on those."""
+        opid = s.clients[k].op
+        node = client_node(k)
+        p_dst = self.p_dst
+        replies = tuple(sorted((p for p in s.net if p_dst[p] == node), key=self.p_key.__getitem__))
+        key = (k, opid, replies)
+        hit = self._moves.get(key)
+        if hit is None:
+            hit = list(self._client_moves(k, opid, replies))
+            self._moves[key] = hit
+        return hit
+
+    def _client_moves(self, k: int, opid: int, replies: tuple[int, ...]) -> Iterator[Move]:
+        ctx = self.ctxs[k]
+        op0: Op = self.ops.values[opid]
+        if not self.cfg.batch_replies:
+            after, effects = self.op_on_timeout(op0, op0.req, ctx)
+            yield ("timeout", (k, ())), self.op(after), self._sent(k, effects)
+            return
+        seen: set[tuple[int, tuple[int, ...]]] = set()
+
+        def moves(op: Op, heard: tuple[int, ...]) -> Iterator[Move]:
+            after, effects = self.op_on_timeout(op, op.req, ctx)
+            step = (self.op(after), self._sent(k, effects))
+            if step not in seen:
+                seen.add(step)
+                yield ("timeout", (k, heard)), *step
+            sources = {self.p_src[p] for p in heard}
+            for p in replies:
+                src = self.p_src[p]
+                if src in sources:
+                    continue
+                nxt, effects = self.op_on_reply(op, src, self.packets.values[p][2], ctx)
+                if nxt is op:
+                    continue  # ignored by the operation
+                if nxt.phase is Phase.DONE or nxt.req != op.req or effects:
+                    step = (self.op(nxt), self._sent(k, effects))
+                    if step not in seen:
+                        seen.add(step)
+                        yield ("receive", (k, (*heard, p))), *step
+                else:
+                    yield from moves(nxt, (*heard, p))
+
+        yield from moves(op0, ())
+
+    # -- dead packets (reduction 1) ------------------------------------------------------------------
+
+    def is_dead(self, p: int, accs: tuple[int, ...], clients: tuple[Client, ...]) -> bool:
+        dst = self.p_dst[p]
+        if dst >= CLIENT_BASE:
+            opid = clients[dst - CLIENT_BASE].op
+            return opid < 0 or self.p_req[p] != self.op_req[opid] or self.p_src[p] in self.op_heard[opid]
+        opid = clients[self.p_src[p] - CLIENT_BASE].op
+        if opid >= 0 and self.p_req[p] == self.op_req[opid]:
+            return False
+        if self.p_read[p]:
+            return True
+        rid = accs[dst]
+        return self.acceptor_step(rid, p)[0] == rid
+
+    def gc(self, net: frozenset[int], accs: tuple[int, ...], clients: tuple[Client, ...], *,
+           acceptor: int = -1, client: int = -1, extra: int = -1) -> frozenset[int]:
+        """Remove the packets a step made dead: those of the ``acceptor`` and the ``client`` it changed, and
+        ``extra`` (deadness depends only on a packet's own acceptor and client)."""
+        node = client_node(client) if client >= 0 else -2
+        p_src, p_dst = self.p_src, self.p_dst
+        dead = [
+            p for p in net
+            if (p_dst[p] == acceptor or p_src[p] == node or p_dst[p] == node or p == extra)
+            and self.is_dead(p, accs, clients)
+        ]
+        return net.difference(dead) if dead else net
+
+    # -- successors ----------------------------------------------------------------------------------
+
+    def initial_state(self) -> State:
+        return State(
+            accs=tuple(0 for _ in range(self.n)),
+            clients=tuple(Client(0, -1, None, None, None, ZERO_BALLOT, ()) for _ in self.cfg.scripts),
+            net=frozenset(),
+            ghost=frozenset(),
+        )
+
+    def successors(self, s: State) -> Iterator[tuple[Action, State]]:
+        """Every transition enabled in ``s``, in a fixed order."""
+        cfg = self.cfg
+        n = self.n
+        for p in sorted(s.net, key=self.p_key.__getitem__):
+            dst = self.p_dst[p]
+            keep = s.net if cfg.duplicating else s.net - {p}
+            if dst < n:
+                rid, back, votes = self.acceptor_step(s.accs[dst], p)
+                accs = s.accs if rid == s.accs[dst] else (*s.accs[:dst], rid, *s.accs[dst + 1 :])
+                ghost = s.ghost.union([(dst, b, v) for b, v in votes]) if votes else s.ghost
+                net = self.gc(keep | {back}, accs, s.clients, acceptor=dst, extra=back)
+                yield ("deliver", p), State(accs, s.clients, net, ghost)
+                if cfg.drops and cfg.duplicating:
+                    net = self.gc((s.net - {p}) | {back}, accs, s.clients, acceptor=dst, extra=back)
+                    yield ("consume", p), State(accs, s.clients, net, ghost)
+            elif not cfg.batch_replies:
+                k = dst - CLIENT_BASE
+                c = s.clients[k]
+                op, effects = self.op_on_reply(self.ops.values[c.op], self.p_src[p], self.packets.values[p][2],
+                                               self.ctxs[k])
+                nc = self._settle(k, c, self.op(op))
+                clients = (*s.clients[:k], nc, *s.clients[k + 1 :])
+                net = self.gc(keep.union(self._sent(k, effects)), s.accs, clients, client=k)
+                yield ("deliver", p), State(s.accs, clients, net, s.ghost)
+            if cfg.drops:
+                yield ("drop", p), State(s.accs, s.clients, s.net - {p}, s.ghost)
+        for k, c in enumerate(s.clients):
+            if c.op < 0:
+                if c.pc < len(cfg.scripts[k]):
+                    nc, sent = self.start(k, c, s.ghost)
+                    clients = (*s.clients[:k], nc, *s.clients[k + 1 :])
+                    yield ("start", k), State(s.accs, clients, self.gc(s.net.union(sent), s.accs, clients, client=k),
+                                              s.ghost)
+                continue
+            for action, opid, sent in self.client_moves(s, k):
+                nc = self._settle(k, c, opid)
+                clients = (*s.clients[:k], nc, *s.clients[k + 1 :])
+                yield action, State(s.accs, clients, self.gc(s.net.union(sent), s.accs, clients, client=k), s.ghost)
+
+    # -- fingerprints (reduction 3) ------------------------------------------------------------------
+
+    def fingerprint(self, s: State) -> int:
+        """A hash of ``s``, taken up to renaming of acceptors when ``symmetry`` is on."""
+        if not self.cfg.symmetry:
+            return hash(s)
+        n = self.n
+        facts: list[list[object]] = [[] for _ in range(n)]
+        for a, b, v in s.ghost:
+            facts[a].append((b, v))
+        p_src, p_dst, p_free = self.p_src, self.p_dst, self.p_free
+        for p in s.net:
+            d = p_dst[p]
+            facts[d if d < n else p_src[p]].append(p_free[p])
+        clients = s.clients
+        if any(c.op >= 0 and self.op_split[c.op][1] for c in clients):
+            stripped = []
+            for c in clients:
+                if c.op >= 0 and self.op_split[c.op][1]:
+                    bare, heard = self.op_split[c.op]
+                    for a, fact in heard:
+                        facts[a].append(fact)
+                    c = c._replace(op=bare)
+                stripped.append(c)
+            clients = tuple(stripped)
+        accs = s.accs
+        sigs = sorted([hash((accs[a], frozenset(facts[a]))) for a in range(n)])
+        return hash((clients, tuple(sigs)))
+
+    # -- decoding ------------------------------------------------------------------------------------
+
+    def register(self, s: State, a: int) -> RegState:
+        return cast(RegState, self.reg[s.accs[a]])
+
+    def summarize(self, s: State) -> str:
+        regs = "; ".join(f"acc{a}: {show_reg(self.register(s, a))}" for a in range(self.n))
+        return f"[{regs}] chosen={sorted(chosen(s.ghost, self.cfg.quorum))!r} in flight={len(s.net)}"
+
+    def describe(self, s: State, action: Action, t: State) -> str:
+        """A readable label of the step ``s --action--> t``."""
+        what, arg = action
+        if what in ("deliver", "consume", "drop"):
+            p = cast(int, arg)
+            src, dst, msg = self.packets.values[p]
+            label = f"{what} {show_packet((src, dst, msg))}"
+            if dst < self.n:
+                if what != "drop":
+                    reply = self.packets.values[self.acceptor_step(s.accs[dst], p)[1]][2]
+                    label += f" => {show_message(reply)}"
+                if what == "deliver" and self.cfg.duplicating:
+                    label += " (a copy stays in flight)"
+                return label
+            k = dst - CLIENT_BASE
+        elif what == "start":
+            k = cast(int, arg)
+            label = f"{_node(client_node(k))} starts: {self.cfg.scripts[k][s.clients[k].pc]}"
+        else:
+            k, heard = cast(tuple[int, tuple[int, ...]], arg)
+            name = _node(client_node(k))
+            got = ", ".join(
+                f"{show_message(self.packets.values[p][2])} from {_node(self.p_src[p])}" for p in heard
+            )
+            if what == "receive":
+                label = f"{name} receives {got}"
+            else:
+                label = f"{name} receives {got}, then times out" if heard else f"{name} times out"
+        before, after = s.clients[k], t.clients[k]
+        if len(after.results) > len(before.results):
+            label += f"; {_node(client_node(k))} finishes: {show_result(after.results[-1])}"
+        return label
+
+
+def _finish(c: Client, op: Op) -> Client:
+    """Summarise a finished operation and move the client to its next step."""
+    assert op.outcome is not None
+    out: Outcome = op.outcome
+    req = op.request
+    got = out.chosen_map().get(INDEX)
+    nxt = c._replace(pc=c.pc + 1, op=-1, chosen_at_start=None)
+    if req.kind is Kind.CAPTURE:
+        if out.error is None:
+            r = Result("capture", "captured", data=got)
+            return nxt._replace(cap_ballot=out.ballot, cap_known=got, results=(*c.results, r))
+        r = Result("capture", "failed", data=got)
+        return nxt._replace(cap_ballot=None, cap_known=None, results=(*c.results, r))
+    if req.kind is Kind.WRITE:
+        value = req.values[0][1]
+        if got is not None:
+            res = "ok" if got == value else "already"
+        elif INDEX in out.stale:
+            res = "stale"
+        else:
+            res = "unknown"
+        r = Result("write", res, value=value, data=got, ballot=req.ballot)
+        return nxt._replace(results=(*c.results, r))
+    proposed = op.rounds > 0 and any(i == INDEX for i, _ in op.proposal)
+    if got is not None:
+        r = Result("read", "value", data=got, chosen_at_start=c.chosen_at_start, proposed=proposed)
+    elif out.error is None and INDEX in out.empty:
+        r = Result("read", "empty", chosen_at_start=c.chosen_at_start)
+    else:
+        r = Result("read", "failed")
+    return nxt._replace(results=(*c.results, r))
+
+
+# ---- rendering ------------------------------------------------------------------------------------------
+
+
+def _msg_key(m: Message) -> tuple[Any, ...]:
+    if isinstance(m, (Prepare, Read)):
+        return (getattr(m, "ballot", ZERO_BALLOT), m.indices)
+    if isinstance(m, Accept):
+        return (m.ballot, m.values)
+    if isinstance(m, (Promise, ReadReply)):
+        return (getattr(m, "ballot", ZERO_BALLOT), tuple((v.index, v.ballot, v.value) for v in m.votes))
+    if isinstance(m, Nack):
+        return (m.ballot, m.promised, m.accepted)
+    if isinstance(m, Accepted):
+        return (m.ballot,)
+    if isinstance(m, ErrorReply):
+        return (m.reason,)
+    return ()
+
+
+def _node(n: int) -> str:
+    if n >= CLIENT_BASE:
+        k = n - CLIENT_BASE
+        return CLIENT_NAMES[k] if k < len(CLIENT_NAMES) else f"client{k}"
+    return f"acc{n}"
+
+
+def show_ballot(b: Ballot) -> str:
+    """``number.node`` (``2.A``), or ``0`` for the zero ballot."""
+    return "0" if b == ZERO_BALLOT else f"{b.number}.{_node(b.node)}"
+
+
+def show_message(m: Message) -> str:
+    """A short readable rendering of a message."""
+    if isinstance(m, Prepare):
+        return f"Prepare(b={show_ballot(m.ballot)})"
+    if isinstance(m, Accept):
+        return f"Accept(b={show_ballot(m.ballot)}, {','.join(repr(v) for _, v in m.values)})"
+    if isinstance(m, Read):
+        return "Read"
+    if isinstance(m, Promise):
+        votes = ",".join(f"{v.value!r}@{show_ballot(v.ballot)}" for v in m.votes)
+        return f"Promise(b={show_ballot(m.ballot)}, votes=[{votes}])"
+    if isinstance(m, Accepted):
+        return f"Accepted(b={show_ballot(m.ballot)})"
+    if isinstance(m, Nack):
+        return (f"Nack(b={show_ballot(m.ballot)}, promised={show_ballot(m.promised)}, "
+                f"accepted={show_ballot(m.accepted)})")
+    if isinstance(m, ReadReply):
+        return f"ReadReply([{','.join(f'{v.value!r}@{show_ballot(v.ballot)}' for v in m.votes)}])"
+    if isinstance(m, SegmentTrimmed):
+        return "SegmentTrimmed"
+    if isinstance(m, ErrorReply):
+        return f"ErrorReply({m.reason!r})"
+    return repr(m)  # pragma: no cover - every message type is listed above
+
+
+def show_packet(p: Packet) -> str:
+    return f"{_node(p[0])}->{_node(p[1])} {show_message(p[2])}"
+
+
+def show_result(r: Result) -> str:
+    if r.kind == "write":
+        what = {"ok": "ok", "already": f"AlreadyWritten({r.data!r})", "stale": "CaptureStale",
+                "unknown": "Indeterminate", "skipped": "skipped (its capture failed)"}[r.result]
+        at = f" at {show_ballot(r.ballot)}" if r.ballot != ZERO_BALLOT else ""
+        return f"write {r.value!r}{at} -> {what}"
+    if r.kind == "capture":
+        if r.result == "captured":
+            return "capture -> ok" + ("" if r.data is None else f", found {r.data!r} written")
+        return "capture -> failed"
+    if r.result == "value":
+        return f"read -> {r.data!r}" + (" (completed by a round of its own)" if r.proposed else "")
+    return "read -> EMPTY" if r.result == "empty" else "read -> Indeterminate"
+
+
+def show_reg(r: RegState) -> str:
+    vote = "" if r.value is None else f", {r.value!r}@{show_ballot(r.accepted)}"
+    return f"promised {show_ballot(r.promised)}{vote}"
+
+
+# ---- properties -----------------------------------------------------------------------------------------
+
+Check = Callable[[Explorer, State, set[bytes]], str | None]  # None: holds; else why not
+
+
+def _single_value(ex: Explorer, s: State, now: set[bytes]) -> str | None:
+    return None if len(now) <= 1 else f"two values chosen: {sorted(now)!r}"
+
+
+def _acceptor_invariants(ex: Explorer, s: State, now: set[bytes]) -> str | None:
+    highest: dict[int, Ballot] = {}
+    per_ballot: dict[tuple[int, Ballot], bytes] = {}
+    for a, b, v in s.ghost:
+        if per_ballot.setdefault((a, b), v) != v:
+            return f"acceptor {a} voted two values at ballot {show_ballot(b)}"
+        if b > highest.get(a, ZERO_BALLOT):
+            highest[a] = b
+    for a in range(ex.n):
+        r = ex.register(s, a)
+        if not acc.reg_ok(r):
+            return f"acceptor {a}: reg_ok fails: {show_reg(r)}"
+        top = highest.get(a, ZERO_BALLOT)
+        if r.value is not None and (a, r.accepted, r.value) not in s.ghost:
+            return f"acceptor {a} holds a vote the ghost log never saw: {show_reg(r)}"
+        if r.accepted != top:
+            return f"acceptor {a}: its vote {show_ballot(r.accepted)} is not its highest, {show_ballot(top)}"
+        if top > r.promised:
+            return f"acceptor {a} voted at {show_ballot(top)}, above its promise {show_ballot(r.promised)}"
+    return None
+
+
+def _outcomes(ex: Explorer, s: State, now: set[bytes]) -> str | None:
+    for k, c in enumerate(s.clients):
+        who = CLIENT_NAMES[k]
+        for r in c.results:
+            if r.kind == "write":
+                if r.result == "ok" and r.value not in now:
+                    return f"{who}'s write of {r.value!r} returned ok, but {r.value!r} is not chosen"
+                if r.result == "already" and (r.data not in now or r.data == r.value):
+                    return f"{who}'s write returned AlreadyWritten({r.data!r}), but {r.data!r} is not chosen"
+                if r.result == "stale" and any(b == r.ballot and v == r.value for _, b, v in s.ghost):
+                    return (f"{who}'s write of {r.value!r} returned CaptureStale, but an acceptor voted it at"
+                            f" the write's ballot {show_ballot(r.ballot)}")
+            elif r.kind == "capture":
+                if r.result == "captured" and r.data is not None and r.data not in now:
+                    return f"{who}'s capture found {r.data!r} written, but it is not chosen"
+            elif r.result == "value" and r.data not in now:
+                return f"{who}'s read returned {r.data!r}, but it is not chosen"
+            elif r.result == "empty" and r.chosen_at_start is not None:
+                return f"{who}'s read returned EMPTY, but {r.chosen_at_start!r} was chosen when it started"
+    return None
+
+
+ALWAYS: tuple[tuple[str, Check], ...] = (
+    ("always_single_value_chosen", _single_value),
+    ("acceptor_invariants", _acceptor_invariants),
+    ("outcomes_match_spec", _outcomes),
+)
+
+
+def _results(s: State) -> Iterator[Result]:
+    for c in s.clients:
+        yield from c.results
+
+
+Sometimes = Callable[[State, set[bytes]], bool]
+
+SOMETIMES: tuple[tuple[str, Sometimes], ...] = (
+    ("sometimes_value_chosen", lambda s, now: bool(now)),
+    ("sometimes_write_stale", lambda s, now: any(r.kind == "write" and r.result == "stale" for r in _results(s))),
+    (
+        "sometimes_read_completes_a_half_write",
+        lambda s, now: any(
+            r.kind == "read" and r.result == "value" and r.proposed and r.chosen_at_start is None
+            for r in _results(s)
+        ),
+    ),
+    ("sometimes_already_written", lambda s, now: any(r.kind == "write" and r.result == "already" for r in _results(s))),
+)
+
+
+def applicable(cfg: ExploreConfig) -> list[str]:
+    """The "sometimes" properties the configuration's scripts can possibly meet: a stale write needs a
+    second client (whose rounds preempt the writer's capture), ``AlreadyWritten`` two distinct written
+    values, a read completing a write both a read and a write."""
+    steps = [s for script in cfg.scripts for s in script]
+    values = {s.value for s in steps if s.kind == "write"}
+    names = ["sometimes_value_chosen"] if values else []
+    if len(cfg.scripts) >= 2 and values:
+        names.append("sometimes_write_stale")
+    if READ in steps and values:
+        names.append("sometimes_read_completes_a_half_write")
+    if len(values) >= 2:
+        names.append("sometimes_already_written")
+    return names
+
+
+# ---- the search -----------------------------------------------------------------------------------------
+
+CHECKED = "checked (bounded)"
+VIOLATION = "VIOLATION"
+UNKNOWN = "UNKNOWN"
+VACUOUS = "VACUOUS"
+
+
+@dataclass(slots=True, kw_only=True)
+class Report:
+    """What an exploration found. ``verdict``: ``checked (bounded)`` (every reachable state visited, every
+    property held, every applicable "sometimes" property met), ``VIOLATION``, ``UNKNOWN`` (the state budget
+    ran out first) or ``VACUOUS`` (every state visited, no violation, but an applicable "sometimes" property
+    was never met). ``trace`` lists (step, state summary) from the initial state to the violation."""
+
+    config: ExploreConfig
+    verdict: str
+    states: int
+    depth: int
+    seconds: float
+    violation: str | None = None
+    failed: str | None = None
+    trace: list[tuple[str, str]] = field(default_factory=list)
+    witnessed: dict[str, int] = field(default_factory=dict)  # sometimes property -> depth first met
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == CHECKED
+
+    @property
+    def vacuous(self) -> list[str]:
+        return [name for name in applicable(self.config) if name not in self.witnessed]
+
+    def render(self) -> str:
+        lines = [
+            f"bounds: {self.config.describe()}",
+            f"verdict: {self.verdict}",
+            f"distinct states: {self.states}   max depth: {self.depth}   seconds: {self.seconds:.1f}",
+        ]
+        relevant = applicable(self.config)
+        for name, _ in SOMETIMES:
+            d = self.witnessed.get(name)
+            if d is not None:
+                lines.append(f"  {name}: witnessed at depth {d}")
+            elif name in relevant:
+                lines.append(f"  {name}: never witnessed (vacuous)")
+            else:
+                lines.append(f"  {name}: not applicable to these scripts")
+        if self.violation is not None:
+            lines.append(f"violated: {self.failed}: {self.violation}")
+            lines.append(f"shortest counterexample ({len(self.trace) - 1} steps):")
+            for i, (label, summary) in enumerate(self.trace):
+                lines.append(f"  {i:3d}. {label}")
+                lines.append(f"       {summary}")
+        return "\n".join(lines)
+
+
+def explore(cfg: ExploreConfig | None = None, *, progress: Callable[[int, int], None] | None = None) -> Report:
+    """Breadth-first search of every state reachable in ``cfg``, up to ``cfg.max_states`` states."""
+    cfg = cfg if cfg is not None else default_config()
+    collecting = gc.isenabled()
+    gc.disable()  # millions of small immutable tuples: the cyclic collector would rescan them in vain
+    try:
+        return _explore(cfg, progress)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _explore(cfg: ExploreConfig, progress: Callable[[int, int], None] | None) -> Report:
+    ex = Explorer(cfg)
+    t0 = time.perf_counter()
+    init = ex.initial_state()
+    root = ex.fingerprint(init)
+    parent: dict[int, int] = {root: root}
+    frontier: deque[tuple[State, int]] = deque([(init, 0)])
+    witnessed: dict[str, int] = {}
+    pending = [item for item in SOMETIMES if item[0] in applicable(cfg)]
+    depth = 0
+    found: tuple[str, str, int, bool] | None = None  # property, why, fingerprint, broken by a step from it
+    quorum = cfg.quorum
+
+    def visit(s: State, d: int) -> tuple[str, str] | None:
+        nonlocal pending
+        now = chosen(s.ghost, quorum)
+        if pending:
+            met = [item for item in pending if item[1](s, now)]
+            for name, _ in met:
+                witnessed[name] = d
+            if met:
+                pending = [item for item in pending if item not in met]
+        for name, check in ALWAYS:
+            why = check(ex, s, now)
+            if why is not None:
+                return name, why
+        return None
+
+    bad = visit(init, 0)
+    if bad is not None:
+        found = (bad[0], bad[1], root, False)
+    budget_hit = False
+    next_report = 10_000
+    while frontier and found is None and not budget_hit:
+        s, d = frontier.popleft()
+        depth = max(depth, d)
+        fs = ex.fingerprint(s)
+        try:
+            for _, nxt in ex.successors(s):
+                f = ex.fingerprint(nxt)
+                if f in parent:
+                    continue
+                parent[f] = fs
+                bad = visit(nxt, d + 1)
+                if bad is not None:
+                    found = (bad[0], bad[1], f, False)
+                    depth = max(depth, d + 1)
+                    break
+                if len(parent) >= cfg.max_states:
+                    budget_hit = True
+                    break
+                frontier.append((nxt, d + 1))
+        except StepViolation as e:
+            found = ("acceptor_invariants", str(e), fs, True)
+        if progress is not None and len(parent) >= next_report:
+            progress(len(parent), d)
+            next_report += 10_000
+    seconds = time.perf_counter() - t0
+    if found is not None:
+        prop, why, f, at_step = found
+        trace = _rebuild(ex, parent, f)
+        if at_step:
+            trace.append(("a delivery from the last state breaks step_ok (see above)", trace[-1][1]))
+        return Report(config=cfg, verdict=VIOLATION, states=len(parent), depth=depth, seconds=seconds,
+                      violation=why, failed=prop, trace=trace, witnessed=witnessed)
+    verdict = UNKNOWN if budget_hit or frontier else VACUOUS if pending else CHECKED
+    return Report(config=cfg, verdict=verdict, states=len(parent), depth=depth, seconds=seconds, witnessed=witnessed)
+
+
+def _rebuild(ex: Explorer, parent: dict[int, int], target: int) -> list[tuple[str, str]]:
+    """Replay the search along the fingerprint chain from the initial state to ``target``. The replay
+    takes the steps themselves (not their symmetric images), so acceptor names stay put along the trace."""
+    chain = [target]
+    while parent[chain[-1]] != chain[-1]:
+        chain.append(parent[chain[-1]])
+    chain.reverse()
+    s = ex.initial_state()
+    trace = [("initial state", ex.summarize(s))]
+    for want in chain[1:]:
+        for action, nxt in ex.successors(s):
+            if ex.fingerprint(nxt) == want:
+                trace.append((ex.describe(s, action, nxt), ex.summarize(nxt)))
+                s = nxt
+                break
+        else:  # pragma: no cover - a fingerprint chain always replays
+            raise RuntimeError("could not replay the counterexample trace")
+    return trace
+
+
+Projection = tuple[tuple[RegState, ...], frozenset[GhostVote], tuple[tuple[int, tuple[Result, ...]], ...]]
+
+
+def reachable_projections(cfg: ExploreConfig) -> set[Projection]:
+    """Every reachable (registers, ghost log, client positions and results) -- what the properties read --
+    found without the symmetry reduction. Used to check that the reductions and both views of loss agree."""
+    ex = Explorer(replace(cfg, symmetry=False))
+    init = ex.initial_state()
+    seen = {init}
+    stack = [init]
+    while stack:
+        s = stack.pop()
+        for _, nxt in ex.successors(s):
+            if nxt not in seen:
+                if len(seen) >= cfg.max_states:
+                    raise RuntimeError(f"more than {cfg.max_states} states")
+                seen.add(nxt)
+                stack.append(nxt)
+    return {
+        (tuple(ex.register(s, a) for a in range(ex.n)), s.ghost, tuple((c.pc, c.results) for c in s.clients))
+        for s in seen
+    }
+
+
+def default_config() -> ExploreConfig:
+    """The default configuration (its bounds print with every report)."""
+    return ExploreConfig()
+
+
+def small_config() -> ExploreConfig:
+    """A configuration small enough for a regression guard on its exact state count."""
+    return ExploreConfig(scripts=((CAPTURE, write(b"a")), (READ,)), max_rounds=1)
+
+
+__all__ = [
+    "ALWAYS",
+    "CAPTURE",
+    "CHECKED",
+    "READ",
+    "SOMETIMES",
+    "UNKNOWN",
+    "VACUOUS",
+    "VIOLATION",
+    "ExploreConfig",
+    "Explorer",
+    "Report",
+    "State",
+    "Step",
+    "applicable",
+    "default_config",
+    "explore",
+    "reachable_projections",
+    "small_config",
+    "write",
+]
