@@ -92,7 +92,6 @@ from wormspace.layers.messages import (
     ReadReply,
     RegState,
     Reply,
-    Request,
     SegmentTrimmed,
 )
 from wormspace.layers.wor import Config, Ctx, Kind, Op, OpRequest, Outcome, Phase
@@ -585,7 +584,7 @@ class Explorer:
     # -- decoding ------------------------------------------------------------------------------------
 
     def register(self, s: State, a: int) -> RegState:
-        return cast(RegState, self.reg[s.accs[a]])
+        return self.reg[s.accs[a]]
 
     def summarize(self, s: State) -> str:
         regs = "; ".join(f"acc{a}: {show_reg(self.register(s, a))}" for a in range(self.n))
@@ -709,9 +708,8 @@ def show_message(m: Message) -> str:
         return f"ReadReply([{','.join(f'{v.value!r}@{show_ballot(v.ballot)}' for v in m.votes)}])"
     if isinstance(m, SegmentTrimmed):
         return "SegmentTrimmed"
-    if isinstance(m, ErrorReply):
-        return f"ErrorReply({m.reason!r})"
-    return repr(m)  # pragma: no cover - every message type is listed above
+    assert isinstance(m, ErrorReply)  # every other message type is handled above
+    return f"ErrorReply({m.reason!r})"
 
 
 def show_packet(p: Packet) -> str:
