@@ -1,6 +1,6 @@
 """Acceptor -> WOR: the WOR layer's checks against its trusted spec (``wor.WorSpec``).
 
-Two checks, each in stated bounds (they are bounded and randomised: they find bugs, they prove nothing).
+Three checks, each in stated bounds (bounded, and the first two randomised: they find bugs, they prove nothing).
 
 1. ``WorLockstep`` -- a Hypothesis state machine that runs the real pure cores over a hand-driven network:
    three acceptors (``acceptor.handle_request`` on a register dict, changed by ``apply_to_dict``), two
@@ -37,6 +37,9 @@ Two checks, each in stated bounds (they are bounded and randomised: they find bu
    addresses of one segment; seeded drops and duplicates; an acceptor crashed and restarted; one acceptor
    partitioned off and healed), judged by ``check_history`` against ``SegmentModel``. A verdict of OK says
    that one history is linearizable; UNKNOWN (the checker's budget ran out) is never a pass.
+
+3. ``explore_default()`` -- the explicit-state explorer (``explore.py``) on its default configurations,
+   each explored exhaustively within its printed bounds.
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ from wormspace.layers.wor import (
 if TYPE_CHECKING:
     from wormspace.cluster import SimCluster
     from wormspace.layers.wormspace import SpaceLogic
+    from wormspace.refinement.explore import Report
     from wormspace.refinement.linearizability import CheckResult
 
 # ---- 1. the lockstep state machine ----------------------------------------------------------------------
@@ -551,6 +555,18 @@ def run_linearizability(
     return check_history(list(cluster.history()), SegmentModel(wos_size=LIN_WOS_SIZE), budget=b.budget)
 
 
+# ---- 3. the explorer -------------------------------------------------------------------------------------
+
+
+def explore_default(*, stop_at_violation: bool = True) -> list[Report]:
+    """Run the explorer on its default configurations (``explore.default_configs``: a writer beside a
+    reader on a duplicating network, then two racing writers), each exhaustively; see ``explore.py`` for
+    the properties and the bounds, which every report prints."""
+    from wormspace.refinement.explore import explore_all
+
+    return explore_all(stop_at_violation=stop_at_violation)
+
+
 __all__ = [
     "LOCKSTEP_CONFIG",
     "LOCKSTEP_SOMETIMES",
@@ -559,6 +575,7 @@ __all__ = [
     "LinBounds",
     "WorLockstep",
     "concurrent_run",
+    "explore_default",
     "lockstep_bounds",
     "lockstep_witnessed",
     "run_linearizability",

@@ -1,0 +1,142 @@
+"""The explicit-state explorer (wormspace/refinement/explore.py): exact state counts as regression guards,
+the reductions checked against the literal model, a pinned shortest counterexample, the default run."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from wormspace.layers import wor
+from wormspace.refinement.acceptor_to_wor import explore_default
+from wormspace.refinement.explore import (
+    CAPTURE,
+    CHECKED,
+    READ,
+    UNKNOWN,
+    VACUOUS,
+    VIOLATION,
+    ExploreConfig,
+    applicable,
+    default_configs,
+    explore,
+    race_config,
+    reachable_projections,
+    read_config,
+    write,
+)
+
+# A writer and a capturer, one round, no duplicates: small enough to explore in about a second.
+PINNED = ExploreConfig(scripts=((CAPTURE, write(b"a")), (CAPTURE,)), max_rounds=1, duplicating=False)
+
+
+def test_pinned_configuration_state_count() -> None:
+    """A regression guard (as stateright pins its Paxos example): a change to the cores or the explorer
+    that changes the reachable state space shows here first."""
+    report = explore(PINNED)
+    print("\n" + report.render())
+    assert report.verdict == CHECKED
+    assert (report.states, report.depth) == (14483, 25)
+    assert set(report.witnessed) == {"sometimes_value_chosen", "sometimes_write_stale"}
+
+
+def test_symmetry_reduction_keeps_the_verdict_and_cuts_states() -> None:
+    with_symmetry = explore(PINNED)
+    without = explore(replace(PINNED, symmetry=False))
+    assert without.verdict == with_symmetry.verdict == CHECKED
+    assert without.witnessed == with_symmetry.witnessed
+    assert without.depth == with_symmetry.depth
+    assert (without.states, with_symmetry.states) == (74395, 14483)  # 3 acceptors: at most 3! = 6 fold
+
+
+@pytest.mark.parametrize(
+    ("scripts", "duplicating"),
+    [
+        (((CAPTURE, write(b"a")),), True),
+        (((CAPTURE,), (READ,)), False),
+        (((CAPTURE,), (CAPTURE,)), False),
+    ],
+    ids=["capture-write/duplicating", "capture|read", "capture|capture"],
+)
+def test_reductions_reach_what_the_literal_model_reaches(
+    scripts: tuple[tuple[object, ...], ...], duplicating: bool
+) -> None:
+    """Batched replies, dead-packet removal and loss-as-never-delivered reach exactly the register, ghost
+    and client states of the literal model (one reply per step, explicit drops, consuming deliveries)."""
+    cfg = ExploreConfig(scripts=scripts, max_rounds=1, duplicating=duplicating)  # type: ignore[arg-type]
+    reduced = reachable_projections(cfg)
+    literal = reachable_projections(replace(cfg, drops=True, batch_replies=False))
+    assert reduced == literal
+    assert len(reduced) > 100
+
+
+def test_shortest_counterexample_for_a_quorum_of_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BFS finds the shortest violation; the trace is pinned, step by step."""
+    monkeypatch.setattr(wor.Ctx, "quorum", property(lambda self: 1))
+    report = explore(ExploreConfig(scripts=((CAPTURE, write(b"a")),), max_rounds=1))
+    print("\n" + report.render())
+    assert report.verdict == VIOLATION
+    assert report.failed == "outcomes_match_spec"
+    assert report.violation == "A's write of b'a' returned ok, but b'a' is not chosen"
+    assert [label for label, _ in report.trace] == [
+        "initial state",
+        "A starts: capture",
+        "deliver A->acc0 Prepare(b=1.A) => Promise(b=1.A, votes=[]) (a copy stays in flight)",
+        "A receives Promise(b=1.A, votes=[]) from acc0; A finishes: capture -> ok",
+        "A starts: write b'a'",
+        "deliver A->acc0 Accept(b=1.A, b'a') => Accepted(b=1.A) (a copy stays in flight)",
+        "A receives Accepted(b=1.A) from acc0; A finishes: write b'a' at 1.A -> ok",
+    ]
+    assert report.trace[-1][1].endswith("chosen=[] in flight=4")
+
+
+def test_budget_exhausted_is_unknown_never_a_pass() -> None:
+    report = explore(replace(PINNED, max_states=500))
+    assert report.verdict == UNKNOWN
+    assert report.states == 500
+    assert "verdict: UNKNOWN" in report.render()
+
+
+def test_a_sometimes_property_never_met_is_reported_vacuous() -> None:
+    """A write without a capture is skipped, so nothing is ever written: no violation, but vacuous."""
+    report = explore(ExploreConfig(scripts=((write(b"a"),), (READ,)), max_rounds=1))
+    print("\n" + report.render())
+    assert report.verdict == VACUOUS
+    assert report.vacuous == [
+        "sometimes_value_chosen",
+        "sometimes_write_stale",
+        "sometimes_read_completes_a_half_write",
+    ]
+    assert "never witnessed (vacuous)" in report.render()
+
+
+def test_applicable_sometimes_properties() -> None:
+    assert applicable(ExploreConfig(scripts=((CAPTURE,),))) == []
+    assert applicable(read_config()) == [
+        "sometimes_value_chosen",
+        "sometimes_write_stale",
+        "sometimes_read_completes_a_half_write",
+    ]
+    assert "sometimes_already_written" in applicable(race_config())
+
+
+def test_default_run_is_the_two_default_configurations() -> None:
+    assert default_configs() == (read_config(), race_config())
+    assert read_config().duplicating and not race_config().duplicating
+
+
+@pytest.mark.slow
+def test_race_configuration_is_checked_exhaustively() -> None:
+    """Two writers racing (the read configuration is explored by test_acceptor_to_wor)."""
+    report = explore(race_config())
+    print("\n" + report.render())
+    assert report.verdict == CHECKED, report.render()
+    assert report.vacuous == []
+    assert report.states == 265921
+
+
+@pytest.mark.slow
+def test_explore_default_stops_at_the_first_violation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wor.Ctx, "quorum", property(lambda self: 1))
+    reports = explore_default()
+    assert [r.verdict for r in reports] == [VIOLATION]
