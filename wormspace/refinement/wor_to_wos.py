@@ -306,12 +306,17 @@ def _holds(o: int, v: bytes) -> Callable[[WosSpec], WosSpec | None]:
     return lambda w: w if w.read(o) == v else None
 
 
-def run_outcome(driver: Any, gen: Generator[OpRequest, Outcome, Any]) -> object:
-    """Run a generator to its result, or to the failure that ended it (returned, not raised)."""
+def outcome_of(fn: Callable[[], Any]) -> object:
+    """Call ``fn``; its result, or the operation failure or usage error that ended it (returned, not raised)."""
     try:
-        return run_sync(driver, gen)
+        return fn()
     except (OperationFailed, UsageError) as e:
         return e
+
+
+def run_outcome(driver: Any, gen: Generator[OpRequest, Outcome, Any]) -> object:
+    """Run a generator to its result, or to the failure that ended it (returned, not raised)."""
+    return outcome_of(lambda: run_sync(driver, gen))
 
 
 class WosLockstep(RuleBasedStateMachine):

@@ -41,6 +41,7 @@ from wormspace.layers.wor import Config, OpRequest, Outcome
 from wormspace.layers.wormspace import SpaceLogic, WormSpace, WormSpaceSpec, abstract_space
 from wormspace.layers.wos import CaptureId, Listener, registers_kept_after_trim
 from wormspace.refinement.wor_to_wos import Pending, Possible, SpecAdapter, settle
+from wormspace.refinement.wor_to_wos import outcome_of as _outcome
 
 # ---- the spec side: one WormSpaceSpec per segment ---------------------------------------------------------
 
@@ -123,13 +124,6 @@ def _reads(a: int) -> Step:
 
 def _holds(a: int, v: bytes) -> Callable[[WormSpaceSpec], WormSpaceSpec | None]:
     return lambda w: w if w.read(a) == v else None
-
-
-def _outcome(fn: Callable[[], Any]) -> object:
-    try:
-        return fn()
-    except (OperationFailed, UsageError) as e:
-        return e
 
 
 class SpaceLockstep(RuleBasedStateMachine):
