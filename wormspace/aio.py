@@ -6,12 +6,13 @@ driver of ``wormspace.deploy`` has one). Every method mirrors ``WormSpace``'s an
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any, Protocol, TypeVar
 
 from wormspace.errors import OperationFailed
 from wormspace.layers.wor import OpRequest, Outcome, _Empty
-from wormspace.layers.wormspace import OpGen, SpaceLogic
+from wormspace.layers.wormspace import SLEPT, OpGen, Sleep, SpaceLogic
 from wormspace.layers.wos import CaptureId
 
 T = TypeVar("T")
@@ -26,7 +27,11 @@ async def run_async(driver: AsyncDriver, gen: OpGen[T]) -> T:
     try:
         req = next(gen)
         while True:
-            req = gen.send(await driver.execute_async(req))
+            if isinstance(req, Sleep):
+                await asyncio.sleep(req.seconds)
+                req = gen.send(SLEPT)
+            else:
+                req = gen.send(await driver.execute_async(req))
     except StopIteration as stop:
         result: T = stop.value
         return result
@@ -43,6 +48,10 @@ class AsyncClient:
     @property
     def wos_size(self) -> int:
         return self.logic.wos_size
+
+    async def run(self, gen: OpGen[T]) -> T:
+        """Run a generator over this client's API (e.g. an app's core) to its result."""
+        return await run_async(self.driver, gen)
 
     def address(self, segment: int, offset: int) -> int:
         return self.logic.address(segment, offset)

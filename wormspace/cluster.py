@@ -22,7 +22,7 @@ from wormspace.layers.effects import Effect, Persist, RegKey
 from wormspace.layers.messages import Accept, Message, Prepare, Read, Reply
 from wormspace.layers.network import Faults, SimNetwork
 from wormspace.layers.wor import ClientCore, Config, GhostVote, OpRequest, Outcome
-from wormspace.layers.wormspace import DEFAULT_WOS_SIZE, SpaceLogic, WormSpace
+from wormspace.layers.wormspace import DEFAULT_WOS_SIZE, ClientRequest, SpaceLogic, WormSpace, submit_event
 
 if TYPE_CHECKING:
     from wormspace.refinement.history import History, Recorder
@@ -81,6 +81,12 @@ class SimClient:
         return self.core.on_timeout(token)
 
     # the blocking driver
+    def sleep(self, seconds: float) -> None:
+        """Let ``seconds`` of virtual time pass (other processes' work runs meanwhile)."""
+        woke: list[bool] = []
+        self.cluster.net.call_at(seconds, lambda: woke.append(True))
+        self.cluster.net.run_until(lambda: bool(woke))
+
     def execute(self, request: OpRequest) -> Outcome:
         op_id, effects = self.core.start(request)
         self.cluster.net.carry_out(self.node_id, effects)
@@ -102,7 +108,7 @@ class SimClient:
         self.cluster.net.carry_out(self.node_id, effects)
 
 
-Workload = Callable[[SpaceLogic], Generator[OpRequest, Outcome, Any]]
+Workload = Callable[[SpaceLogic], Generator[ClientRequest, Outcome, Any]]
 
 
 class SimCluster:
@@ -183,7 +189,7 @@ class SimCluster:
             except Exception as e:  # a workload that does not catch an outcome ends with it
                 self.failures.append((logic.process, e))
                 return
-            sim.submit(req, advance)
+            submit_event(sim, req, advance)
 
         self.net.call_at(at, lambda: advance(None))
         return logic.process

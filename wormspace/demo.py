@@ -20,8 +20,8 @@ from typing import Any
 
 from wormspace.errors import OperationFailed
 from wormspace.layers.network import Faults
-from wormspace.layers.wor import OpRequest, Outcome, always_single_value_chosen
-from wormspace.layers.wormspace import SpaceLogic
+from wormspace.layers.wor import Outcome, always_single_value_chosen
+from wormspace.layers.wormspace import ClientRequest, SpaceLogic
 
 WOS = 1024  # the default segment size, so `wormspace check` needs no --wos-size
 SEGMENTS = 3
@@ -30,7 +30,7 @@ SEGMENTS = 3
 def _worker(seed: int, name: str, segments: list[int], ops: int) -> Any:
     rng = random.Random(seed)
 
-    def workload(logic: SpaceLogic) -> Generator[OpRequest, Outcome, None]:
+    def workload(logic: SpaceLogic) -> Generator[ClientRequest, Outcome, None]:
         for n in range(ops):
             seg = rng.choice(segments)
             off = rng.randrange(4)  # few offsets: plenty of races
@@ -48,7 +48,7 @@ def _worker(seed: int, name: str, segments: list[int], ops: int) -> Any:
 
 
 def _batcher(segment: int) -> Any:
-    def workload(logic: SpaceLogic) -> Generator[OpRequest, Outcome, None]:
+    def workload(logic: SpaceLogic) -> Generator[ClientRequest, Outcome, None]:
         try:
             cap = yield from logic.batch_capture(segment, 0, 8)
             yield from logic.batch_write(segment, {i: f"batch{i}".encode() for i in range(8)}, cap)
@@ -61,7 +61,7 @@ def _batcher(segment: int) -> Any:
 
 
 def _trimmer(segment: int) -> Any:
-    def workload(logic: SpaceLogic) -> Generator[OpRequest, Outcome, None]:
+    def workload(logic: SpaceLogic) -> Generator[ClientRequest, Outcome, None]:
         try:
             yield from logic.trim(segment)
             yield from logic.read(logic.address(segment, 0))

@@ -828,6 +828,10 @@ class TcpDriver:
             raise Indeterminate("the driver is closed")
         return asyncio.run_coroutine_threadsafe(self._submit(request), self._loop).result()
 
+    def sleep(self, seconds: float) -> None:
+        """Pause the calling thread (an app's timeout over TCP runs on real time)."""
+        time.sleep(seconds)
+
     async def execute_async(self, request: OpRequest) -> Outcome:
         """Run one operation to its outcome without blocking the caller's event loop."""
         if self._in_loop_thread():

@@ -49,7 +49,7 @@ from wormspace.layers.wor import (
     op_on_timeout,
     op_start,
 )
-from wormspace.layers.wormspace import SpaceLogic
+from wormspace.layers.wormspace import ClientRequest, SpaceLogic
 
 CTX = Ctx(node=7, acceptors=(0, 1, 2), config=Config(max_rounds=2, max_resends=1))
 B = Ballot(5, 7)
@@ -312,7 +312,7 @@ def test_drops_and_duplicates_keep_every_register_single_valued() -> None:
 def race(seed: int) -> SimCluster:
     cluster = Cluster.simulated(acceptors=3, seed=seed, wos_size=4, faults=Faults(drop=0.1, duplicate=0.1))
 
-    def workload(logic: SpaceLogic) -> Generator[OpRequest, Outcome, None]:
+    def workload(logic: SpaceLogic) -> Generator[ClientRequest, Outcome, None]:
         with contextlib.suppress(OperationFailed):
             yield from logic.alloc(0, b"m")
         for n in range(4):

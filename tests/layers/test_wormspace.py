@@ -284,6 +284,10 @@ class LockedDriver:
         with self.lock:
             return self.sim.execute(request)
 
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.sim.sleep(seconds)
+
 
 def test_listen_with_a_blocking_driver_polls_from_a_thread(cluster: SimCluster) -> None:
     lock = threading.Lock()

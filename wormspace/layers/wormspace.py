@@ -71,7 +71,23 @@ from wormspace.layers.wos import (
 )
 
 T = TypeVar("T")
-OpGen = Generator[OpRequest, Outcome, T]
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """A pause of the calling process for ``seconds`` of its driver's clock (virtual in the simulator, real
+    over TCP). Apps use it for timeouts (``SpaceLogic.sleep``); it is not an operation and is not recorded."""
+
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seconds, bool) or not isinstance(self.seconds, (int, float)) or not self.seconds >= 0:
+            raise UsageError(f"a sleep lasts a non-negative number of seconds, got {self.seconds!r}")
+
+
+ClientRequest = OpRequest | Sleep
+OpGen = Generator[ClientRequest, Outcome, T]
+SLEPT = Outcome()  # what a driver answers to a Sleep
 
 DEFAULT_WOS_SIZE = 1024
 DEFAULT_POLL_INTERVAL = 0.05  # seconds between a listener's polls (virtual seconds in the simulator)
@@ -379,6 +395,11 @@ class SpaceLogic:
         end = self._range(segment, start, end)
         return (yield from self.seg.read(segment, tuple(range(start, end))))
 
+    def sleep(self, seconds: float) -> OpGen[None]:
+        """Pause this process for ``seconds`` of the driver's clock (the cluster's virtual clock in the
+        simulator). Not an operation: nothing is sent and nothing is recorded."""
+        yield Sleep(seconds)
+
     # -- listeners -----------------------------------------------------------------------------------
 
     def listener(
@@ -399,9 +420,11 @@ class SpaceLogic:
 
 
 class Driver(Protocol):
-    """Runs one WOR-layer operation to its outcome (blocking)."""
+    """Runs one WOR-layer operation to its outcome (blocking); ``sleep`` pauses on the driver's clock."""
 
     def execute(self, request: OpRequest) -> Outcome: ...
+
+    def sleep(self, seconds: float) -> None: ...
 
 
 @runtime_checkable
@@ -418,7 +441,11 @@ def run_sync(driver: Driver, gen: OpGen[T]) -> T:
     try:
         req = next(gen)
         while True:
-            req = gen.send(driver.execute(req))
+            if isinstance(req, Sleep):
+                driver.sleep(req.seconds)
+                req = gen.send(SLEPT)
+            else:
+                req = gen.send(driver.execute(req))
     except StopIteration as stop:
         result: T = stop.value
         return result
@@ -434,9 +461,17 @@ def run_events(driver: EventDriver, gen: OpGen[T], then: Callable[[T], None]) ->
         except StopIteration as stop:
             then(stop.value)
             return
-        driver.submit(req, advance)
+        submit_event(driver, req, advance)
 
     advance(None)
+
+
+def submit_event(driver: EventDriver, req: ClientRequest, then: Callable[[Outcome], None]) -> None:
+    """Hand one request of a generator to an event-driven driver: an operation, or a sleep as a timer."""
+    if isinstance(req, Sleep):
+        driver.call_later(req.seconds, lambda: then(SLEPT))
+    else:
+        driver.submit(req, then)
 
 
 def _poll_with_events(driver: EventDriver, logic: SpaceLogic, lis: Listener, interval: float) -> None:
@@ -476,6 +511,11 @@ class WormSpace:
     def __init__(self, logic: SpaceLogic, driver: Driver) -> None:
         self.logic = logic
         self.driver = driver
+
+    def run(self, gen: OpGen[T]) -> T:
+        """Run a generator over this client's API (``self.logic``'s methods; e.g. an app's core) to its
+        result, blocking. This is how apps built as generator cores get a synchronous face."""
+        return run_sync(self.driver, gen)
 
     @property
     def wos_size(self) -> int:
@@ -560,9 +600,13 @@ class WormSpace:
 __all__ = [
     "DEFAULT_POLL_INTERVAL",
     "DEFAULT_WOS_SIZE",
+    "SLEPT",
+    "ClientRequest",
     "Driver",
     "EventDriver",
     "Listener",
+    "OpGen",
+    "Sleep",
     "SpaceLogic",
     "WormSpace",
     "WormSpaceSpec",
@@ -570,4 +614,5 @@ __all__ = [
     "outcome_name",
     "run_events",
     "run_sync",
+    "submit_event",
 ]

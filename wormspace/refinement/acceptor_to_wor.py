@@ -88,7 +88,7 @@ from wormspace.layers.wor import (
 
 if TYPE_CHECKING:
     from wormspace.cluster import SimCluster
-    from wormspace.layers.wormspace import SpaceLogic
+    from wormspace.layers.wormspace import ClientRequest, SpaceLogic
     from wormspace.refinement.explore import Report
     from wormspace.refinement.linearizability import CheckResult
 
@@ -490,10 +490,10 @@ class LinBounds:
         )
 
 
-def _workload(seed: int, b: LinBounds) -> Callable[[SpaceLogic], Generator[OpRequest, Outcome, None]]:
+def _workload(seed: int, b: LinBounds) -> Callable[[SpaceLogic], Generator[ClientRequest, Outcome, None]]:
     rng = random.Random(seed)
 
-    def workload(logic: SpaceLogic) -> Generator[OpRequest, Outcome, None]:
+    def workload(logic: SpaceLogic) -> Generator[ClientRequest, Outcome, None]:
         old: tuple[int, Any] | None = None  # (address, capture) kept for a later write: may be stale
         with contextlib.suppress(OperationFailed, UsageError):
             yield from logic.alloc(0, b"m")  # every process races to allocate the one segment

@@ -37,8 +37,8 @@ from wormspace.errors import CaptureStale, Indeterminate, OperationFailed, Trimm
 from wormspace.layers.effects import RegKey
 from wormspace.layers.messages import META, TRIM
 from wormspace.layers.network import Faults
-from wormspace.layers.wor import Config, OpRequest, Outcome
-from wormspace.layers.wormspace import SpaceLogic, WormSpace, WormSpaceSpec, abstract_space
+from wormspace.layers.wor import Config, Outcome
+from wormspace.layers.wormspace import ClientRequest, SpaceLogic, WormSpace, WormSpaceSpec, abstract_space
 from wormspace.layers.wos import CaptureId, Listener, registers_kept_after_trim
 from wormspace.refinement.wor_to_wos import Pending, Possible, SpecAdapter, settle
 from wormspace.refinement.wor_to_wos import outcome_of as _outcome
@@ -411,10 +411,10 @@ class ConcurrentConfig:
         )
 
 
-def _workload(seed: int, cfg: ConcurrentConfig) -> Callable[[SpaceLogic], Generator[OpRequest, Outcome, None]]:
+def _workload(seed: int, cfg: ConcurrentConfig) -> Callable[[SpaceLogic], Generator[ClientRequest, Outcome, None]]:
     rng = random.Random(seed)
 
-    def workload(logic: SpaceLogic) -> Generator[OpRequest, Outcome, None]:
+    def workload(logic: SpaceLogic) -> Generator[ClientRequest, Outcome, None]:
         cap: CaptureId | None = None
         for n in range(cfg.ops):
             s = rng.randrange(cfg.segments)
