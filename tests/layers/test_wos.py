@@ -113,10 +113,10 @@ def _seg(ws: WormSpace) -> SegmentLogic:
     return ws.logic.seg
 
 
-def _vote_trim(cluster: SimCluster, acceptor: int, segment: int) -> None:
+def _vote_trim(cluster: SimCluster, acceptor: int, segment: int, ballot: Ballot = Ballot(1, 999)) -> None:
     """Acceptor ``acceptor`` votes in the segment's TRIM register (and purges the segment), as on_accept does,
-    at a ballot below the clients' next ones."""
-    b = Ballot(1, 999)
+    at ``ballot`` (by default below the clients' next ones)."""
+    b = ballot
     cluster.storages[acceptor].apply(
         Persist(puts=(((segment, TRIM), RegState(promised=b, accepted=b, value=TRIM_VALUE)),), purge=(segment,))
     )
@@ -179,6 +179,41 @@ def test_meeting_a_partial_trim_finishes_it_before_answering_trimmed() -> None:
     with pytest.raises(Trimmed):
         _run(a, _seg(a).read(0, (0,)))
     assert cluster.chosen()[(0, TRIM)] == TRIM_VALUE  # the client finished the trim (WOS Rule 4)
+
+
+def test_a_trim_chosen_on_a_quorum_that_lost_a_member_is_finished_by_any_majority() -> None:
+    """The trim reached acceptors 0 and 1 (at a ballot above this client's), then 0 crashed: with 1 and 2 up,
+    1 refuses the client's first TRIM round and 0 is silent; the client retries higher and finishes it."""
+    cluster = _cluster()
+    a = cluster.client()
+    _run(a, _seg(a).alloc(0, b"m"))
+    _vote_trim(cluster, 0, 0, Ballot(7, 999))
+    _vote_trim(cluster, 1, 0, Ballot(7, 999))
+    cluster.crash(0)
+    with pytest.raises(Trimmed) as caught:
+        _run(a, _seg(a).read(0, (0,)))
+    assert not isinstance(caught.value, Indeterminate)
+    assert cluster.storages[2].get(0, TRIM) is not None, "acceptor 2 now holds the trim too"
+    b = cluster.client()
+    with pytest.raises(Trimmed):
+        b.read(b.address(0, 1))
+
+
+def test_a_read_after_a_trim_that_missed_one_acceptor_answers_trimmed_while_another_is_down() -> None:
+    """The same through the client API: a trim reaches acceptors 0 and 1 only; 0 crashes, 2 returns."""
+    cluster = _cluster()
+    trimmer, reader = cluster.client(), cluster.client()
+    seg = trimmer.alloc(b"m")
+    addr = trimmer.address(seg, 0)
+    trimmer.write(addr, b"x", trimmer.capture(addr))
+    cluster.crash(2)
+    trimmer.trim(seg)
+    cluster.run()  # nothing more reaches acceptor 2
+    cluster.crash(0)
+    cluster.restart(2)
+    with pytest.raises(Trimmed) as caught:
+        reader.read(addr)
+    assert not isinstance(caught.value, Indeterminate)
 
 
 def test_a_partial_trim_that_cannot_be_finished_is_indeterminate_not_trimmed() -> None:
