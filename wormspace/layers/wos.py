@@ -231,6 +231,12 @@ def check_capture_values(cap: CaptureId, values: Mapping[int, bytes]) -> tuple[t
     return send
 
 
+def check_offset(wos_size: int, offset: int) -> None:
+    """One offset of a segment: ``UsageError`` naming the offset and the valid range unless it is in it."""
+    if not (type(offset) is int and 0 <= offset < wos_size):
+        raise UsageError(f"offset {offset!r} is not in the segment: valid offsets are 0..{wos_size - 1}")
+
+
 def check_offsets(wos_size: int, start: int, end: int) -> None:
     if not (type(start) is int and type(end) is int and 0 <= start < end <= wos_size):
         raise UsageError(f"need 0 <= start < end <= wos_size ({wos_size}), got start={start!r} end={end!r}")
@@ -531,6 +537,7 @@ __all__ = [
     "WosSpec",
     "abstract_segment",
     "check_capture_values",
+    "check_offset",
     "check_offsets",
     "decode_meta",
     "encode_meta",
