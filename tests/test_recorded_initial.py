@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from wormspace import Cluster, connect
-from wormspace.refinement.history import History
+from wormspace.refinement.history import History, Recorder
 from wormspace.refinement.linearizability import ILLEGAL, OK, check_history
 from wormspace.refinement.models import SegmentModel
 
@@ -37,4 +37,4 @@ def test_a_run_on_a_data_dir_that_held_data_records_an_unknown_initial_state(tmp
         with connect(second.config_path, record=True) as client:
             assert client.read(addr) == b"kept"
             recorder = client.logic.recorder
-            assert recorder is not None and recorder.history.initial == "unknown"
+            assert isinstance(recorder, Recorder) and recorder.history.initial == "unknown"
