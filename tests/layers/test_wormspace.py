@@ -130,9 +130,9 @@ def test_usage_errors_are_raised_before_anything_is_sent(cluster: SimCluster, ws
 def test_usage_errors_name_the_wrong_type_and_the_valid_range(ws: WormSpace) -> None:
     seg = ws.alloc(b"m")
     addr = ws.address(seg, 0)
-    with pytest.raises(UsageError, match="^capture must be a CaptureId, got NoneType$"):
+    with pytest.raises(UsageError, match=r"^capture must be a CaptureId, got NoneType$"):
         ws.write(addr, b"x", None)  # type: ignore[arg-type]
-    with pytest.raises(UsageError, match="^capture must be a CaptureId, got str$"):
+    with pytest.raises(UsageError, match=r"^capture must be a CaptureId, got str$"):
         ws.batch_write(seg, {0: b"x"}, "cap")  # type: ignore[arg-type]
     with pytest.raises(UsageError, match=rf"^offset {WOS} is not in the segment: valid offsets are 0\.\.{WOS - 1}$"):
         ws.address(seg, WOS)
