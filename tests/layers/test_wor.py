@@ -4,7 +4,7 @@ with stale captures, AlreadyWritten, write completion by reads, crashes, partiti
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
@@ -332,8 +332,11 @@ def _contend(seed: int) -> dict[str, int]:
                 name = type(e).__name__
             counts[name] = counts.get(name, 0) + 1
 
+    def worker(k: int) -> Callable[[SpaceLogic], Generator[Any, Any, None]]:
+        return lambda logic: work(logic, k)
+
     for k in range(4):
-        cluster.spawn(lambda logic, k=k: work(logic, k))
+        cluster.spawn(worker(k))
     cluster.run()
     assert not cluster.failures
     return counts
