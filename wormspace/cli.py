@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -24,6 +25,32 @@ VERB_MODULES = (
     "wormspace.benchcli",
     "wormspace.proofs.prove",
 )
+
+
+_MARKUP = re.compile(r"``(.+?)``|:[a-z]+:`~?(.+?)`", re.DOTALL)
+
+
+def plain_text(text: str) -> str:
+    """Help text from a docstring: reStructuredText inline markup (````code````, ``:func:`name```) becomes
+    plain text."""
+    return _MARKUP.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), text)
+
+
+def _plain_help(parser: argparse.ArgumentParser) -> None:
+    """Strip docstring markup from a parser's texts and from every subparser's, recursively."""
+    if parser.description:
+        parser.description = plain_text(parser.description)
+    if parser.epilog:
+        parser.epilog = plain_text(parser.epilog)
+    for action in parser._actions:
+        if isinstance(action.help, str):
+            action.help = plain_text(action.help)
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                if isinstance(choice.help, str):
+                    choice.help = plain_text(choice.help)
+            for sub in action.choices.values():
+                _plain_help(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # verb not shipped in this build
             raise
         module.add_parser(sub)
+    _plain_help(parser)
     return parser
 
 

@@ -273,7 +273,8 @@ class RemoteWormSpace(WormSpace):
 
 def connect(path: str, *, record: bool = False, process: int = 0) -> RemoteWormSpace:
     """A client of the cluster described by ``path`` (a ``cluster.toml``, as ``wormspace cluster up``
-    writes). With ``record`` the client keeps a history of its operations in ``client.logic.recorder``."""
+    writes). With ``record`` the client keeps a history of its operations in ``client.logic.recorder``;
+    the cluster may already hold data, so that history's initial state is ``unknown``."""
     import time
 
     from wormspace.deploy import TcpDriver, load_config
@@ -283,7 +284,7 @@ def connect(path: str, *, record: bool = False, process: int = 0) -> RemoteWormS
     if record:
         from wormspace.refinement.history import Recorder
 
-        recorder = Recorder(clock=time.monotonic_ns)
+        recorder = Recorder(clock=time.monotonic_ns, initial="unknown")
     driver = TcpDriver.from_config(cfg)
     logic = SpaceLogic(wos_size=cfg.wos_size, max_value=cfg.max_value, recorder=recorder, process=process)
     return RemoteWormSpace(logic, driver)
@@ -294,9 +295,10 @@ class LocalClusterHandle:
 
     ``client()`` gives a new client process (own connections, own node id, recorded in ``history()``).
     ``crash(i)`` is SIGKILL, ``restart(i)`` starts it again on its SQLite file, ``pause(i)``/``resume(i)``
-    are SIGSTOP/SIGCONT. Partitions need the simulator."""
+    are SIGSTOP/SIGCONT. Partitions need the simulator. ``initial`` is the recorded history's initial
+    state: ``unknown`` when the cluster started on a data dir that already held data."""
 
-    def __init__(self, local: Any, *, record: bool, cleanup: Any = None) -> None:
+    def __init__(self, local: Any, *, record: bool, cleanup: Any = None, initial: str = "empty") -> None:
         import time
 
         self.local = local
@@ -306,7 +308,7 @@ class LocalClusterHandle:
         if record:
             from wormspace.refinement.history import Recorder
 
-            self.recorder = Recorder(clock=time.monotonic_ns)
+            self.recorder = Recorder(clock=time.monotonic_ns, initial=initial)
         self.clients: list[RemoteWormSpace] = []
         self._cleanup = cleanup
 
@@ -402,8 +404,10 @@ class Cluster:
         record: bool = True,
     ) -> LocalClusterHandle:
         """Real acceptor processes on loopback with SQLite storage under ``data_dir`` (a temporary
-        directory, removed on ``stop()``, if not given). Use as a context manager or call ``stop()``."""
+        directory, removed on ``stop()``, if not given). Use as a context manager or call ``stop()``.
+        On a ``data_dir`` that already holds files the recorded history's initial state is ``unknown``."""
         import tempfile
+        from pathlib import Path
 
         from wormspace.deploy import LocalCluster
 
@@ -411,5 +415,6 @@ class Cluster:
         if data_dir is None:
             cleanup = tempfile.TemporaryDirectory(prefix="wormspace-")
             data_dir = cleanup.name
+        found = Path(data_dir).is_dir() and any(Path(data_dir).iterdir())
         local = LocalCluster(data_dir, acceptors, wos_size=wos_size, groups=groups, auth=auth).start()
-        return LocalClusterHandle(local, record=record, cleanup=cleanup)
+        return LocalClusterHandle(local, record=record, cleanup=cleanup, initial="unknown" if found else "empty")

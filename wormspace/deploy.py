@@ -51,7 +51,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from wormspace.errors import Indeterminate, UsageError, WormSpaceError
+from wormspace.errors import UsageError, WormSpaceError
 from wormspace.layers.effects import Effect, Persist, RegKey, Send, SetTimer
 from wormspace.layers.messages import MAX_INDEX, MAX_VALUE, TRIM, Accept, Message, Prepare, Read, RegState
 from wormspace.layers.tcp import TcpTransport, new_event_loop
@@ -804,7 +804,7 @@ class TcpDriver:
 
     async def _submit(self, request: OpRequest) -> Outcome:
         if self._closed:
-            raise Indeterminate("the driver is closed")
+            raise UsageError("this client is closed")
         op_id, effects = self.core.start(request)
         early = self._early.pop(op_id, None)
         if early is not None:
@@ -825,7 +825,7 @@ class TcpDriver:
         if self._in_loop_thread():
             raise UsageError("TcpDriver.execute would deadlock on the driver's own loop; use execute_async")
         if self._closed:
-            raise Indeterminate("the driver is closed")
+            raise UsageError("this client is closed")
         return asyncio.run_coroutine_threadsafe(self._submit(request), self._loop).result()
 
     def sleep(self, seconds: float) -> None:
@@ -837,7 +837,7 @@ class TcpDriver:
         if self._in_loop_thread():
             return await self._submit(request)
         if self._closed:
-            raise Indeterminate("the driver is closed")
+            raise UsageError("this client is closed")
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._submit(request), self._loop))
 
     @property

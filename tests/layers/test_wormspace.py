@@ -127,6 +127,19 @@ def test_usage_errors_are_raised_before_anything_is_sent(cluster: SimCluster, ws
         SpaceLogic(wos_size=0)
 
 
+def test_usage_errors_name_the_wrong_type_and_the_valid_range(ws: WormSpace) -> None:
+    seg = ws.alloc(b"m")
+    addr = ws.address(seg, 0)
+    with pytest.raises(UsageError, match=r"^capture must be a CaptureId, got NoneType$"):
+        ws.write(addr, b"x", None)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=r"^capture must be a CaptureId, got str$"):
+        ws.batch_write(seg, {0: b"x"}, "cap")  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=rf"^offset {WOS} is not in the segment: valid offsets are 0\.\.{WOS - 1}$"):
+        ws.address(seg, WOS)
+    with pytest.raises(UsageError, match=rf"^offset -1 is not in the segment: valid offsets are 0\.\.{WOS - 1}$"):
+        ws.batch_write(seg, {-1: b"x"}, ws.batch_capture(seg))
+
+
 def test_a_second_value_through_one_capture_is_a_usage_error(ws: WormSpace) -> None:
     seg = ws.alloc(b"m")
     addr = ws.address(seg, 0)

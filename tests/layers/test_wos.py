@@ -14,9 +14,12 @@ from wormspace.layers.messages import META, TRIM, Ballot, RegState
 from wormspace.layers.wor import OpRequest, Outcome
 from wormspace.layers.wormspace import WormSpace, run_sync
 from wormspace.layers.wos import (
+    CACHE_SEGMENTS,
     META_OVERHEAD,
     TRIM_VALUE,
     CaptureId,
+    LruCache,
+    LruSet,
     SegmentLogic,
     TrimmedInFlight,
     WosSpec,
@@ -113,10 +116,13 @@ def _seg(ws: WormSpace) -> SegmentLogic:
     return ws.logic.seg
 
 
-def _vote_trim(cluster: SimCluster, acceptor: int, segment: int) -> None:
+LOW_BALLOT = Ballot(1, 999)
+
+
+def _vote_trim(cluster: SimCluster, acceptor: int, segment: int, ballot: Ballot = LOW_BALLOT) -> None:
     """Acceptor ``acceptor`` votes in the segment's TRIM register (and purges the segment), as on_accept does,
-    at a ballot below the clients' next ones."""
-    b = Ballot(1, 999)
+    at ``ballot`` (by default below the clients' next ones)."""
+    b = ballot
     cluster.storages[acceptor].apply(
         Persist(puts=(((segment, TRIM), RegState(promised=b, accepted=b, value=TRIM_VALUE)),), purge=(segment,))
     )
@@ -179,6 +185,41 @@ def test_meeting_a_partial_trim_finishes_it_before_answering_trimmed() -> None:
     with pytest.raises(Trimmed):
         _run(a, _seg(a).read(0, (0,)))
     assert cluster.chosen()[(0, TRIM)] == TRIM_VALUE  # the client finished the trim (WOS Rule 4)
+
+
+def test_a_trim_chosen_on_a_quorum_that_lost_a_member_is_finished_by_any_majority() -> None:
+    """The trim reached acceptors 0 and 1 (at a ballot above this client's), then 0 crashed: with 1 and 2 up,
+    1 refuses the client's first TRIM round and 0 is silent; the client retries higher and finishes it."""
+    cluster = _cluster()
+    a = cluster.client()
+    _run(a, _seg(a).alloc(0, b"m"))
+    _vote_trim(cluster, 0, 0, Ballot(7, 999))
+    _vote_trim(cluster, 1, 0, Ballot(7, 999))
+    cluster.crash(0)
+    with pytest.raises(Trimmed) as caught:
+        _run(a, _seg(a).read(0, (0,)))
+    assert not isinstance(caught.value, Indeterminate)
+    assert cluster.storages[2].get(0, TRIM) is not None, "acceptor 2 now holds the trim too"
+    b = cluster.client()
+    with pytest.raises(Trimmed):
+        b.read(b.address(0, 1))
+
+
+def test_a_read_after_a_trim_that_missed_one_acceptor_answers_trimmed_while_another_is_down() -> None:
+    """The same through the client API: a trim reaches acceptors 0 and 1 only; 0 crashes, 2 returns."""
+    cluster = _cluster()
+    trimmer, reader = cluster.client(), cluster.client()
+    seg = trimmer.alloc(b"m")
+    addr = trimmer.address(seg, 0)
+    trimmer.write(addr, b"x", trimmer.capture(addr))
+    cluster.crash(2)
+    trimmer.trim(seg)
+    cluster.run()  # nothing more reaches acceptor 2
+    cluster.crash(0)
+    cluster.restart(2)
+    with pytest.raises(Trimmed) as caught:
+        reader.read(addr)
+    assert not isinstance(caught.value, Indeterminate)
 
 
 def test_a_partial_trim_that_cannot_be_finished_is_indeterminate_not_trimmed() -> None:
@@ -324,3 +365,63 @@ def test_unallocated_read_and_capture() -> None:
         _run(a, _seg(a).capture(3, 0, 1))
     assert _run(a, _seg(a).metadata(3)) is None
     assert isinstance(CaptureId(segment=0, start=0, end=1, ballot=Ballot(1, 1)).sent, dict)
+
+
+# ---- bounded client memory (Rule 8) -----------------------------------------------------------------------
+
+
+def test_lru_cache_forgets_the_least_recently_used() -> None:
+    cache = LruCache(2)
+    cache[1] = b"a"
+    cache[2] = b"b"
+    assert cache.get(1) == b"a"  # a use: 2 is now the least recently used
+    cache[3] = b"c"
+    assert 2 not in cache and 1 in cache and 3 in cache and len(cache) == 2
+    members = LruSet(2)
+    for seg in (1, 2, 3):
+        members.add(seg)
+    assert sorted(members) == [2, 3] and len(members) == 2
+    with pytest.raises(UsageError):
+        LruCache(0)
+    logic = SegmentLogic(wos_size=WOS)
+    assert logic.meta_cache.capacity == logic.trimmed.capacity == CACHE_SEGMENTS
+
+
+def test_a_long_lived_client_keeps_bounded_state_and_forgetting_changes_no_result() -> None:
+    """A log-appender-like client allocates, writes and trims many segments: what it remembers stays within
+    the caches' capacity, and answers about segments it has forgotten are the same, at one more round trip."""
+    cluster = _cluster()
+    ws = cluster.client()
+    seg_logic = _seg(ws)
+    seg_logic.meta_cache = LruCache(4)
+    seg_logic.trimmed = LruSet(4)
+    written: dict[int, bytes] = {}
+    trimmed: list[int] = []
+    for n in range(40):
+        seg = ws.alloc(b"log")
+        addr = ws.address(seg, 0)
+        ws.write(addr, b"%d" % n, ws.capture(addr))
+        written[seg] = b"%d" % n
+        if n % 2:
+            ws.trim(seg)
+            trimmed.append(seg)
+        assert len(seg_logic.meta_cache) <= 4 and len(seg_logic.trimmed) <= 4
+    assert len(written) == 40
+    oldest = min(written)
+    assert oldest not in seg_logic.meta_cache
+    sent = cluster.net.stats["sent"]
+    assert ws.read(ws.address(oldest, 0)) == written[oldest]  # forgotten: METADATA is read again
+    forgotten_cost = cluster.net.stats["sent"] - sent
+    sent = cluster.net.stats["sent"]
+    assert ws.read(ws.address(oldest, 0)) == written[oldest]  # remembered again
+    assert cluster.net.stats["sent"] - sent < forgotten_cost
+    first_trimmed = trimmed[0]
+    assert first_trimmed not in seg_logic.trimmed
+    for call in (lambda: ws.read(ws.address(first_trimmed, 0)), lambda: ws.capture(ws.address(first_trimmed, 1))):
+        with pytest.raises(Trimmed) as caught:
+            call()
+        assert not isinstance(caught.value, Indeterminate)
+    assert ws.alloc(b"again", segment=oldest) is False  # allocated long ago, forgotten: still lost
+    with pytest.raises(Trimmed):
+        ws.alloc(b"again", segment=trimmed[1])
+    assert len(seg_logic.meta_cache) <= 4 and len(seg_logic.trimmed) <= 4

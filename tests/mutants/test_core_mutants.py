@@ -12,8 +12,9 @@ The seeds and configurations are pinned: the runs are deterministic, so a change
 check stop seeing a mutant fails here. ``read_half_as_seen`` needs a specific interleaving to be visible in
 a history (a read meets a vote on one acceptor just before a higher ballot takes the register from the
 other two; the value read then never becomes chosen): none of seeds 0-99 of the default bounds showed it;
-with one contended address and 30% drops, 4 of seeds 0-99 did (31, 58, 60, 65); the unmutated cores give
-OK on all of those.
+with one contended address and 30% drops, 3 of seeds 0-399 did (126, 168, 256); the unmutated cores give
+OK on all of those. (Before a refused round met with silence retried at a higher ballot, wor.py Rule 5,
+the seeds were 31, 58, 60 and 65: the retries change the interleavings a seed produces.)
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ LINEARIZABILITY: dict[str, tuple[tuple[int, ...], dict[str, Any]]] = {
     "accept_below_promise": ((0, 1, 2, 3), {}),
     "capture_without_adoption": ((0, 1), {}),
     "read_half_as_empty": ((0, 1), {}),
-    "read_half_as_seen": ((31, 58), ONE_HOT_ADDRESS),
+    "read_half_as_seen": ((126, 168), ONE_HOT_ADDRESS),
 }
 
 MUTANT_LOCKSTEP = settings(

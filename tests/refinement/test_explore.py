@@ -40,6 +40,22 @@ def test_pinned_configuration_state_count() -> None:
     assert set(report.witnessed) == {"sometimes_value_chosen", "sometimes_write_stale"}
 
 
+# Two captures, two rounds each. A Prepare or Accept phase refused by one acceptor while another is silent
+# retries at a higher ballot on its timeout (wor.py Rule 5) instead of resending and then giving up. With one
+# round per operation -- PINNED and the default configurations -- no round can be retried, so their counts
+# above and below did not change with that rule; with two rounds it shows: this configuration had 241 states
+# (depth 12) before the rule and has 484 (depth 14) with it, the new ones being second rounds started by a
+# timeout after a Nack.
+TWO_ROUNDS = ExploreConfig(scripts=((CAPTURE,), (CAPTURE,)), max_rounds=2, duplicating=False)
+
+
+def test_two_round_configuration_state_count() -> None:
+    report = explore(TWO_ROUNDS)
+    print("\n" + report.render())
+    assert report.verdict == CHECKED
+    assert (report.states, report.depth) == (484, 14)
+
+
 def test_symmetry_reduction_keeps_the_verdict_and_cuts_states() -> None:
     with_symmetry = explore(PINNED)
     without = explore(replace(PINNED, symmetry=False))

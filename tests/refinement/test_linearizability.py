@@ -57,7 +57,9 @@ def timed(*ops: list[Event]) -> History:
 
 def assert_witness(history: History, result: CheckResult, model: Model[Any] | None = None) -> None:
     """The reported linearization replays through the model and respects real-time order."""
-    m: Model[Any] = model or choose_model(operations(history), SEG if result.model == "segment" else 1024)
+    m: Model[Any] = model or choose_model(
+        operations(history), SEG if result.model == "segment" else 1024, initial=history.initial
+    )
     for part in result.partitions:
         assert part.order is not None
         state = m.init()

@@ -57,19 +57,27 @@ class Elements(HTMLParser):
         super().__init__()
         self.elements: list[tuple[str, dict[str, str]]] = []
         self.details = ""
+        self.ticks: list[str] = []  # the text of each axis tick
         self._in_details = False
+        self._in_tick = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
         self.elements.append((tag, a))
         self._in_details = a.get("id") == "details"
+        self._in_tick = "tick" in a.get("class", "").split()
+        if self._in_tick:
+            self.ticks.append("")
 
     def handle_endtag(self, tag: str) -> None:
         self._in_details = False
+        self._in_tick = False
 
     def handle_data(self, data: str) -> None:
         if self._in_details:
             self.details += data
+        if self._in_tick:
+            self.ticks[-1] += data
 
     def with_class(self, name: str) -> list[dict[str, str]]:
         return [a for _, a in self.elements if name in a.get("class", "").split()]
@@ -156,3 +164,38 @@ def test_illegal_history_highlights_the_minimal_sub_history(tmp_path: Path) -> N
     assert offending == {str(s.source.id) for s in result.minimal.operations}
     assert not dom.with_class("lin")
     assert "No order of these" in page and "must take effect before it returns" in page
+
+
+def real_clock_case() -> tuple[History, CheckResult]:
+    """Times as a real run records them (monotonic ns, far from zero): one write, one read after it."""
+    t0 = 5_000_000_000_000
+    history = History.read(
+        "\n".join(
+            [
+                f'{{"process":0,"type":"invoke","f":"write","key":1,"value":"YQ==","time":{t0}}}',
+                f'{{"process":0,"type":"ok","f":"write","key":1,"value":null,"time":{t0 + 27_784_476}}}',
+                f'{{"process":1,"type":"invoke","f":"read","key":1,"value":null,"time":{t0 + 30_000_000}}}',
+                f'{{"process":1,"type":"ok","f":"read","key":1,"value":"YQ==","time":{t0 + 31_500_000}}}',
+            ]
+        )
+        + "\n"
+    )
+    return history, check_history(history)
+
+
+def test_the_axis_reads_milliseconds_since_the_first_event() -> None:
+    history, result = real_clock_case()
+    dom = Elements()
+    dom.feed(render_html(history, result))
+    assert dom.ticks == ["0.00 ms", "31.50 ms"]  # one tick per 120 px: every third of the four steps
+    assert [a["data-ns"] for a in dom.with_class("tick")] == ["5000000000000", "5000031500000"]
+    assert "time 0.00 ms .. 27.78 ms (5000000000000 .. 5000027784476 ns)" in dom.with_class("op")[0]["title"]
+
+
+@needs_browser
+def test_the_axis_in_the_browser_shows_milliseconds(tmp_path: Path) -> None:
+    history, result = real_clock_case()
+    dom, log = load(render_html(history, result), tmp_path)
+    assert_clean(dom, log)
+    assert dom.ticks and all(re.fullmatch(r"\d+\.\d+ ms", t) for t in dom.ticks), dom.ticks
+    assert "27784476" not in " ".join(dom.ticks)

@@ -27,8 +27,14 @@ Rule 3 (read). Ask every acceptor for its votes; with a quorum of replies, a reg
 Rule 4 (trim). A ``SegmentTrimmed`` reply for any non-TRIM register ends the operation with ``Trimmed``;
         if an Accept carrying one of our own values was sent, those registers are reported ``unknown``
         (the value may have been chosen before the trim).
-Rule 5 (loss). A phase that hears from too few acceptors resends to the silent ones on each timeout, at
-        most ``max_resends`` times; requests are idempotent at the acceptor.
+Rule 5 (loss and contention). A phase that hears from too few acceptors resends to the silent ones on
+        each timeout, at most ``max_resends`` times; requests are idempotent at the acceptor. A Prepare or
+        Accept phase that met a ``Nack`` (some acceptor promised a higher ballot) and silence cannot reach
+        a quorum at its ballot unless every silent acceptor comes back: on its timeout it starts a new
+        round at a higher ballot instead (within ``max_rounds``), so one acceptor down does not turn
+        contention into ``Indeterminate``. A write's first Accept is the exception (Rule 2: it waits for
+        clean refusals, then resolves). Each round's phase timer is twice the last one's, at most
+        ``max_backoff`` times ``timeout``: competing proposers back off.
 
 The abstraction function maps the ghost set of every vote ever cast (Lamport's *Voting* abstraction) to the
 spec: a register is ``Written(v)`` iff a quorum voted ``v`` at one ballot (``abstract_votes``).
@@ -200,6 +206,11 @@ class Config:
     timeout: float = 0.2
     max_resends: int = 4
     max_rounds: int = 4
+    max_backoff: float = 8.0  # a later round's phase timer is at most this many times ``timeout``
+
+    def __post_init__(self) -> None:
+        if not (self.timeout > 0 and self.max_resends >= 0 and self.max_rounds >= 1 and self.max_backoff >= 1):
+            raise ValueError("need timeout > 0, max_resends >= 0, max_rounds >= 1, max_backoff >= 1")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -261,8 +272,14 @@ def _send_phase(op: Op, ctx: Ctx, to: Iterable[int]) -> list[Effect]:
     """Send the current phase's request to acceptors ``to`` and arm the phase timer."""
     msg = _phase_msg(op)
     effects: list[Effect] = [Send(dst=a, msg=msg) for a in to]
-    effects.append(SetTimer(token=op.req, delay=ctx.config.timeout))
+    effects.append(SetTimer(token=op.req, delay=phase_timeout(op, ctx.config)))
     return effects
+
+
+def phase_timeout(op: Op, config: Config) -> float:
+    """The phase timer: ``timeout`` in an operation's first round, doubling with each further round up to
+    ``max_backoff`` times it (Rule 5: competing proposers back off instead of preempting each other)."""
+    return config.timeout * min(2.0 ** max(op.rounds - 1, 0), config.max_backoff)
 
 
 def _phase_msg(op: Op) -> Prepare | Accept | Read:
@@ -472,12 +489,22 @@ def _accept_progress(op: Op, ctx: Ctx) -> Step:
     return _start_round(op, ctx, op.ask)
 
 
+def _preempted(op: Op) -> bool:
+    """A Prepare or Accept phase was refused by some acceptor because it promised a higher ballot."""
+    return op.phase in (Phase.PREPARE, Phase.ACCEPT) and any(isinstance(r, Nack) for _, r in op.replies)
+
+
 def op_on_timeout(op: Op, token: int, ctx: Ctx) -> Step:
-    """A phase timer fired. Resend to the silent acceptors, or give the phase up."""
+    """A phase timer fired. Retry at a higher ballot (Rule 5: a refusal met silence), resend to the silent
+    acceptors, or give the phase up."""
     if op.phase is Phase.DONE or token != op.req:
         return op, []
     heard = {a for a, _ in op.replies}
     silent = [a for a in ctx.acceptors if a not in heard]
+    if _preempted(op) and op.rounds < ctx.config.max_rounds and not (
+        op.phase is Phase.ACCEPT and op.request.kind is Kind.WRITE and op.rounds == 0
+    ):
+        return _start_round(op, ctx, op.ask)  # this ballot needs an acceptor that refused it: go higher
     if op.tries < ctx.config.max_resends and silent:
         op = replace(op, tries=op.tries + 1)
         return op, _send_phase(op, ctx, silent)

@@ -66,6 +66,7 @@ from wormspace.layers.wos import (
     WosSpec,
     abstract_segment,
     check_capture_values,
+    check_offset,
     check_offsets,
     decode_meta,
 )
@@ -217,7 +218,7 @@ class SpaceLogic:
 
     def address(self, segment: int, offset: int) -> int:
         self._segment(segment)
-        check_offsets(self.wos_size, offset, offset + 1)
+        check_offset(self.wos_size, offset)
         return segment * self.wos_size + offset
 
     def split(self, address: int) -> tuple[int, int]:
@@ -237,6 +238,11 @@ class SpaceLogic:
         if len(data) > limit:
             raise UsageError(f"data is {len(data)} bytes, over the limit of {limit}")
         return data
+
+    @staticmethod
+    def _capture_id(cap: object) -> None:
+        if not isinstance(cap, CaptureId):
+            raise UsageError(f"capture must be a CaptureId, got {type(cap).__name__}")
 
     def _range(self, segment: int, start: int, end: int | None) -> int:
         self._segment(segment)
@@ -338,7 +344,8 @@ class SpaceLogic:
     def write(self, address: int, data: bytes, cap: CaptureId) -> OpGen[None]:
         segment, offset = self.split(address)
         data = self._data(data)
-        if not isinstance(cap, CaptureId) or not cap.covers(segment, offset):
+        self._capture_id(cap)
+        if not cap.covers(segment, offset):
             raise UsageError(f"the capture does not cover address {address} (segment {segment}, offset {offset})")
         check_capture_values(cap, {offset: data})
 
@@ -356,11 +363,10 @@ class SpaceLogic:
         self._segment(segment)
         if not isinstance(values, Mapping) or not values:
             raise UsageError("batch_write needs a non-empty mapping offset -> bytes")
-        if not isinstance(cap, CaptureId):
-            raise UsageError(f"batch_write needs a CaptureId, got {type(cap).__name__}")
+        self._capture_id(cap)
         clean: dict[int, bytes] = {}
         for off, data in values.items():
-            check_offsets(self.wos_size, off, off + 1)
+            check_offset(self.wos_size, off)
             if not cap.covers(segment, off):
                 raise UsageError(f"the capture does not cover offset {off} of segment {segment}")
             clean[off] = self._data(data)

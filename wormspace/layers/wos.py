@@ -50,6 +50,15 @@ Rule 7 (listen). A ``Listener`` learns the writes of a range by polling: each po
         poll; polling stops at trim, when every offset is delivered, on ``cancel()`` or when the callback
         raises.
 
+Rule 8 (bounded memory). What a client remembers about segments -- the METADATA values it read (Rule 2)
+        and the segments it knows are trimmed -- is a cache of fixed size (``CACHE_SEGMENTS`` each, least
+        recently used forgotten first), so a client that runs for days does not grow with the number of
+        segments it ever touched. Forgetting costs a round trip, never a wrong answer: a forgotten
+        METADATA value is read again; a forgotten trim is met again at the acceptors (Rule 3) and
+        finished (Rule 4). The one visible difference: a write through a capture taken before a trim
+        that this client learned and then forgot answers ``TrimmedInFlight`` (still a ``Trimmed``), as a
+        client that never learned it would, instead of ``Trimmed`` without sending.
+
 Client code is written as generators that yield WOR-layer ``OpRequest``s and receive ``Outcome``s, so the
 same logic runs under the simulator, the synchronous client, the asyncio client and the model checker.
 """
@@ -58,7 +67,8 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from wormspace.errors import (
@@ -83,6 +93,7 @@ TRIM_VALUE = b"trim"
 
 TRIMMED = "Trimmed"
 UNALLOCATED = "Unallocated"
+CACHE_SEGMENTS = 4096  # segments a client remembers METADATA values of, and trims of (Rule 8)
 
 
 # ---- the trusted spec -----------------------------------------------------------------------------------
@@ -231,6 +242,12 @@ def check_capture_values(cap: CaptureId, values: Mapping[int, bytes]) -> tuple[t
     return send
 
 
+def check_offset(wos_size: int, offset: int) -> None:
+    """One offset of a segment: ``UsageError`` naming the offset and the valid range unless it is in it."""
+    if not (type(offset) is int and 0 <= offset < wos_size):
+        raise UsageError(f"offset {offset!r} is not in the segment: valid offsets are 0..{wos_size - 1}")
+
+
 def check_offsets(wos_size: int, start: int, end: int) -> None:
     if not (type(start) is int and type(end) is int and 0 <= start < end <= wos_size):
         raise UsageError(f"need 0 <= start < end <= wos_size ({wos_size}), got start={start!r} end={end!r}")
@@ -293,6 +310,79 @@ class Listener:
         )
 
 
+# ---- bounded client memory (Rule 8) ------------------------------------------------------------------------
+
+
+class LruCache:
+    """A map segment -> bytes of at most ``capacity`` entries; the least recently used is forgotten first.
+    Looking an entry up (``get``, ``in``) counts as a use."""
+
+    def __init__(self, capacity: int = CACHE_SEGMENTS) -> None:
+        if type(capacity) is not int or capacity < 1:
+            raise UsageError(f"a cache holds at least one entry, got capacity {capacity!r}")
+        self.capacity = capacity
+        self._items: OrderedDict[int, bytes] = OrderedDict()
+
+    def get(self, key: int, default: bytes | None = None) -> bytes | None:
+        value = self._items.get(key)
+        if value is None:
+            return default
+        self._items.move_to_end(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        if key in self._items:
+            self._items.move_to_end(key)  # type: ignore[arg-type]
+            return True
+        return False
+
+    def __getitem__(self, key: int) -> bytes:
+        value = self._items[key]
+        self._items.move_to_end(key)
+        return value
+
+    def __setitem__(self, key: int, value: bytes) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def pop(self, key: int, default: bytes | None = None) -> bytes | None:
+        return self._items.pop(key, default)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(list(self._items))
+
+
+class LruSet:
+    """A set of segments of at most ``capacity`` members; the least recently used is forgotten first."""
+
+    def __init__(self, capacity: int = CACHE_SEGMENTS) -> None:
+        self._map = LruCache(capacity)
+
+    @property
+    def capacity(self) -> int:
+        return self._map.capacity
+
+    def add(self, key: int) -> None:
+        self._map[key] = b""
+
+    def discard(self, key: int) -> None:
+        self._map.pop(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._map
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._map)
+
+
 # ---- the implementation ---------------------------------------------------------------------------------
 
 
@@ -301,12 +391,13 @@ class SegmentLogic:
     """The WOS implementation: generator methods over WOR-layer operations, one instance per client.
 
     ``on_trim_finished(segment)`` is called when this client learns that a segment's trim is chosen.
+    ``meta_cache`` and ``trimmed`` are bounded (Rule 8).
     """
 
     wos_size: int
     rng: random.Random = field(default_factory=random.Random)
-    meta_cache: dict[int, bytes] = field(default_factory=dict)
-    trimmed: set[int] = field(default_factory=set)
+    meta_cache: LruCache = field(default_factory=LruCache)
+    trimmed: LruSet = field(default_factory=LruSet)
     next_segment: int = 0
     on_trim_finished: Callable[[int], None] | None = None
 
@@ -523,14 +614,18 @@ class SegmentLogic:
 
 
 __all__ = [
+    "CACHE_SEGMENTS",
     "META_OVERHEAD",
     "CaptureId",
     "Listener",
+    "LruCache",
+    "LruSet",
     "SegmentLogic",
     "TrimmedInFlight",
     "WosSpec",
     "abstract_segment",
     "check_capture_values",
+    "check_offset",
     "check_offsets",
     "decode_meta",
     "encode_meta",

@@ -7,10 +7,12 @@ minimal illegal sub-history and why no order works. Exit codes:
 
 * 0 -- OK: every partition has a witness linearization (checked for this history; no more is claimed);
 * 1 -- ILLEGAL: some partition has none;
-* 2 -- bad input: the history is malformed (the message names the line) or an option is invalid;
+* 2 -- bad input: the history is malformed (the message names the line) or empty, or an option is invalid;
 * 3 -- UNKNOWN: a partition ran out of its step budget before an answer (``--budget`` raises it).
 
-``--json`` prints one JSON object instead; ``--html OUT`` also writes the timeline page.
+``--json`` prints one JSON object instead; ``--html OUT`` also writes the timeline page. ``--initial``
+says what state the run began from: ``empty`` (a fresh cluster) or ``unknown`` (a cluster that already held
+data); by default the history's own ``initial`` line decides, and without one, ``empty``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from wormspace.errors import UsageError
-from wormspace.refinement.history import History, HistoryFormatError, operations
+from wormspace.refinement.history import INITIAL_STATES, History, HistoryFormatError, operations
 from wormspace.refinement.linearizability import (
     DEFAULT_BUDGET,
     ILLEGAL,
@@ -77,6 +79,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                    help=f"model steps allowed per partition before UNKNOWN (default {DEFAULT_BUDGET})")
     p.add_argument("--model", choices=MODEL_NAMES, default="auto",
                    help="wor, segment, or auto: segment when the history allocates or trims (default)")
+    p.add_argument("--initial", choices=INITIAL_STATES, default=None,
+                   help="the state the run began from: empty (a fresh cluster) or unknown (it held data); "
+                   "default: the history's initial line, else empty")
     p.set_defaults(func=run)
 
 
@@ -98,7 +103,10 @@ def run(args: argparse.Namespace) -> int:
         return _bad_input(args, f"{name} is not UTF-8 text")
     try:
         history = History.from_jsonl(text)
-        model = choose_model(operations(history), args.wos_size, args.model)
+        if not len(history):
+            return _bad_input(args, f"{name} holds no events: an empty history is not a run to check")
+        initial = history.initial if args.initial is None else args.initial
+        model = choose_model(operations(history), args.wos_size, args.model, initial)
         started = time.perf_counter()
         result = check_history(history, model, args.budget)
         elapsed = time.perf_counter() - started
@@ -124,7 +132,7 @@ def report(console: Console, result: CheckResult, name: str, elapsed: float) -> 
     """Print the human report: summary, per-partition table, and for ILLEGAL the minimal sub-history."""
     console.print(
         f"[bold]{name}[/]: {result.events} events, {result.operations} operations, "
-        f"model [bold]{result.model}[/], {result.steps} steps in {elapsed:.3f} s"
+        f"model [bold]{result.model}[/] from an {result.initial} initial state, {result.steps} steps in {elapsed:.3f} s"
     )
     parts = sorted(result.partitions, key=lambda p: (p.verdict == OK, p.key))
     table = Table(title="Partitions", title_justify="left")

@@ -25,6 +25,9 @@ JSON lines (one object per line; blank lines are skipped, unknown fields are ign
     {"process": 3, "type": "fail", "f": "write", "key": 7, "value": null, "time": 1900,
      "error": "AlreadyWritten", "existing": "Yg=="}
 
+7. A history may open with one line ``{"initial": "unknown"}`` (or ``"empty"``, the default): the state of
+   the space when the run began. ``unknown`` marks a run recorded on a cluster that already held data.
+
 ``History.read`` validates every field and the pairing rules above and raises ``HistoryFormatError`` naming
 the line. ``operations`` pairs invokes with their completions. ``Recorder`` builds histories from a clock.
 """
@@ -56,6 +59,8 @@ _NEEDS_VALUE = ("write", "alloc")
 _MAY_CONFLICT = ("write", "alloc", "batch_write")
 
 Value = bytes | dict[int, bytes] | None
+#: What a run found when it began: a fresh, empty space, or a cluster that may already hold data.
+INITIAL_STATES = ("empty", "unknown")
 
 
 class HistoryFormatError(UsageError):
@@ -283,13 +288,25 @@ class Operation:
     ret_line: int | None
 
 
+def _check_initial(initial: object) -> str:
+    if initial not in INITIAL_STATES:
+        raise HistoryFormatError(
+            None, f"initial must be one of {', '.join(INITIAL_STATES)}, got {initial!r}"
+        )
+    assert isinstance(initial, str)
+    return initial
+
+
 class History:
-    """An ordered list of events; ``read`` parses and validates the JSON-lines export format."""
+    """An ordered list of events; ``read`` parses and validates the JSON-lines export format.
 
-    __slots__ = ("_events",)
+    ``initial`` is the state the run began from (rule 7): ``empty`` or ``unknown``."""
 
-    def __init__(self, events: Iterable[Event] = ()) -> None:
+    __slots__ = ("_events", "initial")
+
+    def __init__(self, events: Iterable[Event] = (), *, initial: str = "empty") -> None:
         self._events: list[Event] = list(events)
+        self.initial = _check_initial(initial)
 
     def append(self, event: Event) -> None:
         self._events.append(event)
@@ -304,16 +321,19 @@ class History:
         return self._events[i]
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, History) and self._events == other._events
+        return isinstance(other, History) and self._events == other._events and self.initial == other.initial
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"History({len(self._events)} events)"
+        extra = "" if self.initial == "empty" else f", initial {self.initial}"
+        return f"History({len(self._events)} events{extra})"
 
     def to_jsonl(self) -> str:
-        """The history in the export format: one compact JSON object per line."""
-        return "".join(json.dumps(e.to_json(), separators=(",", ":")) + "\n" for e in self._events)
+        """The history in the export format: one compact JSON object per line (after the ``initial`` line,
+        written only when the initial state is not ``empty``)."""
+        head = "" if self.initial == "empty" else json.dumps({"initial": self.initial}) + "\n"
+        return head + "".join(json.dumps(e.to_json(), separators=(",", ":")) + "\n" for e in self._events)
 
     def write(self, path: str | os.PathLike[str]) -> None:
         Path(path).write_text(self.to_jsonl(), encoding="utf-8")
@@ -323,19 +343,30 @@ class History:
         """Parse and validate JSON-lines text; raises ``HistoryFormatError`` naming the line."""
         events: list[Event] = []
         lines: list[int] = []
+        initial = "empty"
+        first: int | None = None  # the first non-blank line: the only place for the initial line
         for n, raw in enumerate(text.splitlines(), start=1):
             if not raw.strip():
                 continue
+            first = n if first is None else first
             try:
                 obj = json.loads(raw)
             except json.JSONDecodeError as e:
                 raise HistoryFormatError(n, f"not valid JSON: {e.msg}") from None
+            if isinstance(obj, dict) and "initial" in obj and "type" not in obj:
+                if n != first:
+                    raise HistoryFormatError(n, "the initial line must be the first line of the history")
+                try:
+                    initial = _check_initial(obj["initial"])
+                except HistoryFormatError as e:
+                    raise HistoryFormatError(n, e.message) from None
+                continue
             try:
                 events.append(_event_from_json(obj))
             except HistoryFormatError as e:
                 raise HistoryFormatError(n, e.message) from None
             lines.append(n)
-        history = cls(events)
+        history = cls(events, initial=initial)
         _pair(history, lines)  # validates the pairing rules
         return history
 
@@ -431,18 +462,22 @@ def _operation(op_id: int, inv: Event, line: int, end: Event | None, ret_line: i
 
 class Recorder:
     """Builds a ``History`` as operations run: ``invoke`` returns a handle that one completion closes.
+    ``initial`` is the history's initial state (rule 7): ``unknown`` for a run on a cluster holding data.
 
     Thread-safe. Misuse (a second open operation on a process, an unknown handle, results that do not match
     the invoke) raises ``UsageError``.
     """
 
-    def __init__(self, clock: Callable[[], int]) -> None:
+    def __init__(self, clock: Callable[[], int], *, initial: str = "empty") -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._open: dict[int, Event] = {}  # handle -> invoke
         self._busy: set[int] = set()
         self._next = 0
-        self.history = History()
+        try:
+            self.history = History(initial=initial)
+        except HistoryFormatError as e:
+            raise UsageError(e.message) from None
 
     def invoke(self, process: int, f: str, key: int, value: Value) -> int:
         with self._lock:

@@ -123,6 +123,7 @@ class CheckResult:
     steps: int
     partitions: tuple[PartitionResult, ...]
     minimal: Minimal | None = None
+    initial: str = "empty"
 
     @property
     def linearization(self) -> dict[int, tuple[int, ...]]:
@@ -134,6 +135,7 @@ class CheckResult:
         return {
             "verdict": self.verdict,
             "model": self.model,
+            "initial": self.initial,
             "events": self.events,
             "operations": self.operations,
             "steps": self.steps,
@@ -529,7 +531,8 @@ def check_history(
         raise UsageError(f"budget must be at least 1 step, got {budget}")
     history = events if isinstance(events, History) else History(events)
     ops = operations(history)
-    m: Model[Any] = model if model is not None else choose_model(ops, wos_size)
+    m: Model[Any] = model if model is not None else choose_model(ops, wos_size, initial=history.initial)
+    initial = getattr(m, "initial", "empty")
     parts = m.partition(ops)
     results: list[PartitionResult] = []
     total = 0
@@ -563,7 +566,7 @@ def check_history(
             operations=tuple(small),
             descriptions=tuple(_describe_sub(m, sub) for sub in small),
             explanation=_explain(m, worst.label, small, budget),
-            history=sub_history(small),
+            history=History(sub_history(small), initial=initial),
         )
     return CheckResult(
         verdict=verdict,
@@ -573,6 +576,7 @@ def check_history(
         steps=total,
         partitions=tuple(results),
         minimal=minimal,
+        initial=initial,
     )
 
 

@@ -39,13 +39,24 @@ Rules of ``SegmentModel`` (one write-once segment; partition = ``address // wos_
     alloc m           ok iff not allocated (-> allocated, metadata m); else fails AlreadyWritten(metadata)
     trim              ok -> trimmed
     read / write      allocated and not trimmed: the WOR rules on the offset
+
+Initial state. By default every address starts EMPTY and every segment unallocated: right for a run that
+starts on a fresh cluster. A run recorded on a cluster that already held data (``initial="unknown"``;
+``wormspace check --initial unknown``) starts from an *unknown* state instead: each register, and a
+segment's allocated and trimmed flags, are unknown until the first operation observes them, which fixes
+them (an ``ok`` read of ``v`` fixes ``Written(v)`` or EMPTY; an ``ok`` write of ``v`` leaves ``Written(v)``;
+a ``Trimmed`` observation fixes trimmed; an ``ok`` operation on a segment fixes it allocated and not
+trimmed; ``Unallocated`` fixes it unallocated). Observations that do not fix a state -- an indeterminate
+operation met in an unknown state, an ``AlreadyWritten`` that does not name the data -- leave it unknown:
+this mode may pass a history that the empty mode would judge, never the other way round. It assumes every
+client that touched the cluster during the run was recorded.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
 from wormspace.errors import UsageError
@@ -59,6 +70,7 @@ from wormspace.refinement.history import (
 )
 
 DEFAULT_WOS_SIZE = 1024
+INITIAL_STATES = ("empty", "unknown")
 TRIMMED = "Trimmed"
 UNALLOCATED = "Unallocated"
 CAPTURE_STALE = "CaptureStale"
@@ -121,6 +133,24 @@ class Model(Protocol[S]):
     def partition(self, operations: Sequence[Operation]) -> dict[int, list[ModelOp]]: ...
 
     def partition_label(self, key: int) -> str: ...
+
+
+class _Unknown:
+    """The state of a register or flag before the run, when the run did not start from an empty space."""
+
+    _instance: _Unknown | None = None
+
+    def __new__(cls) -> _Unknown:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN_STATE = _Unknown()
+RegValue = bytes | _Unknown | None  # a register in a model: Written(bytes), EMPTY (None) or not known yet
 
 
 def show(b: bytes | None, limit: int = 24) -> str:
@@ -239,8 +269,21 @@ def _describe(input: Input, output: Output) -> str:
     return f"{call} -> ok"
 
 
-def _wor_step(state: bytes | None, input: Input, output: Output) -> tuple[bool, bytes | None]:
+def _unknown_wor_step(input: Input, output: Output) -> tuple[bool, RegValue]:
+    """The WOR spec on a register whose state is not known yet: the first observation fixes it."""
+    if output.outcome == "info":
+        return True, UNKNOWN_STATE  # EMPTY -> v, or it held data already: not known either way
+    if input.f == "read":
+        return True, output.value
+    if output.outcome == "fail":  # AlreadyWritten: the data it names, or some data other than v (not tracked)
+        return True, UNKNOWN_STATE if output.existing is None else output.existing
+    return True, input.value  # an ok write: it was EMPTY or held v already; it holds v now
+
+
+def _wor_step(state: RegValue, input: Input, output: Output) -> tuple[bool, RegValue]:
     """The WOR spec on one register: ``state`` None is EMPTY."""
+    if isinstance(state, _Unknown):
+        return _unknown_wor_step(input, output)
     if input.f == "read":
         return (output.outcome == "info" or state == output.value), state
     v = input.value
@@ -258,22 +301,23 @@ class WorModel:
     """The write-once register, partitioned per address (see the module rules)."""
 
     wos_size: int = DEFAULT_WOS_SIZE
+    initial: str = "empty"
 
     @property
     def name(self) -> str:
         return "wor"
 
-    def init(self) -> bytes | None:
-        return None
+    def init(self) -> RegValue:
+        return UNKNOWN_STATE if self.initial == "unknown" else None
 
-    def step(self, state: bytes | None, input: Input, output: Output) -> tuple[bool, bytes | None]:
+    def step(self, state: RegValue, input: Input, output: Output) -> tuple[bool, RegValue]:
         return _wor_step(state, input, output)
 
     def describe(self, input: Input, output: Output) -> str:
         return _describe(input, output)
 
-    def describe_state(self, state: bytes | None) -> str:
-        return "EMPTY" if state is None else f"Written({show(state)})"
+    def describe_state(self, state: RegValue) -> str:
+        return _describe_reg(state)
 
     def partition(self, operations: Sequence[Operation]) -> dict[int, list[ModelOp]]:
         parts: dict[int, list[ModelOp]] = {}
@@ -287,21 +331,44 @@ class WorModel:
         return f"address {key}"
 
 
+def _describe_reg(state: RegValue) -> str:
+    if isinstance(state, _Unknown):
+        return "unknown"
+    return "EMPTY" if state is None else f"Written({show(state)})"
+
+
 @dataclass(frozen=True, slots=True)
 class SegmentState:
-    """One WOS: flags, the winner's metadata, and the written registers (offset, data)."""
+    """One WOS: flags, the winner's metadata, and the written registers (offset, data).
 
-    allocated: bool = False
-    metadata: bytes | None = None
-    trimmed: bool = False
+    With an unknown initial state, ``allocated``/``trimmed`` may be None (not known yet), ``metadata``
+    ``UNKNOWN_STATE``, and ``unknown`` says that an offset neither written nor in ``empty`` is not known
+    yet (otherwise it is EMPTY)."""
+
+    allocated: bool | None = False
+    metadata: bytes | _Unknown | None = None
+    trimmed: bool | None = False
     registers: frozenset[tuple[int, bytes]] = frozenset()
     index: dict[int, bytes] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    empty: frozenset[int] = frozenset()
+    unknown: bool = False
 
     def written(self, offset: int, data: bytes) -> SegmentState:
         index = dict(self.index)
         index[offset] = data
-        return SegmentState(self.allocated, self.metadata, self.trimmed,
-                            self.registers | {(offset, data)}, index)
+        return replace(self, registers=self.registers | {(offset, data)}, index=index)
+
+    def register(self, offset: int) -> RegValue:
+        if offset in self.index:
+            return self.index[offset]
+        return UNKNOWN_STATE if self.unknown and offset not in self.empty else None
+
+    def with_register(self, offset: int, before: RegValue, after: RegValue) -> SegmentState:
+        if isinstance(after, bytes) and offset not in self.index:
+            return self.written(offset, after)
+        if after is None and isinstance(before, _Unknown):
+            return replace(self, empty=self.empty | {offset})
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,46 +376,76 @@ class SegmentModel:
     """The write-once segment: allocation, trim and per-offset WORs, partitioned per segment."""
 
     wos_size: int = DEFAULT_WOS_SIZE
+    initial: str = "empty"
 
     @property
     def name(self) -> str:
         return "segment"
 
     def init(self) -> SegmentState:
+        if self.initial == "unknown":
+            return SegmentState(allocated=None, metadata=UNKNOWN_STATE, trimmed=None, unknown=True)
         return SegmentState()
 
     def step(self, state: SegmentState, input: Input, output: Output) -> tuple[bool, SegmentState]:
         f, outcome, error = input.f, output.outcome, output.error
         if outcome == "fail" and error == TRIMMED:
+            if state.trimmed is None:
+                return True, replace(state, trimmed=True)
             return state.trimmed, state
         if outcome == "fail" and error == UNALLOCATED:
-            return (not state.allocated and not state.trimmed), state
+            if state.allocated or state.trimmed:
+                return False, state
+            if state.allocated is None or state.trimmed is None:
+                return True, replace(state, allocated=False, trimmed=False)
+            return True, state
         if f == "trim":  # ok or info: the segment is trimmed from now on
             if state.trimmed:
                 return True, state
-            return True, SegmentState(state.allocated, state.metadata, True, state.registers, state.index)
-        if state.trimmed or (f != "alloc" and not state.allocated):
+            return True, replace(state, trimmed=True)
+        if state.trimmed or (f != "alloc" and state.allocated is False):
             return outcome == "info", state  # the operation can only have failed
+        if outcome == "info" and (state.allocated is None or state.trimmed is None):
+            return True, state  # an indeterminate operation on flags not known yet fixes nothing
+        if state.trimmed is None:  # an ok or AlreadyWritten outcome: the segment was not trimmed then
+            state = replace(state, trimmed=False)
         if f == "alloc":
             if outcome == "fail":  # AlreadyWritten: somebody else won
-                return state.allocated and output.existing in (None, state.metadata), state
+                if state.allocated is None or isinstance(state.metadata, _Unknown):
+                    meta = UNKNOWN_STATE if output.existing is None else output.existing
+                    return True, replace(state, allocated=True, metadata=meta)
+                return bool(state.allocated) and output.existing in (None, state.metadata), state
             if state.allocated:
                 return outcome == "info", state
-            return True, SegmentState(True, input.value, False, state.registers, state.index)
+            return True, replace(state, allocated=True, metadata=input.value)
+        if state.allocated is None:  # an ok or AlreadyWritten outcome: the segment was allocated then
+            state = replace(state, allocated=True)
         offset = input.key % self.wos_size
-        ok, reg = _wor_step(state.index.get(offset), input, output)
-        if not ok or reg is None or offset in state.index:
-            return ok, state
-        return True, state.written(offset, reg)
+        before = state.register(offset)
+        ok, reg = _wor_step(before, input, output)
+        if not ok:
+            return False, state
+        return True, state.with_register(offset, before, reg)
 
     def describe(self, input: Input, output: Output) -> str:
         return _describe(input, output)
 
     def describe_state(self, state: SegmentState) -> str:
-        flags = "trimmed" if state.trimmed else "allocated" if state.allocated else "unallocated"
-        meta = f", metadata {show(state.metadata)}" if state.allocated else ""
+        if state.trimmed:
+            flags = "trimmed"
+        elif state.allocated:
+            flags = "allocated"
+        elif state.allocated is None:
+            flags = "allocation unknown"
+        else:
+            flags = "unallocated"
+        meta = ""
+        if state.allocated:
+            m = state.metadata
+            meta = ", metadata unknown" if isinstance(m, _Unknown) else f", metadata {show(m)}"
         regs = ", ".join(f"{o}: {show(d)}" for o, d in sorted(state.registers))
-        return f"{flags}{meta}; written {{{regs}}}"
+        rest = "; every other offset unknown" if state.unknown else ""
+        return f"{flags}{meta}; written {{{regs}}}{rest}"
 
     def partition(self, operations: Sequence[Operation]) -> dict[int, list[ModelOp]]:
         parts: dict[int, list[ModelOp]] = {}
@@ -391,16 +488,19 @@ MODEL_NAMES = ("auto", "wor", "segment")
 
 
 def choose_model(
-    ops: Sequence[Operation], wos_size: int = DEFAULT_WOS_SIZE, name: str = "auto"
+    ops: Sequence[Operation], wos_size: int = DEFAULT_WOS_SIZE, name: str = "auto", initial: str = "empty"
 ) -> WorModel | SegmentModel:
-    """``segment`` when asked or when the history allocates or trims; ``wor`` otherwise."""
+    """``segment`` when asked or when the history allocates or trims; ``wor`` otherwise. ``initial`` is
+    ``empty`` (a fresh cluster) or ``unknown`` (the run found data; see the module docstring)."""
     if name not in MODEL_NAMES:
         raise UsageError(f"unknown model {name!r} (expected one of {', '.join(MODEL_NAMES)})")
+    if initial not in INITIAL_STATES:
+        raise UsageError(f"unknown initial state {initial!r} (expected one of {', '.join(INITIAL_STATES)})")
     if wos_size < 1:
         raise UsageError(f"wos size must be positive, got {wos_size}")
     if name == "segment" or (name == "auto" and any(op.f in ("alloc", "trim") for op in ops)):
-        return SegmentModel(wos_size=wos_size)
-    return WorModel(wos_size=wos_size)
+        return SegmentModel(wos_size=wos_size, initial=initial)
+    return WorModel(wos_size=wos_size, initial=initial)
 
 
 # --- Random valid histories, for tests and benchmarks --------------------------------------------------

@@ -6,7 +6,8 @@ Rules of the drawing:
    completion. Colours: ``ok`` green, ``fail`` grey-red (certainly no effect), ``info`` amber; an ``info``
    bar runs to the right edge, since the operation may take effect at any later point.
 2. The time axis is *ordinal*: every distinct event time gets one step, so short operations stay visible
-   next to long ones; tooltips give the real times (ns).
+   next to long ones. Its ticks read in milliseconds since the history's first event (raw times are in
+   ns; each tick keeps its raw time in ``data-ns``); tooltips give both.
 3. For an OK verdict each operation's linearization point is marked (class ``lin``): the earliest point of
    the witness order found by the checker, one mark per address for a batch.
 4. For ILLEGAL the operations of the minimal illegal sub-history carry class ``offending`` and the
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import html
+import math
 from collections.abc import Iterable
 
 from wormspace.refinement.history import Event, History, Operation, operations
@@ -43,7 +45,7 @@ h1 { font-size: 18px; margin: 0 0 8px; }
 .lane { position: absolute; left: 0; right: 0; height: 30px; border-bottom: 1px solid #eee; }
 .lane:nth-child(even) { background: #fafafa; }
 .lane-label { position: absolute; left: 6px; top: 7px; color: #666; font-family: ui-monospace, monospace; }
-.tick { position: absolute; top: 4px; color: #888; font-size: 11px; white-space: nowrap; }
+.tick, .axis-unit { position: absolute; top: 4px; color: #888; font-size: 11px; white-space: nowrap; }
 .op { position: absolute; height: 20px; border-radius: 3px; box-sizing: border-box; overflow: hidden;
   white-space: nowrap; font: 11px/20px ui-monospace, monospace; padding: 0 3px; cursor: pointer;
   border: 1px solid rgba(0,0,0,.25); min-width: 3px; }
@@ -98,7 +100,22 @@ def _label(op: Operation) -> str:
     return {"trim": "T", "capture": "C", "batch_capture": "BC"}.get(op.f, op.f) + str(op.key)
 
 
-def _title(op: Operation) -> str:
+def ms_formatter(times: list[int]) -> tuple[int, int]:
+    """-> (origin, decimals): the axis reads ``(t - origin) / 1e6`` ms with enough decimals that the
+    history's span shows about four significant digits."""
+    if not times:
+        return 0, 0
+    span_ms = (times[-1] - times[0]) / 1e6
+    decimals = 6 if span_ms <= 0 else min(6, max(0, 3 - math.floor(math.log10(span_ms))))
+    return times[0], decimals
+
+
+def format_ms(t: int, origin: int, decimals: int) -> str:
+    """``t`` (ns) as milliseconds since ``origin``, e.g. ``27.784 ms``."""
+    return f"{(t - origin) / 1e6:.{decimals}f} ms"
+
+
+def _title(op: Operation, origin: int, decimals: int) -> str:
     parts = [f"op {op.id}, process {op.process}: {op.f} key {op.key}"]
     if isinstance(op.value, dict):
         parts.append("value {" + ", ".join(f"{o}: {show(b)}" for o, b in sorted(op.value.items())) + "}")
@@ -112,8 +129,9 @@ def _title(op: Operation) -> str:
     if op.results is not None:
         outcome += " results {" + ", ".join(f"{o}: {r}" for o, r in sorted(op.results.items())) + "}"
     parts.append(outcome)
-    end = "never" if op.end is None else str(op.end)
-    parts.append(f"time {op.call} .. {end} ns")
+    end = "never" if op.end is None else format_ms(op.end, origin, decimals)
+    end_ns = "never" if op.end is None else str(op.end)
+    parts.append(f"time {format_ms(op.call, origin, decimals)} .. {end} ({op.call} .. {end_ns} ns)")
     return "; ".join(parts)
 
 
@@ -137,9 +155,14 @@ def render_html(history: Iterable[Event], result: CheckResult, *, title: str = "
     for i, p in enumerate(processes):
         out.append(f'<div class="lane" style="top:{TOP + i * LANE}px">'
                    f'<span class="lane-label">p{esc(str(p))}</span></div>')
+    origin, decimals = ms_formatter(times)
+    out.append('<span class="axis-unit" style="left:6px">ms</span>')
     every = max(1, int(120 / unit))
     for k in range(0, len(times), every):
-        out.append(f'<span class="tick" style="left:{LEFT + unit * k:.1f}px">{times[k]}</span>')
+        out.append(
+            f'<span class="tick" style="left:{LEFT + unit * k:.1f}px" data-ns="{times[k]}">'
+            f"{format_ms(times[k], origin, decimals)}</span>"
+        )
     for op in ops:
         left = x(op.call)
         end = right if op.ret is None else x(op.ret)
@@ -148,7 +171,7 @@ def render_html(history: Iterable[Event], result: CheckResult, *, title: str = "
         top = TOP + lane_of[op.process] * LANE + (LANE - BAR) // 2
         out.append(
             f'<div class="{classes}" style="left:{left:.1f}px;top:{top}px;width:{width:.1f}px" '
-            f'data-op="{op.id}" data-key="{op.key}" title="{esc(_title(op))}">{esc(_label(op))}</div>'
+            f'data-op="{op.id}" data-key="{op.key}" title="{esc(_title(op, origin, decimals))}">{esc(_label(op))}</div>'
         )
     if result.verdict != ILLEGAL:
         for part in result.partitions:
