@@ -237,8 +237,10 @@ class TxLogic:
 
     def ack(self, t: int, i: int) -> OpGen[bool]:
         """Participant ``i`` has learned the outcome (Rule 4): True once ``t`` is trimmed."""
-        _, n = yield from self.shape(t)
         try:
+            _, n = yield from self.shape(t)
+            if type(i) is not int or not 0 <= i < n:
+                raise UsageError(f"participant must be in [0, {n}), got {i!r}")
             yield from self.put(t, n + i, ACK)
             acks = yield from self.logic.batch_read(t, n, 2 * n)
             if any(v is EMPTY for v in acks.values()):
