@@ -68,7 +68,7 @@ def test_segment_trimmed_once_every_participant_acknowledged() -> None:
 
 
 def test_two_acks_do_not_trim() -> None:
-    cluster, tx = _tx()
+    _cluster, tx = _tx()
     t = tx.begin(participants=3)
     for i in range(3):
         tx.vote(t, i, True)

@@ -126,7 +126,7 @@ class BankLogic:
         if a not in self.known:
             seg, off = self.layout.home(a)
             raw = yield from self.logic.read(self.logic.address(seg, off))
-            if raw is EMPTY or not raw.startswith(GENESIS):
+            if not isinstance(raw, bytes) or not raw.startswith(GENESIS):
                 raise UsageError(f"account {a} has no opening balance")
             self.known[a] = (0, _GENESIS.unpack(raw[1:])[0])
         k, balance = self.known[a]

@@ -36,6 +36,7 @@ Rule 5 (retries). A capture or write that is preempted (``CaptureStale``) or ind
 
 from __future__ import annotations
 
+import contextlib
 import random
 import struct
 from dataclasses import dataclass
@@ -79,7 +80,7 @@ class TxSpec:
         """Participant i votes ``v`` (YES or NO): True iff its vote is ``v`` afterwards."""
         if self.votes[i] is not None:
             return self, self.votes[i] == v
-        return TxSpec(self.votes[:i] + (v,) + self.votes[i + 1 :]), True
+        return TxSpec((*self.votes[:i], v, *self.votes[i + 1:])), True
 
     def abort(self, i: int) -> TxSpec:
         """A decider casts ABORT for participant i, if i has not voted."""
@@ -131,14 +132,12 @@ class TxLogic:
     def begin(self, participants: int = 3, metadata: bytes = b"") -> OpGen[int]:
         """Allocate a transaction of ``participants`` voters -> its id (a segment)."""
         n = participants
-        if type(n) is not int or not 1 <= n or 2 * n + 1 > self.logic.wos_size or n > 0xFFFF:
+        if type(n) is not int or not n >= 1 or 2 * n + 1 > self.logic.wos_size or n > 0xFFFF:
             raise UsageError(f"participants must be an int in [1, {(self.logic.wos_size - 1) // 2}], got {n!r}")
         t = yield from self.logic.alloc_any(encode_meta(self.variant, n, metadata))
         self.shapes[t] = (self.variant, n)
-        try:
+        with contextlib.suppress(CaptureStale, Indeterminate):  # an optimization only: votes capture then
             self.caps[t] = yield from self.logic.batch_capture(t, 0, 2 * n + 1)
-        except (CaptureStale, Indeterminate):
-            pass  # an optimization only: votes capture their own register then
         return t
 
     def shape(self, t: int) -> OpGen[tuple[str, int]]:

@@ -27,7 +27,6 @@ are ``TxSpec``'s votes (EMPTY -> None). Three checks, each with planted-bug test
 
 from __future__ import annotations
 
-import base64
 import json
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -38,13 +37,12 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from wormspace.apps.tx import ABORT, ACK, NO, YES, TxLogic, TxSpec, encode_meta
-from wormspace.errors import AlreadyWritten, Indeterminate, OperationFailed, UsageError
+from wormspace.apps.tx import COMMIT, NO, YES, TxLogic, TxSpec, encode_meta
+from wormspace.errors import Indeterminate, OperationFailed, UsageError
 from wormspace.layers.messages import META, TRIM, Ballot
 from wormspace.layers.network import Faults
 from wormspace.layers.wor import Kind, OpRequest, Outcome
 from wormspace.layers.wormspace import SLEPT, OpGen, Sleep, SpaceLogic
-from wormspace.layers.wos import TRIM_VALUE
 from wormspace.layers.wos import encode_meta as wos_meta
 
 Regs = tuple[tuple[tuple[int, int], bytes], ...]  # sorted ((segment, index), value)
@@ -172,8 +170,7 @@ class _Explorer:
         self.cfg = cfg
         self.wos_size = wos_size
         self.t = 0
-        n = cfg.participants
-        self.meta = wos_meta(b"\0" * 16, encode_meta("E3", n))
+        self.meta = wos_meta(b"\0" * 16, encode_meta("E3", cfg.participants))
         self.memo: dict[tuple[int, tuple[Outcome, ...]], tuple[str, Any]] = {}
 
     def _tx(self, p: int) -> TxLogic:
@@ -226,7 +223,6 @@ class _Explorer:
 def explore_tx(cfg: TxExploreConfig, *, max_states: int = 2_000_000) -> TxReport:
     """Breadth-first search of every interleaving of ``cfg``'s processes (see the module docstring)."""
     ex = _Explorer(cfg)
-    n = cfg.participants
     init_regs: dict[tuple[int, int], bytes] = {(0, META): ex.meta}
     init: tuple[Regs, tuple[Local, ...]] = (tuple(sorted(init_regs.items())), tuple(() for _ in cfg.procs))
     parent: dict[Any, tuple[Any, str] | None] = {init: None}
@@ -264,7 +260,7 @@ def explore_tx(cfg: TxExploreConfig, *, max_states: int = 2_000_000) -> TxReport
             out = answer(regs, what, node=p + 1)
             new_seq = (*seq, out)
             label = f"{cfg.procs[p].name}: {what.kind.value} {what.targets()} -> {_show(out)}"
-            succ = (tuple(sorted(regs.items())), locals_[:p] + (new_seq,) + locals_[p + 1 :])
+            succ = (tuple(sorted(regs.items())), (*locals_[:p], new_seq, *locals_[p + 1:]))
             why = ex.check_state(regs)
             nkind, nwhat = ex.local(p, new_seq)
             if why is None and nkind == "done":
@@ -276,7 +272,7 @@ def explore_tx(cfg: TxExploreConfig, *, max_states: int = 2_000_000) -> TxReport
                     return fail(succ, "(violation)", why)
                 queue.append(succ)
             if cfg.procs[p].crashable:
-                crash = (regs_t, locals_[:p] + (CRASHED,) + locals_[p + 1 :])
+                crash = (regs_t, (*locals_[:p], CRASHED, *locals_[p + 1:]))
                 if crash not in parent:
                     parent[crash] = (state, f"{cfg.procs[p].name} crashes")
                     depth_of[crash] = depth_of[state] + 1
@@ -293,7 +289,6 @@ def explore_tx(cfg: TxExploreConfig, *, max_states: int = 2_000_000) -> TxReport
             if any(r["voted"] is False for r in results):
                 key += "+late-vote-lost"
             outcomes[key] = outcomes.get(key, 0) + 1
-            _ = n
     return TxReport(cfg.name, len(parent), depth, terminal, outcomes)
 
 
@@ -461,10 +456,11 @@ def recorded(rec: TxRecorder, process: int, f: str, key: int | None, value: Any,
     return result
 
 
-def check_tx_history(events: Iterable[TxEvent], shapes: Mapping[int, int],
+def check_tx_history(events: Iterable[TxEvent], shapes: Mapping[int, tuple[str, int]],
                      chosen: Mapping[tuple[int, int], bytes | None] | None = None) -> list[str]:
-    """The atomic-commitment properties over a history (``shapes``: transaction -> participants); with
-    ``chosen`` (``cluster.chosen()`` at the end) also each decide against the abstraction. -> problems."""
+    """The atomic-commitment properties over a history (``shapes``: transaction -> (variant, participants));
+    with ``chosen`` (``cluster.chosen()`` at the end) also each decide against the abstraction (E3: the
+    votes; C5: the decision register). -> problems."""
     problems: list[str] = []
     open_: dict[int, TxEvent] = {}
     votes: dict[int, list[tuple[TxEvent, TxEvent | None]]] = {}
@@ -485,7 +481,7 @@ def check_tx_history(events: Iterable[TxEvent], shapes: Mapping[int, int],
         if inv.f == "vote" and inv.key is not None:
             votes.setdefault(inv.key, []).append((inv, None))
     for t, ds in decides.items():
-        n = shapes[t]
+        variant, n = shapes[t]
         outs = {d.value for _, d in ds}
         if len(outs) > 1:
             problems.append(f"transaction {t}: deciders disagree {sorted(outs)}")
@@ -501,10 +497,13 @@ def check_tx_history(events: Iterable[TxEvent], shapes: Mapping[int, int],
                                 f" pre-empted {sorted(lost)})")
             all_yes_before = {inv.value["participant"] for inv, c in vs if inv.value["vote"] == "YES"
                               and c is not None and c.type == "ok" and c.value is True and c.time <= inv_d.time}
-            if d.value == "abort" and len(all_yes_before) == n:
+            if variant == "E3" and d.value == "abort" and len(all_yes_before) == n:
                 problems.append(f"transaction {t}: abort although every YES was in before the decide")
             if chosen is not None:
                 spec = abstract_tx(chosen, t, n).outcome()
+                if variant == "C5":
+                    d_reg = chosen.get((t, 2 * n))
+                    spec = None if d_reg is None else d_reg == COMMIT
                 if spec is None or d.value != ("commit" if spec else "abort"):
                     problems.append(f"transaction {t}: decided {d.value}, the registers say {spec}")
     return problems
@@ -514,23 +513,82 @@ def tx_vote_value(i: int, yes: bool) -> dict[str, Any]:
     return {"participant": i, "vote": "YES" if yes else "NO"}
 
 
+@dataclass(frozen=True)
+class TxScenario:
+    """One simulated run: a transaction of ``len(behaviours)`` participants, each ``"yes"``, ``"no"``,
+    ``"silent"`` or ``"late"`` (votes YES after the deciders' wait); ``observers`` extra deciders; C5 adds
+    a coordinator; faults: loss and duplication, one acceptor crashed and one partitioned for a while."""
+
+    seed: int
+    behaviours: tuple[str, ...]
+    variant: str = "E3"
+    observers: int = 1
+    drop: float = 0.0
+    duplicate: float = 0.0
+    crash: int | None = None
+    partition: int | None = None
+    wait: float = 0.1
+
+
+def simulate_tx(sc: TxScenario) -> tuple[TxRecorder, dict[int, tuple[str, int]], dict[tuple[int, int], bytes | None]]:
+    """Run ``sc`` as concurrent processes on ``Cluster.simulated``; -> (history, shapes, chosen registers)."""
+    from wormspace.cluster import Cluster
+
+    cluster = Cluster.simulated(acceptors=3, seed=sc.seed, faults=Faults(drop=sc.drop, duplicate=sc.duplicate))
+    rec = TxRecorder(clock=lambda: int(cluster.net.now * 1e9))
+    n = len(sc.behaviours)
+    setup = TxLogic(cluster.client().logic, variant=sc.variant)
+    t = cluster.client().run(recorded(rec, 10_000, "begin", None, {"participants": n}, setup.begin(n)))
+
+    def proc(role: str, i: int) -> Callable[[SpaceLogic], OpGen[None]]:
+        def run(logic: SpaceLogic) -> OpGen[None]:
+            tx = TxLogic(logic, variant=sc.variant, poll=sc.wait / 4)
+            p = logic.process
+            if role == "late":
+                yield from logic.sleep(sc.wait * 20)
+            if role in ("yes", "no", "late"):
+                yes = role != "no"
+                yield from recorded(rec, p, "vote", t, tx_vote_value(i, yes), tx.vote(t, i, yes))
+            if role == "coordinator":
+                yield from recorded(rec, p, "decide", t, {"coordinator": True}, tx.coordinate(t, sc.wait))
+            elif role != "silent":
+                who = i if role != "observer" else None
+                value = {"participant": who, "wait": sc.wait}
+                yield from recorded(rec, p, "decide", t, value, tx.decide(t, sc.wait, who))
+
+        return run
+
+    for i, role in enumerate(sc.behaviours):
+        cluster.spawn(proc(role, i), at=0.001 * i)
+    for k in range(sc.observers):
+        cluster.spawn(proc("observer", -1), at=0.002 * k)
+    if sc.variant == "C5":
+        cluster.spawn(proc("coordinator", -1), at=0.003)
+    if sc.crash is not None:
+        cluster.at(0.005, lambda: cluster.crash(sc.crash))  # type: ignore[arg-type]
+        cluster.at(0.2, lambda: cluster.restart(sc.crash))  # type: ignore[arg-type]
+    if sc.partition is not None:
+        cluster.at(0.01, lambda: cluster.partition({sc.partition}, set(range(3)) - {sc.partition}))  # type: ignore[arg-type]
+        cluster.at(0.3, cluster.heal)
+    cluster.run()
+    return rec, {t: (sc.variant, n)}, cluster.chosen()
+
+
 __all__ = [
-    "ABORT",
-    "ACK",
-    "TRIM_VALUE",
     "TxEvent",
     "TxExploreConfig",
     "TxLockstep",
     "TxRecorder",
     "TxReport",
+    "TxScenario",
     "abstract_tx",
     "answer",
-    "base64",
     "check_tx_history",
     "crashing_config",
     "default_tx_configs",
     "explore_tx",
     "recorded",
     "silent_config",
+    "simulate_tx",
     "tx_vote_value",
 ]
