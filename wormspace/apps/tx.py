@@ -134,7 +134,14 @@ class TxLogic:
         n = participants
         if type(n) is not int or not n >= 1 or 2 * n + 1 > self.logic.wos_size or n > 0xFFFF:
             raise UsageError(f"participants must be an int in [1, {(self.logic.wos_size - 1) // 2}], got {n!r}")
-        t = yield from self.logic.alloc_any(encode_meta(self.variant, n, metadata))
+        for attempt in range(ATTEMPTS):  # Rule 5; an indeterminate alloc may leave a segment unused
+            try:
+                t = yield from self.logic.alloc_any(encode_meta(self.variant, n, metadata))
+                break
+            except Indeterminate:
+                if attempt == ATTEMPTS - 1:
+                    raise
+                yield from self.logic.sleep(self.rng.uniform(0, self.poll))
         self.shapes[t] = (self.variant, n)
         with contextlib.suppress(CaptureStale, Indeterminate):  # an optimization only: votes capture then
             self.caps[t] = yield from self.logic.batch_capture(t, 0, 2 * n + 1)
