@@ -45,3 +45,8 @@ def test_tutorial_sections_run(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["tutorial.md", "design.md", "history-format.md", "deployment.md", "operations.md"])
 def test_doc_pages_exist(name: str) -> None:
     assert (ROOT / "docs" / name).stat().st_size > 500
+
+
+def test_tx_page_example_runs(tmp_path: Path) -> None:
+    (block,) = _blocks(ROOT / "docs" / "apps" / "tx.md")
+    assert _run(block, tmp_path).strip() == "ok"
