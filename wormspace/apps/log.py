@@ -21,8 +21,9 @@ Rule 4 (holes). A hole is an empty position below a written one. A reader waits 
         position retries at its next one; after an indeterminate write it settles the position the same
         way (junk wins, or its own data was already chosen). So no position is lost or given twice.
 Rule 5 (trim). ``trim(upto)`` trims every segment wholly below ``upto`` (``upto <= tail()``).
-Other claim policies (used by WormPaxos): ``sticky`` captures the rest of the tail's segment (taking over
-from whoever held it); ``rotating`` writes in the segments ``i`` with ``i mod replicas == replica``.
+Rule 6 (other claim policies). ``sticky`` captures the rest of the tail's segment, taking over from
+        whoever held it (a short-lived appender, e.g. the CLI, wastes no segment this way; WormPaxos' sticky
+        leader); ``rotating`` writes in the segments ``i`` with ``i mod replicas == replica`` (WormPaxos).
 """
 
 from __future__ import annotations
@@ -412,10 +413,10 @@ class LogCore:
 class WormLog:
     """A shared log by ``name`` on any synchronous client ``ws`` (see the module docstring)."""
 
-    def __init__(self, ws: Any, name: bytes = b"log", *, hole_timeout: float = 0.5,
+    def __init__(self, ws: Any, name: bytes = b"log", *, policy: str = "alloc", hole_timeout: float = 0.5,
                  history: AppHistory | None = None) -> None:
         self.ws = ws
-        self.core = LogCore(name, hole_timeout=hole_timeout, history=history)
+        self.core = LogCore(name, policy=policy, hole_timeout=hole_timeout, history=history)
 
     def append(self, data: bytes) -> int:
         return int(self.ws.run(self.core.append(self.ws.logic, data)))
@@ -447,9 +448,9 @@ class AsyncWormLog:
     """The asyncio face of WormLog over an ``AsyncClient``: many appends may be in flight at once."""
 
     def __init__(self, aclient: Any, name: bytes = b"log", *, core: LogCore | None = None,
-                 hole_timeout: float = 0.5, history: AppHistory | None = None) -> None:
+                 policy: str = "alloc", hole_timeout: float = 0.5, history: AppHistory | None = None) -> None:
         self.aclient = aclient
-        self.core = core or LogCore(name, hole_timeout=hole_timeout, history=history)
+        self.core = core or LogCore(name, policy=policy, hole_timeout=hole_timeout, history=history)
 
     async def append(self, data: bytes) -> int:
         return int(await self.aclient.run(self.core.append(self.aclient.logic, data)))
