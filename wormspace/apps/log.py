@@ -59,13 +59,18 @@ POLICIES = ("alloc", "sticky", "rotating")
 
 @dataclass
 class LogSpec:
-    """TRUSTED. The shared log, one operation at a time. ``entries[p]`` is bytes or None (junk)."""
+    """TRUSTED. The shared log, one operation at a time. ``entries[p]`` is bytes or None (junk). Positions
+    are chosen by the implementation: ``append`` is legal iff its position is fresh. ``trim(upto)`` takes
+    effect one segment at a time, in increasing order (each step is one ``trim`` of a segment's end)."""
 
     entries: dict[int, bytes | None]
     trimmed_below: int = 0
 
-    def append(self, data: bytes, position: int) -> bool:  # the position the implementation chose
-        return position >= self.trimmed_below and self.entries.setdefault(position, data) is data
+    def append(self, data: bytes, position: int) -> bool:
+        if position < self.trimmed_below or position in self.entries:
+            return False
+        self.entries[position] = data
+        return True
 
     def read(self, position: int) -> bytes | str | None:
         if position < self.trimmed_below:
@@ -229,8 +234,10 @@ class LogCore:
                 return pos
             except (CaptureStale, AlreadyWritten):
                 yield from self._release(logic, index)
-            except Indeterminate:
-                got = yield from self.fill(logic, index, [off])
+            except Indeterminate as e:
+                if isinstance(e, Trimmed):  # trimmed while our value was in flight: we cannot learn more
+                    raise
+                got = yield from self.fill(logic, index, [off])  # settle it: our data, or junk
                 if got[off] == frame:
                     return pos
             except Trimmed:
