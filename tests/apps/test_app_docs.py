@@ -34,7 +34,8 @@ def code_lines(path: Path) -> tuple[int, int]:
     for node in ast.walk(ast.parse(src)):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
             first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            value = first.value if isinstance(first, ast.Expr) else None
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
                 docs.update(range(first.lineno, (first.end_lineno or first.lineno) + 1))
     lines = src.splitlines()
     code = sum(1 for i, s in enumerate(lines, 1) if s.strip() and not s.strip().startswith("#") and i not in docs)
