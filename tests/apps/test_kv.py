@@ -14,7 +14,7 @@ from wormspace.apps.history import AppHistory
 from wormspace.apps.kv import KvCore, KvSpec
 from wormspace.client import OperationFailed, SpaceLogic
 
-from .helpers import operations
+from .helpers import kv_sequential_problems, operations
 
 
 def test_get_put_delete_cas_across_clients() -> None:
@@ -81,3 +81,8 @@ def test_concurrent_clients_under_faults_match_the_spec_in_log_order(policy: str
     reads = [comp for inv, comp in operations(hist.events) if inv["f"] == "read" and comp is not None]
     assert all(r["value"] is None or r["value"] in written for r in reads)
     assert any(comp is not None and comp["type"] == "ok" for _, comp in operations(hist.events))
+
+
+@pytest.mark.parametrize(("policy", "seed"), [("sticky", 1), ("sticky", 2), ("elected", 3), ("rotating", 4)])
+def test_clients_taking_turns_answer_as_the_spec(policy: str, seed: int) -> None:
+    assert kv_sequential_problems(seed, policy) == []

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import Any
-
 import pytest
 
-from wormspace import Cluster, Faults, Trimmed, Unallocated, UsageError
+from wormspace import Cluster, Trimmed, Unallocated, UsageError
 from wormspace.apps import WormLog
-from wormspace.apps.history import AppHistory
-from wormspace.apps.log import JUNK, LogCore, LogSpec, app_metadata, slot
-from wormspace.client import OperationFailed, SpaceLogic
+from wormspace.apps.log import JUNK, LogSpec, app_metadata, slot
+
+from .helpers import log_problems, log_scenario
 
 
 def test_appends_get_consecutive_positions_and_read_back() -> None:
@@ -123,37 +120,8 @@ def test_the_trusted_spec() -> None:
     assert spec.read(0) == "Trimmed"
 
 
-def _appender(core: LogCore, k: int, n: int, done: dict[int, list[tuple[int, bytes]]]) -> Any:
-    def run(logic: SpaceLogic) -> Generator[Any, Any, None]:
-        for i in range(n):
-            data = b"p%d-%d" % (k, i)
-            try:
-                pos = yield from core.append(logic, data)
-            except OperationFailed:
-                continue
-            done.setdefault(k, []).append((pos, data))
-
-    return run
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_concurrent_appenders_under_faults_never_share_a_position(seed: int) -> None:
-    c = Cluster.simulated(acceptors=3, seed=seed, wos_size=16, faults=Faults(drop=0.05, duplicate=0.05))
-    hist = AppHistory.of(c)
-    done: dict[int, list[tuple[int, bytes]]] = {}
-    for k in range(4):
-        c.spawn(_appender(LogCore(b"f", hole_timeout=0.2, history=hist), k, 8, done))
-    c.at(0.05, lambda: c.crash(2))
-    c.at(0.3, lambda: c.restart(2))
-    c.at(0.4, lambda: c.partition({0}, {1, 2}))
-    c.at(0.6, c.heal)
-    c.run()
-    got = [pd for v in done.values() for pd in v]
-    assert len({p for p, _ in got}) == len(got) > 0
-    reader = WormLog(c.client(), name=b"f", hole_timeout=0.2)
-    entries = dict(reader.entries())
-    assert reader.tail() == max(entries) + 1
-    for pos, data in got:
-        assert entries[pos] == data
-    oks = [e for e in hist.events if e["type"] == "ok" and e["f"] == "append"]
-    assert len(oks) == len(got)
+    got, entries, events = log_scenario(seed)
+    assert got and log_problems(got, entries) == []
+    assert len([e for e in events if e["type"] == "ok" and e["f"] == "append"]) == len(got)

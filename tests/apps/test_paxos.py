@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
-from wormspace import Cluster, Faults, Trimmed, UsageError
+from wormspace import Cluster, Trimmed, UsageError
 from wormspace.apps import WormPaxos
-from wormspace.apps.history import AppHistory
-from wormspace.apps.paxos import PaxosCore, SmrSpec
-from wormspace.client import OperationFailed, SpaceLogic
+from wormspace.apps.paxos import SmrSpec
 
-from .helpers import real_time_order_violations
+from .helpers import real_time_order_violations, smr_problems, smr_scenario
 
 POLICIES = ["sticky", "elected", "rotating"]
 
@@ -98,37 +95,7 @@ def test_the_trusted_spec() -> None:
 
 @pytest.mark.parametrize(("policy", "seed"), [(p, s) for p in POLICIES for s in (1, 2)])
 def test_concurrent_replicas_under_faults_agree_on_one_sequence(policy: str, seed: int) -> None:
-    c = Cluster.simulated(acceptors=3, seed=seed, wos_size=8, faults=Faults(drop=0.05, duplicate=0.05))
-    hist = AppHistory.of(c)
-    replicas: list[tuple[list[bytes], PaxosCore]] = []
-    results: list[tuple[bytes, bytes]] = []
-    for i in range(3):
-        applied, apply = counter()
-        core = PaxosCore(apply, b"f", policy=policy, replica=i, replicas=3, hole_timeout=0.1, history=hist)
-        replicas.append((applied, core))
-
-        def run(logic: SpaceLogic, core: PaxosCore = core, i: int = i) -> Generator[Any, Any, None]:
-            for k in range(5):
-                cmd = b"r%d-%d" % (i, k)
-                try:
-                    result = yield from core.submit(logic, cmd)
-                except OperationFailed:
-                    continue
-                results.append((cmd, result))
-
-        c.spawn(run)
-    c.at(0.05, lambda: c.crash(0))
-    c.at(0.2, lambda: c.restart(0))
-    c.at(0.3, lambda: c.partition({0}, {1, 2}))
-    c.at(0.5, c.heal)
-    c.run()
-    whole, apply = counter()
-    WormPaxos(c.client(), apply, name=b"f", policy=policy, hole_timeout=0.1).sync()
-    assert len(set(whole)) == len(whole)
-    for applied, _ in replicas:
-        assert applied == whole[: len(applied)]
-    for cmd, result in results:  # each result is apply's answer after exactly the commands before it
-        assert whole.index(cmd) + 1 == int(result)
-    oks = [e for e in hist.events if e["type"] == "ok"]
-    assert len(oks) == len(results) > 0
+    whole, lists, results, hist = smr_scenario(policy, seed)
+    assert results and smr_problems(whole, lists, results) == []
+    assert len([e for e in hist.events if e["type"] == "ok"]) == len(results)
     assert real_time_order_violations(hist.events) == []
