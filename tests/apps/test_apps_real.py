@@ -114,3 +114,20 @@ def test_the_log_and_kv_verbs(cluster_file: str) -> None:
     assert wormspace("kv", "delete", "k", *c).returncode == 0
     assert json.loads(wormspace("kv", "get", "k", "--json", *c).stdout)["value"] is None
     assert wormspace("kv", "get", "k", "--cluster", "/nonexistent/cluster.toml").returncode == 2
+
+
+def test_the_apps_survive_an_acceptor_crash_and_restart(local: LocalClusterHandle) -> None:
+    log = WormLog(local.client(), name=b"crash-log")
+    kv = WormKV(local.client(), name=b"crash-kv")
+    first = log.append(b"before")
+    kv.put(b"k", b"before")
+    local.crash(1)  # SIGKILL: a quorum of two is left
+    try:
+        second = log.append(b"during")
+        kv.put(b"k", b"during")
+        assert kv.cas(b"k", b"during", b"swapped")
+    finally:
+        local.restart(1)
+    reader = WormLog(local.client(), name=b"crash-log")
+    assert reader.read(first) == b"before" and reader.read(second) == b"during"
+    assert WormKV(local.client(), name=b"crash-kv").get(b"k") == b"swapped"
