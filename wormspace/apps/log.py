@@ -399,7 +399,8 @@ class LogCore:
                 return nxt
 
     def tail(self, logic: SpaceLogic) -> OpGen[int]:
-        """A position below which every position holds an entry, and no entry is at or above it."""
+        """A position below which every position holds an entry (holes filled), above every append that
+        completed before this call; the scan found no entry at or above it."""
         return (yield from recorded(self.history, logic.process, ("log", self.name, "tail", None, None),
                                     self._tail(logic), lambda t: ("ok", None, t)))
 
