@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import importlib
 
-BENCHMARKS = ("bench.bench_explore", "bench.bench_check", "bench.bench_memory", "bench.bench_tcp", "bench.bench_tx")
+BENCHMARKS = (
+    "bench.bench_explore",
+    "bench.bench_check",
+    "bench.bench_memory",
+    "bench.bench_tcp",
+    "bench.bench_apps",
+    "bench.bench_tx",
+)
 
 
 def main() -> None:
