@@ -5,6 +5,7 @@ its SQLite state unchanged; the client transport coalesces, drops while a peer i
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sqlite3
 import struct
@@ -31,12 +32,25 @@ from wormspace.layers.messages import (
     ReadReply,
     Vote,
 )
+from wormspace.identity import Identity
 from wormspace.layers.tcp import AcceptorServer, TcpTransport, run
-from wormspace.layers.wire import DEFAULT_MAX_FRAME, PREFIX_LEN, decode_frame, encode_frame, frame_payload
+from wormspace.layers.wire import (
+    DEFAULT_MAX_FRAME,
+    NONCE_LEN,
+    PREFIX_LEN,
+    Hello,
+    decode_frame,
+    decode_hello,
+    encode_frame,
+    encode_hello,
+    frame_payload,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
 WRONG_KEY = b"not the cluster's key, but long enough"
+CID = "0123456789abcdef0123456789abcdef"
+IDENT = Identity(cluster_id=CID, acceptor_id=0)
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +67,27 @@ def authed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         yield cluster
 
 
-def connect(cluster: LocalCluster) -> socket.socket:
+def connect_raw(cluster: LocalCluster) -> socket.socket:
     return socket.create_connection(cluster.addresses()[0], timeout=5)
+
+
+def recv_hello(sock: socket.socket, key: bytes | None) -> Hello:
+    prefix = recv_exactly(sock, PREFIX_LEN)
+    return decode_hello(recv_exactly(sock, struct.unpack(">I", prefix)[0]), key)
+
+
+def client_hello(cluster: LocalCluster, key: bytes | None, cluster_id: str | None = None) -> bytes:
+    cid = cluster.config.cluster_id if cluster_id is None else cluster_id
+    return encode_hello(Hello(cluster_id=cid, acceptor_id=None, nonce=os.urandom(NONCE_LEN)), key)
+
+
+def connect(cluster: LocalCluster) -> socket.socket:
+    """A connection past the hello exchange (wire rule 4)."""
+    s = connect_raw(cluster)
+    s.sendall(client_hello(cluster, cluster.auth_key))
+    hello = recv_hello(s, cluster.auth_key)
+    assert hello.refused == "" and hello.acceptor_id == 0 and hello.cluster_id == cluster.config.cluster_id
+    return s
 
 
 def recv_exactly(sock: socket.socket, n: int) -> bytes:
@@ -167,7 +200,7 @@ def reply_sent_to_acceptor(seg: int, key: bytes | None) -> bytes:
 
 def wrong_version(seg: int, key: bytes | None) -> bytes:
     frame = bytearray(encode_frame(state_changing(seg), key))
-    frame[PREFIX_LEN] = 2
+    frame[PREFIX_LEN] = 1
     return bytes(frame)
 
 
@@ -283,7 +316,13 @@ def _transport_scenario(cluster: LocalCluster) -> None:
         assert len(got) >= n, got
 
     async def scenario() -> None:
-        t = TcpTransport(cluster.addresses(), lambda src, m: got.append(m), backoff_initial=0.05, backoff_max=0.2)
+        t = TcpTransport(
+            cluster.addresses(),
+            lambda src, m: got.append(m),
+            cluster_id=cluster.config.cluster_id,
+            backoff_initial=0.05,
+            backoff_max=0.2,
+        )
         try:
             # coalescing: three sends in one tick travel as one frame and come back in order
             t.send(0, Prepare(req=1, segment=1, indices=(0,), ballot=b))
@@ -322,10 +361,10 @@ class FailingStorage(MemoryStorage):
 
 def test_a_storage_failure_sends_no_reply_and_stops_the_server() -> None:
     async def scenario() -> None:
-        server = AcceptorServer(AcceptorNode(0, FailingStorage()), "127.0.0.1", 0)
+        server = AcceptorServer(AcceptorNode(0, FailingStorage()), "127.0.0.1", 0, identity=IDENT)
         await server.start()
         got: list[Message] = []
-        t = TcpTransport({0: ("127.0.0.1", server.port)}, lambda src, m: got.append(m))
+        t = TcpTransport({0: ("127.0.0.1", server.port)}, lambda src, m: got.append(m), cluster_id=CID)
         try:
             t.send(0, Read(req=1, segment=1, indices=(0,)))  # no state change: served
             t.send(0, Prepare(req=2, segment=1, indices=(0,), ballot=Ballot(1, 1)))  # must persist: fails
@@ -343,7 +382,9 @@ def test_a_storage_failure_sends_no_reply_and_stops_the_server() -> None:
 def test_an_unreachable_peer_drops_messages_with_capped_backoff() -> None:
     async def scenario() -> None:
         port = free_port()  # nobody listens here
-        t = TcpTransport({0: ("127.0.0.1", port)}, lambda src, m: None, backoff_initial=0.01, backoff_max=0.04)
+        t = TcpTransport(
+            {0: ("127.0.0.1", port)}, lambda src, m: None, cluster_id=CID, backoff_initial=0.01, backoff_max=0.04
+        )
         try:
             for k in range(30):
                 t.send(0, Read(req=k, segment=1, indices=(0,)))
