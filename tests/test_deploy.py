@@ -72,7 +72,8 @@ def test_write_then_load_gives_the_same_config(cfg: ClusterConfig) -> None:
 
 def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
     (tmp_path / "cluster.toml").write_text(
-        'cluster_id = "0123456789abcdef"\nauth_key_file = "k"\n[[acceptors]]\nid = 0\nhost = "h"\nport = 1\ndata_dir = "a0"\n'
+        'cluster_id = "0123456789abcdef"\nauth_key_file = "k"\n'
+        '[[acceptors]]\nid = 0\nhost = "h"\nport = 1\ndata_dir = "a0"\n'
     )
     cfg = load_config(tmp_path / "cluster.toml")
     assert cfg.acceptors[0].data_dir == str(tmp_path.resolve() / "a0")

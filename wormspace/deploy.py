@@ -592,21 +592,43 @@ class LocalCluster:
     def running(self) -> list[int]:
         return [a.id for a in self.config.acceptors if self.alive(a.id)]
 
-    def start(self) -> LocalCluster:
-        """Write the files and start every acceptor that is not running; return when all accept
-        connections. ``DeployError`` if one fails to start (the ones started are stopped again)."""
+    def start(self, ids: Sequence[int] | None = None) -> LocalCluster:
+        """Start every acceptor (or those in ``ids``) that is not running; return when each has answered the
+        readiness hello (``_await_ready``). A new cluster (no cluster file yet) first gets its files and its
+        acceptors' identities; if one of its acceptors fails, all are stopped again and ``DeployError``
+        raised. On an existing cluster each acceptor starts on its own: those that start keep running, and
+        ``DeployError`` names the ones that did not (e.g. an acceptor that lost its database refuses)."""
+        new = not self.config_path.exists()
+        wanted = [a.id for a in self.config.acceptors] if ids is None else [self.config.acceptor(i).id for i in ids]
         self._write_files()
-        todo = [a.id for a in self.config.acceptors if not self.alive(a.id)]
-        for i in todo:
-            self._spawn(i)
+        todo = [i for i in wanted if not self.alive(i)]
+        failures: list[str] = []
         try:
+            started = []
             for i in todo:
-                self._await_ready(i)
+                try:
+                    self._spawn(i)
+                    started.append(i)
+                except DeployError as e:
+                    if new:
+                        raise
+                    failures.append(str(e))
+            for i in started:
+                try:
+                    self._await_ready(i)
+                except DeployError as e:
+                    if new:
+                        raise
+                    with contextlib.suppress(Exception):
+                        self._kill(i, signal.SIGKILL)
+                    failures.append(str(e))
         except BaseException:
             for i in todo:
                 with contextlib.suppress(Exception):
                     self._kill(i, signal.SIGKILL)
             raise
+        if failures:
+            raise DeployError("\n".join(failures))
         return self
 
     def _spawn(self, i: int) -> None:
@@ -868,9 +890,18 @@ class TcpDriver:
         refused = [i for i in group if i in refusals]
         if not refused:
             return outcome
-        detail = "; ".join(f"acceptor {i} at {self._peers[i][0]}:{self._peers[i][1]} {refusals[i]}" for i in refused)
-        n = f"{len(refused)} of {len(group)}"
-        raise PeersRefused(f"no quorum answered: {n} acceptors refused this client: {detail}")
+        by_reason: dict[str, list[int]] = {}
+        for i in refused:
+            by_reason.setdefault(refusals[i], []).append(i)
+
+        def where(i: int) -> str:
+            return f"{i} at {self._peers[i][0]}:{self._peers[i][1]}"
+
+        detail = "; ".join(
+            f"acceptor{'s' if len(ids) > 1 else ''} {', '.join(map(where, ids))} {why}"
+            for why, ids in by_reason.items()
+        )
+        raise PeersRefused(f"no quorum answered ({len(refused)} of {len(group)} acceptors refused): {detail}")
 
     # -- any thread ----------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import msgpack
 import pytest
 
 from wormspace.deploy import LocalCluster, free_port
+from wormspace.identity import Identity
 from wormspace.layers.acceptor import AcceptorNode, MemoryStorage
 from wormspace.layers.effects import Persist
 from wormspace.layers.messages import (
@@ -32,7 +33,6 @@ from wormspace.layers.messages import (
     ReadReply,
     Vote,
 )
-from wormspace.identity import Identity
 from wormspace.layers.tcp import AcceptorServer, TcpTransport, run
 from wormspace.layers.wire import (
     DEFAULT_MAX_FRAME,

@@ -777,10 +777,10 @@ class TcpTransport:
 def hello_mismatch(hello: Hello, *, cluster_id: str, acceptor_id: int, nonce: bytes) -> str | None:
     """Why an acceptor's ``hello`` is not the answer of acceptor ``acceptor_id`` of ``cluster_id`` to our
     hello with ``nonce``; ``None`` if it is."""
+    if hello.cluster_id and hello.cluster_id != cluster_id:
+        return f"belongs to another cluster ({hello.cluster_id}, not {cluster_id}); check the cluster file"
     if hello.refused:
         return f"refused this client: {hello.refused}"
-    if hello.cluster_id != cluster_id:
-        return f"belongs to another cluster ({hello.cluster_id}, not {cluster_id}); check the cluster file"
     if hello.acceptor_id != acceptor_id:
         return f"is acceptor {hello.acceptor_id}, not {acceptor_id}; check the cluster file"
     if hello.echo != nonce:
