@@ -36,7 +36,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -497,7 +497,7 @@ class _Split:
 _CHUNK_BASE = 1 << 62  # chunk request ids: far above any client core's (op_id << 16 | seq)
 
 
-def merge_replies(original: Request, replies: list[Message]) -> Message | None:
+def merge_replies(original: Request, replies: Sequence[Message]) -> Message | None:
     """One reply for ``original`` from the replies of its chunks, or ``None`` (treat as lost) when they
     disagree in a way no single reply can say truthfully (some chunks accepted, others were refused: the
     operation must stay indeterminate, so the reply is dropped and the client core times out).
