@@ -37,7 +37,7 @@ from wormspace.layers.messages import (
     ReadReply,
     Vote,
 )
-from wormspace.layers.tcp import AcceptorServer, TcpTransport, merge_replies, run
+from wormspace.layers.tcp import AcceptorServer, Limits, TcpTransport, merge_replies, read_frame, read_hello, run
 from wormspace.layers.wire import (
     DEFAULT_MAX_FRAME,
     NONCE_LEN,
@@ -622,3 +622,61 @@ def test_a_client_with_a_wrong_key_gets_peers_refused_not_a_bare_timeout(authed:
             with pytest.raises(PeersRefused, match="refused this client: authentication failed") as e:
                 ws.read(ws.address(1, 0))
             assert f"acceptor 0 at 127.0.0.1:{authed.config.acceptor(0).port}" in str(e.value)
+
+
+# ---- in-process scenarios for the limits (also run against planted bugs in tests/mutants) ---------------
+
+
+def pre_hello_announcement_scenario(announced: int = 64 << 20) -> bytes:
+    """An in-process acceptor (hello timeout 2 s) gets a bare length prefix announcing ``announced`` bytes
+    from a peer that sent no hello: everything it answers before closing."""
+
+    async def scenario() -> bytes:
+        limits = Limits(hello_timeout=2)
+        server = AcceptorServer(AcceptorNode(0, MemoryStorage()), "127.0.0.1", 0, identity=IDENT, limits=limits)
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(struct.pack(">I", announced))
+            await writer.drain()
+            data = await reader.read()
+            writer.close()
+            return data
+        finally:
+            await server.close()
+
+    return run(scenario())
+
+
+def over_cap_scenario() -> tuple[list[Message], int]:
+    """A 5-register Prepare to an in-process acceptor whose limit is 4: its replies, and registers stored."""
+    storage = MemoryStorage()
+
+    async def scenario() -> list[Message]:
+        limits = Limits(max_request_registers=4)
+        server = AcceptorServer(AcceptorNode(0, storage), "127.0.0.1", 0, identity=IDENT, limits=limits)
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(encode_hello(Hello(cluster_id=CID, acceptor_id=None, nonce=os.urandom(NONCE_LEN))))
+            writer.write(encode_frame([Prepare(req=1, segment=1, indices=tuple(range(5)), ballot=Ballot(1, 1))]))
+            await writer.drain()
+            await read_hello(reader, None, 5)
+            msgs = await read_frame(reader, None)
+            writer.close()
+            return msgs or []
+        finally:
+            await server.close()
+
+    replies = run(scenario())
+    return replies, len(list(storage.items()))
+
+
+def test_in_process_pre_hello_limit() -> None:
+    data = pre_hello_announcement_scenario()
+    assert "over the limit of 512" in decode_hello(data[PREFIX_LEN:]).refused
+
+
+def test_in_process_register_cap() -> None:
+    replies, stored = over_cap_scenario()
+    assert stored == 0 and len(replies) == 1 and isinstance(replies[0], ErrorReply)
