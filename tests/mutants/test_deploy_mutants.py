@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import test_identity as identity_tests
 from tests.layers import test_tcp_server as tcp_tests
-from tests.test_identity import test_a_dir_that_has_served_refuses_a_damaged_or_foreign_database
 from wormspace import identity
 from wormspace.errors import RemoteProtocolError
 from wormspace.layers import tcp
@@ -40,9 +40,9 @@ def test_lenient_identity_is_caught(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         return found
 
     monkeypatch.setattr(identity, "check_data_dir", lenient)
-    monkeypatch.setattr("tests.test_identity.check_data_dir", lenient)
+    monkeypatch.setattr(identity_tests, "check_data_dir", lenient)
     with pytest.raises(Failed, match="DID NOT RAISE"):
-        test_a_dir_that_has_served_refuses_a_damaged_or_foreign_database(tmp_path, accident)
+        identity_tests.test_a_dir_that_has_served_refuses_a_damaged_or_foreign_database(tmp_path, accident)
 
 
 def test_optimistic_merge_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
