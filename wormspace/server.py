@@ -1,18 +1,26 @@
 """The ``serve`` verb: one acceptor process over TCP with SQLite storage.
 
-``wormspace serve --id N --listen HOST:PORT --data DIR [--config cluster.toml] [--auth-key-file F]``
+``wormspace serve --id N --listen HOST:PORT --data DIR [--config cluster.toml] [--init] [--cluster-id ID]
+[--auth-key-file F] [--max-frame B] [--max-connections N] [--hello-timeout S] [--idle-timeout S]
+[--frame-timeout S] [--max-request-registers N]``
 
 With ``--config`` the acceptor's entry in the cluster file supplies whatever is not given on the command line
-(address, data directory, auth key file, largest value). The process:
+(address, data directory, auth key file, largest value, cluster id). The process:
 
-1. takes the data directory's lock (``acceptor.pid``; a second process on the same directory is refused),
-2. opens ``DIR/acceptor.sqlite`` (refusing a file of another storage format),
-3. serves until SIGTERM or SIGINT, then stops accepting, lets the frame being applied finish (frames are
-   applied without yielding to the event loop, so a signal is handled only between frames), closes SQLite
+1. refuses a data directory that does not exist, unless ``--init`` (which creates it),
+2. takes the data directory's lock (``acceptor.pid``; a second process on the same directory is refused),
+3. with ``--init``, makes the directory a new acceptor (``wormspace.identity.init_data_dir``: refused if it
+   already holds one),
+4. checks the directory's identity against ``--id`` and the cluster id, and its database (present,
+   non-empty, undamaged, the same identity): ``wormspace.identity.check_data_dir``,
+5. opens ``DIR/acceptor.sqlite`` (refusing a file of another storage format),
+6. serves until SIGTERM or SIGINT, then stops accepting, lets the batch being applied finish (a batch is
+   applied without yielding to the event loop, so a signal is handled only between batches), closes SQLite
    and releases the lock.
 
 Every log line this verb emits is listed, with its meaning, in docs/operations.md. Exit codes: 0 after a
-clean stop, 1 if the acceptor could not start or its storage failed, 2 on a usage error.
+clean stop, 1 if the acceptor could not listen or its storage failed while serving, 2 if it refused to start
+(usage error, identity or database check): one line ``acceptor N cannot start: REASON``.
 """
 
 from __future__ import annotations

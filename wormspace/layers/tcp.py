@@ -2,25 +2,37 @@
 
 Rules:
 
-1. One frame in, one frame out. The server decodes a whole frame (all of it valid, or the connection is
-   refused), runs ``AcceptorNode.handle`` on each request in order, and answers with one frame holding the
-   replies in the same order.
-2. Persist before reply (DESIGN §3 rule 4). ``node.handle`` applies each ``Persist`` to storage before it
-   returns its ``Send``. When the storage offers ``group()`` (``SqliteStorage``), the frame's requests are
-   applied in one transaction -- one ``fsync`` a frame instead of one a request -- and the reply frame is
-   written only after that transaction has committed. Nothing computed inside an uncommitted transaction
-   ever leaves the process.
+1. Hello first (wire rule 4). A connection starts with the client's hello (cluster id, nonce) and the
+   acceptor's answer (cluster id, acceptor id, incarnation, pid, the echoed nonce, its register limit).
+   The acceptor refuses a client of another cluster, or one whose hello fails authentication, with a
+   refusal hello and closes; the client refuses an answer from another cluster, from another acceptor id
+   than it dialled, or without its nonce. No request is sent or served before both hellos passed.
+2. Persist before reply (DESIGN §3 rule 4). The server decodes a whole frame (all of it valid, or the
+   connection is refused) and applies its requests in order, in batches of at most ``max_request_registers``
+   registers: ``node.handle`` applies each ``Persist`` to storage before it returns its ``Send``; when the
+   storage offers ``group()`` (``SqliteStorage``) a batch is one transaction -- one ``fsync`` for the batch
+   -- and its replies are written only after that transaction has committed. Nothing computed inside an
+   uncommitted transaction ever leaves the process. Between batches the server yields to the event loop, so
+   a large frame never stalls the other clients.
 3. Garbage never changes state. A frame that fails to decode (truncated, oversized, bad MAC, unknown tag,
    wrong type, a reply sent to an acceptor, ...) is refused whole before any request in it runs: the server
    logs a warning naming the peer and closes that connection; it keeps serving everybody else.
-4. A storage failure is fatal. If a transaction fails the server sends no reply for the frame (the clients
+4. A storage failure is fatal. If a transaction fails the server sends no reply for the batch (the clients
    time out: their operations are indeterminate, which is the truth) and stops, because an acceptor whose
    disk fails can no longer promise durably.
-5. The client transport loses messages rather than block: a peer that cannot be reached has its queued
-   messages dropped and is retried with capped exponential backoff; the protocol tolerates loss, and the
-   client core retries on its timeouts. Everything queued for one peer while its writer is busy goes out as
-   one frame (coalescing).
-6. With a shared key every frame carries an HMAC; a peer without the key is refused and logged.
+5. The client transport loses messages rather than block: a peer that cannot be reached, or refuses the
+   hello, has its queued messages dropped and is retried with capped exponential backoff; the protocol
+   tolerates loss, and the client core retries on its timeouts. Everything queued for one peer while its
+   writer is busy goes out as one frame (coalescing).
+6. With a shared key every frame, hellos included, carries an HMAC; a peer without the key is refused and
+   logged, and learns why from the refusal hello.
+7. Resources are bounded (``Limits``). Before its hello a peer may send at most ``HELLO_MAX_FRAME`` bytes a
+   frame and must finish the hello within ``hello_timeout``; afterwards a connection that sends no frame for
+   ``idle_timeout`` is closed, and a frame must arrive whole within ``frame_timeout`` of its length prefix.
+   At most ``max_connections`` connections are open; more are closed at once (logged at most every 10 s).
+   A request naming more than ``max_request_registers`` registers is answered ``ErrorReply`` without being
+   applied; the client transport splits its requests under the limit the acceptor's hello states and merges
+   the chunks' replies (``merge_replies``), so a batch over a whole large segment still works.
 
 Signals and threads are the caller's business: both classes must be used from their event loop's thread.
 """
