@@ -680,3 +680,59 @@ def test_in_process_pre_hello_limit() -> None:
 def test_in_process_register_cap() -> None:
     replies, stored = over_cap_scenario()
     assert stored == 0 and len(replies) == 1 and isinstance(replies[0], ErrorReply)
+
+
+class RecordingStorage(MemoryStorage):
+    """Records the segment of every applied change, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[int] = []
+
+    def apply(self, persist: Persist) -> None:
+        self.order.extend(sorted({s for (s, _), _ in persist.puts}))
+        super().apply(persist)
+
+
+def large_frame_scenario(batches: int = 50, cap: int = 64) -> list[int]:
+    """Client A sends one frame of ``batches`` Prepares of ``cap`` registers (segment 1), then client B one
+    small Prepare (segment 2): the order in which the in-process acceptor applied them."""
+    storage = RecordingStorage()
+
+    async def scenario() -> None:
+        limits = Limits(max_request_registers=cap)
+        server = AcceptorServer(AcceptorNode(0, storage), "127.0.0.1", 0, identity=IDENT, limits=limits)
+        await server.start()
+        conns = []
+        try:
+            for _ in range(2):
+                reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                writer.write(encode_hello(Hello(cluster_id=CID, acceptor_id=None, nonce=os.urandom(NONCE_LEN))))
+                await read_hello(reader, None, 5)
+                conns.append((reader, writer))
+            (ra, wa), (rb, wb) = conns
+            big = [
+                Prepare(req=k, segment=1, indices=tuple(range(k * cap, (k + 1) * cap)), ballot=Ballot(1, 1))
+                for k in range(batches)
+            ]
+            wa.write(encode_frame(big))
+            wb.write(encode_frame([Prepare(req=1, segment=2, indices=(0,), ballot=Ballot(1, 1))]))
+            await wa.drain()
+            await wb.drain()
+            assert await read_frame(rb, None)
+            n = 0
+            while n < batches:
+                n += len(await read_frame(ra, None) or [])
+        finally:
+            for _, w in conns:
+                w.close()
+            await server.close()
+
+    run(scenario())
+    return storage.order
+
+
+def test_a_large_frame_does_not_stall_other_clients() -> None:
+    order = large_frame_scenario()
+    assert sorted(order) == [1] * 50 + [2]
+    assert order[-1] == 1, "client B's request must be served between the batches of A's frame"

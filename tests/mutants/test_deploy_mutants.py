@@ -7,10 +7,13 @@
 * ``no_pre_hello_limit`` -- the hello is read with the full frame limit: an unauthenticated peer can make
   the acceptor wait for (and buffer) a 64 MiB body.
 * ``uncapped_requests`` -- the acceptor counts no registers: a request over the limit is applied.
+* ``one_transaction_per_frame`` -- the acceptor applies a whole frame without yielding: another client
+  waits until the largest frame is done.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -68,3 +71,15 @@ def test_uncapped_requests_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tcp, "registers_of", lambda m: 0)
     with pytest.raises(AssertionError):
         tcp_tests.test_in_process_register_cap()
+
+
+def test_one_transaction_per_frame_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def whole_frame(
+        self: tcp.AcceptorServer, src: int, peer: str, reqs: list[Request], writer: asyncio.StreamWriter
+    ) -> None:
+        self._send(self._apply(src, reqs), peer, writer)
+        await writer.drain()
+
+    monkeypatch.setattr(tcp.AcceptorServer, "_answer", whole_frame)
+    with pytest.raises(AssertionError, match="between the batches"):
+        tcp_tests.test_a_large_frame_does_not_stall_other_clients()
