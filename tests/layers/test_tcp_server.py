@@ -736,3 +736,10 @@ def test_a_large_frame_does_not_stall_other_clients() -> None:
     order = large_frame_scenario()
     assert sorted(order) == [1] * 50 + [2]
     assert order[-1] == 1, "client B's request must be served between the batches of A's frame"
+
+
+def test_a_bare_tcp_connect_is_not_logged_as_a_refusal(limited: LocalCluster) -> None:
+    for _ in range(3):
+        connect_raw(limited).close()
+    assert exchange(limited, [Read(req=1, segment=1, indices=(0,))])[0] == ReadReply(req=1, segment=1, votes=())
+    assert "closed before the hello" not in log_text(limited)

@@ -121,6 +121,10 @@ class PeerTimeout(RemoteProtocolError):
     """A peer was idle, or too slow to send a whole frame or its hello, past a time limit."""
 
 
+class ClosedBeforeHello(RemoteProtocolError):
+    """A peer closed the connection without sending a byte (a TCP health check, a port scan)."""
+
+
 async def read_body(
     reader: asyncio.StreamReader,
     max_frame: int = DEFAULT_MAX_FRAME,
@@ -171,7 +175,7 @@ async def read_hello(reader: asyncio.StreamReader, key: bytes | None, timeout: f
     except TimeoutError:
         raise PeerTimeout(f"no hello within {timeout} s") from None
     if body is None:
-        raise RemoteProtocolError("connection closed before the hello")
+        raise ClosedBeforeHello("connection closed before the hello")
     return decode_hello(body, key)
 
 
@@ -308,7 +312,7 @@ class AcceptorServer:
             hello = await read_hello(reader, self.auth_key, self.limits.hello_timeout)
             if hello.acceptor_id is not None or hello.refused or len(hello.nonce) != NONCE_LEN:
                 raise RemoteProtocolError("the hello is not a client's")
-        except PeerTimeout:
+        except (PeerTimeout, ClosedBeforeHello):
             raise
         except RemoteProtocolError as e:
             why = str(e)
@@ -371,6 +375,8 @@ class AcceptorServer:
         except PeerTimeout as e:
             self.timed_out += 1
             log.info("acceptor %d closed the connection from %s: %s", self.node_id, peer, e)
+        except ClosedBeforeHello:
+            log.debug("acceptor %d: connection %d from %s closed before its hello", self.node_id, src, peer)
         except RemoteProtocolError as e:
             self.refused += 1
             log.warning("acceptor %d refused peer %s: %s; connection closed", self.node_id, peer, e)
@@ -833,6 +839,7 @@ def probe(
 
 __all__ = [
     "AcceptorServer",
+    "ClosedBeforeHello",
     "Limits",
     "PeerTimeout",
     "hello_mismatch",
