@@ -26,7 +26,12 @@ async def run_async(driver: AsyncDriver, gen: OpGen[T]) -> T:
     try:
         req = next(gen)
         while True:
-            req = gen.send(await driver.execute_async(req))
+            try:
+                outcome = await driver.execute_async(req)
+            except OperationFailed as e:  # e.g. PeersRefused: the operation's generator records and raises it
+                req = gen.throw(e)
+                continue
+            req = gen.send(outcome)
     except StopIteration as stop:
         result: T = stop.value
         return result

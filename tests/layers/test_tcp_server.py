@@ -20,6 +20,7 @@ import msgpack
 import pytest
 
 from wormspace import PeersRefused
+from wormspace.aio import AsyncClient
 from wormspace.deploy import LocalCluster, TcpDriver, free_port
 from wormspace.identity import Identity
 from wormspace.layers.acceptor import AcceptorNode, MemoryStorage
@@ -51,6 +52,7 @@ from wormspace.layers.wire import (
 )
 from wormspace.layers.wor import Config
 from wormspace.layers.wormspace import SpaceLogic, WormSpace
+from wormspace.refinement.history import Recorder
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -617,11 +619,16 @@ def test_a_client_with_a_wrong_key_gets_peers_refused_not_a_bare_timeout(authed:
     quick = Config(timeout=0.05, max_resends=1, max_rounds=1)
     cid = authed.config.cluster_id
     for key in (None, WRONG_KEY):
+        recorder = Recorder(clock=time.monotonic_ns)
         with TcpDriver(authed.addresses(), groups=[[0]], cluster_id=cid, auth_key=key, config=quick) as driver:
-            ws = WormSpace(SpaceLogic(wos_size=8), driver)
-            with pytest.raises(PeersRefused, match="refused this client: authentication failed") as e:
-                ws.read(ws.address(1, 0))
-            assert f"acceptor 0 at 127.0.0.1:{authed.config.acceptor(0).port}" in str(e.value)
+            ws = WormSpace(SpaceLogic(wos_size=8, recorder=recorder), driver)
+            for _ in range(2):  # the first failure closes its operation: the next call is not refused as misuse
+                with pytest.raises(PeersRefused, match="refused this client: authentication failed") as e:
+                    ws.read(ws.address(1, 0))
+                assert f"acceptor 0 at 127.0.0.1:{authed.config.acceptor(0).port}" in str(e.value)
+            with pytest.raises(PeersRefused, match="authentication failed"):
+                asyncio.run(AsyncClient(ws.logic, driver).read(ws.address(1, 1)))
+        assert [ev.type for ev in recorder.history] == ["invoke", "info"] * 3
 
 
 # ---- in-process scenarios for the limits (also run against planted bugs in tests/mutants) ---------------

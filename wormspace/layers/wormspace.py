@@ -418,7 +418,12 @@ def run_sync(driver: Driver, gen: OpGen[T]) -> T:
     try:
         req = next(gen)
         while True:
-            req = gen.send(driver.execute(req))
+            try:
+                outcome = driver.execute(req)
+            except OperationFailed as e:  # e.g. PeersRefused: the operation's generator records and raises it
+                req = gen.throw(e)
+                continue
+            req = gen.send(outcome)
     except StopIteration as stop:
         result: T = stop.value
         return result
