@@ -498,11 +498,12 @@ def test_an_idle_connection_after_the_hello_is_closed(limited: LocalCluster) -> 
 def test_connections_over_the_cap_are_closed_and_logged(limited: LocalCluster) -> None:
     socks = [connect_raw(limited) for _ in range(40)]
     try:
-        for s in socks:
-            until_closed(s)  # the first 8 by the hello timeout, the others at once
+        answers = [until_closed(s) for s in socks]  # the first 8 by the hello timeout, the others at once
     finally:
         for s in socks:
             s.close()
+    refusals = [refusal_in(a) for a in answers if a]
+    assert len(refusals) >= 40 - 8 and all(r.startswith("over capacity: 8 connections open") for r in refusals)
     assert wait_for(lambda: "connections open, the limit (--max-connections)" in log_text(limited))
     assert exchange(limited, [Read(req=1, segment=1, indices=(0,))])[0] == ReadReply(req=1, segment=1, votes=())
 

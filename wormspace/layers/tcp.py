@@ -349,6 +349,8 @@ class AcceptorServer:
         peer = peer_name(writer)
         if len(self._conns) >= self.limits.max_connections:
             self._over_capacity(peer)
+            why = f"over capacity: {len(self._conns)} connections open (--max-connections)"
+            writer.write(encode_hello(Hello(cluster_id="", acceptor_id=self.node_id, refused=why)))
             writer.close()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
@@ -652,27 +654,25 @@ class TcpTransport:
         if time.monotonic() < p.retry_at:
             self._drop_queue(p)
             return False
+        opened: list[asyncio.StreamWriter] = []
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(*p.addr), self.connect_timeout)
-        except OSError as e:  # TimeoutError is an OSError
+            opened.append(writer)
+            why = await self._exchange_hello(p, reader, writer)
+        except OSError as e:  # TimeoutError is an OSError; so is a hello that did not come (slow, or gone)
+            for w in opened:
+                w.close()
             if not p.down:
                 err = str(e) or type(e).__name__
                 log.info("peer %d at %s:%d unreachable (%s); dropping its messages", p.id, *p.addr, err)
-            p.down = True
-            p.retry_at = time.monotonic() + p.backoff
-            p.backoff = min(p.backoff * 2, self.backoff_max)
-            self._drop_queue(p)
+            self._mark_down(p)
             return False
-        why = await self._exchange_hello(p, reader, writer)
         if why is not None:
             if self.refusals.get(p.id) != why:
                 log.warning("peer %d at %s:%d: %s", p.id, *p.addr, why)
             self.refusals[p.id] = why
             writer.close()
-            p.down = True
-            p.retry_at = time.monotonic() + p.backoff
-            p.backoff = min(p.backoff * 2, self.backoff_max)
-            self._drop_queue(p)
+            self._mark_down(p)
             return False
         if p.down:
             log.info("peer %d at %s:%d reachable again", p.id, *p.addr)
@@ -686,19 +686,28 @@ class TcpTransport:
         )
         return True
 
+    def _mark_down(self, p: _Peer) -> None:
+        p.down = True
+        p.retry_at = time.monotonic() + p.backoff
+        p.backoff = min(p.backoff * 2, self.backoff_max)
+        self._drop_queue(p)
+
     async def _exchange_hello(
         self, p: _Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> str | None:
-        """Send our hello, check the acceptor's; ``None`` if it is the acceptor we want, else why not."""
+        """Send our hello, check the acceptor's; ``None`` if it is the acceptor we want, else why not (a
+        refusal). ``OSError`` if no hello came (a slow or vanished peer is unreachable, not refusing)."""
         nonce = secrets.token_bytes(NONCE_LEN)
+        writer.write(encode_hello(Hello(cluster_id=self.cluster_id, acceptor_id=None, nonce=nonce), self.auth_key))
+        await writer.drain()
         try:
-            writer.write(encode_hello(Hello(cluster_id=self.cluster_id, acceptor_id=None, nonce=nonce), self.auth_key))
-            await writer.drain()
             hello = await read_hello(reader, self.auth_key, self.connect_timeout)
+        except PeerTimeout as e:
+            raise TimeoutError(str(e)) from None
+        except ClosedBeforeHello:
+            raise ConnectionResetError("closed the connection before its hello") from None
         except RemoteProtocolError as e:
             return f"refused the connection: {e}"
-        except (ConnectionError, OSError) as e:
-            return f"closed the connection during the hello ({e or type(e).__name__})"
         why = hello_mismatch(hello, cluster_id=self.cluster_id, acceptor_id=p.id, nonce=nonce)
         if why is None:
             p.hello = hello
