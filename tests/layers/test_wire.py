@@ -414,3 +414,26 @@ def test_malformed_hellos_are_refused(raw: object) -> None:
     payload = msgpack.packb(raw, use_bin_type=True)
     with pytest.raises(RemoteProtocolError):
         decode_hello(raw_frame(VERSION, HELLO, payload)[PREFIX_LEN:])
+
+
+@given(st.binary(max_size=HELLO_MAX_FRAME), st.sampled_from([None, KEY]))
+@settings(max_examples=300)
+def test_random_bytes_give_a_hello_or_remote_protocol_error(body: bytes, key: bytes | None) -> None:
+    try:
+        hello = decode_hello(body, key)
+    except RemoteProtocolError:
+        return
+    assert isinstance(hello, Hello)
+
+
+@given(st.binary(min_size=1, max_size=60), st.integers(0, 200))
+@settings(max_examples=200)
+def test_a_hello_with_bytes_overwritten_is_refused_or_valid(junk: bytes, at: int) -> None:
+    frame = bytearray(encode_hello(ACCEPTOR_HELLO, KEY)[PREFIX_LEN:])
+    at %= len(frame)
+    frame[at : at + len(junk)] = junk[: len(frame) - at]
+    try:
+        hello = decode_hello(bytes(frame), KEY)
+    except RemoteProtocolError:
+        return
+    assert hello == ACCEPTOR_HELLO or hello.refused, "a changed authenticated hello must not decode as another"
