@@ -512,10 +512,12 @@ def test_a_request_over_the_register_limit_gets_an_error_reply_and_changes_nothi
     b = Ballot(5, 1)
     big = Prepare(req=1, segment=500, indices=tuple(range(65)), ballot=b)
     small = Prepare(req=2, segment=500, indices=tuple(range(64)), ballot=b)
-    replies = exchange(limited, [big, small])
-    assert isinstance(replies[0], ErrorReply) and replies[0].req == 1
-    assert "names 65 registers, over this acceptor's limit of 64" in replies[0].reason
-    assert replies[1] == Promise(req=2, segment=500, ballot=b, votes=())
+    read = Read(req=3, segment=500, indices=(0,))
+    replies = exchange(limited, [read, big, small])
+    assert replies[0] == ReadReply(req=3, segment=500, votes=()), "replies keep the order of the requests"
+    assert isinstance(replies[1], ErrorReply) and replies[1].req == 1
+    assert "names 65 registers, over this acceptor's limit of 64" in replies[1].reason
+    assert replies[2] == Promise(req=2, segment=500, ballot=b, votes=())
     assert {r[1] for r in state(limited) if r[0] == 500} == set(range(64))
     assert wait_for(lambda: "refused a Prepare over 65 registers" in log_text(limited))
 

@@ -417,6 +417,9 @@ class AcceptorServer:
                     cap,
                 )
                 reason = f"request names {n} registers, over this acceptor's limit of {cap}"
+                if batch:  # replies keep the order of the requests
+                    pending += self._apply(src, batch)
+                    batch, weight = [], 0
                 pending.append(ErrorReply(req=m.req, segment=m.segment, reason=reason))
                 continue
             if batch and weight + n > cap:
