@@ -43,6 +43,7 @@ from wormspace.layers.wire import (
     DEFAULT_MAX_FRAME,
     NONCE_LEN,
     PREFIX_LEN,
+    VERSION,
     Hello,
     decode_frame,
     decode_hello,
@@ -408,7 +409,10 @@ def test_an_unreachable_peer_drops_messages_with_capped_backoff() -> None:
 
 # ---- before the hello: small frames, bounded time, capped connections (resource limits) -----------------
 
-LIMITS = ["--hello-timeout", "0.5", "--idle-timeout", "1", "--max-connections", "8", "--max-request-registers", "64"]
+LIMITS = [
+    "--hello-timeout", "0.5", "--idle-timeout", "1", "--frame-timeout", "1", "--max-connections", "8",
+    "--max-request-registers", "64",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -493,6 +497,13 @@ def test_an_idle_connection_after_the_hello_is_closed(limited: LocalCluster) -> 
     with connect(limited) as s:
         assert until_closed(s) == b""
     assert wait_for(lambda: "idle for 1.0 s" in log_text(limited))
+
+
+def test_a_frame_that_stalls_after_its_length_is_closed_by_the_frame_timeout(limited: LocalCluster) -> None:
+    with connect(limited) as s:
+        s.sendall(struct.pack(">I", 100) + bytes((VERSION, 0)) + b"\x90" * 8)  # 10 of 100 bytes, then nothing
+        assert until_closed(s) == b""
+    assert wait_for(lambda: "a frame of 100 bytes did not arrive whole within 1.0 s" in log_text(limited))
 
 
 def test_connections_over_the_cap_are_closed_and_logged(limited: LocalCluster) -> None:

@@ -13,8 +13,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,11 +74,9 @@ def test_uncapped_requests_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_one_transaction_per_frame_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def whole_frame(
-        self: tcp.AcceptorServer, src: int, peer: str, reqs: list[Request], writer: asyncio.StreamWriter
-    ) -> None:
-        self._send(self._apply(src, reqs), peer, writer)
-        await writer.drain()
+    async def whole_frame(self: tcp.AcceptorServer, src: int, peer: str, reqs: list[Request], conn: Any) -> None:
+        self._send(self._apply(src, reqs), peer, conn.writer)
+        await conn.writer.drain()
 
     monkeypatch.setattr(tcp.AcceptorServer, "_answer", whole_frame)
     with pytest.raises(AssertionError, match="between the batches"):

@@ -138,7 +138,11 @@ async def read_body(
     timeouts, the prefix must come within ``idle_timeout`` and the rest within ``frame_timeout`` after it
     (``PeerTimeout`` otherwise): a slow peer cannot hold a connection open by dribbling bytes."""
     try:
-        prefix = await asyncio.wait_for(reader.readexactly(PREFIX_LEN), idle_timeout)
+        if idle_timeout is None:
+            prefix = await reader.readexactly(PREFIX_LEN)
+        else:
+            async with asyncio.timeout(idle_timeout):
+                prefix = await reader.readexactly(PREFIX_LEN)
     except asyncio.IncompleteReadError as e:
         if e.partial:
             raise RemoteProtocolError("truncated frame: stream ended inside the length prefix") from None
@@ -147,7 +151,10 @@ async def read_body(
         raise PeerTimeout(f"idle for {idle_timeout} s") from None
     n = check_length(prefix, max_frame)
     try:
-        return await asyncio.wait_for(reader.readexactly(n), frame_timeout)
+        if frame_timeout is None:
+            return await reader.readexactly(n)
+        async with asyncio.timeout(frame_timeout):
+            return await reader.readexactly(n)
     except asyncio.IncompleteReadError as e:
         raise RemoteProtocolError(f"truncated frame: {len(e.partial)} of {n} bytes before the end") from None
     except TimeoutError:
@@ -171,7 +178,8 @@ async def read_frame(
 async def read_hello(reader: asyncio.StreamReader, key: bytes | None, timeout: float) -> Hello:
     """The peer's hello, at most ``HELLO_MAX_FRAME`` bytes, whole within ``timeout`` seconds."""
     try:
-        body = await asyncio.wait_for(read_body(reader, HELLO_MAX_FRAME), timeout)
+        async with asyncio.timeout(timeout):
+            body = await read_body(reader, HELLO_MAX_FRAME)
     except TimeoutError:
         raise PeerTimeout(f"no hello within {timeout} s") from None
     if body is None:
@@ -210,6 +218,40 @@ class Limits:
 
 class StorageFailure(Exception):
     """The acceptor's storage failed; the server stops (rule 4)."""
+
+
+class _Conn:
+    """One server connection's deadline: the sweeper aborts it when ``deadline`` has passed (rule 7). Setting a
+    float per read is far cheaper than a timer per read."""
+
+    __slots__ = ("deadline", "timed_out", "why", "writer")
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.deadline = float("inf")
+        self.why = ""
+        self.timed_out: str | None = None
+
+    def arm(self, seconds: float, why: str) -> None:
+        self.deadline = asyncio.get_running_loop().time() + seconds
+        self.why = why
+
+    async def read(self, reader: asyncio.StreamReader, n: int) -> bytes:
+        """``n`` bytes; ``PeerTimeout`` if the sweeper aborted the connection meanwhile."""
+        try:
+            return await reader.readexactly(n)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            if self.timed_out is not None:
+                raise PeerTimeout(self.timed_out) from None
+            raise
+
+    async def drain(self) -> None:
+        try:
+            await self.writer.drain()
+        except ConnectionError:
+            if self.timed_out is not None:
+                raise PeerTimeout(self.timed_out) from None
+            raise
 
 
 class AcceptorServer:
@@ -252,7 +294,8 @@ class AcceptorServer:
         self.failure: BaseException | None = None
         self._ids = itertools.count(1)
         self._server: asyncio.Server | None = None
-        self._conns: set[asyncio.Task[None]] = set()
+        self._conns: dict[asyncio.Task[None], _Conn] = {}
+        self._sweeper: asyncio.Task[None] | None = None
         self._stopped: asyncio.Event | None = None
         self._capacity_logged = 0.0
 
@@ -271,6 +314,20 @@ class AcceptorServer:
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
         sock = self._server.sockets[0]
         self.port = int(sock.getsockname()[1])
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="wormspace-deadlines")
+
+    async def _sweep(self) -> None:
+        """Abort every connection whose deadline has passed; wakes a few times per shortest timeout."""
+        lim = self.limits
+        interval = min(1.0, max(0.01, min(lim.hello_timeout, lim.idle_timeout, lim.frame_timeout) / 4))
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for conn in list(self._conns.values()):
+                if conn.timed_out is None and now > conn.deadline:
+                    conn.timed_out = conn.why
+                    conn.writer.transport.abort()
 
     async def wait_stopped(self) -> None:
         """Until ``close()`` or a storage failure."""
@@ -282,6 +339,9 @@ class AcceptorServer:
         """Stop accepting, drop every connection, and return when their tasks are done."""
         if self._server is not None:
             self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         tasks = list(self._conns)
         for t in tasks:
             t.cancel()
@@ -306,10 +366,51 @@ class AcceptorServer:
                 self.over_capacity,
             )
 
-    async def _hello(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Hello:
+    async def _read_hello(self, reader: asyncio.StreamReader, conn: _Conn) -> Hello:
+        t = self.limits.hello_timeout
+        conn.arm(t, f"no hello within {t} s")
+        try:
+            prefix = await conn.read(reader, PREFIX_LEN)
+        except asyncio.IncompleteReadError as e:
+            if e.partial:
+                raise RemoteProtocolError("truncated frame: stream ended inside the length prefix") from None
+            raise ClosedBeforeHello("connection closed before the hello") from None
+        n = check_length(prefix, HELLO_MAX_FRAME)
+        try:
+            body = await conn.read(reader, n)
+        except asyncio.IncompleteReadError as e:
+            raise RemoteProtocolError(f"truncated frame: {len(e.partial)} of {n} bytes before the end") from None
+        return decode_hello(body, self.auth_key)
+
+    async def _read_frame(self, reader: asyncio.StreamReader, conn: _Conn) -> list[Message] | None:
+        idle, slow = self.limits.idle_timeout, self.limits.frame_timeout
+        now = asyncio.get_running_loop().time()
+        conn.deadline, conn.why = now + idle, "idle"
+        n = -1
+        try:  # readexactly directly, not conn.read: this is the hot path
+            prefix = await reader.readexactly(PREFIX_LEN)
+            n = check_length(prefix, self.max_frame)
+            conn.deadline, conn.why = now + slow, "slow"
+            body = await reader.readexactly(n)
+        except (asyncio.IncompleteReadError, ConnectionError) as e:
+            if conn.timed_out == "idle":
+                raise PeerTimeout(f"idle for {idle} s") from None
+            if conn.timed_out == "slow":
+                raise PeerTimeout(f"a frame of {n} bytes did not arrive whole within {slow} s") from None
+            if not isinstance(e, asyncio.IncompleteReadError):
+                raise
+            if n < 0:
+                if e.partial:
+                    raise RemoteProtocolError("truncated frame: stream ended inside the length prefix") from None
+                return None
+            raise RemoteProtocolError(f"truncated frame: {len(e.partial)} of {n} bytes before the end") from None
+        conn.deadline = float("inf")  # applying is our time, not the peer's
+        return decode_body(body, self.auth_key, self.max_value)
+
+    async def _hello(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Conn) -> Hello:
         """Rule 7: the client's hello (small, bounded in time), checked, then ours."""
         try:
-            hello = await read_hello(reader, self.auth_key, self.limits.hello_timeout)
+            hello = await self._read_hello(reader, conn)
             if hello.acceptor_id is not None or hello.refused or len(hello.nonce) != NONCE_LEN:
                 raise RemoteProtocolError("the hello is not a client's")
         except (PeerTimeout, ClosedBeforeHello):
@@ -340,7 +441,8 @@ class AcceptorServer:
                 self.auth_key,
             )
         )
-        await writer.drain()
+        conn.arm(self.limits.frame_timeout, f"the hello answer not taken within {self.limits.frame_timeout} s")
+        await conn.drain()
         return hello
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -355,25 +457,18 @@ class AcceptorServer:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
             return
-        self._conns.add(task)
+        conn = _Conn(writer)
+        self._conns[task] = conn
         src = next(self._ids)
         log.debug("acceptor %d: connection %d from %s", self.node_id, src, peer)
-        limits = self.limits
         try:
-            await self._hello(reader, writer)
+            await self._hello(reader, writer, conn)
             while self.failure is None:
-                msgs = await read_frame(
-                    reader,
-                    self.auth_key,
-                    self.max_frame,
-                    self.max_value,
-                    idle_timeout=limits.idle_timeout,
-                    frame_timeout=limits.frame_timeout,
-                )
+                msgs = await self._read_frame(reader, conn)
                 if msgs is None:
                     break
                 self.frames += 1
-                await self._answer(src, peer, _requests(msgs), writer)
+                await self._answer(src, peer, _requests(msgs), conn)
         except PeerTimeout as e:
             self.timed_out += 1
             log.info("acceptor %d closed the connection from %s: %s", self.node_id, peer, e)
@@ -391,13 +486,13 @@ class AcceptorServer:
         except (ConnectionError, OSError) as e:
             log.debug("acceptor %d: connection %d from %s lost: %s", self.node_id, src, peer, e)
         finally:
-            self._conns.discard(task)
+            self._conns.pop(task, None)
             writer.close()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
             log.debug("acceptor %d: connection %d from %s closed", self.node_id, src, peer)
 
-    async def _answer(self, src: int, peer: str, reqs: list[Request], writer: asyncio.StreamWriter) -> None:
+    async def _answer(self, src: int, peer: str, reqs: list[Request], conn: _Conn) -> None:
         """Rule 7: requests over the register limit get an ``ErrorReply``; the others are applied in batches of
         at most ``max_request_registers`` registers, one transaction each, yielding to the loop in between so
         that one large frame never stalls the other clients. A batch's replies go out after its commit."""
@@ -424,17 +519,24 @@ class AcceptorServer:
                 continue
             if batch and weight + n > cap:
                 pending += self._apply(src, batch)
-                self._send(pending, peer, writer)
+                self._send(pending, peer, conn.writer)
                 pending = []
                 batch, weight = [], 0
-                await writer.drain()
+                await self._drain(conn)
                 await asyncio.sleep(0)
             batch.append(m)
             weight += n
         if batch:
             pending += self._apply(src, batch)
-        self._send(pending, peer, writer)
-        await writer.drain()
+        self._send(pending, peer, conn.writer)
+        await self._drain(conn)
+
+    async def _drain(self, conn: _Conn) -> None:
+        """Wait until the replies are taken, bounded like a frame: a peer that never reads is closed."""
+        t = self.limits.frame_timeout
+        conn.arm(t, f"replies not taken within {t} s")
+        await conn.drain()
+        conn.deadline = float("inf")
 
     def _send(self, replies: list[Message], peer: str, writer: asyncio.StreamWriter) -> None:
         if not replies:
