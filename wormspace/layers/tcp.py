@@ -28,7 +28,9 @@ Rules:
    logged, and learns why from the refusal hello.
 7. Resources are bounded (``Limits``). Before its hello a peer may send at most ``HELLO_MAX_FRAME`` bytes a
    frame and must finish the hello within ``hello_timeout``; afterwards a connection that sends no frame for
-   ``idle_timeout`` is closed, and a frame must arrive whole within ``frame_timeout`` of its length prefix.
+   ``idle_timeout`` is closed, a frame must arrive whole within ``frame_timeout`` of its length prefix, and
+   the peer must take our replies within ``frame_timeout``. One sweeper task per server enforces these
+   deadlines (a few times per shortest timeout, at most once a second), so a read costs no timer.
    At most ``max_connections`` connections are open; more are closed at once (logged at most every 10 s).
    A request naming more than ``max_request_registers`` registers is answered ``ErrorReply`` without being
    applied; the client transport splits its requests under the limit the acceptor's hello states and merges
