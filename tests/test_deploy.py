@@ -51,6 +51,7 @@ def cluster_configs(draw: st.DrawFn) -> ClusterConfig:
     )
     return ClusterConfig(
         acceptors=acceptors,
+        cluster_id=draw(st.from_regex(r"[0-9A-Za-z_-]{8,64}", fullmatch=True)),
         wos_size=draw(st.integers(1, 4096)),
         groups=draw(st.sampled_from([g for g in range(1, n + 1) if n % g == 0])),
         auth_key_file=draw(st.none() | paths.map(lambda p: str(Path(p)))),
@@ -71,7 +72,8 @@ def test_write_then_load_gives_the_same_config(cfg: ClusterConfig) -> None:
 
 def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
     (tmp_path / "cluster.toml").write_text(
-        'auth_key_file = "k"\n[[acceptors]]\nid = 0\nhost = "h"\nport = 1\ndata_dir = "a0"\n'
+        'cluster_id = "0123456789abcdef"\nauth_key_file = "k"\n'
+        '[[acceptors]]\nid = 0\nhost = "h"\nport = 1\ndata_dir = "a0"\n'
     )
     cfg = load_config(tmp_path / "cluster.toml")
     assert cfg.acceptors[0].data_dir == str(tmp_path.resolve() / "a0")
@@ -79,7 +81,7 @@ def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
     assert (cfg.wos_size, cfg.groups, cfg.max_value) == (1024, 1, 1 << 20)
 
 
-ONE = '[[acceptors]]\nid = 0\nhost = "h"\nport = 7000\ndata_dir = "a"\n'
+ONE = 'cluster_id = "0123456789abcdef"\n[[acceptors]]\nid = 0\nhost = "h"\nport = 7000\ndata_dir = "a"\n'
 TWO = ONE + '[[acceptors]]\nid = 1\nhost = "h"\nport = 7001\ndata_dir = "b"\n'
 BAD_FILES = {
     "wos_size = 1\nwos_sise = 2\n" + ONE: "unknown key.*wos_sise",
@@ -97,10 +99,14 @@ BAD_FILES = {
     "max_value = 2097152\n" + ONE: "max_value must be",
     "wos_size = 1.5\n" + ONE: "wos_size must be",
     "auth_key_file = 3\n" + ONE: "auth_key_file must be",
-    "acceptors = 3\n": r"needs at least one \[\[acceptors\]\]",
-    "": r"needs at least one \[\[acceptors\]\]",
+    'cluster_id = "0123456789abcdef"\nacceptors = 3\n': r"needs at least one \[\[acceptors\]\]",
+    'cluster_id = "0123456789abcdef"\n': r"needs at least one \[\[acceptors\]\]",
+    "": "no cluster_id",
+    ONE.replace('cluster_id = "0123456789abcdef"\n', ""): "no cluster_id: .*token_hex",
+    ONE.replace('"0123456789abcdef"', '"short"'): "cluster_id must be 8 to 64",
+    ONE.replace('"0123456789abcdef"', "12345678901"): "cluster_id must be 8 to 64",
     "[[acceptors]\n": "not valid TOML",
-    "acceptors = [1]\n": r"acceptors\[0\] must be a table",
+    'cluster_id = "0123456789abcdef"\nacceptors = [1]\n': r"acceptors\[0\] must be a table",
 }
 
 
@@ -123,7 +129,7 @@ def test_unreadable_files(tmp_path: Path) -> None:
 
 def test_groups_are_contiguous_blocks() -> None:
     accs = tuple(AcceptorConfig(id=i, host="h", port=7000 + i, data_dir=f"/d{i}") for i in (5, 0, 3, 1, 2, 4))
-    assert ClusterConfig(acceptors=accs, groups=2).acceptor_groups() == [[0, 1, 2], [3, 4, 5]]
+    assert ClusterConfig(acceptors=accs, cluster_id="c" * 8, groups=2).acceptor_groups() == [[0, 1, 2], [3, 4, 5]]
 
 
 def test_auth_keys(tmp_path: Path) -> None:

@@ -30,8 +30,13 @@ async def run_async(driver: AsyncDriver, gen: OpGen[T]) -> T:
             if isinstance(req, Sleep):
                 await asyncio.sleep(req.seconds)
                 req = gen.send(SLEPT)
-            else:
-                req = gen.send(await driver.execute_async(req))
+                continue
+            try:
+                outcome = await driver.execute_async(req)
+            except OperationFailed as e:  # e.g. PeersRefused: the operation's generator records and raises it
+                req = gen.throw(e)
+                continue
+            req = gen.send(outcome)
     except StopIteration as stop:
         result: T = stop.value
         return result

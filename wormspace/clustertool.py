@@ -2,10 +2,15 @@
 
 ``wormspace cluster up|down|status --acceptors 3 --dir DIR [--base-port P] [--auth] [--json]``
 
-* ``up`` writes ``DIR/cluster.toml`` (the file ``wormspace.connect`` and every ``--cluster`` flag take) and
-  starts one detached ``wormspace serve`` per acceptor, each with its SQLite file, pid file and log under
-  ``DIR/acceptor-N``. On a directory whose cluster file exists, ``up`` restarts the stopped acceptors on
-  their old ports and data; if any acceptor is already running it changes nothing and exits 1.
+* ``up`` on a new directory makes a cluster: a random cluster id, each acceptor's data dir ``DIR/acceptor-N``
+  initialised with its identity, ``DIR/cluster.toml`` (the file ``wormspace.connect`` and every ``--cluster``
+  flag take), then one detached ``wormspace serve`` per acceptor. It succeeds only when every acceptor it
+  started has answered a hello with its own pid, the cluster id and its acceptor id.
+* ``up`` on a directory whose cluster file exists starts the acceptors that are not running (with ``--id N``
+  only acceptor N) on their old ports and data, and leaves the running ones alone: this is how one
+  acceptor is restarted. Options that would change the cluster (``--acceptors``, ``--auth``, ``--groups``,
+  ``--base-port``) are refused when they differ from its cluster file. Exit 1 if an acceptor failed to
+  start (an acceptor whose database is lost refuses to start; see docs/operations.md).
 * ``status`` prints id, address, pid and alive/dead of each acceptor (exit 0 if all are alive, else 1).
 * ``down`` sends SIGTERM to each running acceptor and SIGKILL to those still running after ``--timeout``.
 
@@ -20,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from wormspace.deploy import CONFIG_NAME, DeployError, LocalCluster, load_config
+from wormspace.deploy import CONFIG_NAME, ClusterConfig, DeployError, LocalCluster, load_config
 from wormspace.errors import UsageError
 
 
@@ -75,29 +80,55 @@ def _existing(directory: Path) -> LocalCluster:
     return LocalCluster(directory, len(cfg.acceptors), detach=True)
 
 
+def _check_unchanged(directory: Path, cfg: ClusterConfig, args: argparse.Namespace) -> None:
+    """``up`` on an existing cluster refuses options that would change it (they are never ignored)."""
+    path = directory / CONFIG_NAME
+    if args.acceptors is not None and args.acceptors != len(cfg.acceptors):
+        raise UsageError(
+            f"{path} describes {len(cfg.acceptors)} acceptors, not {args.acceptors}; use another --dir for another"
+            " cluster"
+        )
+    if args.auth is not None and args.auth != (cfg.auth_key_file is not None):
+        have = "with" if cfg.auth_key_file is not None else "without"
+        raise UsageError(
+            f"the cluster in {directory} was created {have} --auth; `up` does not change authentication of an"
+            f" existing cluster (every acceptor and client must switch at once: edit auth_key_file in {path}"
+            " while the cluster is down)"
+        )
+    if args.groups is not None and args.groups != cfg.groups:
+        raise UsageError(f"the cluster in {directory} has {cfg.groups} group(s); `up` does not change --groups")
+    if args.base_port is not None and args.base_port != min(a.port for a in cfg.acceptors):
+        raise UsageError(f"the cluster in {directory} has its ports in {path}; `up` does not change --base-port")
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
+    ids = None if args.id is None else [args.id]
     if (directory / CONFIG_NAME).exists():
         cfg = load_config(directory / CONFIG_NAME)
-        if args.acceptors is not None and args.acceptors != len(cfg.acceptors):
-            raise UsageError(
-                f"{directory / CONFIG_NAME} describes {len(cfg.acceptors)} acceptors, not {args.acceptors};"
-                " use another --dir for another cluster"
-            )
+        _check_unchanged(directory, cfg, args)
         cluster = LocalCluster(directory, len(cfg.acceptors), detach=True)
-        running = cluster.running()
-        if running:
-            print(
-                f"wormspace cluster: the cluster in {directory} is already running (acceptors"
-                f" {', '.join(map(str, running))} alive); `wormspace cluster down --dir {directory}` stops it",
-                file=sys.stderr,
-            )
+        wanted = [a.id for a in cfg.acceptors] if ids is None else [cfg.acceptor(args.id).id]
+        was = set(cluster.running())
+        try:
+            cluster.start(wanted)
+        except DeployError as e:
+            notes = {
+                i: ("already running" if i in was else "started" if cluster.alive(i) else "FAILED") for i in wanted
+            }
+            _print(cluster, args, f"WormSpace cluster in {cluster.directory}", notes)
+            print(f"wormspace cluster: {e}", file=sys.stderr)
             return 1
-    else:
-        n = 3 if args.acceptors is None else args.acceptors
-        if not 1 <= n <= 64:
-            raise UsageError(f"--acceptors must be in [1, 64], got {n}")
-        cluster = LocalCluster(directory, n, base_port=args.base_port, auth=args.auth, groups=args.groups, detach=True)
+        notes = {i: ("already running" if i in was else "started") for i in wanted}
+        _print(cluster, args, f"WormSpace cluster up in {cluster.directory}", notes)
+        return 0
+    if args.id is not None:
+        raise UsageError(f"no cluster in {directory} (no {CONFIG_NAME}); --id restarts one acceptor of a cluster")
+    n = 3 if args.acceptors is None else args.acceptors
+    if not 1 <= n <= 64:
+        raise UsageError(f"--acceptors must be in [1, 64], got {n}")
+    groups = 1 if args.groups is None else args.groups
+    cluster = LocalCluster(directory, n, base_port=args.base_port, auth=bool(args.auth), groups=groups, detach=True)
     cluster.start()
     _print(cluster, args, f"WormSpace cluster up in {cluster.directory}")
     return 0
@@ -149,8 +180,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--dir", required=True, metavar="DIR", help="cluster directory (cluster.toml, acceptor-N/)")
     p.add_argument("--acceptors", type=int, default=None, metavar="N", help="number of acceptors for up (3)")
     p.add_argument("--base-port", type=_port, default=None, metavar="P", help="ports P, P+1, ... (default: free)")
-    p.add_argument("--groups", type=int, default=1, metavar="G", help="acceptor groups for up (default 1)")
-    p.add_argument("--auth", action="store_true", help="up: create DIR/auth.key and authenticate every frame")
+    p.add_argument("--groups", type=int, default=None, metavar="G", help="acceptor groups for up (default 1)")
+    p.add_argument(
+        "--auth", action="store_true", default=None, help="up: create DIR/auth.key and authenticate every frame"
+    )
+    p.add_argument("--id", type=int, default=None, metavar="N", help="up on an existing cluster: only acceptor N")
     p.add_argument("--timeout", type=float, default=10.0, metavar="S", help="down: SIGKILL after S seconds (10)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=main)

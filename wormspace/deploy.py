@@ -2,6 +2,7 @@
 
 The cluster file (``cluster.toml``) names every acceptor and the knobs every node must agree on::
 
+    cluster_id = "5f0c..."     # required: this cluster's id (8-64 of [0-9A-Za-z_-]; `cluster up` makes one)
     wos_size = 1024            # data registers per segment
     groups = 1                 # acceptor groups; segment s lives on group s mod groups
     max_value = 1048576        # largest register value, bytes
@@ -20,9 +21,10 @@ Rules:
 
 1. A cluster file is checked whole when it is read: an unknown key, a wrong type, a duplicate id or address,
    or a bad number is a ``UsageError`` naming the file and the problem. Nothing half-read is used.
-2. An acceptor's data directory holds ``acceptor.sqlite`` (its registers), ``acceptor.pid`` (its pid, and an
-   exclusive ``flock`` while it runs: two processes never serve one directory) and, when started by
-   ``LocalCluster``, ``acceptor.log``.
+2. An acceptor's data directory holds ``acceptor.sqlite`` (its registers and identity), ``identity.json``
+   (the same identity, see ``wormspace.identity``), ``acceptor.pid`` (its pid, and an exclusive ``flock``
+   while it runs: two processes never serve one directory) and, when started by ``LocalCluster``,
+   ``acceptor.log``. ``LocalCluster`` initialises the data dirs of a cluster it creates, and only those.
 3. ``LocalCluster`` runs real ``wormspace serve`` processes on loopback: ``crash`` is ``kill -9`` (the disk
    survives), ``pause``/``resume`` are SIGSTOP/SIGCONT, ``stop`` is SIGTERM then SIGKILL after a timeout.
 4. ``TcpDriver`` runs a ``ClientCore`` on an asyncio loop in a background thread and carries out its effects
@@ -51,10 +53,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from wormspace.errors import UsageError, WormSpaceError
+from wormspace.errors import PeersRefused, UsageError, WormSpaceError
+from wormspace.identity import Identity, check_cluster_id, init_data_dir, new_cluster_id
 from wormspace.layers.effects import Effect, Persist, RegKey, Send, SetTimer
 from wormspace.layers.messages import MAX_INDEX, MAX_VALUE, TRIM, Accept, Message, Prepare, Read, RegState
-from wormspace.layers.tcp import TcpTransport, new_event_loop
+from wormspace.layers.tcp import TcpTransport, new_event_loop, probe
 from wormspace.layers.wor import ClientCore, Config, OpRequest, Outcome
 
 log = logging.getLogger("wormspace.deploy")
@@ -104,12 +107,14 @@ class ClusterConfig:
     """A whole cluster (see the module docstring for the file format)."""
 
     acceptors: tuple[AcceptorConfig, ...]
+    cluster_id: str
     wos_size: int = DEFAULT_WOS_SIZE
     groups: int = 1
     auth_key_file: str | None = None
     max_value: int = MAX_VALUE
 
     def __post_init__(self) -> None:
+        check_cluster_id(self.cluster_id)
         if type(self.acceptors) is not tuple or not self.acceptors:
             raise UsageError("a cluster needs at least one acceptor")
         if not all(isinstance(a, AcceptorConfig) for a in self.acceptors):
@@ -156,7 +161,7 @@ class ClusterConfig:
         return None if self.auth_key_file is None else load_auth_key(self.auth_key_file)
 
 
-_TOP_KEYS = {"acceptors", "wos_size", "groups", "auth_key_file", "max_value"}
+_TOP_KEYS = {"acceptors", "cluster_id", "wos_size", "groups", "auth_key_file", "max_value"}
 _ACCEPTOR_KEYS = {"id", "host", "port", "data_dir"}
 
 
@@ -189,6 +194,13 @@ def _parse_config(raw: dict[str, Any], base: Path) -> ClusterConfig:
     unknown = set(raw) - _TOP_KEYS
     if unknown:
         raise UsageError(f"unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(_TOP_KEYS))})")
+    if "cluster_id" not in raw:
+        raise UsageError(
+            "no cluster_id: every cluster file names its cluster since acceptors carry an identity; add a line"
+            ' cluster_id = "..." with a fresh random id (python -c "import secrets; print(secrets.token_hex(16))")'
+            " and initialise the acceptors as docs/deployment.md describes"
+        )
+    check_cluster_id(raw["cluster_id"])
     entries = raw.get("acceptors")
     if type(entries) is not list or not entries:
         raise UsageError("needs at least one [[acceptors]] table")
@@ -213,6 +225,7 @@ def _parse_config(raw: dict[str, Any], base: Path) -> ClusterConfig:
         key_file = _resolve(base, key_file)
     return ClusterConfig(
         acceptors=tuple(acceptors),
+        cluster_id=raw["cluster_id"],
         wos_size=raw.get("wos_size", DEFAULT_WOS_SIZE),
         groups=raw.get("groups", 1),
         auth_key_file=key_file,
@@ -240,6 +253,7 @@ def config_text(cfg: ClusterConfig) -> str:
     """The cluster file for ``cfg`` (what ``write_config`` writes)."""
     lines = [
         "# WormSpace cluster file: every acceptor and client of the cluster reads this.",
+        f"cluster_id = {_toml_str(cfg.cluster_id)}",
         f"wos_size = {cfg.wos_size}",
         f"groups = {cfg.groups}",
         f"max_value = {cfg.max_value}",
@@ -497,6 +511,7 @@ class LocalCluster:
             else [free_port(host) for _ in range(acceptors)]
         )
         self.config = ClusterConfig(
+            cluster_id=new_cluster_id(),
             acceptors=tuple(
                 AcceptorConfig(id=i, host=host, port=ports[i], data_dir=str(self.directory / f"acceptor-{i}"))
                 for i in range(acceptors)
@@ -535,9 +550,14 @@ class LocalCluster:
         return self.config.addresses()
 
     def _write_files(self) -> None:
+        """For a new cluster: initialise every acceptor's data dir (identity), create the key, then write the
+        cluster file last. For an existing one (its cluster file exists): nothing; a data dir that lost its
+        files is never initialised again here, its acceptor refuses to start instead."""
+        if self.config_path.exists():
+            return
         self.directory.mkdir(parents=True, exist_ok=True)
         for a in self.config.acceptors:
-            Path(a.data_dir).mkdir(parents=True, exist_ok=True)
+            init_data_dir(a.data_dir, Identity(cluster_id=self.config.cluster_id, acceptor_id=a.id))
         key_file = self.config.auth_key_file
         if key_file is not None and not Path(key_file).exists():
             new_auth_key(key_file)
@@ -572,26 +592,51 @@ class LocalCluster:
     def running(self) -> list[int]:
         return [a.id for a in self.config.acceptors if self.alive(a.id)]
 
-    def start(self) -> LocalCluster:
-        """Write the files and start every acceptor that is not running; return when all accept
-        connections. ``DeployError`` if one fails to start (the ones started are stopped again)."""
+    def start(self, ids: Sequence[int] | None = None) -> LocalCluster:
+        """Start every acceptor (or those in ``ids``) that is not running; return when each has answered the
+        readiness hello (``_await_ready``). A new cluster (no cluster file yet) first gets its files and its
+        acceptors' identities; if one of its acceptors fails, all are stopped again and ``DeployError``
+        raised. On an existing cluster each acceptor starts on its own: those that start keep running, and
+        ``DeployError`` names the ones that did not (e.g. an acceptor that lost its database refuses)."""
+        new = not self.config_path.exists()
+        wanted = [a.id for a in self.config.acceptors] if ids is None else [self.config.acceptor(i).id for i in ids]
         self._write_files()
-        todo = [a.id for a in self.config.acceptors if not self.alive(a.id)]
-        for i in todo:
-            self._spawn(i)
+        todo = [i for i in wanted if not self.alive(i)]
+        failures: list[str] = []
         try:
+            started = []
             for i in todo:
-                self._await_ready(i)
+                try:
+                    self._spawn(i)
+                    started.append(i)
+                except DeployError as e:
+                    if new:
+                        raise
+                    failures.append(str(e))
+            for i in started:
+                try:
+                    self._await_ready(i)
+                except DeployError as e:
+                    if new:
+                        raise
+                    with contextlib.suppress(Exception):
+                        self._kill(i, signal.SIGKILL)
+                    failures.append(str(e))
         except BaseException:
             for i in todo:
                 with contextlib.suppress(Exception):
                     self._kill(i, signal.SIGKILL)
             raise
+        if failures:
+            raise DeployError("\n".join(failures))
         return self
 
     def _spawn(self, i: int) -> None:
-        a = self.config.acceptor(i)
-        Path(a.data_dir).mkdir(parents=True, exist_ok=True)
+        if not self.data_dir(i).is_dir():
+            raise DeployError(
+                f"acceptor {i} cannot start: its data dir {self.data_dir(i)} does not exist (lost disk?);"
+                " replace it by the procedure in docs/operations.md"
+            )
         env = dict(os.environ)
         root = _package_root()
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -616,9 +661,14 @@ class LocalCluster:
                 self._finalizer = weakref.finalize(self, _kill_children, self._started)
 
     def _await_ready(self, i: int) -> None:
+        """Ready means: the process we started answers a hello on its address as acceptor ``i`` of this
+        cluster, with its own pid (not merely "the port accepts connections": another process, even another
+        cluster's acceptor, may hold the port)."""
         a = self.config.acceptor(i)
         proc = self._procs[i]
+        key = self.config.auth_key()
         deadline = time.monotonic() + self.startup_timeout
+        why = "no answer yet"
         while time.monotonic() < deadline:
             code = proc.poll()
             if code is not None:
@@ -626,11 +676,16 @@ class LocalCluster:
                     f"acceptor {i} exited with code {code} while starting; {self.log_path(i)} ends with:\n"
                     + _log_tail(self.log_path(i))
                 )
-            if running_pid(a.data_dir) == proc.pid and accepts_connections(a.host, a.port):
-                return
+            if running_pid(a.data_dir) == proc.pid:
+                hello, why_not = probe(a.host, a.port, cluster_id=self.config.cluster_id, acceptor_id=i, key=key)
+                if why_not is None and hello is not None and hello.pid == proc.pid:
+                    return
+                if why_not is None and hello is not None:
+                    why_not = f"is process {hello.pid}, not the one started ({proc.pid})"
+                why = f"{a.host}:{a.port} {why_not}"
             time.sleep(0.02)
         raise DeployError(
-            f"acceptor {i} did not accept connections on {a.host}:{a.port} within {self.startup_timeout}s;"
+            f"acceptor {i} (pid {proc.pid}) did not answer a hello within {self.startup_timeout}s: {why};"
             f" {self.log_path(i)} ends with:\n" + _log_tail(self.log_path(i))
         )
 
@@ -733,6 +788,7 @@ class TcpDriver:
         peers: dict[int, tuple[str, int]],
         *,
         groups: Sequence[Sequence[int]],
+        cluster_id: str,
         node_id: int | None = None,
         config: Config | None = None,
         auth_key: bytes | None = None,
@@ -746,6 +802,8 @@ class TcpDriver:
         self.node_id = secrets.randbits(62) if node_id is None else node_id
         self.core = ClientCore(node_id=self.node_id, groups=groups, config=config, on_done=self._on_done)
         self._peers = dict(peers)
+        self._cluster_id = check_cluster_id(cluster_id)
+        self._groups = [tuple(g) for g in groups]
         self._auth_key = auth_key
         self._max_value = max_value
         self._waiting: dict[int, tuple[asyncio.Future[Outcome], OpRequest]] = {}
@@ -762,12 +820,19 @@ class TcpDriver:
     def from_config(cls, cfg: ClusterConfig, **kwargs: Any) -> TcpDriver:
         """A driver for the cluster described by ``cfg`` (addresses, groups, auth key, max value)."""
         return cls(
-            cfg.addresses(), groups=cfg.acceptor_groups(), auth_key=cfg.auth_key(), max_value=cfg.max_value, **kwargs
+            cfg.addresses(),
+            groups=cfg.acceptor_groups(),
+            cluster_id=cfg.cluster_id,
+            auth_key=cfg.auth_key(),
+            max_value=cfg.max_value,
+            **kwargs,
         )
 
     def _run(self, ready: ConcurrentFuture[None]) -> None:
         asyncio.set_event_loop(self._loop)
-        self._transport = TcpTransport(self._peers, self._on_message, self._auth_key, max_value=self._max_value)
+        self._transport = TcpTransport(
+            self._peers, self._on_message, self._auth_key, cluster_id=self._cluster_id, max_value=self._max_value
+        )
         self._loop.call_soon(ready.set_result, None)
         try:
             self._loop.run_forever()
@@ -813,7 +878,30 @@ class TcpDriver:
         fut: asyncio.Future[Outcome] = self._loop.create_future()
         self._waiting[op_id] = (fut, request)
         self._carry_out(effects)
-        return await fut
+        return self._explain(request, await fut)
+
+    def _explain(self, request: OpRequest, outcome: Outcome) -> Outcome:
+        """An indeterminate outcome while acceptors of the request's group refuse this client (wrong key,
+        another cluster) is raised as ``PeersRefused`` naming them and why, not left as a bare timeout."""
+        if outcome.error != "Indeterminate" or self._transport is None:
+            return outcome
+        group = self._groups[request.segment % len(self._groups)]
+        refusals = self._transport.refusals
+        refused = [i for i in group if i in refusals]
+        if not refused:
+            return outcome
+        by_reason: dict[str, list[int]] = {}
+        for i in refused:
+            by_reason.setdefault(refusals[i], []).append(i)
+
+        def where(i: int) -> str:
+            return f"{i} at {self._peers[i][0]}:{self._peers[i][1]}"
+
+        detail = "; ".join(
+            f"acceptor{'s' if len(ids) > 1 else ''} {', '.join(map(where, ids))} {why}"
+            for why, ids in by_reason.items()
+        )
+        raise PeersRefused(f"no quorum answered ({len(refused)} of {len(group)} acceptors refused): {detail}")
 
     # -- any thread ----------------------------------------------------------------------------------
 

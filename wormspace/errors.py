@@ -57,6 +57,11 @@ class Indeterminate(OperationFailed):
     """The operation timed out or gave up; it may or may not have taken effect."""
 
 
+class PeersRefused(Indeterminate):
+    """An ``Indeterminate`` whose cause is known: acceptors refused this client's connection (wrong or missing
+    auth key, another cluster's acceptor at the address); the message names them and why."""
+
+
 #: Names of the outcome classes as they appear in exported histories (``"error"`` field).
 OUTCOME_NAMES: dict[type[OperationFailed], str] = {
     CaptureStale: "CaptureStale",

@@ -1,18 +1,26 @@
 """The ``serve`` verb: one acceptor process over TCP with SQLite storage.
 
-``wormspace serve --id N --listen HOST:PORT --data DIR [--config cluster.toml] [--auth-key-file F]``
+``wormspace serve --id N --listen HOST:PORT --data DIR [--config cluster.toml] [--init] [--cluster-id ID]
+[--auth-key-file F] [--max-frame B] [--max-connections N] [--hello-timeout S] [--idle-timeout S]
+[--frame-timeout S] [--max-request-registers N]``
 
 With ``--config`` the acceptor's entry in the cluster file supplies whatever is not given on the command line
-(address, data directory, auth key file, largest value). The process:
+(address, data directory, auth key file, largest value, cluster id). The process:
 
-1. takes the data directory's lock (``acceptor.pid``; a second process on the same directory is refused),
-2. opens ``DIR/acceptor.sqlite`` (refusing a file of another storage format),
-3. serves until SIGTERM or SIGINT, then stops accepting, lets the frame being applied finish (frames are
-   applied without yielding to the event loop, so a signal is handled only between frames), closes SQLite
+1. refuses a data directory that does not exist, unless ``--init`` (which creates it),
+2. takes the data directory's lock (``acceptor.pid``; a second process on the same directory is refused),
+3. with ``--init``, makes the directory a new acceptor (``wormspace.identity.init_data_dir``: refused if it
+   already holds one),
+4. checks the directory's identity against ``--id`` and the cluster id, and its database (present,
+   non-empty, undamaged, the same identity): ``wormspace.identity.check_data_dir``,
+5. opens ``DIR/acceptor.sqlite`` (refusing a file of another storage format),
+6. serves until SIGTERM or SIGINT, then stops accepting, lets the batch being applied finish (a batch is
+   applied without yielding to the event loop, so a signal is handled only between batches), closes SQLite
    and releases the lock.
 
 Every log line this verb emits is listed, with its meaning, in docs/operations.md. Exit codes: 0 after a
-clean stop, 1 if the acceptor could not start or its storage failed, 2 on a usage error.
+clean stop, 1 if the acceptor could not listen or its storage failed while serving, 2 if it refused to start
+(usage error, identity or database check): one line ``acceptor N cannot start: REASON``.
 """
 
 from __future__ import annotations
@@ -22,14 +30,16 @@ import asyncio
 import logging
 import os
 import signal
-from dataclasses import dataclass
+import sqlite3
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from wormspace.errors import UsageError
+from wormspace.identity import Identity, IdentityError, check_cluster_id, check_data_dir, init_data_dir
 from wormspace.layers.acceptor import STORAGE_FORMAT, AcceptorNode, SqliteStorage
 from wormspace.layers.messages import MAX_VALUE
-from wormspace.layers.tcp import AcceptorServer, run
+from wormspace.layers.tcp import AcceptorServer, Limits, run
 from wormspace.layers.wire import DEFAULT_MAX_FRAME
 
 log = logging.getLogger("wormspace.server")
@@ -46,6 +56,9 @@ class ServeOptions:
     auth_key_file: Path | None = None
     max_frame: int = DEFAULT_MAX_FRAME
     max_value: int = MAX_VALUE
+    cluster_id: str | None = None
+    init: bool = False
+    limits: Limits = field(default_factory=Limits)
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -67,8 +80,12 @@ def resolve_options(args: argparse.Namespace) -> ServeOptions:
     data: Path | None = Path(args.data) if args.data else None
     key_file: Path | None = Path(args.auth_key_file) if args.auth_key_file else None
     max_value = MAX_VALUE
+    cluster_id: str | None = check_cluster_id(args.cluster_id, "--cluster-id") if args.cluster_id else None
     if args.config:
         cfg = load_config(args.config)
+        if cluster_id is not None and cluster_id != cfg.cluster_id:
+            raise UsageError(f"--cluster-id {cluster_id} contradicts the cluster file's {cfg.cluster_id}")
+        cluster_id = cfg.cluster_id
         me = cfg.acceptor(args.id)
         host, port = me.host, me.port
         data = data or Path(me.data_dir)
@@ -85,6 +102,15 @@ def resolve_options(args: argparse.Namespace) -> ServeOptions:
         raise UsageError(f"--id must be >= 0, got {args.id}")
     if args.max_frame < 1024:
         raise UsageError(f"--max-frame must be at least 1024 bytes, got {args.max_frame}")
+    if args.init and cluster_id is None:
+        raise UsageError("--init needs the cluster id: give --config (or --cluster-id)")
+    limits = Limits(
+        max_connections=args.max_connections,
+        hello_timeout=args.hello_timeout,
+        idle_timeout=args.idle_timeout,
+        frame_timeout=args.frame_timeout,
+        max_request_registers=args.max_request_registers,
+    )
     return ServeOptions(
         node_id=args.id,
         host=host,
@@ -93,13 +119,25 @@ def resolve_options(args: argparse.Namespace) -> ServeOptions:
         auth_key_file=key_file,
         max_frame=args.max_frame,
         max_value=max_value,
+        cluster_id=cluster_id,
+        init=args.init,
+        limits=limits,
     )
 
 
-async def serve(opts: ServeOptions, storage: SqliteStorage, auth_key: bytes | None) -> int:
+async def serve(opts: ServeOptions, storage: SqliteStorage, auth_key: bytes | None, ident: Identity) -> int:
     """Serve until SIGTERM/SIGINT (exit code 0) or a storage failure (1)."""
     node = AcceptorNode(opts.node_id, storage)
-    server = AcceptorServer(node, opts.host, opts.port, auth_key, opts.max_frame, max_value=opts.max_value)
+    server = AcceptorServer(
+        node,
+        opts.host,
+        opts.port,
+        auth_key,
+        opts.max_frame,
+        max_value=opts.max_value,
+        identity=ident,
+        limits=opts.limits,
+    )
     try:
         await server.start()
     except OSError as e:
@@ -141,25 +179,45 @@ def run_serve(opts: ServeOptions) -> int:
     from wormspace.deploy import SQLITE_NAME, load_auth_key, lock_data_dir, unlock_data_dir
 
     auth_key = load_auth_key(opts.auth_key_file) if opts.auth_key_file is not None else None
-    try:
-        opts.data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"cannot create the data dir {opts.data_dir}: {e.strerror or e}") from None
+    if not opts.data_dir.is_dir():
+        if not opts.init:
+            raise IdentityError(
+                f"data dir {opts.data_dir} does not exist; give --init to create a new acceptor there"
+            )
+        try:
+            opts.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"cannot create the data dir {opts.data_dir}: {e.strerror or e}") from None
     lock = lock_data_dir(opts.data_dir)
     try:
-        storage = SqliteStorage(opts.data_dir / SQLITE_NAME)
+        if opts.init:
+            assert opts.cluster_id is not None  # resolve_options makes sure
+            init_data_dir(opts.data_dir, Identity(cluster_id=opts.cluster_id, acceptor_id=opts.node_id))
+            log.info("acceptor %d initialised %s for cluster %s", opts.node_id, opts.data_dir, opts.cluster_id)
+        ident = check_data_dir(opts.data_dir, acceptor_id=opts.node_id, cluster_id=opts.cluster_id)
         try:
+            storage = SqliteStorage(opts.data_dir / SQLITE_NAME)
+        except sqlite3.Error as e:
+            raise IdentityError(f"{opts.data_dir / SQLITE_NAME} cannot be opened: {e}") from None
+        try:
+            try:
+                registers = storage.count()
+            except sqlite3.Error as e:
+                raise IdentityError(f"{opts.data_dir / SQLITE_NAME} is damaged: {e}") from None
             log.info(
-                "acceptor %d starting: pid=%d data=%s storage_format=%d registers=%d auth=%s max_frame=%d",
+                "acceptor %d starting: pid=%d data=%s cluster=%s incarnation=%d storage_format=%d registers=%d"
+                " auth=%s max_frame=%d",
                 opts.node_id,
                 os.getpid(),
                 opts.data_dir,
+                ident.cluster_id,
+                ident.incarnation,
                 STORAGE_FORMAT,
-                storage.count(),
+                registers,
                 "on" if auth_key is not None else "off",
                 opts.max_frame,
             )
-            return run(serve(opts, storage, auth_key))
+            return run(serve(opts, storage, auth_key, ident))
         finally:
             storage.close()
             log.info("acceptor %d storage closed", opts.node_id)
@@ -178,6 +236,9 @@ def main(args: argparse.Namespace) -> int:
     except UsageError as e:
         log.error("acceptor %s cannot start: %s", args.id, e)
         return 2
+    except sqlite3.Error as e:  # whatever SQLite raises while starting is a damaged or unusable file
+        log.error("acceptor %s cannot start: its database is unusable: %s", args.id, e)
+        return 2
 
 
 def add_parser(subparsers: Any) -> None:
@@ -188,8 +249,14 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--id", type=int, required=True, help="this acceptor's id (as in the cluster file)")
     p.add_argument("--listen", metavar="HOST:PORT", help="address to listen on (port 0: any free port)")
-    p.add_argument("--data", metavar="DIR", help="data directory (SQLite file, pid file)")
+    p.add_argument("--data", metavar="DIR", help="data directory (SQLite file, identity, pid file)")
     p.add_argument("--config", metavar="FILE", help="cluster file supplying the options not given here")
+    p.add_argument(
+        "--init",
+        action="store_true",
+        help="make DIR a new acceptor (creating it if needed); refused if DIR already holds one",
+    )
+    p.add_argument("--cluster-id", metavar="ID", help="the cluster's id (default: the cluster file's)")
     p.add_argument("--auth-key-file", metavar="FILE", help="shared secret: every frame must carry its HMAC")
     p.add_argument(
         "--max-frame",
@@ -197,5 +264,41 @@ def add_parser(subparsers: Any) -> None:
         default=DEFAULT_MAX_FRAME,
         metavar="BYTES",
         help=f"largest frame accepted (default {DEFAULT_MAX_FRAME})",
+    )
+    d = Limits()
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=d.max_connections,
+        metavar="N",
+        help=f"open connections at most; more are closed at once and logged (default {d.max_connections})",
+    )
+    p.add_argument(
+        "--hello-timeout",
+        type=float,
+        default=d.hello_timeout,
+        metavar="S",
+        help=f"a new connection must complete its hello within S seconds (default {d.hello_timeout})",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=d.idle_timeout,
+        metavar="S",
+        help=f"close a connection that sends no frame for S seconds (default {d.idle_timeout})",
+    )
+    p.add_argument(
+        "--frame-timeout",
+        type=float,
+        default=d.frame_timeout,
+        metavar="S",
+        help=f"a frame, once begun, must arrive whole within S seconds (default {d.frame_timeout})",
+    )
+    p.add_argument(
+        "--max-request-registers",
+        type=int,
+        default=d.max_request_registers,
+        metavar="N",
+        help=f"registers one request may name; larger ones are refused (default {d.max_request_registers})",
     )
     p.set_defaults(func=main)

@@ -5,6 +5,7 @@ its SQLite state unchanged; the client transport coalesces, drops while a peer i
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sqlite3
 import struct
@@ -12,31 +13,53 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import msgpack
 import pytest
 
-from wormspace.deploy import LocalCluster, free_port
+from wormspace import PeersRefused
+from wormspace.aio import AsyncClient
+from wormspace.deploy import LocalCluster, TcpDriver, free_port
+from wormspace.identity import Identity
 from wormspace.layers.acceptor import AcceptorNode, MemoryStorage
 from wormspace.layers.effects import Persist
 from wormspace.layers.messages import (
     Accept,
     Accepted,
     Ballot,
+    ErrorReply,
     Message,
+    Nack,
     Prepare,
     Promise,
     Read,
     ReadReply,
     Vote,
 )
-from wormspace.layers.tcp import AcceptorServer, TcpTransport, run
-from wormspace.layers.wire import DEFAULT_MAX_FRAME, PREFIX_LEN, decode_frame, encode_frame, frame_payload
+from wormspace.layers.tcp import AcceptorServer, Limits, TcpTransport, merge_replies, read_frame, read_hello, run
+from wormspace.layers.wire import (
+    DEFAULT_MAX_FRAME,
+    NONCE_LEN,
+    PREFIX_LEN,
+    VERSION,
+    Hello,
+    decode_frame,
+    decode_hello,
+    encode_frame,
+    encode_hello,
+    frame_payload,
+)
+from wormspace.layers.wor import Config
+from wormspace.layers.wormspace import SpaceLogic, WormSpace
+from wormspace.refinement.history import Recorder
 
 pytestmark = pytest.mark.timeout(60)
 
 WRONG_KEY = b"not the cluster's key, but long enough"
+CID = "0123456789abcdef0123456789abcdef"
+IDENT = Identity(cluster_id=CID, acceptor_id=0)
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +76,27 @@ def authed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         yield cluster
 
 
-def connect(cluster: LocalCluster) -> socket.socket:
+def connect_raw(cluster: LocalCluster) -> socket.socket:
     return socket.create_connection(cluster.addresses()[0], timeout=5)
+
+
+def recv_hello(sock: socket.socket, key: bytes | None) -> Hello:
+    prefix = recv_exactly(sock, PREFIX_LEN)
+    return decode_hello(recv_exactly(sock, struct.unpack(">I", prefix)[0]), key)
+
+
+def client_hello(cluster: LocalCluster, key: bytes | None, cluster_id: str | None = None) -> bytes:
+    cid = cluster.config.cluster_id if cluster_id is None else cluster_id
+    return encode_hello(Hello(cluster_id=cid, acceptor_id=None, nonce=os.urandom(NONCE_LEN)), key)
+
+
+def connect(cluster: LocalCluster) -> socket.socket:
+    """A connection past the hello exchange (wire rule 4)."""
+    s = connect_raw(cluster)
+    s.sendall(client_hello(cluster, cluster.auth_key))
+    hello = recv_hello(s, cluster.auth_key)
+    assert hello.refused == "" and hello.acceptor_id == 0 and hello.cluster_id == cluster.config.cluster_id
+    return s
 
 
 def recv_exactly(sock: socket.socket, n: int) -> bytes:
@@ -167,7 +209,7 @@ def reply_sent_to_acceptor(seg: int, key: bytes | None) -> bytes:
 
 def wrong_version(seg: int, key: bytes | None) -> bytes:
     frame = bytearray(encode_frame(state_changing(seg), key))
-    frame[PREFIX_LEN] = 2
+    frame[PREFIX_LEN] = 1
     return bytes(frame)
 
 
@@ -283,7 +325,13 @@ def _transport_scenario(cluster: LocalCluster) -> None:
         assert len(got) >= n, got
 
     async def scenario() -> None:
-        t = TcpTransport(cluster.addresses(), lambda src, m: got.append(m), backoff_initial=0.05, backoff_max=0.2)
+        t = TcpTransport(
+            cluster.addresses(),
+            lambda src, m: got.append(m),
+            cluster_id=cluster.config.cluster_id,
+            backoff_initial=0.05,
+            backoff_max=0.2,
+        )
         try:
             # coalescing: three sends in one tick travel as one frame and come back in order
             t.send(0, Prepare(req=1, segment=1, indices=(0,), ballot=b))
@@ -322,10 +370,10 @@ class FailingStorage(MemoryStorage):
 
 def test_a_storage_failure_sends_no_reply_and_stops_the_server() -> None:
     async def scenario() -> None:
-        server = AcceptorServer(AcceptorNode(0, FailingStorage()), "127.0.0.1", 0)
+        server = AcceptorServer(AcceptorNode(0, FailingStorage()), "127.0.0.1", 0, identity=IDENT)
         await server.start()
         got: list[Message] = []
-        t = TcpTransport({0: ("127.0.0.1", server.port)}, lambda src, m: got.append(m))
+        t = TcpTransport({0: ("127.0.0.1", server.port)}, lambda src, m: got.append(m), cluster_id=CID)
         try:
             t.send(0, Read(req=1, segment=1, indices=(0,)))  # no state change: served
             t.send(0, Prepare(req=2, segment=1, indices=(0,), ballot=Ballot(1, 1)))  # must persist: fails
@@ -343,7 +391,9 @@ def test_a_storage_failure_sends_no_reply_and_stops_the_server() -> None:
 def test_an_unreachable_peer_drops_messages_with_capped_backoff() -> None:
     async def scenario() -> None:
         port = free_port()  # nobody listens here
-        t = TcpTransport({0: ("127.0.0.1", port)}, lambda src, m: None, backoff_initial=0.01, backoff_max=0.04)
+        t = TcpTransport(
+            {0: ("127.0.0.1", port)}, lambda src, m: None, cluster_id=CID, backoff_initial=0.01, backoff_max=0.04
+        )
         try:
             for k in range(30):
                 t.send(0, Read(req=k, segment=1, indices=(0,)))
@@ -355,3 +405,362 @@ def test_an_unreachable_peer_drops_messages_with_capped_backoff() -> None:
             await t.close()
 
     run(scenario())
+
+
+# ---- before the hello: small frames, bounded time, capped connections (resource limits) -----------------
+
+LIMITS = [
+    "--hello-timeout", "0.5", "--idle-timeout", "1", "--frame-timeout", "1", "--max-connections", "8",
+    "--max-request-registers", "64",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(tmp_path_factory.mktemp("limited"), 1, startup_timeout=20, serve_args=LIMITS)
+    with cluster:
+        yield cluster
+
+
+def until_closed(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    """Everything the server sends until it closes the connection (AssertionError if it does not)."""
+    sock.settimeout(timeout)
+    got = b""
+    try:
+        while chunk := sock.recv(65536):
+            got += chunk
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        raise AssertionError("the server kept the connection open") from None
+    return got
+
+
+def refusal_in(data: bytes, key: bytes | None = None) -> str:
+    assert len(data) > PREFIX_LEN, "expected a refusal hello"
+    return decode_hello(data[PREFIX_LEN:], key).refused
+
+
+@pytest.mark.parametrize("which", ["plain", "authed"])
+def test_a_large_frame_announced_before_the_hello_is_refused_without_buffering(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    cluster: LocalCluster = request.getfixturevalue(which)
+    for announced in (64 << 20, DEFAULT_MAX_FRAME, 600):
+        with connect_raw(cluster) as s:
+            s.sendall(struct.pack(">I", announced))  # the length alone: the server must not wait for the body
+            why = refusal_in(until_closed(s))
+        assert f"frame of {announced} bytes is over the limit of 512" in why
+    assert wait_for(lambda: "over the limit of 512; connection closed" in log_text(cluster))
+    assert exchange(cluster, [Read(req=1, segment=1, indices=(0,))])[0] == ReadReply(req=1, segment=1, votes=())
+
+
+def test_a_message_frame_before_the_hello_is_refused(plain: LocalCluster) -> None:
+    with connect_raw(plain) as s:
+        s.sendall(encode_frame(state_changing(400)))
+        assert "expected a hello frame first" in refusal_in(until_closed(s))
+    assert not [r for r in state(plain) if r[0] == 400]
+
+
+def test_wrong_cluster_and_wrong_key_hellos_are_refused_with_a_reason(
+    plain: LocalCluster, authed: LocalCluster
+) -> None:
+    with connect_raw(plain) as s:
+        s.sendall(client_hello(plain, None, cluster_id="f" * 32))
+        hello = recv_hello(s, None)
+        assert hello.refused == f"this acceptor belongs to cluster {plain.config.cluster_id}, not {'f' * 32}"
+        until_closed(s)
+    for key in (None, WRONG_KEY):
+        with connect_raw(authed) as s:
+            s.sendall(client_hello(authed, key))
+            assert refusal_in(until_closed(s), key).startswith("authentication failed:")
+
+
+def test_silent_and_dribbling_peers_are_closed_by_the_hello_timeout(limited: LocalCluster) -> None:
+    with connect_raw(limited) as s:
+        assert until_closed(s) == b""  # nothing sent: closed after --hello-timeout
+    hello = client_hello(limited, None)
+    with connect_raw(limited) as s:
+        closed = False
+        for k in range(len(hello)):  # one byte every 0.1 s: the whole hello would take seconds
+            try:
+                s.sendall(hello[k : k + 1])
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.1)
+        assert closed or until_closed(s, 5) == b"", "a dribbled hello must not hold the connection open"
+    assert wait_for(lambda: "no hello within 0.5 s" in log_text(limited))
+
+
+def test_an_idle_connection_after_the_hello_is_closed(limited: LocalCluster) -> None:
+    with connect(limited) as s:
+        assert until_closed(s) == b""
+    assert wait_for(lambda: "idle for 1.0 s" in log_text(limited))
+
+
+def test_a_frame_that_stalls_after_its_length_is_closed_by_the_frame_timeout(limited: LocalCluster) -> None:
+    with connect(limited) as s:
+        s.sendall(struct.pack(">I", 100) + bytes((VERSION, 0)) + b"\x90" * 8)  # 10 of 100 bytes, then nothing
+        assert until_closed(s) == b""
+    assert wait_for(lambda: "a frame of 100 bytes did not arrive whole within 1.0 s" in log_text(limited))
+
+
+def test_connections_over_the_cap_are_closed_and_logged(limited: LocalCluster) -> None:
+    socks = [connect_raw(limited) for _ in range(40)]
+    try:
+        answers = [until_closed(s) for s in socks]  # the first 8 by the hello timeout, the others at once
+    finally:
+        for s in socks:
+            s.close()
+    refusals = [refusal_in(a) for a in answers if a]
+    assert len(refusals) >= 40 - 8 and all(r.startswith("over capacity: 8 connections open") for r in refusals)
+    assert wait_for(lambda: "connections open, the limit (--max-connections)" in log_text(limited))
+    assert exchange(limited, [Read(req=1, segment=1, indices=(0,))])[0] == ReadReply(req=1, segment=1, votes=())
+
+
+def test_a_request_over_the_register_limit_gets_an_error_reply_and_changes_nothing(limited: LocalCluster) -> None:
+    b = Ballot(5, 1)
+    big = Prepare(req=1, segment=500, indices=tuple(range(65)), ballot=b)
+    small = Prepare(req=2, segment=500, indices=tuple(range(64)), ballot=b)
+    read = Read(req=3, segment=500, indices=(0,))
+    replies = exchange(limited, [read, big, small])
+    assert replies[0] == ReadReply(req=3, segment=500, votes=()), "replies keep the order of the requests"
+    assert isinstance(replies[1], ErrorReply) and replies[1].req == 1
+    assert "names 65 registers, over this acceptor's limit of 64" in replies[1].reason
+    assert replies[2] == Promise(req=2, segment=500, ballot=b, votes=())
+    assert {r[1] for r in state(limited) if r[0] == 500} == set(range(64))
+    assert wait_for(lambda: "refused a Prepare over 65 registers" in log_text(limited))
+
+
+def test_the_transport_splits_requests_over_the_limit_and_merges_the_replies(limited: LocalCluster) -> None:
+    got: list[Message] = []
+    b, low = Ballot(7, 2), Ballot(6, 2)
+    n = 200  # over four chunks of 64
+
+    async def until(k: int) -> None:
+        deadline = time.monotonic() + 10
+        while len(got) < k and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert len(got) == k, got
+
+    async def scenario() -> None:
+        t = TcpTransport(limited.addresses(), lambda src, m: got.append(m), cluster_id=limited.config.cluster_id)
+        try:
+            t.send(0, Prepare(req=1, segment=600, indices=tuple(range(n)), ballot=b))
+            await until(1)
+            t.send(0, Accept(req=2, segment=600, ballot=b, values=tuple((i, b"%d" % i) for i in range(n))))
+            await until(2)
+            t.send(0, Read(req=3, segment=600, indices=tuple(range(n))))
+            await until(3)
+            t.send(0, Prepare(req=4, segment=600, indices=tuple(range(n)), ballot=low))
+            await until(4)
+        finally:
+            await t.close()
+
+    run(scenario())
+    assert got[0] == Promise(req=1, segment=600, ballot=b, votes=())
+    assert got[1] == Accepted(req=2, segment=600, ballot=b)
+    assert isinstance(got[2], ReadReply) and got[2].req == 3
+    assert sorted((v.index, v.value) for v in got[2].votes) == [(i, b"%d" % i) for i in range(n)]
+    assert isinstance(got[3], Nack) and got[3].req == 4 and got[3].promised == b
+
+
+def test_merged_replies_never_claim_more_than_every_chunk_said() -> None:
+    b = Ballot(3, 1)
+    acc = Accept(req=9, segment=1, ballot=b, values=tuple((i, b"x") for i in range(4)))
+    nack = Nack(req=1, segment=1, ballot=b, promised=Ballot(4, 2), accepted=b)
+    ok = Accepted(req=2, segment=1, ballot=b)
+    assert merge_replies(acc, [ok, ok]) == Accepted(req=9, segment=1, ballot=b)
+    assert merge_replies(acc, [nack, replace(nack, req=2)]) == replace(nack, req=9)
+    # part voted, part refused: no single reply says that truthfully, so the merged reply is dropped
+    assert merge_replies(acc, [ok, nack]) is None
+    prep = Prepare(req=9, segment=1, indices=(0, 1), ballot=b)
+    v0, v1 = Vote(index=0, ballot=Ballot(1, 1), value=b"a"), Vote(index=1, ballot=Ballot(2, 1), value=b"b")
+    promises = [Promise(req=1, segment=1, ballot=b, votes=(v0,)), Promise(req=2, segment=1, ballot=b, votes=(v1,))]
+    assert merge_replies(prep, promises) == Promise(req=9, segment=1, ballot=b, votes=(v0, v1))
+    assert merge_replies(prep, [promises[0], nack]) == replace(nack, req=9)
+
+
+# ---- in-process: the client checks whom it talks to -----------------------------------------------------
+
+
+def _foreign_and_unkeyed(cluster_id: str, key: bytes | None) -> tuple[list[Message], dict[int, str], int]:
+    """A client of ``cluster_id`` with ``key`` sends to an acceptor of cluster CID (key KEY): what it got back,
+    its refusals, and the registers the acceptor stored."""
+    storage = MemoryStorage()
+
+    async def scenario() -> tuple[list[Message], dict[int, str]]:
+        server = AcceptorServer(AcceptorNode(0, storage), "127.0.0.1", 0, KEY, identity=IDENT)
+        await server.start()
+        got: list[Message] = []
+        t = TcpTransport({0: ("127.0.0.1", server.port)}, lambda src, m: got.append(m), key, cluster_id=cluster_id)
+        try:
+            for k in range(5):
+                t.send(0, Prepare(req=k, segment=1, indices=(0,), ballot=Ballot(1 + k, 1)))
+                await asyncio.sleep(0.05)
+            return got, dict(t.refusals)
+        finally:
+            await t.close()
+            await server.close()
+
+    got, refusals = run(scenario())
+    return got, refusals, len(list(storage.items()))
+
+
+KEY = b"the cluster's shared key, 16+ bytes"
+
+
+def test_a_client_refuses_an_acceptor_of_another_cluster() -> None:
+    got, refusals, stored = _foreign_and_unkeyed("f" * 32, KEY)
+    assert got == [] and stored == 0
+    assert "belongs to another cluster" in refusals[0]
+
+
+@pytest.mark.parametrize("key", [None, WRONG_KEY])
+def test_a_client_without_the_key_learns_that_it_was_refused_authentication(key: bytes | None) -> None:
+    got, refusals, stored = _foreign_and_unkeyed(CID, key)
+    assert got == [] and stored == 0
+    assert refusals[0].startswith("refused this client: authentication failed")
+
+
+def test_the_right_client_is_served() -> None:
+    got, refusals, stored = _foreign_and_unkeyed(CID, KEY)
+    assert len(got) == 5 and refusals == {} and stored == 1
+
+
+def test_a_client_with_a_wrong_key_gets_peers_refused_not_a_bare_timeout(authed: LocalCluster) -> None:
+    quick = Config(timeout=0.05, max_resends=1, max_rounds=1)
+    cid = authed.config.cluster_id
+    for key in (None, WRONG_KEY):
+        recorder = Recorder(clock=time.monotonic_ns)
+        with TcpDriver(authed.addresses(), groups=[[0]], cluster_id=cid, auth_key=key, config=quick) as driver:
+            ws = WormSpace(SpaceLogic(wos_size=8, recorder=recorder), driver)
+            for _ in range(2):  # the first failure closes its operation: the next call is not refused as misuse
+                with pytest.raises(PeersRefused, match="refused this client: authentication failed") as e:
+                    ws.read(ws.address(1, 0))
+                assert f"acceptor 0 at 127.0.0.1:{authed.config.acceptor(0).port}" in str(e.value)
+            with pytest.raises(PeersRefused, match="authentication failed"):
+                asyncio.run(AsyncClient(ws.logic, driver).read(ws.address(1, 1)))
+        assert [ev.type for ev in recorder.history] == ["invoke", "info"] * 3
+
+
+# ---- in-process scenarios for the limits (also run against planted bugs in tests/mutants) ---------------
+
+
+def pre_hello_announcement_scenario(announced: int = 64 << 20) -> bytes:
+    """An in-process acceptor (hello timeout 2 s) gets a bare length prefix announcing ``announced`` bytes
+    from a peer that sent no hello: everything it answers before closing."""
+
+    async def scenario() -> bytes:
+        limits = Limits(hello_timeout=2)
+        server = AcceptorServer(AcceptorNode(0, MemoryStorage()), "127.0.0.1", 0, identity=IDENT, limits=limits)
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(struct.pack(">I", announced))
+            await writer.drain()
+            data = await reader.read()
+            writer.close()
+            return data
+        finally:
+            await server.close()
+
+    return run(scenario())
+
+
+def over_cap_scenario() -> tuple[list[Message], int]:
+    """A 5-register Prepare to an in-process acceptor whose limit is 4: its replies, and registers stored."""
+    storage = MemoryStorage()
+
+    async def scenario() -> list[Message]:
+        limits = Limits(max_request_registers=4)
+        server = AcceptorServer(AcceptorNode(0, storage), "127.0.0.1", 0, identity=IDENT, limits=limits)
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(encode_hello(Hello(cluster_id=CID, acceptor_id=None, nonce=os.urandom(NONCE_LEN))))
+            writer.write(encode_frame([Prepare(req=1, segment=1, indices=tuple(range(5)), ballot=Ballot(1, 1))]))
+            await writer.drain()
+            await read_hello(reader, None, 5)
+            msgs = await read_frame(reader, None)
+            writer.close()
+            return msgs or []
+        finally:
+            await server.close()
+
+    replies = run(scenario())
+    return replies, len(list(storage.items()))
+
+
+def test_in_process_pre_hello_limit() -> None:
+    data = pre_hello_announcement_scenario()
+    assert "over the limit of 512" in decode_hello(data[PREFIX_LEN:]).refused
+
+
+def test_in_process_register_cap() -> None:
+    replies, stored = over_cap_scenario()
+    assert stored == 0 and len(replies) == 1 and isinstance(replies[0], ErrorReply)
+
+
+class RecordingStorage(MemoryStorage):
+    """Records the segment of every applied change, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[int] = []
+
+    def apply(self, persist: Persist) -> None:
+        self.order.extend(sorted({s for (s, _), _ in persist.puts}))
+        super().apply(persist)
+
+
+def large_frame_scenario(batches: int = 50, cap: int = 64) -> list[int]:
+    """Client A sends one frame of ``batches`` Prepares of ``cap`` registers (segment 1), then client B one
+    small Prepare (segment 2): the order in which the in-process acceptor applied them."""
+    storage = RecordingStorage()
+
+    async def scenario() -> None:
+        limits = Limits(max_request_registers=cap)
+        server = AcceptorServer(AcceptorNode(0, storage), "127.0.0.1", 0, identity=IDENT, limits=limits)
+        await server.start()
+        conns = []
+        try:
+            for _ in range(2):
+                reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                writer.write(encode_hello(Hello(cluster_id=CID, acceptor_id=None, nonce=os.urandom(NONCE_LEN))))
+                await read_hello(reader, None, 5)
+                conns.append((reader, writer))
+            (ra, wa), (rb, wb) = conns
+            big = [
+                Prepare(req=k, segment=1, indices=tuple(range(k * cap, (k + 1) * cap)), ballot=Ballot(1, 1))
+                for k in range(batches)
+            ]
+            wa.write(encode_frame(big))
+            wb.write(encode_frame([Prepare(req=1, segment=2, indices=(0,), ballot=Ballot(1, 1))]))
+            await wa.drain()
+            await wb.drain()
+            assert await read_frame(rb, None)
+            n = 0
+            while n < batches:
+                n += len(await read_frame(ra, None) or [])
+        finally:
+            for _, w in conns:
+                w.close()
+            await server.close()
+
+    run(scenario())
+    return storage.order
+
+
+def test_a_large_frame_does_not_stall_other_clients() -> None:
+    order = large_frame_scenario()
+    assert sorted(order) == [1] * 50 + [2]
+    assert order[-1] == 1, "client B's request must be served between the batches of A's frame"
+
+
+def test_a_bare_tcp_connect_is_not_logged_as_a_refusal(limited: LocalCluster) -> None:
+    for _ in range(3):
+        connect_raw(limited).close()
+    assert exchange(limited, [Read(req=1, segment=1, indices=(0,))])[0] == ReadReply(req=1, segment=1, votes=())
+    assert "closed before the hello" not in log_text(limited)

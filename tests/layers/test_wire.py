@@ -36,13 +36,19 @@ from wormspace.layers.messages import (
 from wormspace.layers.wire import (
     AUTH,
     DEFAULT_MAX_FRAME,
+    HELLO,
+    HELLO_MAX_FRAME,
     MAC_LEN,
+    NONCE_LEN,
     PREFIX_LEN,
     VERSION,
+    Hello,
     check_length,
     decode_frame,
+    decode_hello,
     decode_payload,
     encode_frame,
+    encode_hello,
     encode_payload,
     frame_payload,
     split_for_frames,
@@ -247,8 +253,8 @@ def test_oversized_values_are_refused() -> None:
 
 def test_header_checks() -> None:
     payload = encode_payload([Read(req=1, segment=2, indices=(3,))])
-    with pytest.raises(RemoteProtocolError, match="unknown wire version 2"):
-        decode_frame(raw_frame(2, 0, payload))
+    with pytest.raises(RemoteProtocolError, match=r"unknown wire version 1 \(this node speaks 2\)"):
+        decode_frame(raw_frame(1, 0, payload))  # the version before the hello exchange
     with pytest.raises(RemoteProtocolError, match="unknown frame flags"):
         decode_frame(raw_frame(VERSION, 0x80, payload))
     with pytest.raises(RemoteProtocolError, match="too short"):
@@ -355,3 +361,79 @@ def test_errors_name_the_problem() -> None:
         decode_frame(frame_of([[1, 1, 1, [0]]]))
     with pytest.raises(RemoteProtocolError, match="req must be an int"):
         decode_frame(frame_of([[3, True, 1, [0]]]))
+
+
+# ---- the hello (rule 4) ---------------------------------------------------------------------------------
+
+CLIENT_HELLO = Hello(cluster_id="c0ffee00c0ffee00", acceptor_id=None, nonce=b"n" * NONCE_LEN)
+ACCEPTOR_HELLO = Hello(
+    cluster_id="c0ffee00c0ffee00", acceptor_id=2, incarnation=3, pid=1234, nonce=b"m" * NONCE_LEN,
+    echo=b"n" * NONCE_LEN, max_registers=4096,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("hello", [CLIENT_HELLO, ACCEPTOR_HELLO])
+@pytest.mark.parametrize("key", [None, KEY])
+def test_hello_round_trip_and_fits_the_pre_hello_limit(hello: Hello, key: bytes | None) -> None:
+    frame = encode_hello(hello, key)
+    assert len(frame) - PREFIX_LEN <= HELLO_MAX_FRAME
+    assert decode_hello(frame[PREFIX_LEN:], key) == hello
+
+
+def test_hello_authentication() -> None:
+    with pytest.raises(RemoteProtocolError, match="bad frame MAC"):
+        decode_hello(encode_hello(CLIENT_HELLO, KEY)[PREFIX_LEN:], b"another key of sixteen+ bytes")
+    with pytest.raises(RemoteProtocolError, match="requires an auth key"):
+        decode_hello(encode_hello(CLIENT_HELLO)[PREFIX_LEN:], KEY)
+    with pytest.raises(RemoteProtocolError, match="no auth key"):
+        decode_hello(encode_hello(CLIENT_HELLO, KEY)[PREFIX_LEN:], None)
+    # A refusal may come unauthenticated (its sender could not check our key): shown, never trusted.
+    refusal = Hello(cluster_id="", acceptor_id=0, refused="authentication failed: bad frame MAC")
+    assert decode_hello(encode_hello(refusal)[PREFIX_LEN:], KEY).refused.startswith("authentication failed")
+
+
+def test_hello_and_message_frames_are_not_interchangeable() -> None:
+    with pytest.raises(RemoteProtocolError, match="expected a hello frame first"):
+        decode_hello(encode_frame([Read(req=1, segment=2, indices=(3,))])[PREFIX_LEN:])
+    with pytest.raises(RemoteProtocolError, match="a hello frame after the hello exchange"):
+        decode_frame(encode_hello(CLIENT_HELLO))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        ["c", None, 0, 0, b"n" * 15, b"", 0, ""],  # short nonce
+        ["c", -1, 0, 0, b"", b"", 0, ""],  # negative acceptor id
+        ["c", None, True, 0, b"", b"", 0, ""],  # a bool where an int belongs
+        ["c" * 65, None, 0, 0, b"", b"", 0, ""],  # cluster id too long
+        ["c", None, 0, 0, b"", b"", 0],  # 7 fields
+        {"cluster_id": "c"},
+    ],
+)
+def test_malformed_hellos_are_refused(raw: object) -> None:
+    payload = msgpack.packb(raw, use_bin_type=True)
+    with pytest.raises(RemoteProtocolError):
+        decode_hello(raw_frame(VERSION, HELLO, payload)[PREFIX_LEN:])
+
+
+@given(st.binary(max_size=HELLO_MAX_FRAME), st.sampled_from([None, KEY]))
+@settings(max_examples=300)
+def test_random_bytes_give_a_hello_or_remote_protocol_error(body: bytes, key: bytes | None) -> None:
+    try:
+        hello = decode_hello(body, key)
+    except RemoteProtocolError:
+        return
+    assert isinstance(hello, Hello)
+
+
+@given(st.binary(min_size=1, max_size=60), st.integers(0, 200))
+@settings(max_examples=200)
+def test_a_hello_with_bytes_overwritten_is_refused_or_valid(junk: bytes, at: int) -> None:
+    frame = bytearray(encode_hello(ACCEPTOR_HELLO, KEY)[PREFIX_LEN:])
+    at %= len(frame)
+    frame[at : at + len(junk)] = junk[: len(frame) - at]
+    try:
+        hello = decode_hello(bytes(frame), KEY)
+    except RemoteProtocolError:
+        return
+    assert hello == ACCEPTOR_HELLO or hello.refused, "a changed authenticated hello must not decode as another"

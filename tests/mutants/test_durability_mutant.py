@@ -3,7 +3,8 @@
 The check is "every acknowledged write survives kills and restarts" (tests/test_real_faults.py). Here the
 same scenario runs twice: with real SQLite storage the acknowledged value survives; with a launcher that
 wipes the acceptor's SQLite file before each start (a planted bug: storage that is not durable), the
-acknowledged value is lost -- so the check can fail.
+acknowledged value is lost -- so the check can fail. Since acceptors carry an identity, such a launcher must
+also delete the identity and re-initialise to get that far; one that only deletes the database is refused.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 
 from wormspace import EMPTY
 from wormspace.cluster import LocalClusterHandle
-from wormspace.deploy import LocalCluster
+from wormspace.deploy import DeployError, LocalCluster
 
 pytestmark = pytest.mark.slow
 
@@ -31,9 +32,22 @@ for ((k = 0; k < ${#args[@]}; k++)); do
     --config) cfg="${args[$((k + 1))]}" ;;
   esac
 done
-rm -f "$(dirname "$cfg")/acceptor-$id"/*.sqlite*
-exec PYTHON "$@"
+rm -f "$(dirname "$cfg")/acceptor-$id"/*.sqlite* REINIT_FILES
+exec PYTHON "$@" REINIT_FLAG
 """
+
+
+def _launcher(tmp_path: Path, reinit: bool) -> str:
+    """The forgetful launcher; with ``reinit`` it also deletes the identity and starts with ``--init``, so the
+    acceptor comes back as a new, empty one (what the identity check exists to prevent happening by
+    accident); without, it leaves the identity that shows the directory has served."""
+    launcher = tmp_path / f"forgetful-python-{reinit}"
+    text = FORGETFUL.replace("PYTHON", sys.executable)
+    text = text.replace("REINIT_FILES", '"$(dirname "$cfg")/acceptor-$id/identity.json"' if reinit else "")
+    launcher.write_text(text.replace("REINIT_FLAG", "--init" if reinit else ""))
+    launcher.chmod(launcher.stat().st_mode | stat.S_IXUSR)
+    assert os.access(launcher, os.X_OK)
+    return str(launcher)
 
 
 def _lose_two_acceptors_memory(tmp: Path, python: str) -> bytes | object:
@@ -58,9 +72,11 @@ def test_durable_storage_keeps_the_acknowledged_write(tmp_path: Path) -> None:
 
 
 def test_forgetful_storage_is_caught(tmp_path: Path) -> None:
-    launcher = tmp_path / "forgetful-python"
-    launcher.write_text(FORGETFUL.replace("PYTHON", sys.executable))
-    launcher.chmod(launcher.stat().st_mode | stat.S_IXUSR)
-    assert os.access(launcher, os.X_OK)
-    seen = _lose_two_acceptors_memory(tmp_path / "forgetful", str(launcher))
+    seen = _lose_two_acceptors_memory(tmp_path / "forgetful", _launcher(tmp_path, reinit=True))
     assert seen is EMPTY, "a forgetful acceptor should lose the acknowledged write"
+
+
+def test_an_acceptor_whose_database_vanished_refuses_to_restart(tmp_path: Path) -> None:
+    with pytest.raises(DeployError, match="acceptor 0 exited with code 2") as e:
+        _lose_two_acceptors_memory(tmp_path / "vanished", _launcher(tmp_path, reinit=False))
+    assert "is missing but identity.json shows this acceptor has served" in str(e.value)

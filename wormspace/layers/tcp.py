@@ -2,25 +2,39 @@
 
 Rules:
 
-1. One frame in, one frame out. The server decodes a whole frame (all of it valid, or the connection is
-   refused), runs ``AcceptorNode.handle`` on each request in order, and answers with one frame holding the
-   replies in the same order.
-2. Persist before reply (DESIGN §3 rule 4). ``node.handle`` applies each ``Persist`` to storage before it
-   returns its ``Send``. When the storage offers ``group()`` (``SqliteStorage``), the frame's requests are
-   applied in one transaction -- one ``fsync`` a frame instead of one a request -- and the reply frame is
-   written only after that transaction has committed. Nothing computed inside an uncommitted transaction
-   ever leaves the process.
+1. Hello first (wire rule 4). A connection starts with the client's hello (cluster id, nonce) and the
+   acceptor's answer (cluster id, acceptor id, incarnation, pid, the echoed nonce, its register limit).
+   The acceptor refuses a client of another cluster, or one whose hello fails authentication, with a
+   refusal hello and closes; the client refuses an answer from another cluster, from another acceptor id
+   than it dialled, or without its nonce. No request is sent or served before both hellos passed.
+2. Persist before reply (DESIGN §3 rule 4). The server decodes a whole frame (all of it valid, or the
+   connection is refused) and applies its requests in order, in batches of at most ``max_request_registers``
+   registers: ``node.handle`` applies each ``Persist`` to storage before it returns its ``Send``; when the
+   storage offers ``group()`` (``SqliteStorage``) a batch is one transaction -- one ``fsync`` for the batch
+   -- and its replies are written only after that transaction has committed. Nothing computed inside an
+   uncommitted transaction ever leaves the process. Between batches the server yields to the event loop, so
+   a large frame never stalls the other clients.
 3. Garbage never changes state. A frame that fails to decode (truncated, oversized, bad MAC, unknown tag,
    wrong type, a reply sent to an acceptor, ...) is refused whole before any request in it runs: the server
    logs a warning naming the peer and closes that connection; it keeps serving everybody else.
-4. A storage failure is fatal. If a transaction fails the server sends no reply for the frame (the clients
+4. A storage failure is fatal. If a transaction fails the server sends no reply for the batch (the clients
    time out: their operations are indeterminate, which is the truth) and stops, because an acceptor whose
    disk fails can no longer promise durably.
-5. The client transport loses messages rather than block: a peer that cannot be reached has its queued
-   messages dropped and is retried with capped exponential backoff; the protocol tolerates loss, and the
-   client core retries on its timeouts. Everything queued for one peer while its writer is busy goes out as
-   one frame (coalescing).
-6. With a shared key every frame carries an HMAC; a peer without the key is refused and logged.
+5. The client transport loses messages rather than block: a peer that cannot be reached, or refuses the
+   hello, has its queued messages dropped and is retried with capped exponential backoff; the protocol
+   tolerates loss, and the client core retries on its timeouts. Everything queued for one peer while its
+   writer is busy goes out as one frame (coalescing).
+6. With a shared key every frame, hellos included, carries an HMAC; a peer without the key is refused and
+   logged, and learns why from the refusal hello.
+7. Resources are bounded (``Limits``). Before its hello a peer may send at most ``HELLO_MAX_FRAME`` bytes a
+   frame and must finish the hello within ``hello_timeout``; afterwards a connection that sends no frame for
+   ``idle_timeout`` is closed, a frame must arrive whole within ``frame_timeout`` of its length prefix, and
+   the peer must take our replies within ``frame_timeout``. One sweeper task per server enforces these
+   deadlines (a few times per shortest timeout, at most once a second), so a read costs no timer.
+   At most ``max_connections`` connections are open; more are closed at once (logged at most every 10 s).
+   A request naming more than ``max_request_registers`` registers is answered ``ErrorReply`` without being
+   applied; the client transport splits its requests under the limit the acceptor's hello states and merges
+   the chunks' replies (``merge_replies``), so a batch over a whole large segment still works.
 
 Signals and threads are the caller's business: both classes must be used from their event loop's thread.
 """
@@ -32,21 +46,46 @@ import contextlib
 import importlib
 import itertools
 import logging
+import os
+import secrets
+import socket
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from wormspace.errors import RemoteProtocolError, UsageError
 from wormspace.layers.acceptor import AcceptorNode
 from wormspace.layers.effects import Send
-from wormspace.layers.messages import MAX_VALUE, Accept, Message, Prepare, Read, Request
+from wormspace.layers.messages import (
+    MAX_VALUE,
+    Accept,
+    Accepted,
+    ErrorReply,
+    Message,
+    Nack,
+    Prepare,
+    Promise,
+    Read,
+    ReadReply,
+    Request,
+    SegmentTrimmed,
+)
 from wormspace.layers.wire import (
     DEFAULT_MAX_FRAME,
+    HELLO_MAX_FRAME,
+    NONCE_LEN,
     PREFIX_LEN,
+    Hello,
     check_length,
     decode_body,
+    decode_hello,
+    encode_hello,
     split_for_frames,
 )
+
+if TYPE_CHECKING:
+    from wormspace.identity import Identity
 
 log = logging.getLogger("wormspace.tcp")
 
@@ -80,27 +119,100 @@ def peer_name(writer: asyncio.StreamWriter) -> str:
     return str(addr)
 
 
+class PeerTimeout(RemoteProtocolError):
+    """A peer was idle, or too slow to send a whole frame or its hello, past a time limit."""
+
+
+class ClosedBeforeHello(RemoteProtocolError):
+    """A peer closed the connection without sending a byte (a TCP health check, a port scan)."""
+
+
+async def read_body(
+    reader: asyncio.StreamReader,
+    max_frame: int = DEFAULT_MAX_FRAME,
+    *,
+    idle_timeout: float | None = None,
+    frame_timeout: float | None = None,
+) -> bytes | None:
+    """The bytes of one frame after its length prefix; ``None`` on a clean end of stream between frames.
+
+    The length is checked before the body is read, so an oversized frame costs nothing to refuse. With
+    timeouts, the prefix must come within ``idle_timeout`` and the rest within ``frame_timeout`` after it
+    (``PeerTimeout`` otherwise): a slow peer cannot hold a connection open by dribbling bytes."""
+    try:
+        if idle_timeout is None:
+            prefix = await reader.readexactly(PREFIX_LEN)
+        else:
+            async with asyncio.timeout(idle_timeout):
+                prefix = await reader.readexactly(PREFIX_LEN)
+    except asyncio.IncompleteReadError as e:
+        if e.partial:
+            raise RemoteProtocolError("truncated frame: stream ended inside the length prefix") from None
+        return None
+    except TimeoutError:
+        raise PeerTimeout(f"idle for {idle_timeout} s") from None
+    n = check_length(prefix, max_frame)
+    try:
+        if frame_timeout is None:
+            return await reader.readexactly(n)
+        async with asyncio.timeout(frame_timeout):
+            return await reader.readexactly(n)
+    except asyncio.IncompleteReadError as e:
+        raise RemoteProtocolError(f"truncated frame: {len(e.partial)} of {n} bytes before the end") from None
+    except TimeoutError:
+        raise PeerTimeout(f"a frame of {n} bytes did not arrive whole within {frame_timeout} s") from None
+
+
 async def read_frame(
     reader: asyncio.StreamReader,
     key: bytes | None,
     max_frame: int = DEFAULT_MAX_FRAME,
     max_value: int = MAX_VALUE,
+    *,
+    idle_timeout: float | None = None,
+    frame_timeout: float | None = None,
 ) -> list[Message] | None:
-    """Read and decode one frame; ``None`` on a clean end of stream between frames.
+    """Read and decode one message frame; ``None`` on a clean end of stream between frames."""
+    body = await read_body(reader, max_frame, idle_timeout=idle_timeout, frame_timeout=frame_timeout)
+    return None if body is None else decode_body(body, key, max_value)
 
-    The length is checked before the body is read, so an oversized frame costs nothing to refuse."""
+
+async def read_hello(reader: asyncio.StreamReader, key: bytes | None, timeout: float) -> Hello:
+    """The peer's hello, at most ``HELLO_MAX_FRAME`` bytes, whole within ``timeout`` seconds."""
     try:
-        prefix = await reader.readexactly(PREFIX_LEN)
-    except asyncio.IncompleteReadError as e:
-        if e.partial:
-            raise RemoteProtocolError("truncated frame: stream ended inside the length prefix") from None
-        return None
-    n = check_length(prefix, max_frame)
-    try:
-        body = await reader.readexactly(n)
-    except asyncio.IncompleteReadError as e:
-        raise RemoteProtocolError(f"truncated frame: {len(e.partial)} of {n} bytes before the end") from None
-    return decode_body(body, key, max_value)
+        async with asyncio.timeout(timeout):
+            body = await read_body(reader, HELLO_MAX_FRAME)
+    except TimeoutError:
+        raise PeerTimeout(f"no hello within {timeout} s") from None
+    if body is None:
+        raise ClosedBeforeHello("connection closed before the hello")
+    return decode_hello(body, key)
+
+
+def registers_of(m: Request) -> int:
+    """How many registers a request names."""
+    return len(m.values) if isinstance(m, Accept) else len(m.indices)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """An acceptor server's resource limits (``wormspace serve`` options of the same names)."""
+
+    max_connections: int = 512  # open connections; more are closed at once
+    hello_timeout: float = 5.0  # a connection's hello must arrive whole within this
+    idle_timeout: float = 600.0  # a connection that sends no frame for this long is closed
+    frame_timeout: float = 60.0  # a frame, once its length has arrived, must arrive whole within this
+    max_request_registers: int = 4096  # registers per request; larger requests get an ErrorReply
+
+    def __post_init__(self) -> None:
+        if type(self.max_connections) is not int or self.max_connections < 1:
+            raise UsageError(f"max_connections must be a positive int, got {self.max_connections!r}")
+        for name in ("hello_timeout", "idle_timeout", "frame_timeout"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not 0 < v < 1e9:
+                raise UsageError(f"{name} must be a positive number of seconds, got {v!r}")
+        if type(self.max_request_registers) is not int or not 1 <= self.max_request_registers < 1 << 31:
+            raise UsageError(f"max_request_registers must be a positive int, got {self.max_request_registers!r}")
 
 
 # ---- the server -----------------------------------------------------------------------------------------
@@ -110,10 +222,47 @@ class StorageFailure(Exception):
     """The acceptor's storage failed; the server stops (rule 4)."""
 
 
+class _Conn:
+    """One server connection's deadline: the sweeper aborts it when ``deadline`` has passed (rule 7). Setting a
+    float per read is far cheaper than a timer per read."""
+
+    __slots__ = ("deadline", "timed_out", "why", "writer")
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.deadline = float("inf")
+        self.why = ""
+        self.timed_out: str | None = None
+
+    def arm(self, seconds: float, why: str) -> None:
+        self.deadline = asyncio.get_running_loop().time() + seconds
+        self.why = why
+
+    async def read(self, reader: asyncio.StreamReader, n: int) -> bytes:
+        """``n`` bytes; ``PeerTimeout`` if the sweeper aborted the connection meanwhile."""
+        try:
+            return await reader.readexactly(n)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            if self.timed_out is not None:
+                raise PeerTimeout(self.timed_out) from None
+            raise
+
+    async def drain(self) -> None:
+        try:
+            await self.writer.drain()
+        except ConnectionError:
+            if self.timed_out is not None:
+                raise PeerTimeout(self.timed_out) from None
+            raise
+
+
 class AcceptorServer:
     """Serve one ``AcceptorNode`` over TCP. ``start()`` binds (port 0 picks a free port, see ``port``),
     ``wait_stopped()`` returns when ``close()`` ran or storage failed, ``close()`` stops everything (it
-    never interrupts a frame being applied: frames are applied without an ``await``)."""
+    never interrupts a batch being applied: a batch is applied without an ``await``).
+
+    ``identity`` is the acceptor's (cluster id, acceptor id, incarnation): a client whose hello names
+    another cluster is refused. ``limits`` bounds connections, time and request sizes (rule 7)."""
 
     def __init__(
         self,
@@ -123,28 +272,43 @@ class AcceptorServer:
         auth_key: bytes | None = None,
         max_frame: int = DEFAULT_MAX_FRAME,
         *,
+        identity: Identity,
         max_value: int = MAX_VALUE,
+        limits: Limits | None = None,
     ) -> None:
-        if max_frame < 64:
-            raise UsageError(f"max_frame must be at least 64 bytes, got {max_frame}")
+        if max_frame < 1024:
+            raise UsageError(f"max_frame must be at least 1024 bytes, got {max_frame}")
+        if identity.acceptor_id != node.node_id:
+            raise UsageError(f"identity of acceptor {identity.acceptor_id} given to node {node.node_id}")
         self.node = node
         self.host = host
         self.port = port
         self.auth_key = auth_key
         self.max_frame = max_frame
         self.max_value = max_value
+        self.identity = identity
+        self.limits = limits or Limits()
         self.frames = 0
         self.messages = 0
         self.refused = 0
+        self.over_capacity = 0  # connections closed because max_connections were open
+        self.timed_out = 0  # connections closed by a hello, idle or frame timeout
         self.failure: BaseException | None = None
         self._ids = itertools.count(1)
         self._server: asyncio.Server | None = None
-        self._conns: set[asyncio.Task[None]] = set()
+        self._conns: dict[asyncio.Task[None], _Conn] = {}
+        self._sweeper: asyncio.Task[None] | None = None
         self._stopped: asyncio.Event | None = None
+        self._capacity_logged = 0.0
 
     @property
     def node_id(self) -> int:
         return self.node.node_id
+
+    @property
+    def connections(self) -> int:
+        """Connections open now."""
+        return len(self._conns)
 
     async def start(self) -> None:
         """Bind and start accepting connections."""
@@ -152,6 +316,20 @@ class AcceptorServer:
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
         sock = self._server.sockets[0]
         self.port = int(sock.getsockname()[1])
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="wormspace-deadlines")
+
+    async def _sweep(self) -> None:
+        """Abort every connection whose deadline has passed; wakes a few times per shortest timeout."""
+        lim = self.limits
+        interval = min(1.0, max(0.01, min(lim.hello_timeout, lim.idle_timeout, lim.frame_timeout) / 4))
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for conn in list(self._conns.values()):
+                if conn.timed_out is None and now > conn.deadline:
+                    conn.timed_out = conn.why
+                    conn.writer.transport.abort()
 
     async def wait_stopped(self) -> None:
         """Until ``close()`` or a storage failure."""
@@ -163,6 +341,9 @@ class AcceptorServer:
         """Stop accepting, drop every connection, and return when their tasks are done."""
         if self._server is not None:
             self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         tasks = list(self._conns)
         for t in tasks:
             t.cancel()
@@ -173,30 +354,128 @@ class AcceptorServer:
         if self._stopped is not None:
             self._stopped.set()
 
+    def _over_capacity(self, peer: str) -> None:
+        self.over_capacity += 1
+        now = time.monotonic()
+        if now - self._capacity_logged >= 10.0:  # one line per 10 s at most, with the running count
+            self._capacity_logged = now
+            log.warning(
+                "acceptor %d: %d connections open, the limit (--max-connections); closed the one from %s"
+                " (%d closed so far)",
+                self.node_id,
+                len(self._conns),
+                peer,
+                self.over_capacity,
+            )
+
+    async def _read_hello(self, reader: asyncio.StreamReader, conn: _Conn) -> Hello:
+        t = self.limits.hello_timeout
+        conn.arm(t, f"no hello within {t} s")
+        try:
+            prefix = await conn.read(reader, PREFIX_LEN)
+        except asyncio.IncompleteReadError as e:
+            if e.partial:
+                raise RemoteProtocolError("truncated frame: stream ended inside the length prefix") from None
+            raise ClosedBeforeHello("connection closed before the hello") from None
+        n = check_length(prefix, HELLO_MAX_FRAME)
+        try:
+            body = await conn.read(reader, n)
+        except asyncio.IncompleteReadError as e:
+            raise RemoteProtocolError(f"truncated frame: {len(e.partial)} of {n} bytes before the end") from None
+        return decode_hello(body, self.auth_key)
+
+    async def _read_frame(self, reader: asyncio.StreamReader, conn: _Conn) -> list[Message] | None:
+        idle, slow = self.limits.idle_timeout, self.limits.frame_timeout
+        now = asyncio.get_running_loop().time()
+        conn.deadline, conn.why = now + idle, "idle"
+        n = -1
+        try:  # readexactly directly, not conn.read: this is the hot path
+            prefix = await reader.readexactly(PREFIX_LEN)
+            n = check_length(prefix, self.max_frame)
+            conn.deadline, conn.why = now + slow, "slow"
+            body = await reader.readexactly(n)
+        except (asyncio.IncompleteReadError, ConnectionError) as e:
+            if conn.timed_out == "idle":
+                raise PeerTimeout(f"idle for {idle} s") from None
+            if conn.timed_out == "slow":
+                raise PeerTimeout(f"a frame of {n} bytes did not arrive whole within {slow} s") from None
+            if not isinstance(e, asyncio.IncompleteReadError):
+                raise
+            if n < 0:
+                if e.partial:
+                    raise RemoteProtocolError("truncated frame: stream ended inside the length prefix") from None
+                return None
+            raise RemoteProtocolError(f"truncated frame: {len(e.partial)} of {n} bytes before the end") from None
+        conn.deadline = float("inf")  # applying is our time, not the peer's
+        return decode_body(body, self.auth_key, self.max_value)
+
+    async def _hello(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Conn) -> Hello:
+        """Rule 7: the client's hello (small, bounded in time), checked, then ours."""
+        try:
+            hello = await self._read_hello(reader, conn)
+            if hello.acceptor_id is not None or hello.refused or len(hello.nonce) != NONCE_LEN:
+                raise RemoteProtocolError("the hello is not a client's")
+        except (PeerTimeout, ClosedBeforeHello):
+            raise
+        except RemoteProtocolError as e:
+            why = str(e)
+            if "MAC" in why or "auth key" in why:
+                why = f"authentication failed: {why}"
+            writer.write(encode_hello(Hello(cluster_id="", acceptor_id=self.node_id, refused=why[:200])))
+            raise RemoteProtocolError(why) from None
+        mine = self.identity
+        if hello.cluster_id != mine.cluster_id:
+            why = f"this acceptor belongs to cluster {mine.cluster_id}, not {hello.cluster_id}"
+            refusal = Hello(cluster_id=mine.cluster_id, acceptor_id=self.node_id, refused=why)
+            writer.write(encode_hello(refusal, self.auth_key))
+            raise RemoteProtocolError(f"a client of another cluster ({hello.cluster_id})")
+        writer.write(
+            encode_hello(
+                Hello(
+                    cluster_id=mine.cluster_id,
+                    acceptor_id=mine.acceptor_id,
+                    incarnation=mine.incarnation,
+                    pid=os.getpid(),
+                    nonce=secrets.token_bytes(NONCE_LEN),
+                    echo=hello.nonce,
+                    max_registers=self.limits.max_request_registers,
+                ),
+                self.auth_key,
+            )
+        )
+        conn.arm(self.limits.frame_timeout, f"the hello answer not taken within {self.limits.frame_timeout} s")
+        await conn.drain()
+        return hello
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._conns.add(task)
-        src = next(self._ids)
         peer = peer_name(writer)
+        if len(self._conns) >= self.limits.max_connections:
+            self._over_capacity(peer)
+            why = f"over capacity: {len(self._conns)} connections open (--max-connections)"
+            writer.write(encode_hello(Hello(cluster_id="", acceptor_id=self.node_id, refused=why)))
+            writer.close()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await writer.wait_closed()
+            return
+        conn = _Conn(writer)
+        self._conns[task] = conn
+        src = next(self._ids)
         log.debug("acceptor %d: connection %d from %s", self.node_id, src, peer)
         try:
+            await self._hello(reader, writer, conn)
             while self.failure is None:
-                msgs = await read_frame(reader, self.auth_key, self.max_frame, self.max_value)
+                msgs = await self._read_frame(reader, conn)
                 if msgs is None:
                     break
-                replies = self._apply(src, _requests(msgs))
-                frames, too_big = split_for_frames(replies, self.auth_key, self.max_frame)
-                for m in too_big:
-                    log.warning(
-                        "acceptor %d: a %s for %s is larger than a frame; not sent",
-                        self.node_id,
-                        type(m).__name__,
-                        peer,
-                    )
-                for f in frames:
-                    writer.write(f)
-                await writer.drain()
+                self.frames += 1
+                await self._answer(src, peer, _requests(msgs), conn)
+        except PeerTimeout as e:
+            self.timed_out += 1
+            log.info("acceptor %d closed the connection from %s: %s", self.node_id, peer, e)
+        except ClosedBeforeHello:
+            log.debug("acceptor %d: connection %d from %s closed before its hello", self.node_id, src, peer)
         except RemoteProtocolError as e:
             self.refused += 1
             log.warning("acceptor %d refused peer %s: %s; connection closed", self.node_id, peer, e)
@@ -209,11 +488,67 @@ class AcceptorServer:
         except (ConnectionError, OSError) as e:
             log.debug("acceptor %d: connection %d from %s lost: %s", self.node_id, src, peer, e)
         finally:
-            self._conns.discard(task)
+            self._conns.pop(task, None)
             writer.close()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
             log.debug("acceptor %d: connection %d from %s closed", self.node_id, src, peer)
+
+    async def _answer(self, src: int, peer: str, reqs: list[Request], conn: _Conn) -> None:
+        """Rule 7: requests over the register limit get an ``ErrorReply``; the others are applied in batches of
+        at most ``max_request_registers`` registers, one transaction each, yielding to the loop in between so
+        that one large frame never stalls the other clients. A batch's replies go out after its commit."""
+        cap = self.limits.max_request_registers
+        batch: list[Request] = []
+        weight = 0
+        pending: list[Message] = []
+        for m in reqs:
+            n = registers_of(m)
+            if n > cap:
+                log.warning(
+                    "acceptor %d refused a %s over %d registers from %s (limit %d, --max-request-registers)",
+                    self.node_id,
+                    type(m).__name__,
+                    n,
+                    peer,
+                    cap,
+                )
+                reason = f"request names {n} registers, over this acceptor's limit of {cap}"
+                if batch:  # replies keep the order of the requests
+                    pending += self._apply(src, batch)
+                    batch, weight = [], 0
+                pending.append(ErrorReply(req=m.req, segment=m.segment, reason=reason))
+                continue
+            if batch and weight + n > cap:
+                pending += self._apply(src, batch)
+                self._send(pending, peer, conn.writer)
+                pending = []
+                batch, weight = [], 0
+                await self._drain(conn)
+                await asyncio.sleep(0)
+            batch.append(m)
+            weight += n
+        if batch:
+            pending += self._apply(src, batch)
+        self._send(pending, peer, conn.writer)
+        await self._drain(conn)
+
+    async def _drain(self, conn: _Conn) -> None:
+        """Wait until the replies are taken, bounded like a frame: a peer that never reads is closed."""
+        t = self.limits.frame_timeout
+        conn.arm(t, f"replies not taken within {t} s")
+        await conn.drain()
+        conn.deadline = float("inf")
+
+    def _send(self, replies: list[Message], peer: str, writer: asyncio.StreamWriter) -> None:
+        if not replies:
+            return
+        frames, too_big = split_for_frames(replies, self.auth_key, self.max_frame)
+        for m in too_big:
+            name = type(m).__name__
+            log.warning("acceptor %d: a %s for %s is larger than a frame; not sent", self.node_id, name, peer)
+        for f in frames:
+            writer.write(f)
 
     def _apply(self, src: int, reqs: list[Request]) -> list[Message]:
         """Rule 2: handle every request; durable (committed) before this returns the replies."""
@@ -231,7 +566,6 @@ class AcceptorServer:
         except Exception as e:
             self.failure = e
             raise StorageFailure(str(e)) from e
-        self.frames += 1
         self.messages += len(reqs)
         return replies
 
@@ -253,6 +587,7 @@ class _Peer:
         "addr",
         "backoff",
         "down",
+        "hello",
         "id",
         "queue",
         "reader_task",
@@ -273,15 +608,77 @@ class _Peer:
         self.backoff = backoff
         self.retry_at = 0.0
         self.down = False
+        self.hello: Hello | None = None  # the acceptor's hello on the current connection
+
+
+@dataclass(slots=True)
+class _Split:
+    """One request sent as chunks under the peer's register limit; replies merged when all have come."""
+
+    peer: int
+    original: Request
+    replies: dict[int, Message]  # chunk req -> its reply
+    chunks: tuple[int, ...]
+
+
+_CHUNK_BASE = 1 << 62  # chunk request ids: far above any client core's (op_id << 16 | seq)
+
+
+def merge_replies(original: Request, replies: Sequence[Message]) -> Message | None:
+    """One reply for ``original`` from the replies of its chunks, or ``None`` (treat as lost) when they
+    disagree in a way no single reply can say truthfully (some chunks accepted, others were refused: the
+    operation must stay indeterminate, so the reply is dropped and the client core times out).
+
+    A refusal, a trimmed segment or an error in any chunk of a Prepare or Read stands for the whole (a promise
+    made by another chunk only restricts the acceptor: harmless). Promises and read replies merge their votes."""
+    req, seg = original.req, original.segment
+    for kind in (ErrorReply, SegmentTrimmed):
+        found = [r for r in replies if isinstance(r, kind)]
+        if found:
+            return type(found[0])(**{**_fields(found[0]), "req": req})
+    nacks = [r for r in replies if isinstance(r, Nack)]
+    if nacks:
+        if isinstance(original, Accept) and len(nacks) != len(replies):
+            return None
+        n = max(nacks, key=lambda r: r.promised)
+        return Nack(req=req, segment=seg, ballot=n.ballot, promised=n.promised, accepted=max(r.accepted for r in nacks))
+    if isinstance(original, Prepare) and all(isinstance(r, Promise) for r in replies):
+        votes = tuple(v for r in replies if isinstance(r, Promise) for v in r.votes)
+        return Promise(req=req, segment=seg, ballot=original.ballot, votes=votes)
+    if isinstance(original, Accept) and all(isinstance(r, Accepted) for r in replies):
+        return Accepted(req=req, segment=seg, ballot=original.ballot)
+    if isinstance(original, Read) and all(isinstance(r, ReadReply) for r in replies):
+        votes = tuple(v for r in replies if isinstance(r, ReadReply) for v in r.votes)
+        return ReadReply(req=req, segment=seg, votes=votes)
+    return None
+
+
+def _fields(m: Message) -> dict[str, Any]:
+    return {name: getattr(m, name) for name in m.__dataclass_fields__}
+
+
+def split_request(m: Request, limit: int, first_req: int) -> list[Request]:
+    """``m`` cut into requests of at most ``limit`` registers, numbered ``first_req``, ``first_req + 1``, ..."""
+    if isinstance(m, Accept):
+        parts = [m.values[i : i + limit] for i in range(0, len(m.values), limit)]
+        return [Accept(req=first_req + k, segment=m.segment, ballot=m.ballot, values=v) for k, v in enumerate(parts)]
+    idx = [m.indices[i : i + limit] for i in range(0, len(m.indices), limit)]
+    if isinstance(m, Prepare):
+        return [Prepare(req=first_req + k, segment=m.segment, indices=x, ballot=m.ballot) for k, x in enumerate(idx)]
+    return [Read(req=first_req + k, segment=m.segment, indices=x) for k, x in enumerate(idx)]
 
 
 class TcpTransport:
     """Client side: ``send(dst, msg)`` queues; one writer task a peer sends everything queued as one frame.
 
-    Connections are opened on first use and reused. A peer that refuses or times out is marked down and
-    retried after a backoff that doubles from ``backoff_initial`` up to ``backoff_max``; messages sent to it
-    meanwhile are dropped (counted in ``dropped``). Replies are handed to ``on_message(src, msg)`` on the
-    event loop's thread. Use from the loop's thread only."""
+    Connections are opened on first use and reused; each starts with the hello exchange (wire rule 4): the
+    acceptor must answer with ``cluster_id``, the peer's id, and our nonce, else the connection is closed and
+    the reason kept in ``refusals[peer]`` (and logged) until a later connection succeeds. A peer that refuses
+    or times out is marked down and retried after a backoff that doubles from ``backoff_initial`` up to
+    ``backoff_max``; messages sent to it meanwhile are dropped (counted in ``dropped``). A request naming
+    more registers than the acceptor's hello allows is sent as chunks under the limit and their replies
+    merged into one (``merge_replies``). Replies are handed to ``on_message(src, msg)`` on the event loop's
+    thread. Use from the loop's thread only."""
 
     def __init__(
         self,
@@ -289,6 +686,7 @@ class TcpTransport:
         on_message: Callable[[int, Message], None],
         auth_key: bytes | None = None,
         *,
+        cluster_id: str,
         max_frame: int = DEFAULT_MAX_FRAME,
         max_value: int = MAX_VALUE,
         connect_timeout: float = 1.0,
@@ -311,6 +709,10 @@ class TcpTransport:
         self.messages_sent = 0
         self.dropped = 0
         self.connects = 0
+        self.cluster_id = cluster_id
+        self.refusals: dict[int, str] = {}
+        self._splits: dict[int, _Split] = {}  # chunk req -> its split
+        self._next_chunk = _CHUNK_BASE
         self._closed = False
 
     def send(self, dst: int, msg: Message) -> None:
@@ -359,19 +761,29 @@ class TcpTransport:
         if time.monotonic() < p.retry_at:
             self._drop_queue(p)
             return False
+        opened: list[asyncio.StreamWriter] = []
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(*p.addr), self.connect_timeout)
-        except OSError as e:  # TimeoutError is an OSError
+            opened.append(writer)
+            why = await self._exchange_hello(p, reader, writer)
+        except OSError as e:  # TimeoutError is an OSError; so is a hello that did not come (slow, or gone)
+            for w in opened:
+                w.close()
             if not p.down:
-                why = str(e) or type(e).__name__
-                log.info("peer %d at %s:%d unreachable (%s); dropping its messages", p.id, *p.addr, why)
-            p.down = True
-            p.retry_at = time.monotonic() + p.backoff
-            p.backoff = min(p.backoff * 2, self.backoff_max)
-            self._drop_queue(p)
+                err = str(e) or type(e).__name__
+                log.info("peer %d at %s:%d unreachable (%s); dropping its messages", p.id, *p.addr, err)
+            self._mark_down(p)
+            return False
+        if why is not None:
+            if self.refusals.get(p.id) != why:
+                log.warning("peer %d at %s:%d: %s", p.id, *p.addr, why)
+            self.refusals[p.id] = why
+            writer.close()
+            self._mark_down(p)
             return False
         if p.down:
             log.info("peer %d at %s:%d reachable again", p.id, *p.addr)
+        self.refusals.pop(p.id, None)
         p.down = False
         p.backoff = self.backoff_initial
         p.writer = writer
@@ -380,6 +792,33 @@ class TcpTransport:
             self._read(p, reader, writer), name=f"wormspace-recv-{p.id}"
         )
         return True
+
+    def _mark_down(self, p: _Peer) -> None:
+        p.down = True
+        p.retry_at = time.monotonic() + p.backoff
+        p.backoff = min(p.backoff * 2, self.backoff_max)
+        self._drop_queue(p)
+
+    async def _exchange_hello(
+        self, p: _Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> str | None:
+        """Send our hello, check the acceptor's; ``None`` if it is the acceptor we want, else why not (a
+        refusal). ``OSError`` if no hello came (a slow or vanished peer is unreachable, not refusing)."""
+        nonce = secrets.token_bytes(NONCE_LEN)
+        writer.write(encode_hello(Hello(cluster_id=self.cluster_id, acceptor_id=None, nonce=nonce), self.auth_key))
+        await writer.drain()
+        try:
+            hello = await read_hello(reader, self.auth_key, self.connect_timeout)
+        except PeerTimeout as e:
+            raise TimeoutError(str(e)) from None
+        except ClosedBeforeHello:
+            raise ConnectionResetError("closed the connection before its hello") from None
+        except RemoteProtocolError as e:
+            return f"refused the connection: {e}"
+        why = hello_mismatch(hello, cluster_id=self.cluster_id, acceptor_id=p.id, nonce=nonce)
+        if why is None:
+            p.hello = hello
+        return why
 
     async def _pump(self, p: _Peer) -> None:
         while not self._closed:
@@ -392,6 +831,7 @@ class TcpTransport:
             writer = p.writer
             assert writer is not None
             batch, p.queue = p.queue, []
+            batch = self._split_oversized(p, batch)
             frames, too_big = split_for_frames(batch, self.auth_key, self.max_frame)
             for m in too_big:
                 log.warning("dropping a %s for peer %d: larger than a frame", type(m).__name__, p.id)
@@ -409,13 +849,49 @@ class TcpTransport:
             self.frames_sent += len(frames)
             self.messages_sent += len(batch) - len(too_big)
 
+    def _split_oversized(self, p: _Peer, batch: list[Message]) -> list[Message]:
+        limit = p.hello.max_registers if p.hello is not None else 0
+        if limit <= 0:
+            return batch
+        out: list[Message] = []
+        for m in batch:
+            if not isinstance(m, _REQUEST_TYPES) or registers_of(m) <= limit:
+                out.append(m)
+                continue
+            parts = split_request(m, limit, self._next_chunk)
+            self._next_chunk += len(parts)
+            split = _Split(peer=p.id, original=m, replies={}, chunks=tuple(c.req for c in parts))
+            for c in parts:
+                self._splits[c.req] = split
+            out.extend(parts)
+        return out
+
+    def _merged(self, src: int, m: Message) -> Message | None:
+        """``m`` itself, or for the last reply of a split request the merged reply (``None`` meanwhile)."""
+        split = self._splits.get(m.req)
+        if split is None or split.peer != src:
+            return m
+        split.replies[m.req] = m
+        if len(split.replies) < len(split.chunks):
+            return None
+        for c in split.chunks:
+            del self._splits[c]
+        return merge_replies(split.original, [split.replies[c] for c in split.chunks])
+
+    def _forget_splits(self, peer: int) -> None:
+        for req in [r for r, sp in self._splits.items() if sp.peer == peer]:
+            del self._splits[req]
+
     async def _read(self, p: _Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 msgs = await read_frame(reader, self.auth_key, self.max_frame, self.max_value)
                 if msgs is None:
                     break
-                for m in msgs:
+                for raw in msgs:
+                    m = self._merged(p.id, raw)
+                    if m is None:
+                        continue
                     try:
                         self.on_message(p.id, m)
                     except Exception:
@@ -427,11 +903,68 @@ class TcpTransport:
         finally:
             if p.writer is writer:
                 p.writer = None
+                p.hello = None
+            self._forget_splits(p.id)
             writer.close()
+
+
+def hello_mismatch(hello: Hello, *, cluster_id: str, acceptor_id: int, nonce: bytes) -> str | None:
+    """Why an acceptor's ``hello`` is not the answer of acceptor ``acceptor_id`` of ``cluster_id`` to our
+    hello with ``nonce``; ``None`` if it is."""
+    if hello.cluster_id and hello.cluster_id != cluster_id:
+        return f"belongs to another cluster ({hello.cluster_id}, not {cluster_id}); check the cluster file"
+    if hello.refused:
+        return f"refused this client: {hello.refused}"
+    if hello.acceptor_id != acceptor_id:
+        return f"is acceptor {hello.acceptor_id}, not {acceptor_id}; check the cluster file"
+    if hello.echo != nonce:
+        return "answered with a hello that does not echo ours"
+    return None
+
+
+def probe(
+    host: str, port: int, *, cluster_id: str, acceptor_id: int, key: bytes | None, timeout: float = 1.0
+) -> tuple[Hello | None, str | None]:
+    """One blocking hello exchange with the acceptor at ``host:port`` (readiness checks): ``(hello, None)``
+    if it answered as acceptor ``acceptor_id`` of ``cluster_id``, else ``(hello or None, why not)``."""
+    nonce = secrets.token_bytes(NONCE_LEN)
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(encode_hello(Hello(cluster_id=cluster_id, acceptor_id=None, nonce=nonce), key))
+            buf = b""
+            while len(buf) < PREFIX_LEN:
+                chunk = sock.recv(PREFIX_LEN - len(buf))
+                if not chunk:
+                    return None, "closed the connection before its hello"
+                buf += chunk
+            n = check_length(buf, HELLO_MAX_FRAME)
+            body = b""
+            while len(body) < n:
+                chunk = sock.recv(n - len(body))
+                if not chunk:
+                    return None, "closed the connection inside its hello"
+                body += chunk
+    except OSError as e:
+        return None, f"unreachable ({e or type(e).__name__})"
+    try:
+        hello = decode_hello(body, key)
+    except RemoteProtocolError as e:
+        return None, f"sent a bad hello: {e}"
+    return hello, hello_mismatch(hello, cluster_id=cluster_id, acceptor_id=acceptor_id, nonce=nonce)
 
 
 __all__ = [
     "AcceptorServer",
+    "ClosedBeforeHello",
+    "Limits",
+    "PeerTimeout",
+    "hello_mismatch",
+    "merge_replies",
+    "probe",
+    "read_body",
+    "read_hello",
+    "registers_of",
+    "split_request",
     "StorageFailure",
     "TcpTransport",
     "new_event_loop",

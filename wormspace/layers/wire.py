@@ -6,7 +6,7 @@ Frame layout (all integers big-endian)::
     | length: uint32 | version | flags | mac: 32 bytes (if AUTH) | payload: msgpack array   |
     +----------------+---------+-------+------------------------+---------------------------+
 
-``length`` counts every byte after itself. ``version`` is ``VERSION`` (1). ``flags`` bit 0 (``AUTH``) says a
+``length`` counts every byte after itself. ``version`` is ``VERSION`` (2). ``flags`` bit 0 (``AUTH``) says a
 ``mac`` follows: HMAC-SHA256 under the shared key over ``version || flags || payload`` (so the header cannot
 be altered either). The payload is one msgpack array of messages; each message is an array
 ``[tag, req, segment, *fields]`` with the fields below. A ballot is ``[number, node]``, a vote
@@ -37,6 +37,13 @@ Rules:
    of its messages or to an error.
 3. With a key, a frame without a valid MAC is refused; without a key, an authenticated frame is refused too
    (one side is misconfigured, and saying so early beats a silent mismatch).
+4. A connection starts with a hello each way (flags bit 1, ``HELLO``): the client's names its cluster id and
+   a nonce; the acceptor's answers with its cluster id, acceptor id, incarnation, pid, the client's nonce
+   (``echo``) and its limit on registers per request, or a refusal reason. Until a valid hello has arrived a
+   node accepts frames of at most ``HELLO_MAX_FRAME`` bytes, so an unauthenticated peer cannot make it buffer
+   more. The hello payload is the array ``[cluster_id: str, acceptor_id: int|nil, incarnation, pid, nonce:
+   bin(16), echo: bin(0|16), max_registers, refused: str]``; it is MAC'd like any frame, except that a
+   refusal may be sent unauthenticated (to a peer whose key is wrong) and is then only shown, never trusted.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ import hashlib
 import hmac
 import struct
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -67,9 +75,13 @@ from wormspace.layers.messages import (
     Vote,
 )
 
-VERSION = 1
+VERSION = 2
 AUTH = 0x01
-KNOWN_FLAGS = AUTH
+HELLO = 0x02
+KNOWN_FLAGS = AUTH | HELLO
+HELLO_MAX_FRAME = 512  # a hello frame is well under this; it is the limit before a peer's hello is accepted
+NONCE_LEN = 16
+MAX_CLUSTER_ID = 64
 MAC_LEN = 32
 PREFIX = struct.Struct(">I")
 PREFIX_LEN = PREFIX.size
@@ -338,6 +350,13 @@ def decode_body(body: bytes, key: bytes | None = None, max_value: int = MAX_VALU
         raise _fail(f"unknown wire version {version} (this node speaks {VERSION})")
     if flags & ~KNOWN_FLAGS:
         raise _fail(f"unknown frame flags 0x{flags:02x}")
+    if flags & HELLO:
+        raise _fail("a hello frame after the hello exchange")
+    payload = _authenticated_payload(body, flags, key)
+    return decode_payload(payload, max_value)
+
+
+def _authenticated_payload(body: bytes, flags: int, key: bytes | None) -> bytes:
     if flags & AUTH:
         if key is None:
             raise _fail("peer sent an authenticated frame but this node has no auth key")
@@ -352,7 +371,97 @@ def decode_body(body: bytes, key: bytes | None = None, max_value: int = MAX_VALU
         if key is not None:
             raise _fail("unauthenticated frame refused: this node requires an auth key")
         payload = body[HEADER_LEN:]
-    return decode_payload(payload, max_value)
+    return payload
+
+
+# ---- the hello ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hello:
+    """The first frame each way on a connection (rule 4). A client sends its cluster id and a fresh nonce; the
+    acceptor answers with its identity (``acceptor_id``, ``incarnation``, ``pid``), echoes the client's nonce,
+    and states ``max_registers``, its limit on registers per request. An acceptor that refuses the connection
+    answers a hello whose ``refused`` says why (and closes); such a refusal may come unauthenticated."""
+
+    cluster_id: str
+    acceptor_id: int | None  # None in a client's hello
+    incarnation: int = 0  # 0 in a client's hello
+    pid: int = 0
+    nonce: bytes = b""
+    echo: bytes = b""  # the client's nonce, in an acceptor's answer
+    max_registers: int = 0  # in an acceptor's answer
+    refused: str = ""
+
+    def __post_init__(self) -> None:
+        if type(self.cluster_id) is not str or len(self.cluster_id) > MAX_CLUSTER_ID:
+            raise _fail(f"hello cluster_id must be a string of at most {MAX_CLUSTER_ID} characters")
+        if self.acceptor_id is not None and (type(self.acceptor_id) is not int or not 0 <= self.acceptor_id < 1 << 31):
+            raise _fail(f"hello acceptor_id must be nil or an int in [0, 2**31), got {self.acceptor_id!r:.40}")
+        for name in ("incarnation", "pid", "max_registers"):
+            v = getattr(self, name)
+            if type(v) is not int or not 0 <= v < 1 << 31:
+                raise _fail(f"hello {name} must be an int in [0, 2**31), got {v!r:.40}")
+        if type(self.nonce) is not bytes or len(self.nonce) not in (0, NONCE_LEN):
+            raise _fail(f"hello nonce must be {NONCE_LEN} bytes")
+        if type(self.echo) is not bytes or len(self.echo) not in (0, NONCE_LEN):
+            raise _fail(f"hello echo must be empty or {NONCE_LEN} bytes")
+        if type(self.refused) is not str or len(self.refused) > 200:
+            raise _fail("hello refused must be a string of at most 200 characters")
+
+
+def encode_hello(hello: Hello, key: bytes | None = None) -> bytes:
+    """A hello frame (flags ``HELLO``, plus ``AUTH`` and a MAC under ``key`` if given)."""
+    payload: bytes = msgpack.packb(
+        [
+            hello.cluster_id,
+            hello.acceptor_id,
+            hello.incarnation,
+            hello.pid,
+            hello.nonce,
+            hello.echo,
+            hello.max_registers,
+            hello.refused,
+        ],
+        use_bin_type=True,
+    )
+    if key is None:
+        return PREFIX.pack(HEADER_LEN + len(payload)) + bytes((VERSION, HELLO)) + payload
+    header = bytes((VERSION, HELLO | AUTH))
+    mac = hmac.new(key, header + payload, hashlib.sha256).digest()
+    return PREFIX.pack(HEADER_LEN + MAC_LEN + len(payload)) + header + mac + payload
+
+
+def decode_hello(body: bytes, key: bytes | None = None) -> Hello:
+    """Decode a hello frame's bytes after the length prefix. With a key, the hello must carry a valid MAC,
+    except a refusal (``refused`` set), which is accepted unauthenticated as an explanation only."""
+    if len(body) < HEADER_LEN + 1:
+        raise _fail("frame too short to hold a header and a payload")
+    version, flags = body[0], body[1]
+    if version != VERSION:
+        raise _fail(f"unknown wire version {version} (this node speaks {VERSION})")
+    if flags & ~KNOWN_FLAGS:
+        raise _fail(f"unknown frame flags 0x{flags:02x}")
+    if not flags & HELLO:
+        raise _fail("expected a hello frame first, got a message frame")
+    refusal_ok = key is not None and not flags & AUTH
+    payload = _authenticated_payload(body, flags, None if refusal_ok else key)
+    try:
+        raw = msgpack.unpackb(
+            payload, raw=False, strict_map_key=True, use_list=False, max_bin_len=NONCE_LEN,
+            max_str_len=4 * 200, max_array_len=16, max_map_len=0, max_ext_len=0,
+        )  # fmt: skip
+    except (ValueError, TypeError, OverflowError, msgpack.UnpackException) as e:
+        raise _fail(f"malformed hello: {type(e).__name__}: {e}") from None
+    if type(raw) is not tuple or len(raw) != 8:
+        raise _fail("a hello must be an array of 8 fields")
+    hello = Hello(
+        cluster_id=raw[0], acceptor_id=raw[1], incarnation=raw[2], pid=raw[3], nonce=raw[4], echo=raw[5],
+        max_registers=raw[6], refused=raw[7],
+    )  # fmt: skip
+    if refusal_ok and not hello.refused:
+        raise _fail("unauthenticated frame refused: this node requires an auth key")
+    return hello
 
 
 def decode_frame(
@@ -392,6 +501,12 @@ def split_for_frames(
 __all__ = [
     "AUTH",
     "DEFAULT_MAX_FRAME",
+    "HELLO",
+    "HELLO_MAX_FRAME",
+    "NONCE_LEN",
+    "Hello",
+    "decode_hello",
+    "encode_hello",
     "MAC_LEN",
     "PREFIX_LEN",
     "VERSION",

@@ -450,8 +450,13 @@ def run_sync(driver: Driver, gen: OpGen[T]) -> T:
             if isinstance(req, Sleep):
                 driver.sleep(req.seconds)
                 req = gen.send(SLEPT)
-            else:
-                req = gen.send(driver.execute(req))
+                continue
+            try:
+                outcome = driver.execute(req)
+            except OperationFailed as e:  # e.g. PeersRefused: the operation's generator records and raises it
+                req = gen.throw(e)
+                continue
+            req = gen.send(outcome)
     except StopIteration as stop:
         result: T = stop.value
         return result
