@@ -16,7 +16,8 @@ from wormspace.layers.wormspace import SpaceLogic
 @pytest.mark.timeout(30)
 def test_a_closed_clients_calls_raise_usage_error() -> None:
     # Nothing listens on these addresses: a closed driver must refuse before it sends anything.
-    driver = TcpDriver({0: ("127.0.0.1", 9), 1: ("127.0.0.1", 9), 2: ("127.0.0.1", 9)}, groups=[[0, 1, 2]], cluster_id="closedclienttest")
+    peers = {0: ("127.0.0.1", 9), 1: ("127.0.0.1", 9), 2: ("127.0.0.1", 9)}
+    driver = TcpDriver(peers, groups=[[0, 1, 2]], cluster_id="closedclienttest")
     ws = RemoteWormSpace(SpaceLogic(wos_size=8, seed=1), driver)
     ws.close()
     for call in (lambda: ws.read(0), lambda: ws.capture(3), lambda: ws.alloc(b"m"), lambda: ws.trim(0)):
