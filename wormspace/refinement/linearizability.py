@@ -26,8 +26,8 @@ Per part (Wing & Gong, with Lowe's memoisation, as in Porcupine):
 
 The memo is what keeps this practical: two search paths that have linearized the same set of operations
 and reached the same state have the same future, so the second is cut. Three rules cut further without
-changing any verdict; (a) and (b) rest on the model rule that an operation with unknown output is accepted
-in every state.
+changing any verdict; (a) and (b) rest on the model rules that an operation with unknown output is accepted
+in every state and that steps are deterministic.
 
 (a) Indeterminate operations can always wait: placed last, each is accepted, and its effect is seen by
     nobody -- the same as never taking effect. So step 3 stops as soon as only they are left.
@@ -38,7 +38,13 @@ in every state.
     rearranged to start with it, since the states along it stay the same and, being a candidate, it
     already follows in real time everything it must follow. Hence round 0 comes first, takes the first
     such candidate, and when the search backtracks over it (or meets its result in the memo) that point
-    is finished: the search backtracks further.
+    is finished: the search backtracks further. "The states along it stay the same" needs the operation
+    to leave unchanged every state the continuation passes through, not just this one. That holds for
+    reads and failures in every model (they never change a state), and for every operation of a
+    *write-once* model (``model.write_once``: a register once written keeps its value, so a step that
+    changes nothing now changes nothing later). In a model with overwrites it does not: ``write(1)``
+    leaves ``1`` alone now, but turns a later ``2`` back into ``1``, and taking it first can lose the only
+    legal order. So there, (c) applies to reads and failures only.
 
 A model may also offer ``projections`` of a part (the segment model: one per offset, with the
 segment-wide operations in each). Each projection keeps every operation that affects the state its
@@ -173,8 +179,14 @@ class _Search:
     best_state: object = None
 
 
-def _search(model: Model[S], ops: Sequence[ModelOp], budget: int, *, explain: bool = False) -> _Search:
-    """Wing-Gong-Lowe on one part (see the module docstring, steps 1-4)."""
+def _search(
+    model: Model[S], ops: Sequence[ModelOp], budget: int, *, explain: bool = False, reduce: bool = True
+) -> _Search:
+    """Wing-Gong-Lowe on one part (see the module docstring, steps 1-4).
+
+    ``reduce=False`` switches reductions (b) and (c) off: the plain search with the memo, which the tests
+    use as the reference the reduced search must agree with.
+    """
     n = len(ops)
     entries = sorted(
         [(op.call, 0, i) for i, op in enumerate(ops)]
@@ -199,6 +211,10 @@ def _search(model: Model[S], ops: Sequence[ModelOp], budget: int, *, explain: bo
     inputs = [op.input for op in ops]
     outputs = [op.output for op in ops]
     deferred = [op.ret is None for op in ops]  # indeterminate: tried after the others (step 2)
+    # Reduction (c) needs an operation that leaves every state it is accepted in unchanged when it leaves
+    # this one unchanged: every operation of a write-once model, else only reads and failures.
+    write_once = reduce and bool(getattr(model, "write_once", False))
+    settles = [reduce and (write_once or _effect_free(op)) for op in ops]
     bits = [1 << i for i in range(n)]
     step = model.step
     state: S = model.init()
@@ -223,7 +239,7 @@ def _search(model: Model[S], ops: Sequence[ModelOp], budget: int, *, explain: bo
             if steps > budget:
                 return _Search(verdict=UNKNOWN, steps=steps - 1, order=None, best=best, best_state=best_state)
             ok, new_state = step(state, inputs[i], outputs[i])
-            if ok and (new_state is state or new_state == state) != (round_ == 0):
+            if ok and (new_state is state or new_state == state) != (round_ == 0) and (reduce or round_ != 2):
                 ok = False  # not this round's kind (an unchanged state in round 2: reduction b)
             if ok:
                 now = linearized | bits[i]
@@ -242,7 +258,7 @@ def _search(model: Model[S], ops: Sequence[ModelOp], budget: int, *, explain: bo
                     definite -= round_ != 2
                     node, round_ = nxt[head], 0
                     continue
-                if round_ == 0:
+                if round_ == 0 and settles[i]:
                     node = tail  # reduction c: this point was explored through that step already
                     round_ = 2
                     continue
@@ -262,7 +278,7 @@ def _search(model: Model[S], ops: Sequence[ModelOp], budget: int, *, explain: bo
                 nxt[prv[ret]] = ret
                 prv[nxt[node]] = node
                 nxt[prv[node]] = node
-                if round_ != 0:
+                if round_ != 0 or not settles[i]:
                     break  # else nothing else is worth trying at that point either (reduction c)
             node = nxt[node]
     rest = []  # indeterminate operations left over: each can take effect at the end, or never
