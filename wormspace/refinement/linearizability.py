@@ -65,7 +65,7 @@ The verdicts say what was checked, for these histories and this model; they prov
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -541,11 +541,29 @@ def check_history(
 
     Raises ``HistoryFormatError`` when the events break the history rules.
     """
-    if budget < 1:
-        raise UsageError(f"budget must be at least 1 step, got {budget}")
     history = events if isinstance(events, History) else History(events)
     ops = operations(history)
     m: Model[Any] = model if model is not None else choose_model(ops, wos_size)
+    return check_operations(ops, m, budget, events=len(history), shrink=shrink)
+
+
+def check_operations(
+    ops: Sequence[Operation],
+    model: Model[Any],
+    budget: int = DEFAULT_BUDGET,
+    *,
+    events: int | None = None,
+    shrink: bool = True,
+    history_of: Callable[[Iterable[ModelOp]], History] | None = None,
+) -> CheckResult:
+    """Check paired operations against ``model``: what ``check_history`` does after pairing the events.
+
+    ``history_of`` renders a minimal illegal part as events (default ``sub_history``, for WormSpace
+    operations); ``events`` is the count reported (default two per operation).
+    """
+    if budget < 1:
+        raise UsageError(f"budget must be at least 1 step, got {budget}")
+    m = model
     parts = m.partition(ops)
     results: list[PartitionResult] = []
     total = 0
@@ -579,12 +597,12 @@ def check_history(
             operations=tuple(small),
             descriptions=tuple(_describe_sub(m, sub) for sub in small),
             explanation=_explain(m, worst.label, small, budget),
-            history=sub_history(small),
+            history=(history_of or sub_history)(small),
         )
     return CheckResult(
         verdict=verdict,
         model=m.name,
-        events=len(history),
+        events=2 * len(ops) if events is None else events,
         operations=len(ops),
         steps=total,
         partitions=tuple(results),
