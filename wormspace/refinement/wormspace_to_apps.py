@@ -43,7 +43,7 @@ import binascii
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from wormspace.apps.kv import KvSpec
@@ -464,12 +464,15 @@ def check_replicas(
     applied: Mapping[str, Sequence[bytes]],
     submitted: Mapping[bytes, bytes | None],
     machine: Callable[[], Callable[[bytes], bytes]],
+    *,
+    unique: bool = True,
 ) -> ReplicaVerdict:
     """Judge a WormPaxos run (check 2).
 
     ``applied`` maps a replica's name to the commands it applied, in order; ``submitted`` maps each
     submitted command (unique in a run) to what its ``submit`` returned, None when it did not return (an
-    indeterminate or abandoned submit); ``machine()`` gives a fresh deterministic ``apply``.
+    indeterminate or abandoned submit); ``machine()`` gives a fresh deterministic ``apply``. With
+    ``unique=False`` (WormKV: two deletes of a key are equal commands) only the prefix rule is checked.
     """
     problems: list[str] = []
     sequence: tuple[bytes, ...] = max((tuple(a) for a in applied.values()), key=len, default=())
@@ -482,6 +485,8 @@ def check_replicas(
                 f"replica {name} applied {cmds[at]!r} at index {at}, where the longest replica applied "
                 f"{sequence[at]!r}: not a prefix of one sequence"
             )
+    if not unique:
+        return ReplicaVerdict(ok=not problems, problems=tuple(problems), sequence=sequence, replicas=len(applied))
     counts = Counter(sequence)
     for cmd, n in sorted(counts.items()):
         if n > 1:
@@ -496,3 +501,232 @@ def check_replicas(
         elif counts[cmd] == 1 and results[cmd] != result:
             problems.append(f"submit({cmd!r}) returned {result!r}; the spec's result there is {results[cmd]!r}")
     return ReplicaVerdict(ok=not problems, problems=tuple(problems), sequence=sequence, replicas=len(applied))
+
+
+# ---- concurrent runs (check 3) -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunConfig:
+    """The shape of one ``app_run``; the defaults are what the tests and ``wormspace demo --app`` use."""
+
+    clients: int = 4
+    ops: int = 8  # operations per client
+    keys: int = 2  # WormKV keys
+    wos_size: int = 16
+    drop: float = 0.05
+    duplicate: float = 0.05
+    hole_timeout: float = 0.05
+    policy: str = "sticky"  # WormPaxos and WormKV
+    faults: bool = True  # crash and restart acceptor 1, then partition acceptor 2 away for a while
+
+    def describe(self) -> str:
+        faults = "; acceptor 1 crashed at t=0.01s, restarted at 0.08s; acceptor 2 partitioned away 0.10-0.16s"
+        return (
+            f"{self.clients} clients x {self.ops} operations, wos size {self.wos_size}, {self.drop:.0%} drops, "
+            f"{self.duplicate:.0%} duplicates" + (faults if self.faults else "")
+        )
+
+
+@dataclass(kw_only=True)
+class AppRun:
+    """What ``app_run`` observed: the app history, and for WormPaxos/WormKV each replica's applied list."""
+
+    app: str
+    seed: int
+    config: RunConfig
+    events: list[dict[str, Any]]
+    applied: dict[str, list[bytes]] = field(default_factory=dict)
+    submitted: dict[bytes, bytes | None] = field(default_factory=dict)
+    machine: Callable[[], Callable[[bytes], bytes]] | None = None
+    failures: list[str] = field(default_factory=list)
+    virtual_seconds: float = 0.0
+    network: dict[str, int] = field(default_factory=dict)
+
+    def jsonl(self) -> str:
+        return "".join(json.dumps(e) + "\n" for e in self.events)
+
+
+def counter_machine() -> Callable[[bytes], bytes]:
+    """WormPaxos's state machine in the runs: the number of commands applied so far, as its result."""
+    n = 0
+
+    def apply(cmd: bytes) -> bytes:
+        nonlocal n
+        n += 1
+        return b"%d" % n
+
+    return apply
+
+
+def _recording(apply: Callable[[bytes], bytes], log: list[bytes]) -> Callable[[bytes], bytes]:
+    def wrapped(cmd: bytes) -> bytes:
+        log.append(cmd)
+        return apply(cmd)
+
+    return wrapped
+
+
+def _log_worker(log: Any, rng: Any, i: int, ops: int) -> Callable[[Any], Any]:
+    from wormspace.errors import OperationFailed
+
+    def work(logic: Any) -> Any:
+        appended: list[int] = []
+        for k in range(ops):
+            try:
+                r = rng.random()
+                if r < 0.6 or not appended:
+                    appended.append((yield from log.append(logic, b"c%d-%d" % (i, k))))
+                elif r < 0.85:
+                    yield from log.read(logic, rng.choice(appended))
+                else:
+                    yield from log.tail(logic)
+            except OperationFailed:
+                pass
+
+    return work
+
+
+def _paxos_worker(core: Any, run: AppRun, i: int, ops: int) -> Callable[[Any], Any]:
+    from wormspace.errors import OperationFailed
+
+    def work(logic: Any) -> Any:
+        for k in range(ops):
+            cmd = b"c%d-%d" % (i, k)
+            run.submitted[cmd] = None
+            try:
+                run.submitted[cmd] = yield from core.submit(logic, cmd)
+            except OperationFailed:
+                continue
+
+    return work
+
+
+def _kv_worker(kv: Any, rng: Any, i: int, ops: int, keys: int) -> Callable[[Any], Any]:
+    from wormspace.errors import OperationFailed
+
+    def work(logic: Any) -> Any:
+        for k in range(ops):
+            key = b"k%d" % rng.randrange(keys)
+            new = b"c%d-%d" % (i, k)
+            try:
+                r = rng.random()
+                if r < 0.35:
+                    yield from kv.get(logic, key)
+                elif r < 0.6:
+                    yield from kv.put(logic, key, new)
+                elif r < 0.7:
+                    yield from kv.put(logic, key, None)
+                else:
+                    seen = kv.data.get(key) if rng.random() < 0.7 else b"stale"
+                    yield from kv.cas(logic, key, seen, new)
+            except OperationFailed:
+                pass
+
+    return work
+
+
+def app_run(app: str, seed: int, config: RunConfig | None = None) -> AppRun:
+    """Many clients of one app instance on a faulty simulated cluster (check 3); deterministic in ``seed``."""
+    import random
+
+    from wormspace.apps.history import AppHistory
+    from wormspace.apps.kv import KvCore
+    from wormspace.apps.log import LogCore
+    from wormspace.apps.paxos import PaxosCore
+    from wormspace.cluster import Cluster
+    from wormspace.errors import UsageError
+    from wormspace.layers.network import Faults
+
+    if app not in APPS:
+        raise UsageError(f"unknown app {app!r} (expected one of {', '.join(APPS)})")
+    cfg = config or RunConfig()
+    cluster = Cluster.simulated(acceptors=3, seed=seed, wos_size=cfg.wos_size,
+                                faults=Faults(drop=cfg.drop, duplicate=cfg.duplicate))
+    history = AppHistory.of(cluster)
+    run = AppRun(app=app, seed=seed, config=cfg, events=history.events)
+    name = f"{app}-demo".encode()
+    if app == "paxos":
+        run.machine = counter_machine
+    elif app == "kv":
+        run.machine = lambda: KvCore(b"spec").apply
+    for i in range(cfg.clients):
+        rng = random.Random(seed * 1000 + i)
+        applied: list[bytes] = []
+        if app == "log":
+            work = _log_worker(LogCore(name, hole_timeout=cfg.hole_timeout, history=history), rng, i, cfg.ops)
+        elif app == "paxos":
+            run.applied[f"replica {i}"] = applied
+            core = PaxosCore(_recording(counter_machine(), applied), name, policy=cfg.policy, replica=i,
+                             replicas=cfg.clients, hole_timeout=cfg.hole_timeout, history=history)
+            work = _paxos_worker(core, run, i, cfg.ops)
+        else:
+            run.applied[f"replica {i}"] = applied
+            kv = KvCore(name, policy=cfg.policy, replica=i, replicas=cfg.clients, hole_timeout=cfg.hole_timeout,
+                        history=history)
+            kv.paxos.apply = _recording(kv.paxos.apply, applied)
+            work = _kv_worker(kv, rng, i, cfg.ops, cfg.keys)
+        cluster.spawn(work, at=0.001 * i)
+    if cfg.faults:
+        cluster.at(0.01, lambda: cluster.crash(1))
+        cluster.at(0.08, lambda: cluster.restart(1))
+        cluster.at(0.1, lambda: cluster.partition({2}, {0, 1}))
+        cluster.at(0.16, cluster.heal)
+    cluster.run()
+    run.failures = [f"process {p}: {type(e).__name__}: {e}" for p, e in cluster.failures]
+    # a last client reads everything back, so the checks see the final state too
+    ws = cluster.client()
+    if app == "log":
+        reader = LogCore(name, hole_timeout=cfg.hole_timeout, history=history)
+        end = ws.run(reader.tail(ws.logic))
+        for pos in range(end):
+            ws.run(reader.read(ws.logic, pos))
+    else:
+        final: list[bytes] = []
+        run.applied["a new replica"] = final
+        if app == "paxos":
+            late = PaxosCore(_recording(counter_machine(), final), name, policy=cfg.policy,
+                             hole_timeout=cfg.hole_timeout)
+            ws.run(late.sync(ws.logic))
+        else:
+            reader_kv = KvCore(name, policy=cfg.policy, hole_timeout=cfg.hole_timeout, history=history)
+            reader_kv.paxos.apply = _recording(reader_kv.paxos.apply, final)
+            for k in range(cfg.keys):
+                ws.run(reader_kv.get(ws.logic, b"k%d" % k))
+    run.virtual_seconds = cluster.net.now
+    run.network = dict(cluster.net.stats)
+    return run
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunVerdict:
+    """The checks of one ``AppRun``: the history's, and for WormPaxos/WormKV the replicas'."""
+
+    verdict: str
+    history: tuple[AppCheck, ...]
+    replicas: ReplicaVerdict | None
+    failures: tuple[str, ...]
+
+    @property
+    def problems(self) -> list[str]:
+        out = [*self.failures]
+        for c in self.history:
+            out.extend(c.problems)
+            if c.linearizability is not None and c.linearizability.minimal is not None:
+                out.append(c.linearizability.minimal.explanation)
+        if self.replicas is not None:
+            out.extend(self.replicas.problems)
+        return out
+
+
+def check_run(run: AppRun, budget: int = DEFAULT_BUDGET) -> RunVerdict:
+    """Check 1 on the run's history and check 2 on its replicas; a process ended by an unexpected
+    exception is a failure too."""
+    checks = tuple(check_app_history(run.events, budget))
+    replicas = None
+    if run.machine is not None:
+        replicas = check_replicas(run.applied, run.submitted, run.machine, unique=run.app == "paxos")
+    verdict = overall(checks)
+    if verdict != ILLEGAL and ((replicas is not None and not replicas.ok) or run.failures):
+        verdict = ILLEGAL
+    return RunVerdict(verdict=verdict, history=checks, replicas=replicas, failures=tuple(run.failures))
