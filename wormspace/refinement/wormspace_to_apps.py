@@ -730,3 +730,40 @@ def check_run(run: AppRun, budget: int = DEFAULT_BUDGET) -> RunVerdict:
     if verdict != ILLEGAL and ((replicas is not None and not replicas.ok) or run.failures):
         verdict = ILLEGAL
     return RunVerdict(verdict=verdict, history=checks, replicas=replicas, failures=tuple(run.failures))
+
+
+# ---- reporting (``wormspace check`` on an app history, ``wormspace demo --app``) ---------------------------
+
+
+def app_report(console: Any, checks: Sequence[AppCheck], name: str, elapsed: float) -> None:
+    """Print one table row per app instance, then each one's problems and minimal illegal part."""
+    from rich.table import Table
+    from rich.text import Text
+
+    style = {OK: "green", ILLEGAL: "bold red", UNKNOWN: "yellow"}
+    events = sum(c.events for c in checks)
+    console.print(f"[bold]{name}[/]: app history, {events} events, {len(checks)} app instance(s), "
+                  f"checked in {elapsed:.3f} s")
+    table = Table(title="App instances", title_justify="left")
+    for column in ("App", "Name", "Operations", "Model", "Parts", "Verdict"):
+        table.add_column(column)
+    for c in checks:
+        lin = c.linearizability
+        table.add_row(c.app, repr(c.name), str(c.operations), lin.model if lin is not None else "submit order",
+                      str(len(lin.partitions)) if lin is not None else "-",
+                      Text(c.verdict, style=style[c.verdict]))
+    console.print(table)
+    for c in checks:
+        for problem in c.problems:
+            console.print(Text(f"{c.app} {c.name!r}: {problem}", style="red"))
+        lin = c.linearizability
+        if lin is not None and lin.minimal is not None:
+            console.print(f"{c.app} {c.name!r}: minimal illegal part ({lin.minimal.label}):")
+            for line in lin.minimal.lines():
+                console.print(f"  {line}")
+            console.print(Text(lin.minimal.explanation))
+    verdict = overall(checks)
+    console.print(Text("Verdict: ").append(Text(verdict, style=style[verdict])).append(
+        {OK: " -- every app instance's history is consistent with its spec (checked for this history).",
+         ILLEGAL: " -- some app instance's history breaks its spec.",
+         UNKNOWN: " -- a part ran out of the step budget; raise --budget to finish it."}[verdict]))
