@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import argparse
+import base64
+import json
+import re
+from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
-from wormspace.refinement import wormspace_to_apps
+from wormspace.refinement import check, wormspace_to_apps
+from wormspace.refinement.history import HistoryFormatError
+from wormspace.refinement.linearizability import ILLEGAL, OK
 from wormspace.refinement.wormspace_to_apps import (
+    APPS,
     LOCKSTEP_SOMETIMES,
     KvLockstep,
     LogLockstep,
     PaxosLockstep,
+    RunConfig,
+    app_run,
+    check_app_history,
     check_replicas,
+    check_run,
+    is_app_history,
     lockstep_bounds,
 )
 
@@ -72,3 +86,204 @@ def test_lockstep_runs_are_not_vacuous() -> None:
     print("\nwitnessed: " + ", ".join(f"{name} x{witnessed[name]}" for name in LOCKSTEP_SOMETIMES))
     missing = [name for name in LOCKSTEP_SOMETIMES if not witnessed[name]]
     assert not missing, f"never witnessed (the lockstep runs are vacuous for these): {missing}"
+
+
+# --- app histories, hand-made ------------------------------------------------------------------------------
+
+
+def b64(b: bytes | None) -> str | None:
+    return None if b is None else base64.b64encode(b).decode("ascii")
+
+
+def app_op(app: str, process: int, f: str, call: int, ret: int | None, *, key: object = None,
+           value: object = None, out_key: object = None, out: object = None, type_: str = "ok",
+           error: str | None = None) -> list[dict[str, object]]:
+    """An invoke and (unless ``ret`` is None) its completion, as ``AppHistory`` records them."""
+    common = {"process": process, "f": f, "app": app, "name": b64(b"t")}
+    events: list[dict[str, object]] = [{**common, "type": "invoke", "key": key, "value": value, "time": call}]
+    if ret is not None:
+        end = {**common, "type": type_, "key": key if out_key is None else out_key, "value": out, "time": ret}
+        if error is not None:
+            end["error"] = error
+        events.append(end)
+    return events
+
+
+def timed(*ops: list[dict[str, object]]) -> list[dict[str, object]]:
+    events = [e for o in ops for e in o]
+    return sorted(events, key=lambda e: (e["time"], e["type"] == "invoke"))
+
+
+def verdict_of(events: list[dict[str, object]]) -> tuple[str, tuple[str, ...]]:
+    [check] = check_app_history(events)
+    return check.verdict, check.problems
+
+
+def kv_write(p: int, k: bytes, v: bytes | None, call: int, ret: int | None) -> list[dict[str, object]]:
+    return app_op("kv", p, "write", call, ret, key=b64(k), value=b64(v), out=b64(v))
+
+
+def kv_read(p: int, k: bytes, v: bytes | None, call: int, ret: int) -> list[dict[str, object]]:
+    return app_op("kv", p, "read", call, ret, key=b64(k), out=b64(v))
+
+
+def kv_cas(p: int, k: bytes, e: bytes | None, n: bytes, call: int, ret: int | None,
+           swapped: bool = True) -> list[dict[str, object]]:
+    return app_op("kv", p, "cas", call, ret, key=b64(k), value=[b64(e), b64(n)], out=[b64(e), b64(n)],
+                  type_="ok" if swapped else "fail")
+
+
+def test_kv_history_with_overwrites_is_linearizable_where_write_once_reductions_would_fail() -> None:
+    # the overwrite shape of the checker tests, on WormKV: put 1; put 2 [2, 10]; put 1 [3, 100]; get -> 1
+    events = timed(kv_write(0, b"k", b"1", 0, 1), kv_write(1, b"k", b"2", 2, 10), kv_write(2, b"k", b"1", 3, 100),
+                   kv_read(3, b"k", b"1", 20, 30))
+    assert verdict_of(events) == (OK, ())
+    assert verdict_of(timed(kv_write(0, b"k", b"1", 0, 1), kv_write(1, b"k", b"2", 2, 10),
+                            kv_read(3, b"k", b"1", 20, 30)))[0] == ILLEGAL
+
+
+def test_kv_cas_and_delete_follow_kvspec() -> None:
+    ok = timed(kv_write(0, b"k", b"a", 0, 1), kv_cas(1, b"k", b"a", b"b", 2, 3), kv_cas(2, b"k", b"a", b"c", 4, 5,
+               swapped=False), kv_write(0, b"k", None, 6, 7), kv_cas(1, b"k", None, b"d", 8, 9),
+               kv_read(2, b"k", b"d", 10, 11), kv_read(3, b"j", None, 0, 11))
+    assert verdict_of(ok) == (OK, ())
+    ignoring_expected = timed(kv_write(0, b"k", b"a", 0, 1), kv_cas(1, b"k", b"z", b"b", 2, 3))
+    assert verdict_of(ignoring_expected)[0] == ILLEGAL
+    refused_wrongly = timed(kv_write(0, b"k", b"a", 0, 1), kv_cas(1, b"k", b"a", b"b", 2, 3, swapped=False))
+    assert verdict_of(refused_wrongly)[0] == ILLEGAL
+    [check] = check_app_history(ignoring_expected)
+    assert check.linearizability is not None and check.linearizability.minimal is not None
+    assert "key b'k'" in check.linearizability.minimal.label
+
+
+def log_append(p: int, data: bytes, pos: int | None, call: int, ret: int | None) -> list[dict[str, object]]:
+    return app_op("log", p, "append", call, ret, value=b64(data), out_key=pos, out=b64(data),
+                  type_="ok" if pos is not None else "info", error=None if pos is not None else "Indeterminate")
+
+
+def log_read(p: int, pos: int, data: bytes | None, call: int, ret: int) -> list[dict[str, object]]:
+    return app_op("log", p, "read", call, ret, key=pos, out=b64(data))
+
+
+def log_tail(p: int, t: int, call: int, ret: int) -> list[dict[str, object]]:
+    return app_op("log", p, "tail", call, ret, out=t)
+
+
+def test_log_history_checks_positions_junk_and_tails() -> None:
+    ok = timed(log_append(0, b"a", 0, 0, 5), log_append(1, b"b", 2, 1, 6), log_read(2, 1, None, 7, 9),
+               log_read(2, 2, b"b", 10, 11), log_tail(3, 3, 12, 13), log_append(4, b"c", None, 14, None),
+               log_read(2, 3, b"c", 20, 21))
+    assert verdict_of(ok) == (OK, ())
+    twice = timed(log_append(0, b"a", 0, 0, 5), log_append(1, b"b", 0, 1, 6))
+    assert verdict_of(twice)[0] == ILLEGAL
+    junk_then_data = timed(log_read(2, 0, None, 0, 1), log_append(0, b"a", 0, 2, 5))
+    assert verdict_of(junk_then_data)[0] == ILLEGAL
+    never = timed(log_read(2, 0, b"x", 0, 1))
+    assert verdict_of(never)[0] == ILLEGAL
+    short_tail = timed(log_append(0, b"a", 0, 0, 5), log_append(1, b"b", 2, 1, 6), log_tail(3, 1, 12, 13))
+    verdict, problems = verdict_of(short_tail)
+    assert verdict == ILLEGAL and "position 2" in problems[0]
+    long_tail = timed(log_append(0, b"a", 0, 0, 5), log_tail(3, 2, 6, 7), log_append(1, b"b", 1, 8, 9))
+    verdict, problems = verdict_of(long_tail)
+    assert verdict == ILLEGAL and "below it" in problems[0]
+
+
+def paxos_submit(p: int, cmd: bytes, pos: int, call: int, ret: int) -> list[dict[str, object]]:
+    return app_op("paxos", p, "submit", call, ret, value=b64(cmd), out_key=pos, out=b64(b"r"))
+
+
+def test_paxos_history_checks_one_sequence_in_real_time_order() -> None:
+    assert verdict_of(timed(paxos_submit(0, b"a", 1, 0, 5), paxos_submit(1, b"b", 0, 1, 6)))[0] == OK
+    verdict, problems = verdict_of(timed(paxos_submit(0, b"a", 3, 0, 5), paxos_submit(1, b"b", 3, 1, 6)))
+    assert verdict == ILLEGAL and "position 3" in problems[0]
+    verdict, problems = verdict_of(timed(paxos_submit(0, b"a", 3, 0, 5), paxos_submit(1, b"b", 2, 6, 7)))
+    assert verdict == ILLEGAL and "earlier position 2" in problems[0]
+
+
+@pytest.mark.parametrize(("events", "message"), [
+    ([{"process": 0, "type": "invoke", "f": "append", "app": "tx", "name": "dA==", "time": 0}], "unknown app"),
+    ([{"process": 0, "type": "invoke", "f": "cas", "app": "log", "name": "dA==", "time": 0}], "unknown f"),
+    ([{"process": 0, "type": "ok", "f": "read", "key": 0, "app": "log", "name": "dA==", "time": 0}],
+     "without its invoke"),
+    ([{"process": 0, "type": "invoke", "f": "cas", "key": "aw==", "value": ["YQ=="], "app": "kv", "name": "dA==",
+       "time": 0}], "[expected or null, new]"),
+    ([{"process": 0, "type": "invoke", "f": "read", "key": 0, "app": "log", "time": 0}], "missing field 'name'"),
+    ([{"process": 0, "type": "invoke", "f": "append", "key": None, "value": "YQ==", "app": "log", "name": "dA==",
+       "time": 0}, {"process": 0, "type": "ok", "f": "append", "key": None, "value": "YQ==", "app": "log",
+                    "name": "dA==", "time": 1}], "key is its position"),
+])
+def test_malformed_app_histories_are_format_errors(events: list[dict[str, object]], message: str) -> None:
+    with pytest.raises(HistoryFormatError, match=re.escape(message)):
+        check_app_history(events)
+
+
+def test_an_app_history_names_the_line_at_fault() -> None:
+    text = json.dumps(log_read(0, 0, b"a", 0, 1)[0]) + "\n\n{nope\n"
+    with pytest.raises(HistoryFormatError, match="line 3"):
+        check_app_history(text)
+    assert is_app_history("\n" + text) and not is_app_history('{"process": 1}\n') and not is_app_history("")
+
+
+# --- concurrent runs ---------------------------------------------------------------------------------------
+
+RUN_SEEDS = {"log": range(30), "paxos": range(30), "kv": range(30)}
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_concurrent_app_runs_under_faults_pass_every_check(app: str) -> None:
+    seen: Counter[str] = Counter()
+    for seed in RUN_SEEDS[app]:
+        run = app_run(app, seed)
+        verdict = check_run(run)
+        assert verdict.verdict == OK, (seed, verdict.problems)
+        for e in run.events:
+            if e["type"] != "invoke":
+                seen[f"{e['f']} {e['type']}"] += 1
+                if e["f"] == "read" and e["type"] == "ok" and e["value"] is None:
+                    seen["read of junk or absent"] += 1
+        if verdict.replicas is not None:
+            seen["commands"] += len(verdict.replicas.sequence)
+    print(f"\n{app}: {len(RUN_SEEDS[app])} runs of {RunConfig().describe()}: {dict(sorted(seen.items()))}")
+    sometimes = {"log": ["append ok", "read ok", "tail ok", "read of junk or absent"],
+                 "paxos": ["submit ok", "commands"], "kv": ["cas ok", "cas fail", "write ok", "read ok"]}[app]
+    assert all(seen[s] for s in sometimes), f"never seen: {[s for s in sometimes if not seen[s]]}"
+
+
+@pytest.mark.parametrize("policy", ["elected", "rotating"])
+def test_concurrent_replicas_under_other_policies(policy: str) -> None:
+    for seed in range(3):
+        verdict = check_run(app_run("paxos", seed, RunConfig(policy=policy, clients=3, ops=5)))
+        assert verdict.verdict == OK, (policy, seed, verdict.problems)
+
+
+def test_app_runs_replay_exactly_from_their_seed() -> None:
+    assert app_run("kv", 5).events == app_run("kv", 5).events
+
+
+# --- wormspace check on app histories ----------------------------------------------------------------------
+
+
+def check_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="wormspace")
+    check.add_parser(parser.add_subparsers(dest="verb", required=True))
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+def test_wormspace_check_judges_app_histories(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "kv.jsonl"
+    good.write_text(app_run("kv", 1, RunConfig(ops=4)).jsonl())
+    assert check_cli(["check", str(good)]) == 0
+    assert "App instances" in capsys.readouterr().out
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("".join(json.dumps(e) + "\n" for e in timed(
+        kv_write(0, b"k", b"a", 0, 1), kv_cas(1, b"k", b"z", b"b", 2, 3))))
+    assert check_cli(["check", str(bad), "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdict"] == ILLEGAL and out["apps"][0]["app"] == "kv"
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(json.dumps(log_read(0, 0, b"a", 0, 1)[0]) + "\n{nope\n")
+    assert check_cli(["check", str(broken)]) == 2
+    assert "line 2" in capsys.readouterr().err
+    assert check_cli(["check", str(good), "--html", str(tmp_path / "x.html")]) == 2

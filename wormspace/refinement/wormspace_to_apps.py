@@ -16,12 +16,18 @@ Checks:
    * ``log`` -- per position, linearizable against ``WormLogModel``, ``LogModel`` with ``LogSpec``'s steps:
      each position is handed to one append; a read answers what was appended there, or None (junk) only
      where nothing was. An indeterminate append has no known position: it is checked at each position
-     where its data was read (data are unique in a run), else dropped (nobody observed it). ``tail`` is
+     where its data was read (data are unique in a run; checking it at several is permissive, never a
+     false alarm), else dropped (nobody observed it). ``tail`` is
      checked against real time: every append or read of data that returned before ``tail`` was called
      lies below the tail it answered, and no append invoked after it returned lies below it. ``trim`` and
      reads that failed ``Trimmed`` observe nothing here.
    * ``paxos`` -- ``submit`` is an append of a command to one sequence: no two submits at one position,
      and a submit that returned before another was invoked is earlier in the sequence.
+
+   An app operation is several WormSpace operations; an outcome one of them raises (``CaptureStale``,
+   ``Trimmed``, ...) ends the app operation with ``fail`` and that error, but an earlier write of it may
+   have landed. So a failed ``write``, ``cas`` or ``append`` that carries an ``error`` counts as
+   indeterminate here; a ``cas`` that ``fail``s without one is a refused swap (an observation).
 
 2. ``check_replicas`` -- WormPaxos runs: every replica's applied list is a prefix of one command sequence
    (``SmrSpec.applied_ok``); each command appears in it at most once, and exactly once if its ``submit``
@@ -325,13 +331,14 @@ def _kv_operations(ops: Sequence[AppOp]) -> tuple[list[Operation], tuple[str, ..
     out: list[Operation] = []
     for op in ops:
         key = index[str(op.key)]
+        unsure = op.outcome == "fail" and op.error is not None  # an outcome raised mid-way: indeterminate
         if op.f == "read":
             out.append(_as_operation(op, "read", key, None, output=op.out_value))
         elif op.f == "write":
-            out.append(_as_operation(op, "write", key, op.value))
+            out.append(_as_operation(op, "write", key, op.value, info=unsure))
         else:
             expected, new = op.value
-            out.append(_as_operation(op, "cas", key, new, existing=expected))
+            out.append(_as_operation(op, "cas", key, new, existing=expected, info=unsure))
     shown = tuple(repr(base64.b64decode(k)) for k in labels)
     return out, shown
 
@@ -346,7 +353,7 @@ def _log_operations(ops: Sequence[AppOp]) -> list[Operation]:
         if op.f == "append":
             if op.outcome == "ok":
                 out.append(_as_operation(op, "append", op.out_key, op.value))
-            elif op.outcome == "info":  # position unknown: wherever its data was read, if anywhere
+            else:  # info, or failed mid-way (indeterminate): wherever its data was read, if anywhere
                 for pos in sorted(read_at.get(op.value, ())):
                     out.append(_as_operation(op, "append", pos, op.value, info=True))
         elif op.f == "read" and op.outcome == "ok":
