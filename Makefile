@@ -33,6 +33,7 @@ crosshair: $(STAMP)
 	$(BIN)/python -m wormspace.proofs.crosshair_runner
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
 	WORMSPACE_CONTRACTS=0 $(BIN)/python -m bench
 
 clean:

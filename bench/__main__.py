@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-BENCHMARKS = ("bench.bench_explore", "bench.bench_check", "bench.bench_memory", "bench.bench_tcp")
+BENCHMARKS = ("bench.bench_explore", "bench.bench_check", "bench.bench_memory", "bench.bench_tcp", "bench.bench_apps")
 
 
 def main() -> None:

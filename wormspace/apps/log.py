@@ -21,16 +21,17 @@ Rule 4 (holes). A hole is an empty position below a written one. A reader waits 
         position retries at its next one; after an indeterminate write it settles the position the same
         way (junk wins, or its own data was already chosen). So no position is lost or given twice.
 Rule 5 (trim). ``trim(upto)`` trims every segment wholly below ``upto`` (``upto <= tail()``).
-Other claim policies (used by WormPaxos): ``sticky`` captures the rest of the tail's segment (taking over
-from whoever held it); ``rotating`` writes in the segments ``i`` with ``i mod replicas == replica``.
+Rule 6 (other claim policies). ``sticky`` captures the rest of the tail's segment, taking over from
+        whoever held it (a short-lived appender, e.g. the CLI, wastes no segment this way; WormPaxos' sticky
+        leader); ``rotating`` writes in the segments ``i`` with ``i mod replicas == replica`` (WormPaxos).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from wormspace.apps.history import AppHistory, b64, recorded
 from wormspace.client import (
@@ -46,6 +47,7 @@ from wormspace.client import (
     UsageError,
 )
 
+T = TypeVar("T")
 APP_MAGIC = b"WSAPP1"
 SLOT_BASE = 1 << 48
 PROBES = 8
@@ -58,13 +60,18 @@ POLICIES = ("alloc", "sticky", "rotating")
 
 @dataclass
 class LogSpec:
-    """TRUSTED. The shared log, one operation at a time. ``entries[p]`` is bytes or None (junk)."""
+    """TRUSTED. The shared log, one operation at a time. ``entries[p]`` is bytes or None (junk). Positions
+    are chosen by the implementation: ``append`` is legal iff its position is fresh. ``trim(upto)`` takes
+    effect one segment at a time, in increasing order (each step is one ``trim`` of a segment's end)."""
 
     entries: dict[int, bytes | None]
     trimmed_below: int = 0
 
-    def append(self, data: bytes, position: int) -> bool:  # the position the implementation chose
-        return position >= self.trimmed_below and self.entries.setdefault(position, data) is data
+    def append(self, data: bytes, position: int) -> bool:
+        if position < self.trimmed_below or position in self.entries:
+            return False
+        self.entries[position] = data
+        return True
 
     def read(self, position: int) -> bytes | str | None:
         if position < self.trimmed_below:
@@ -118,6 +125,7 @@ class LogCore:
         self.next_off = 0
         self.filled = 0  # every position below holds an entry
         self.pending: set[int] = set()  # positions of this client's writes in flight
+        self.claiming = False  # a call of this client is getting a segment
 
     # -- naming (Rule 1) -----------------------------------------------------------------------------
 
@@ -151,16 +159,20 @@ class LogCore:
         raise Indeterminate(f"no free slot for index {index} of log {self.name!r} in {PROBES} probes")
 
     @staticmethod
-    def _check(logic: SpaceLogic, seg: int) -> OpGen[bytes | None]:
-        """``check``, retried with a per-process backoff when contended (racing trim settlers)."""
+    def _retry(logic: SpaceLogic, op: Callable[..., OpGen[T]], *args: Any) -> OpGen[T]:
+        """Run ``op(*args)``, an operation that is safe to repeat (check, capture, read, fill), again with a
+        per-process backoff while it ends ``Indeterminate`` (contention, a slow quorum), five times at most."""
         for attempt in range(5):
             try:
-                return (yield from logic.check(seg))
-            except Indeterminate:
-                if attempt == 4:
+                return (yield from op(*args))
+            except Indeterminate as e:
+                if attempt == 4 or isinstance(e, Trimmed):
                     raise
                 yield from logic.sleep(0.005 * (1 + logic.process % 7) * (attempt + 1))
         raise AssertionError("unreachable")
+
+    def _check(self, logic: SpaceLogic, seg: int) -> OpGen[bytes | None]:
+        return (yield from self._retry(logic, logic.check, seg))
 
     def _exists(self, logic: SpaceLogic, index: int) -> OpGen[bool]:
         try:
@@ -200,6 +212,19 @@ class LogCore:
                     self.next_off += 1
                     return index, self.next_off - 1, cap
                 self.own = None
+            if self.claiming:  # another call of this client is getting a segment: use it when it has one
+                yield from logic.sleep(0.001)
+                continue
+            self.claiming = True
+            try:
+                yield from self._take(logic)
+            finally:
+                self.claiming = False
+
+    def _take(self, logic: SpaceLogic) -> OpGen[None]:
+        """Get a segment to write in (Rules 3, 6) and capture it: sets ``own`` and ``next_off``."""
+        size = logic.wos_size
+        while True:
             if self.policy == "alloc":
                 index = yield from self.end(logic)
                 seg, won = yield from self.locate(logic, index, create=True)
@@ -207,6 +232,8 @@ class LogCore:
                 if not won:
                     continue
             else:
+                while self.pending:  # our writes in flight first: the tail must not pass them
+                    yield from logic.sleep(0.001)
                 tail = yield from self._tail(logic)
                 index, start = divmod(tail, size)
                 while self.policy == "rotating" and index % self.replicas != self.replica:
@@ -214,8 +241,9 @@ class LogCore:
                     index, start = index + 1, 0
                 seg, _ = yield from self.locate(logic, index, create=True)
             assert seg is not None
-            cap = yield from logic.batch_capture(seg, start)
+            cap = yield from self._retry(logic, logic.batch_capture, seg, start)
             self.own, self.next_off = (index, cap), start
+            return
 
     def _write(self, logic: SpaceLogic, frame: bytes) -> OpGen[int]:
         size = logic.wos_size
@@ -228,8 +256,10 @@ class LogCore:
                 return pos
             except (CaptureStale, AlreadyWritten):
                 yield from self._release(logic, index)
-            except Indeterminate:
-                got = yield from self.fill(logic, index, [off])
+            except Indeterminate as e:
+                if isinstance(e, Trimmed):  # trimmed while our value was in flight: we cannot learn more
+                    raise
+                got = yield from self.fill(logic, index, [off])  # settle it: our data, or junk
                 if got[off] == frame:
                     return pos
             except Trimmed:
@@ -248,6 +278,9 @@ class LogCore:
 
     def fill(self, logic: SpaceLogic, index: int, offsets: list[int]) -> OpGen[dict[int, bytes]]:
         """Get an entry chosen at each of ``offsets`` of ``index``: JUNK where still empty. -> the frames."""
+        return (yield from self._retry(logic, self._fill, logic, index, offsets))
+
+    def _fill(self, logic: SpaceLogic, index: int, offsets: list[int]) -> OpGen[dict[int, bytes]]:
         seg = self.segs[index]
         for attempt in range(8):
             cap = yield from logic.batch_capture(seg, min(offsets), max(offsets) + 1)
@@ -294,7 +327,7 @@ class LogCore:
         if not (self._mine(index) and not self.pending):
             for _ in range(4):
                 yield from logic.sleep(self.hole_timeout / 4)
-                now = yield from logic.batch_read(seg, min(holes), max(holes) + 1)
+                now = yield from self._retry(logic, logic.batch_read, seg, min(holes), max(holes) + 1)
                 got.update((o, v) for o, v in now.items() if o in holes and isinstance(v, bytes))
                 holes = [o for o in holes if o not in got]
                 if not holes:
@@ -308,7 +341,7 @@ class LogCore:
         seg, _ = yield from self.locate(logic, index)
         if seg is None:
             return None
-        return dict((yield from logic.batch_read(seg, start)))
+        return dict((yield from self._retry(logic, logic.batch_read, seg, start)))
 
     def scan(
         self, logic: SpaceLogic, start: int, max_segments: int = 1
@@ -412,10 +445,10 @@ class LogCore:
 class WormLog:
     """A shared log by ``name`` on any synchronous client ``ws`` (see the module docstring)."""
 
-    def __init__(self, ws: Any, name: bytes = b"log", *, hole_timeout: float = 0.5,
+    def __init__(self, ws: Any, name: bytes = b"log", *, policy: str = "alloc", hole_timeout: float = 0.5,
                  history: AppHistory | None = None) -> None:
         self.ws = ws
-        self.core = LogCore(name, hole_timeout=hole_timeout, history=history)
+        self.core = LogCore(name, policy=policy, hole_timeout=hole_timeout, history=history)
 
     def append(self, data: bytes) -> int:
         return int(self.ws.run(self.core.append(self.ws.logic, data)))
@@ -447,9 +480,9 @@ class AsyncWormLog:
     """The asyncio face of WormLog over an ``AsyncClient``: many appends may be in flight at once."""
 
     def __init__(self, aclient: Any, name: bytes = b"log", *, core: LogCore | None = None,
-                 hole_timeout: float = 0.5, history: AppHistory | None = None) -> None:
+                 policy: str = "alloc", hole_timeout: float = 0.5, history: AppHistory | None = None) -> None:
         self.aclient = aclient
-        self.core = core or LogCore(name, hole_timeout=hole_timeout, history=history)
+        self.core = core or LogCore(name, policy=policy, hole_timeout=hole_timeout, history=history)
 
     async def append(self, data: bytes) -> int:
         return int(await self.aclient.run(self.core.append(self.aclient.logic, data)))

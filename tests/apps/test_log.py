@@ -1,0 +1,127 @@
+"""WormLog: unit behaviour, naming, holes and junk, takeover, trim, and concurrent appenders under faults."""
+
+from __future__ import annotations
+
+import pytest
+
+from wormspace import Cluster, Trimmed, Unallocated, UsageError
+from wormspace.apps import WormLog
+from wormspace.apps.log import JUNK, LogSpec, app_metadata, slot
+
+from .helpers import log_problems, log_scenario
+
+
+def test_appends_get_consecutive_positions_and_read_back() -> None:
+    c = Cluster.simulated(acceptors=3, seed=1, wos_size=8)
+    log = WormLog(c.client(), name=b"orders")
+    assert [log.append(b"x%d" % i) for i in range(12)] == list(range(12))
+    assert log.tail() == 12
+    assert log.read(9) == b"x9"
+    assert list(log.entries(10)) == [(10, b"x10"), (11, b"x11")]
+
+
+def test_every_append_is_one_write_once_its_segment_is_captured() -> None:
+    c = Cluster.simulated(acceptors=3, seed=1, wos_size=64)
+    ws = c.client()
+    log = WormLog(ws, name=b"n")
+    log.append(b"first")
+    before = len(c.history())
+    for i in range(10):
+        log.append(b"%d" % i)
+    fs = [e.f for e in list(c.history())[before:] if e.type == "invoke"]
+    assert fs == ["write"] * 10
+
+
+def test_names_map_to_disjoint_segments_whose_metadata_names_the_log() -> None:
+    c = Cluster.simulated(acceptors=3, seed=1, wos_size=8)
+    ws = c.client()
+    a, b = WormLog(ws, name=b"a"), WormLog(ws, name=b"b")
+    a.append(b"in a")
+    b.append(b"in b")
+    assert a.read(0) == b"in a" and b.read(0) == b"in b"
+    seg = slot(b"log", b"a", 0, 0)
+    assert ws.check(seg) == app_metadata(b"log", b"a", 0)
+    assert slot(b"log", b"a", 0, 0) != slot(b"log", b"b", 0, 0) != slot(b"smr", b"a", 0, 0)
+
+
+def test_a_foreign_segment_in_a_slot_is_skipped_not_read() -> None:
+    c = Cluster.simulated(acceptors=3, seed=1, wos_size=8)
+    ws = c.client()
+    squatter = slot(b"log", b"x", 0, 0)
+    assert ws.alloc(b"plain user", segment=squatter)
+    cap = ws.batch_capture(squatter)
+    ws.batch_write(squatter, {0: b"Dnot an entry"}, cap)
+    log = WormLog(ws, name=b"x")
+    assert log.append(b"real") == 0
+    assert log.read(0) == b"real"
+    assert ws.check(slot(b"log", b"x", 0, 1)) == app_metadata(b"log", b"x", 0)
+
+
+def test_a_reader_fills_a_hole_with_junk_and_the_appender_moves_on() -> None:
+    c = Cluster.simulated(acceptors=3, seed=2, wos_size=8)
+    writer, reader = WormLog(c.client(), name=b"h"), WormLog(c.client(), name=b"h", hole_timeout=0.2)
+    assert writer.append(b"a") == 0
+    assert reader.read(1) is None  # nobody wrote position 1: after the timeout it is junk
+    # position 1 was taken by junk: the writer fills the rest of its segment and wins the next one
+    assert writer.append(b"b") == 8
+    assert [v for _, v in reader.entries()] == [b"a", *[None] * 7, b"b"]
+
+
+def test_junk_is_distinguishable_from_any_payload() -> None:
+    c = Cluster.simulated(acceptors=3, seed=3, wos_size=8)
+    log = WormLog(c.client(), name=b"j")
+    for data in (b"", JUNK, b"J", b"D"):
+        assert log.read(log.append(data)) == data
+
+
+def test_a_second_appender_takes_the_next_segment_and_holes_are_filled() -> None:
+    c = Cluster.simulated(acceptors=3, seed=4, wos_size=8)
+    a, b = WormLog(c.client(), name=b"t"), WormLog(c.client(), name=b"t", hole_timeout=0.1)
+    assert a.append(b"a0") == 0
+    assert b.append(b"b0") == 8
+    assert b.tail() == 9
+    got = dict(b.entries())
+    assert got[0] == b"a0" and got[8] == b"b0" and all(got[p] is None for p in range(1, 8))
+    assert a.append(b"a1") == 16  # a's segment was filled: it wins a new one
+
+
+def test_trim_frees_whole_segments_below_upto() -> None:
+    c = Cluster.simulated(acceptors=3, seed=5, wos_size=4)
+    log = WormLog(c.client(), name=b"tr")
+    for i in range(10):
+        log.append(b"%d" % i)
+    assert log.trim(9) == 8
+    with pytest.raises(Trimmed):
+        log.read(7)
+    assert log.read(8) == b"8"
+    late = WormLog(c.client(), name=b"tr")
+    assert late.tail() == 10 and late.append(b"x") == 12
+    with pytest.raises(UsageError):
+        log.trim(100)
+
+
+def test_reading_beyond_the_last_segment_and_bad_input() -> None:
+    c = Cluster.simulated(acceptors=3, seed=6, wos_size=4)
+    log = WormLog(c.client(), name=b"e")
+    with pytest.raises(Unallocated):
+        log.read(0)
+    with pytest.raises(UsageError):
+        log.append("text")  # type: ignore[arg-type]
+    with pytest.raises(UsageError):
+        WormLog(c.client(), name=b"")
+
+
+def test_the_trusted_spec() -> None:
+    spec = LogSpec({})
+    assert spec.append(b"a", 0) and not spec.append(b"b", 0)
+    assert spec.read(1) is None and not spec.append(b"c", 1)
+    assert spec.tail_ok(2) and not spec.tail_ok(3)
+    spec.trim(1)
+    assert spec.read(0) == "Trimmed"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_concurrent_appenders_under_faults_never_share_a_position(seed: int) -> None:
+    got, entries, events = log_scenario(seed)
+    assert got and log_problems(got, entries) == []
+    assert len([e for e in events if e["type"] == "ok" and e["f"] == "append"]) == len(got)
