@@ -493,7 +493,7 @@ def check_replicas(
         if not spec.applied_ok(list(cmds)):
             at = next(i for i, (a, b) in enumerate(zip(cmds, sequence, strict=False)) if a != b)
             problems.append(
-                f"replica {name} applied {cmds[at]!r} at index {at}, where the longest replica applied "
+                f"{name} applied {cmds[at]!r} at index {at}, where the longest replica applied "
                 f"{sequence[at]!r}: not a prefix of one sequence"
             )
     if not unique:
