@@ -14,6 +14,7 @@ import pytest
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
+from wormspace import cli
 from wormspace.refinement import check, wormspace_to_apps
 from wormspace.refinement.history import HistoryFormatError
 from wormspace.refinement.linearizability import ILLEGAL, OK
@@ -287,3 +288,28 @@ def test_wormspace_check_judges_app_histories(tmp_path: Path, capsys: pytest.Cap
     assert check_cli(["check", str(broken)]) == 2
     assert "line 2" in capsys.readouterr().err
     assert check_cli(["check", str(good), "--html", str(tmp_path / "x.html")]) == 2
+
+
+# --- wormspace demo --app ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_demo_runs_each_app_under_faults_and_its_history_rechecks(
+    app: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / f"{app}.jsonl"
+    assert cli.main(["demo", "--app", app, "--seed", "3", "--history-out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "checks" in text and "OK" in text and "VIOLATED" not in text
+    assert is_app_history(out.read_text())
+    assert cli.main(["check", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["apps"][0]["app"] == app
+
+
+def test_demo_json_reports_every_app(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["demo", "--app", "paxos", "--json", "--ops", "3"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["verdict"] == OK and summary["replicas"] == "OK" and summary["problems"] == []
+    assert cli.main(["demo", "--json", "--ops", "4"]) == 0
+    assert json.loads(capsys.readouterr().out)["apps"] == {"log": OK, "paxos": OK, "kv": OK}
+    assert cli.main(["demo", "--app", "log", "--real"]) == 2
