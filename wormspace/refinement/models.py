@@ -525,10 +525,10 @@ class LogModel:
 
     def step(self, state: Slot | None, input: Input, output: Output) -> tuple[bool, Slot | None]:
         f, outcome = input.f, output.outcome
-        if outcome == "fail":
-            return True, state
+        if outcome == "fail" or (outcome == "info" and f != "append"):
+            return True, state  # no effect, or (a read that may have filled a hole) nothing observed
         if f == "read":
-            return outcome == "info" or (state is not None and state.data == output.value), state
+            return state is not None and state.data == output.value, state
         new = Slot(input.value if f == "append" else None)
         if state is None:
             return True, new

@@ -124,9 +124,11 @@ class WormLogModel(LogModel):
             assert input.value is not None
             ok = spec.append(input.value, p)
             return ok or output.outcome == "info", Slot(spec.entries[p])
-        got = spec.read(p)  # fills an unwritten position with junk
         if output.outcome == "info":
             return True, state
+        if input.f == "read" and state is None:
+            return False, state  # a read that found nothing and filled it is a "fill"
+        got = spec.read(p)  # fills an unwritten position with junk
         return got == output.value, Slot(spec.entries[p])
 
 
@@ -367,7 +369,8 @@ def _tail_problems(ops: Sequence[AppOp]) -> list[str]:
     done = sorted((
         (op.ret, op.out_key if op.f == "append" else op.key, op)
         for op in ops
-        if op.ret is not None and op.outcome == "ok" and (op.f == "append" or (op.f == "read" and op.out_value))
+        if op.ret is not None and op.outcome == "ok"
+        and (op.f == "append" or (op.f == "read" and op.out_value is not None))
     ), key=lambda t: (t[0], t[1]))
     later = sorted(
         ((op.call, op.out_key, op) for op in ops if op.f == "append" and op.outcome == "ok"),
