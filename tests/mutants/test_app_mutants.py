@@ -49,8 +49,8 @@ def lockstep_failure(machine: type[RuleBasedStateMachine]) -> str:
     """The message of the failure the machine finds (the test fails if it finds none)."""
     try:
         run_state_machine_as_test(machine, settings=MUTANT_LOCKSTEP)
-    except AssertionError as e:
-        return str(e)
+    except Exception as e:  # an assertion of the machine, or an exception the mutant let escape
+        return f"{type(e).__name__}: {e}"
     pytest.fail(f"{machine.__name__} did not catch the mutant")
 
 
