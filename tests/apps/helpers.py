@@ -154,7 +154,7 @@ def kv_sequential_problems(seed: int, policy: str = "sticky", steps: int = 40) -
     from wormspace.apps.kv import KvSpec
 
     c = Cluster.simulated(acceptors=3, seed=seed, wos_size=8, faults=Faults(drop=0.05))
-    clients = [WormKV(c.client(), name=b"kv", policy=policy, hole_timeout=0.1) for _ in range(3)]
+    clients = [WormKV(c.client(), name=b"kv", policy=policy, replica=i, replicas=3, hole_timeout=0.1) for i in range(3)]
     spec, rng, problems = KvSpec(), random.Random(seed), []
     for step in range(steps):
         kv, key, value = rng.choice(clients), rng.choice([b"x", b"y"]), b"%d" % step

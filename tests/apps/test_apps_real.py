@@ -29,17 +29,20 @@ def local() -> Iterator[LocalClusterHandle]:
 def test_log_on_a_real_cluster_sync_and_asyncio(local: LocalClusterHandle) -> None:
     hist = AppHistory.of(local)
     log = WormLog(local.client(), name=b"real-log", history=hist)
-    assert [log.append(b"%d" % i) for i in range(5)] == [0, 1, 2, 3, 4]
+    first = [log.append(b"%d" % i) for i in range(5)]
+    assert first == sorted(set(first))  # one appender in its own segment: increasing positions (0..4 unless a
+    # write timed out under load and its position was settled as junk)
 
     async def many() -> list[int]:
         return list(await asyncio.gather(*(log.aio.append(b"a%d" % i) for i in range(40))))
 
     positions = asyncio.run(many())
-    assert sorted(positions) == list(range(5, 45))
+    assert len(set(positions)) == 40 and min(positions) > max(first)
     other = WormLog(local.client(), name=b"real-log", hole_timeout=0.2)
-    assert other.tail() == 45
+    assert other.tail() == max(positions) + 1
     entries = dict(other.entries())
     assert all(entries[p] == b"a%d" % i for i, p in enumerate(positions))
+    assert all(entries[p] == b"%d" % i for i, p in enumerate(first))
     assert len(hist.events) == 2 * 45
 
 
@@ -114,3 +117,20 @@ def test_the_log_and_kv_verbs(cluster_file: str) -> None:
     assert wormspace("kv", "delete", "k", *c).returncode == 0
     assert json.loads(wormspace("kv", "get", "k", "--json", *c).stdout)["value"] is None
     assert wormspace("kv", "get", "k", "--cluster", "/nonexistent/cluster.toml").returncode == 2
+
+
+def test_the_apps_survive_an_acceptor_crash_and_restart(local: LocalClusterHandle) -> None:
+    log = WormLog(local.client(), name=b"crash-log")
+    kv = WormKV(local.client(), name=b"crash-kv")
+    first = log.append(b"before")
+    kv.put(b"k", b"before")
+    local.crash(1)  # SIGKILL: a quorum of two is left
+    try:
+        second = log.append(b"during")
+        kv.put(b"k", b"during")
+        assert kv.cas(b"k", b"during", b"swapped")
+    finally:
+        local.restart(1)
+    reader = WormLog(local.client(), name=b"crash-log")
+    assert reader.read(first) == b"before" and reader.read(second) == b"during"
+    assert WormKV(local.client(), name=b"crash-kv").get(b"k") == b"swapped"

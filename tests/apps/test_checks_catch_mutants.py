@@ -1,6 +1,7 @@
 """Planted bugs in the apps (patched in for one test each, never in shipped code), each caught by the checks
 the app tests use: a log that hands one position to two appends, a replica that applies out of order, a
-KV cas that ignores ``expected``, and a real-time order check fed an out-of-order history."""
+KV cas that ignores ``expected``, a KV get that does not sync first, and a real-time order check fed an
+out-of-order history."""
 
 from __future__ import annotations
 
@@ -87,3 +88,12 @@ def test_the_real_time_order_check_sees_a_later_op_at_a_lower_position() -> None
     assert real_time_order_violations(events) == [(5, 4)]
     events[3]["key"] = 6
     assert real_time_order_violations(events) == []
+
+
+def test_a_get_that_answers_without_syncing_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    def stale(self: KvCore, logic: SpaceLogic, key: bytes) -> OpGen[bytes | None]:
+        yield from ()  # BUG: answers from this replica's state, without syncing to the log's tail
+        return self.data.get(key)
+
+    monkeypatch.setattr(KvCore, "_get", stale)
+    assert kv_sequential_problems(1) != []

@@ -126,10 +126,11 @@ class KvCore:
 class WormKV:
     """A replicated map named ``name`` on the synchronous client ``ws`` (see the module docstring)."""
 
-    def __init__(self, ws: Any, name: bytes = b"kv", *, policy: str = "sticky", hole_timeout: float = 0.5,
-                 history: AppHistory | None = None) -> None:
+    def __init__(self, ws: Any, name: bytes = b"kv", *, policy: str = "sticky", replica: int = 0, replicas: int = 1,
+                 hole_timeout: float = 0.5, history: AppHistory | None = None) -> None:
         self.ws = ws
-        self.core = KvCore(name, policy=policy, hole_timeout=hole_timeout, history=history)
+        self.core = KvCore(name, policy=policy, replica=replica, replicas=replicas, hole_timeout=hole_timeout,
+                           history=history)
 
     def get(self, key: bytes) -> bytes | None:
         result: bytes | None = self.ws.run(self.core.get(self.ws.logic, key))

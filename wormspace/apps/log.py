@@ -29,6 +29,7 @@ Rule 6 (other claim policies). ``sticky`` captures the rest of the tail's segmen
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -95,6 +96,11 @@ def app_metadata(kind: bytes, name: bytes, index: int) -> bytes:
 def slot(kind: bytes, name: bytes, index: int, attempt: int) -> int:
     h = hashlib.blake2b(app_metadata(kind, name, index) + bytes([attempt]), digest_size=6).digest()
     return SLOT_BASE + int.from_bytes(h, "big")
+
+
+def pause(logic: SpaceLogic, waits: int) -> OpGen[None]:
+    """Wait for another call of this client (a poll: the cores have no events), backing off to 8 ms."""
+    yield from logic.sleep(min(0.0005 * 2**waits, 0.008))
 
 
 def check_name(name: object) -> bytes:
@@ -202,7 +208,7 @@ class LogCore:
 
     def _claim(self, logic: SpaceLogic) -> OpGen[tuple[int, int, CaptureId]]:
         size = logic.wos_size
-        while True:
+        for waits in itertools.count():
             if self.own is not None:
                 index, cap = self.own
                 known = dict(cap.known)
@@ -213,13 +219,14 @@ class LogCore:
                     return index, self.next_off - 1, cap
                 self.own = None
             if self.claiming:  # another call of this client is getting a segment: use it when it has one
-                yield from logic.sleep(0.001)
+                yield from pause(logic, waits)
                 continue
             self.claiming = True
             try:
                 yield from self._take(logic)
             finally:
                 self.claiming = False
+        raise AssertionError("unreachable")
 
     def _take(self, logic: SpaceLogic) -> OpGen[None]:
         """Get a segment to write in (Rules 3, 6) and capture it: sets ``own`` and ``next_off``."""
@@ -232,8 +239,10 @@ class LogCore:
                 if not won:
                     continue
             else:
-                while self.pending:  # our writes in flight first: the tail must not pass them
-                    yield from logic.sleep(0.001)
+                for waits in itertools.count():  # our writes in flight first: the tail must not pass them
+                    if not self.pending:
+                        break
+                    yield from pause(logic, waits)
                 tail = yield from self._tail(logic)
                 index, start = divmod(tail, size)
                 while self.policy == "rotating" and index % self.replicas != self.replica:
@@ -390,7 +399,8 @@ class LogCore:
                 return nxt
 
     def tail(self, logic: SpaceLogic) -> OpGen[int]:
-        """A position below which every position holds an entry, and no entry is at or above it."""
+        """A position below which every position holds an entry (holes filled), above every append that
+        completed before this call; the scan found no entry at or above it."""
         return (yield from recorded(self.history, logic.process, ("log", self.name, "tail", None, None),
                                     self._tail(logic), lambda t: ("ok", None, t)))
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wormspace.apps.history import AppHistory, b64, recorded
-from wormspace.apps.log import JUNK, LogCore
+from wormspace.apps.log import JUNK, LogCore, pause
 from wormspace.client import OpGen, SpaceLogic, UsageError
 
 ID_BYTES = 12
@@ -103,11 +103,13 @@ class PaxosCore:
         self.mine.add(cid)
         pos = yield from self.log._write(logic, b"D" + cid + cmd)
         self.known[pos] = b"D" + cid + cmd
+        waits = 0
         while cid not in self.results:
             if self.applied in self.known:  # our own write, chosen: no need to read it back
                 self._apply_at(self.applied, self.known.pop(self.applied))
             elif self.applied in self.log.pending:  # our own write to it is still in flight
-                yield from logic.sleep(0.0005)
+                yield from pause(logic, waits)
+                waits += 1
             else:
                 yield from self._sync(logic, until=pos)
         for p in [p for p in self.known if p < self.applied]:
