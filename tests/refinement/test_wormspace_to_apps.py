@@ -74,7 +74,7 @@ def test_replica_check_names_each_broken_rule() -> None:
 
 # --- lockstep machines -------------------------------------------------------------------------------------
 
-LOCKSTEP = settings(max_examples=100, stateful_step_count=25, deadline=None)
+LOCKSTEP = settings(max_examples=200, stateful_step_count=25, deadline=None)
 
 
 @pytest.mark.parametrize("machine", [LogLockstep, PaxosLockstep, KvLockstep], ids=["log", "paxos", "kv"])
@@ -229,7 +229,7 @@ def test_an_app_history_names_the_line_at_fault() -> None:
 
 # --- concurrent runs ---------------------------------------------------------------------------------------
 
-RUN_SEEDS = {"log": range(30), "paxos": range(30), "kv": range(30)}
+RUN_SEEDS = {"log": range(50), "paxos": range(50), "kv": range(50)}
 
 
 @pytest.mark.parametrize("app", APPS)
@@ -250,6 +250,16 @@ def test_concurrent_app_runs_under_faults_pass_every_check(app: str) -> None:
     sometimes = {"log": ["append ok", "read ok", "tail ok", "read of junk or absent"],
                  "paxos": ["submit ok", "commands"], "kv": ["cas ok", "cas fail", "write ok", "read ok"]}[app]
     assert all(seen[s] for s in sometimes), f"never seen: {[s for s in sometimes if not seen[s]]}"
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_many_clients_at_once(app: str) -> None:
+    config = RunConfig(clients=10, ops=6, keys=3)
+    for seed in range(2):
+        run = app_run(app, seed, config)
+        verdict = check_run(run)
+        assert verdict.verdict == OK, (seed, verdict.problems)
+        assert len({e["process"] for e in run.events}) >= 10
 
 
 @pytest.mark.parametrize("policy", ["elected", "rotating"])
