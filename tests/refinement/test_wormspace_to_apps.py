@@ -359,3 +359,28 @@ def test_log_model_on_logspec_agrees_with_the_generic_log_model() -> None:
                     continue  # a fill is a read that answered junk
                 assert same(wl.step(state, inp, out), generic.step(state, inp, out)), (state, inp, out)
     assert wl.write_once
+
+
+# --- app history files, Porcupine style ----------------------------------------------------------------------
+
+APP_DATA = Path(__file__).resolve().parent.parent / "data" / "app-histories"
+
+
+@pytest.mark.parametrize("path", sorted(APP_DATA.glob("*.jsonl")), ids=lambda p: p.name)
+def test_app_history_file_verdict(path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    expected = OK if path.name.endswith("-ok.jsonl") else ILLEGAL
+    assert check_cli(["check", str(path), "--json"]) == (0 if expected == OK else 1)
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdict"] == expected
+    lin = out["apps"][0]["linearizability"]
+    if lin is not None and lin["minimal"] is not None:  # the minimal illegal part is a history file itself
+        small = tmp_path / "minimal.jsonl"
+        small.write_text("".join(json.dumps(e) + "\n" for e in lin["minimal"]["events"]))
+        assert check_cli(["check", str(small)]) == 1
+
+
+def test_app_history_files_cover_every_app_and_both_verdicts() -> None:
+    names = [p.name for p in APP_DATA.glob("*.jsonl")]
+    for app in APPS:
+        assert any(n.startswith(app) and n.endswith("-ok.jsonl") for n in names)
+        assert any(n.startswith(app) and n.endswith("-bad.jsonl") for n in names)

@@ -151,6 +151,7 @@ class AppOp:
     out_key: Any  # the completion's key (the position of an append or submit)
     out_value: Any
     line: int
+    events: tuple[tuple[int, Mapping[str, Any]], ...] = ()  # (line, event): its invoke and completion
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -277,6 +278,7 @@ def _app_op(op_id: int, app: str, inv: Mapping[str, Any], line: int, end: Mappin
         id=op_id, process=int(inv["process"]), f=f, key=key, value=value, call=int(inv["time"]),
         ret=None if end is None or outcome == "info" else int(end["time"]), outcome=outcome,
         error=None if end is None else end.get("error"), out_key=out_key, out_value=out_value, line=line,
+        events=((line, inv),) if end is None or ret_line is None else ((line, inv), (ret_line, end)),
     )
 
 
@@ -295,8 +297,17 @@ class AppCheck:
     events: int
     problems: tuple[str, ...]
     linearizability: CheckResult | None
+    ops: tuple[AppOp, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        """A JSON-ready summary; a minimal illegal part's ``events`` are its app events (a history file)."""
+        lin = None if self.linearizability is None else self.linearizability.to_json()
+        if lin is not None and lin["minimal"] is not None and self.linearizability is not None:
+            minimal = self.linearizability.minimal
+            assert minimal is not None
+            ids = {sub.source.id for sub in minimal.operations}
+            lin["minimal"]["events"] = [dict(e) for _, e in sorted(
+                (pair for op in self.ops if op.id in ids for pair in op.events), key=lambda p: p[0])]
         return {
             "app": self.app,
             "name": base64.b64encode(self.name).decode("ascii"),
@@ -304,7 +315,7 @@ class AppCheck:
             "operations": self.operations,
             "events": self.events,
             "problems": list(self.problems),
-            "linearizability": None if self.linearizability is None else self.linearizability.to_json(),
+            "linearizability": lin,
         }
 
 
@@ -434,7 +445,7 @@ def check_app_ops(data: AppHistoryData, budget: int = DEFAULT_BUDGET) -> AppChec
     else:
         problems = _submit_problems(data.ops)
     return AppCheck(app=data.app, name=data.name, verdict=_verdict(problems, result), operations=len(data.ops),
-                    events=data.events, problems=tuple(problems), linearizability=result)
+                    events=data.events, problems=tuple(problems), linearizability=result, ops=data.ops)
 
 
 def check_app_history(source: str | Iterable[Mapping[str, Any]], budget: int = DEFAULT_BUDGET) -> list[AppCheck]:
