@@ -478,13 +478,17 @@ class RegisterModel:
             return outcome == "info", state
         return False, state
 
+    def key_name(self, key: int) -> str:
+        return str(key)
+
     def describe(self, input: Input, output: Output) -> str:
+        key = self.key_name(input.key)
         if input.f == "cas":
-            call = f"cas({input.key}, {show(input.expected)} -> {show(input.value)})"
+            call = f"cas({key}, {show(input.expected)} -> {show(input.value)})"
         elif input.f == "write":
-            call = f"write({input.key}, {show(input.value)})"
+            call = f"write({key}, {show(input.value)})"
         else:
-            call = f"read({input.key})"
+            call = f"read({key})"
         if output.outcome == "info":
             return f"{call} -> ? (indeterminate)"
         if output.outcome == "fail":

@@ -103,8 +103,11 @@ class KvModel(RegisterModel):
         swapped = spec.cas(_KEY, input.expected, input.value)
         return outcome == "info" or swapped == (outcome == "ok"), spec.get(_KEY)
 
+    def key_name(self, key: int) -> str:
+        return self.labels[key] if key < len(self.labels) else f"#{key}"
+
     def partition_label(self, key: int) -> str:
-        return f"key {self.labels[key]}" if key < len(self.labels) else f"key #{key}"
+        return f"key {self.key_name(key)}"
 
 
 @dataclass(frozen=True, slots=True)
