@@ -211,6 +211,7 @@ def test_paxos_history_checks_one_sequence_in_real_time_order() -> None:
     ([{"process": 0, "type": "invoke", "f": "cas", "key": "aw==", "value": ["YQ=="], "app": "kv", "name": "dA==",
        "time": 0}], "[expected or null, new]"),
     ([{"process": 0, "type": "invoke", "f": "read", "key": 0, "app": "log", "time": 0}], "missing field 'name'"),
+    ([{"process": 0, "type": "invoke", "f": "read", "key": 0, "time": 0, "value": None}], "separate files"),
     ([{"process": 0, "type": "invoke", "f": "append", "key": None, "value": "YQ==", "app": "log", "name": "dA==",
        "time": 0}, {"process": 0, "type": "ok", "f": "append", "key": None, "value": "YQ==", "app": "log",
                     "name": "dA==", "time": 1}], "key is its position"),

@@ -212,7 +212,10 @@ def parse_app_history(source: str | Iterable[Mapping[str, Any]]) -> list[AppHist
     for line, obj in rows:
         if not isinstance(obj, Mapping):
             raise HistoryFormatError(line, "an event must be a JSON object")
-        for required in ("process", "type", "f", "time", "app", "name"):
+        if "app" not in obj:
+            raise HistoryFormatError(line, "a WormSpace event (no 'app' field) in an app history: check the two "
+                                     "kinds from separate files")
+        for required in ("process", "type", "f", "time", "name"):
             if required not in obj:
                 raise HistoryFormatError(line, f"missing field {required!r}")
         app, type_, f, process, time = obj["app"], obj["type"], obj["f"], obj["process"], obj["time"]
