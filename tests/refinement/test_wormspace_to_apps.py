@@ -17,7 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 from wormspace import cli
 from wormspace.refinement import check, wormspace_to_apps
 from wormspace.refinement.history import HistoryFormatError
-from wormspace.refinement.linearizability import ILLEGAL, OK
+from wormspace.refinement.linearizability import ILLEGAL, OK, UNKNOWN
 from wormspace.refinement.models import Input, LogModel, Output, RegisterModel, Slot
 from wormspace.refinement.wormspace_to_apps import (
     APPS,
@@ -385,3 +385,13 @@ def test_app_history_files_cover_every_app_and_both_verdicts() -> None:
     for app in APPS:
         assert any(n.startswith(app) and n.endswith("-ok.jsonl") for n in names)
         assert any(n.startswith(app) and n.endswith("-bad.jsonl") for n in names)
+
+
+def test_an_exhausted_budget_is_unknown_never_a_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    events = app_run("kv", 2, RunConfig(ops=4)).events
+    [check_] = check_app_history(events, budget=1)
+    assert check_.verdict == UNKNOWN
+    path = APP_DATA / "kv-run-seed1-ok.jsonl"
+    assert check_cli(["check", str(path), "--budget", "1"]) == 3
+    assert "UNKNOWN" in capsys.readouterr().out
+    assert check_cli(["check", str(path)]) == 0
