@@ -11,6 +11,9 @@ minimal illegal sub-history and why no order works. Exit codes:
 * 3 -- UNKNOWN: a partition ran out of its step budget before an answer (``--budget`` raises it).
 
 ``--json`` prints one JSON object instead; ``--html OUT`` also writes the timeline page.
+
+An app history (its first event carries ``app``: WormLog, WormPaxos, WormKV) is checked against the apps'
+specs instead (``wormspace_to_apps.check_app_history``, docs/apps/checks.md), with the same exit codes.
 """
 
 from __future__ import annotations
