@@ -5,7 +5,15 @@ Four client processes race on a few segments: single captures and writes on shar
 capture and batch write of a whole segment, reads everywhere, and a trim. Meanwhile the network drops and
 duplicates messages, one acceptor crashes and restarts, and another is partitioned away for a while.
 Afterwards the demo prints what happened and checks it: every register has at most one chosen value (from
-the ghost vote log) and the recorded history is linearizable against the WOS spec.
+the ghost vote log) and the recorded history is linearizable against the WOS spec. Then each app (WormLog,
+WormPaxos, WormKV) runs briefly under the same kind of faults and its app history is checked.
+
+``wormspace demo --app log|paxos|kv`` runs one app instead, longer: several clients of one WormLog (appends,
+reads, tails), WormPaxos (replicas submitting commands) or WormKV (get, put, delete, cas on a few keys) on
+a simulated cluster with message loss and duplication, a crashed and restarted acceptor and a partition;
+then it checks the app history against the app's spec (and, for WormPaxos and WormKV, that every replica's
+applied list is a prefix of one command sequence), prints the verdict, and with ``--history-out`` writes
+the app history (re-check it with ``wormspace check FILE``). See ``refinement/wormspace_to_apps.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from collections import Counter
 from collections.abc import Generator
 from typing import Any
 
-from wormspace.errors import OperationFailed
+from wormspace.errors import OperationFailed, UsageError
 from wormspace.layers.network import Faults
 from wormspace.layers.wor import Outcome, always_single_value_chosen
 from wormspace.layers.wormspace import ClientRequest, SpaceLogic
@@ -154,6 +162,112 @@ def _print(summary: dict[str, Any]) -> None:
     console.print(checks)
 
 
+APPS = ("log", "paxos", "kv")
+_APP_TITLES = {"log": "WormLog", "paxos": "WormPaxos", "kv": "WormKV"}
+
+
+def run_app(app: str, seed: int, ops: int = 8, clients: int = 4) -> dict[str, Any]:
+    """Run one app under faults on a simulated cluster and check it; return a summary (``run``, ``verdict``
+    objects under "run" and "check")."""
+    from wormspace.refinement.wormspace_to_apps import RunConfig, app_run, check_run
+
+    run = app_run(app, seed, RunConfig(clients=clients, ops=ops))
+    verdict = check_run(run)
+    outcomes = Counter(
+        (e["f"], e["type"] if e["type"] == "ok" or "error" not in e else f"{e['type']}:{e['error']}")
+        for e in run.events if e["type"] != "invoke"
+    )
+    lin = [c.linearizability for c in verdict.history if c.linearizability is not None]
+    return {
+        "app": app,
+        "seed": seed,
+        "config": run.config.describe(),
+        "events": len(run.events),
+        "virtual_seconds": run.virtual_seconds,
+        "network": run.network,
+        "outcomes": {f"{f} {o}": n for (f, o), n in sorted(outcomes.items())},
+        "history": verdict.history[0].verdict if verdict.history else "OK",
+        "model": lin[0].model if lin else "submit order",
+        "parts": sum(len(r.partitions) for r in lin),
+        "replicas": None if verdict.replicas is None else ("OK" if verdict.replicas.ok else "VIOLATED"),
+        "replica_count": 0 if verdict.replicas is None else verdict.replicas.replicas,
+        "sequence": 0 if verdict.replicas is None else len(verdict.replicas.sequence),
+        "problems": verdict.problems,
+        "verdict": verdict.verdict,
+        "run": run,
+        "check": verdict,
+    }
+
+
+def _print_app(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{_APP_TITLES[summary['app']]} demo[/bold]: 3 acceptors (simulated, seed {summary['seed']})")
+    console.print(summary["config"])
+    table = Table(title="app operations")
+    table.add_column("operation")
+    table.add_column("outcome")
+    table.add_column("count", justify="right")
+    for key, n in summary["outcomes"].items():
+        f, o = key.split(" ", 1)
+        table.add_row(f, o, str(n))
+    console.print(table)
+    net = summary["network"]
+    console.print(
+        f"network: {net['sent']} messages sent, {net['delivered']} delivered, {net['dropped']} dropped, "
+        f"{net['duplicated']} duplicated; {summary['virtual_seconds']:.3f} virtual seconds"
+    )
+    checks = Table(title="checks")
+    checks.add_column("check")
+    checks.add_column("verdict")
+    what = ("one command sequence: no position twice, real-time order kept" if summary["app"] == "paxos" else
+            f"linearizable against the {summary['model']} model ({summary['parts']} parts)")
+    checks.add_row(f"app history of {summary['events']} events: {what}", summary["history"])
+    if summary["replicas"] is not None:
+        checks.add_row(
+            f"{summary['replica_count']} replicas' applied lists are prefixes of one sequence of "
+            f"{summary['sequence']} commands (SmrSpec)", summary["replicas"])
+    console.print(checks)
+    for problem in summary["problems"]:
+        console.print(f"[red]{problem}[/red]")
+
+
+def _app_main(args: argparse.Namespace) -> int:
+    summary = run_app(args.app, args.seed, ops=args.ops)
+    if args.history_out:
+        with open(args.history_out, "w", encoding="utf-8") as out:
+            out.write(summary["run"].jsonl())
+    if args.json:
+        json.dump({k: v for k, v in summary.items() if k not in ("run", "check")}, sys.stdout, indent=2)
+        print()
+    else:
+        _print_app(summary)
+        if args.history_out:
+            print(f"app history written to {args.history_out} (re-check it: wormspace check {args.history_out})")
+    return 0 if summary["verdict"] == "OK" else 1
+
+
+def _print_apps(apps: dict[str, dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="apps (3 clients x 4 operations each, same kinds of faults)")
+    table.add_column("app")
+    table.add_column("check")
+    table.add_column("verdict")
+    for app, a in apps.items():
+        check = f"{a['events']} events, {a['model']}" + (" model" if a["app"] != "paxos" else "")
+        if a["replicas"] is not None:
+            check += f"; replicas {a['replicas']}"
+        table.add_row(_APP_TITLES[app], check, a["verdict"])
+    Console().print(table)
+    for a in apps.values():
+        for problem in a["problems"]:
+            Console().print(f"[red]{_APP_TITLES[a['app']]}: {problem}[/red]")
+
+
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("demo", help="concurrent clients with faults, then the checks")
     p.add_argument("--seed", type=int, default=1, help="simulation seed (same seed, same run)")
@@ -161,7 +275,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--history-out", metavar="FILE", help="write the history as Jepsen-style JSON lines")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.add_argument("--real", action="store_true", help="run against real acceptor processes on loopback")
-    p.add_argument("--app", choices=["bank"], help="run an app's demo instead (bank: WormTX transfers)")
+    p.add_argument("--app", choices=[*APPS, "bank"], help="run one app under faults instead and check it "
+                   "(simulated): log, paxos, kv check their app history (--history-out writes it); bank checks "
+                   "the bank's invariant over WormTX transfers")
     p.set_defaults(func=main)
 
 
@@ -239,8 +355,10 @@ def bank_main(args: argparse.Namespace) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    if getattr(args, "app", None) == "bank":
-        return bank_main(args)
+    if getattr(args, "app", None) is not None:
+        if args.real:
+            raise UsageError("--app runs on the simulated cluster; it does not combine with --real")
+        return bank_main(args) if args.app == "bank" else _app_main(args)
     if args.real:
         from wormspace.deploy import run_real_demo
 
@@ -248,14 +366,18 @@ def main(args: argparse.Namespace) -> int:
     summary = run_simulated(args.seed, args.ops)
     if args.history_out:
         summary["history"].write(args.history_out)
+    apps = {app: run_app(app, args.seed, ops=4, clients=3) for app in APPS}
     ok = summary["single_value_chosen"] and summary["linearizability"] == "OK"
+    ok = ok and all(a["verdict"] == "OK" for a in apps.values())
     if args.json:
         out = {k: v for k, v in summary.items() if k not in ("cluster", "history", "check")}
         out["events"] = len(summary["history"])
+        out["apps"] = {app: a["verdict"] for app, a in apps.items()}
         json.dump(out, sys.stdout, indent=2)
         print()
     else:
         _print(summary)
+        _print_apps(apps)
         if args.history_out:
             print(f"history written to {args.history_out} (re-check it: wormspace check {args.history_out})")
     return 0 if ok else 1

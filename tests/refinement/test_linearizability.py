@@ -11,21 +11,26 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from tests.refinement import oracle
 from wormspace.refinement.history import Event, History, operations
 from wormspace.refinement.linearizability import (
     ILLEGAL,
     OK,
     UNKNOWN,
     CheckResult,
+    _search,
     check_history,
 )
 from wormspace.refinement.models import (
     Input,
+    LogModel,
     Model,
     ModelOp,
     Output,
+    RegisterModel,
     SegmentModel,
     SegmentState,
+    Slot,
     WorModel,
     choose_model,
     decompose,
@@ -431,3 +436,59 @@ def test_checker_agrees_with_brute_force_on_small_histories(data: st.DataObject,
     else:
         assert result.minimal is not None
         assert not brute_force_linearizable(model, result.minimal.history)
+
+
+# --- overwritable registers and the log: the reductions that hold only for write-once models ------------
+
+
+def test_overwrite_register_history_is_linearizable_despite_a_rewrite_of_the_current_value() -> None:
+    # W0 = write(1), Y = write(2) [2, 10], X = write(1) [3, 100], Z = read -> 1 [20, 30]: W0, Y, X, Z works.
+    # Right after W0, X leaves the state alone; taking it first (reduction c) loses that order.
+    one, two = b"1", b"2"
+    ops = [
+        oracle.operation(0, "write", 0, one, 0, 1),
+        oracle.operation(1, "write", 0, two, 2, 10),
+        oracle.operation(2, "write", 0, one, 3, 100),
+        oracle.operation(3, "read", 0, None, 20, 30, output=one),
+    ]
+    model = RegisterModel()
+    assert oracle.disagreement(model, ops) is None
+    found = _search(model, model.partition(ops)[0], 1000)
+    assert found.verdict == OK and found.order == (0, 1, 2, 3)
+
+
+def test_register_model_follows_jepsen_cas_register() -> None:
+    m = RegisterModel()
+    cas = Input(f="cas", key=0, value=B, expected=A)
+    assert m.step(A, cas, Output(outcome="ok")) == (True, B)
+    assert m.step(B, cas, Output(outcome="ok"))[0] is False
+    assert m.step(B, cas, Output(outcome="fail")) == (True, B)
+    assert m.step(A, cas, Output(outcome="fail"))[0] is False
+    assert m.step(B, cas, Output(outcome="info")) == (True, B)
+    assert m.step(A, Input(f="write", key=0, value=None), Output(outcome="ok")) == (True, None)
+    assert m.step(None, Input(f="read", key=0, value=None), Output(outcome="ok", value=None))[0]
+    assert not m.write_once and WorModel().write_once and SegmentModel().write_once and LogModel().write_once
+
+
+def test_log_model_hands_each_position_to_one_append() -> None:
+    m = LogModel()
+    append = Input(f="append", key=3, value=A)
+    ok, s = m.step(None, append, Output(outcome="ok"))
+    assert ok and s == Slot(A)
+    assert m.step(s, append, Output(outcome="ok"))[0] is False  # not even the same data twice
+    assert m.step(s, Input(f="read", key=3, value=None), Output(outcome="ok", value=A)) == (True, s)
+    fill = Input(f="fill", key=3, value=None)
+    assert m.step(s, fill, Output(outcome="ok"))[0] is False
+    assert m.step(None, fill, Output(outcome="ok")) == (True, Slot(None))
+    assert m.step(Slot(None), append, Output(outcome="ok"))[0] is False
+    # two appends handed one position, concurrent, are illegal whatever their data
+    ops = [oracle.operation(0, "append", 3, A, 0, 10), oracle.operation(1, "append", 3, A, 5, 15)]
+    assert _search(m, m.partition(ops)[3], 1000).verdict == ILLEGAL
+
+
+@settings(max_examples=400)
+@given(data=st.data(), name=st.sampled_from(sorted(oracle.MODELS)))
+def test_reduced_search_agrees_with_unreduced_and_brute_force(data: st.DataObject, name: str) -> None:
+    model, histories = oracle.MODELS[name]
+    ops = data.draw(histories())
+    assert oracle.disagreement(model, ops) is None

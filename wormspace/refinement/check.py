@@ -13,6 +13,9 @@ minimal illegal sub-history and why no order works. Exit codes:
 ``--json`` prints one JSON object instead; ``--html OUT`` also writes the timeline page. ``--initial``
 says what state the run began from: ``empty`` (a fresh cluster) or ``unknown`` (a cluster that already held
 data); by default the history's own ``initial`` line decides, and without one, ``empty``.
+
+An app history (its first event carries ``app``: WormLog, WormPaxos, WormKV) is checked against the apps'
+specs instead (``wormspace_to_apps.check_app_history``, docs/apps/checks.md), with the same exit codes.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from wormspace.refinement.linearizability import (
 )
 from wormspace.refinement.models import DEFAULT_WOS_SIZE, MODEL_NAMES, choose_model
 from wormspace.refinement.timeline import render_html
+from wormspace.refinement.wormspace_to_apps import is_app_history
 
 EXIT_OK = 0
 EXIT_ILLEGAL = 1
@@ -101,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         return _bad_input(args, f"cannot read {name}: {e.strerror}")
     except UnicodeDecodeError:
         return _bad_input(args, f"{name} is not UTF-8 text")
+    if is_app_history(text):
+        return _run_app(args, name, text)
     try:
         history = History.from_jsonl(text)
         if not len(history):
@@ -126,6 +132,27 @@ def run(args: argparse.Namespace) -> int:
     else:
         report(Console(), result, name, elapsed)
     return EXIT_CODES[result.verdict]
+
+
+def _run_app(args: argparse.Namespace, name: str, text: str) -> int:
+    """An app history (its events carry ``app``): checked against the apps' specs (wormspace_to_apps)."""
+    from wormspace.refinement.wormspace_to_apps import app_report, check_app_history, overall
+
+    if args.html:
+        return _bad_input(args, "--html draws WormSpace histories only, not app histories")
+    try:
+        started = time.perf_counter()
+        checks = check_app_history(text, args.budget)
+        elapsed = time.perf_counter() - started
+    except HistoryFormatError as e:
+        return _bad_input(args, f"{name}: {e}", e.line)
+    verdict = overall(checks)
+    if args.json:
+        print(json.dumps({"file": name, "verdict": verdict, "apps": [c.to_json() for c in checks],
+                          "elapsed_s": round(elapsed, 6)}))
+    else:
+        app_report(Console(), checks, name, elapsed)
+    return EXIT_CODES[verdict]
 
 
 def report(console: Console, result: CheckResult, name: str, elapsed: float) -> None:

@@ -26,8 +26,8 @@ Per part (Wing & Gong, with Lowe's memoisation, as in Porcupine):
 
 The memo is what keeps this practical: two search paths that have linearized the same set of operations
 and reached the same state have the same future, so the second is cut. Three rules cut further without
-changing any verdict; (a) and (b) rest on the model rule that an operation with unknown output is accepted
-in every state.
+changing any verdict; (a) and (b) rest on the model rules that an operation with unknown output is accepted
+in every state and that steps are deterministic.
 
 (a) Indeterminate operations can always wait: placed last, each is accepted, and its effect is seen by
     nobody -- the same as never taking effect. So step 3 stops as soon as only they are left.
@@ -38,7 +38,13 @@ in every state.
     rearranged to start with it, since the states along it stay the same and, being a candidate, it
     already follows in real time everything it must follow. Hence round 0 comes first, takes the first
     such candidate, and when the search backtracks over it (or meets its result in the memo) that point
-    is finished: the search backtracks further.
+    is finished: the search backtracks further. "The states along it stay the same" needs the operation
+    to leave unchanged every state the continuation passes through, not just this one. That holds for
+    reads and failures in every model (they never change a state), and for every operation of a
+    *write-once* model (``model.write_once``: a register once written keeps its value, so a step that
+    changes nothing now changes nothing later). In a model with overwrites it does not: ``write(1)``
+    leaves ``1`` alone now, but turns a later ``2`` back into ``1``, and taking it first can lose the only
+    legal order. So there, (c) applies to reads and failures only.
 
 A model may also offer ``projections`` of a part (the segment model: one per offset, with the
 segment-wide operations in each). Each projection keeps every operation that affects the state its
@@ -59,7 +65,7 @@ The verdicts say what was checked, for these histories and this model; they prov
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -175,8 +181,14 @@ class _Search:
     best_state: object = None
 
 
-def _search(model: Model[S], ops: Sequence[ModelOp], budget: int, *, explain: bool = False) -> _Search:
-    """Wing-Gong-Lowe on one part (see the module docstring, steps 1-4)."""
+def _search(
+    model: Model[S], ops: Sequence[ModelOp], budget: int, *, explain: bool = False, reduce: bool = True
+) -> _Search:
+    """Wing-Gong-Lowe on one part (see the module docstring, steps 1-4).
+
+    ``reduce=False`` switches reductions (b) and (c) off: the plain search with the memo, which the tests
+    use as the reference the reduced search must agree with.
+    """
     n = len(ops)
     entries = sorted(
         [(op.call, 0, i) for i, op in enumerate(ops)]
@@ -201,6 +213,10 @@ def _search(model: Model[S], ops: Sequence[ModelOp], budget: int, *, explain: bo
     inputs = [op.input for op in ops]
     outputs = [op.output for op in ops]
     deferred = [op.ret is None for op in ops]  # indeterminate: tried after the others (step 2)
+    # Reduction (c) needs an operation that leaves every state it is accepted in unchanged when it leaves
+    # this one unchanged: every operation of a write-once model, else only reads and failures.
+    write_once = reduce and bool(getattr(model, "write_once", False))
+    settles = [reduce and (write_once or _effect_free(op)) for op in ops]
     bits = [1 << i for i in range(n)]
     step = model.step
     state: S = model.init()
@@ -225,7 +241,7 @@ def _search(model: Model[S], ops: Sequence[ModelOp], budget: int, *, explain: bo
             if steps > budget:
                 return _Search(verdict=UNKNOWN, steps=steps - 1, order=None, best=best, best_state=best_state)
             ok, new_state = step(state, inputs[i], outputs[i])
-            if ok and (new_state is state or new_state == state) != (round_ == 0):
+            if ok and (new_state is state or new_state == state) != (round_ == 0) and (reduce or round_ != 2):
                 ok = False  # not this round's kind (an unchanged state in round 2: reduction b)
             if ok:
                 now = linearized | bits[i]
@@ -244,7 +260,7 @@ def _search(model: Model[S], ops: Sequence[ModelOp], budget: int, *, explain: bo
                     definite -= round_ != 2
                     node, round_ = nxt[head], 0
                     continue
-                if round_ == 0:
+                if round_ == 0 and settles[i]:
                     node = tail  # reduction c: this point was explored through that step already
                     round_ = 2
                     continue
@@ -264,7 +280,7 @@ def _search(model: Model[S], ops: Sequence[ModelOp], budget: int, *, explain: bo
                 nxt[prv[ret]] = ret
                 prv[nxt[node]] = node
                 nxt[prv[node]] = node
-                if round_ != 0:
+                if round_ != 0 or not settles[i]:
                     break  # else nothing else is worth trying at that point either (reduction c)
             node = nxt[node]
     rest = []  # indeterminate operations left over: each can take effect at the end, or never
@@ -527,11 +543,29 @@ def check_history(
 
     Raises ``HistoryFormatError`` when the events break the history rules.
     """
-    if budget < 1:
-        raise UsageError(f"budget must be at least 1 step, got {budget}")
     history = events if isinstance(events, History) else History(events)
     ops = operations(history)
     m: Model[Any] = model if model is not None else choose_model(ops, wos_size, initial=history.initial)
+    return check_operations(ops, m, budget, events=len(history), shrink=shrink)
+
+
+def check_operations(
+    ops: Sequence[Operation],
+    model: Model[Any],
+    budget: int = DEFAULT_BUDGET,
+    *,
+    events: int | None = None,
+    shrink: bool = True,
+    history_of: Callable[[Iterable[ModelOp]], History] | None = None,
+) -> CheckResult:
+    """Check paired operations against ``model``: what ``check_history`` does after pairing the events.
+
+    ``history_of`` renders a minimal illegal part as events (default ``sub_history``, for WormSpace
+    operations, from the model's initial state); ``events`` is the count reported (default two per operation).
+    """
+    if budget < 1:
+        raise UsageError(f"budget must be at least 1 step, got {budget}")
+    m = model
     initial = getattr(m, "initial", "empty")
     parts = m.partition(ops)
     results: list[PartitionResult] = []
@@ -566,12 +600,12 @@ def check_history(
             operations=tuple(small),
             descriptions=tuple(_describe_sub(m, sub) for sub in small),
             explanation=_explain(m, worst.label, small, budget),
-            history=History(sub_history(small), initial=initial),
+            history=history_of(small) if history_of is not None else History(sub_history(small), initial=initial),
         )
     return CheckResult(
         verdict=verdict,
         model=m.name,
-        events=len(history),
+        events=2 * len(ops) if events is None else events,
         operations=len(ops),
         steps=total,
         partitions=tuple(results),

@@ -50,6 +50,25 @@ trimmed; ``Unallocated`` fixes it unallocated). Observations that do not fix a s
 operation met in an unknown state, an ``AlreadyWritten`` that does not name the data -- leave it unknown:
 this mode may pass a history that the empty mode would judge, never the other way round. It assumes every
 client that touched the cluster during the run was recorded.
+
+Rules of ``RegisterModel`` (Jepsen's cas-register: one overwritable register per key; partition = key;
+None is "absent"; *not* write-once)::
+
+    read          -> state
+    write v       -> v (always succeeds; v may be None: a delete)
+    cas e -> v    state == e: -> v, ok;  state != e: fails (an observation: the state is not e)
+
+Rules of ``LogModel`` (an append-only log with positions; partition = position; write-once)::
+
+    state         unwritten (None) | Slot(data) | Slot(None) = junk (a hole a reader filled)
+    append v      at its position: unwritten -> Slot(v), ok; anything else -> illegal (each position is
+                  handed to one append only)
+    read -> v     needs Slot(v)
+    read -> None  (``fill``) the position is junk: unwritten -> Slot(None); Slot(None) -> ok; Slot(v) illegal
+
+For these two models an operation is one sub-operation on its ``key`` (a register key, a log position); a
+cas carries the expected value in the operation's ``existing``; a ``fail`` means no effect (a failed cas
+observed another value). Reads that did not return ``ok`` observe nothing.
 """
 
 from __future__ import annotations
@@ -79,11 +98,15 @@ _OBSERVATIONS = (TRIMMED, UNALLOCATED)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Input:
-    """What a sub-operation asked: ``f`` in write/read/alloc/trim/capture/batch_capture, on ``key``."""
+    """What a sub-operation asked: ``f`` in write/read/alloc/trim/capture/batch_capture, on ``key``.
+
+    The register and log models add ``cas`` (``expected`` -> ``value``) and ``append``.
+    """
 
     f: str
     key: int
     value: bytes | None
+    expected: bytes | None = None  # cas only: the value the register must hold (None: absent)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,7 +140,13 @@ S = TypeVar("S")
 
 
 class Model(Protocol[S]):
-    """A sequential specification in Porcupine's shape."""
+    """A sequential specification in Porcupine's shape.
+
+    Every model obeys: steps are deterministic; an ``info`` output is accepted in every state; a ``read`` or
+    a ``fail`` never changes the state. ``write_once`` (optional, default False) claims more: once a step
+    leaves a state unchanged, it leaves every later state unchanged too (registers are never overwritten);
+    the checker then cuts more of its search (linearizability.py, reduction c).
+    """
 
     @property
     def name(self) -> str: ...
@@ -307,6 +336,10 @@ class WorModel:
     def name(self) -> str:
         return "wor"
 
+    @property
+    def write_once(self) -> bool:
+        return True
+
     def init(self) -> RegValue:
         return UNKNOWN_STATE if self.initial == "unknown" else None
 
@@ -381,6 +414,10 @@ class SegmentModel:
     @property
     def name(self) -> str:
         return "segment"
+
+    @property
+    def write_once(self) -> bool:
+        return True
 
     def init(self) -> SegmentState:
         if self.initial == "unknown":
@@ -481,6 +518,143 @@ class SegmentModel:
             for n in narrow
         )
         return [sorted(wide + mine, key=lambda s: s.id) for mine in per.values()], complete
+
+
+def _subs(operations: Sequence[Operation], kinds: tuple[str, ...]) -> dict[int, list[ModelOp]]:
+    """Operations as one sub-operation each, per key; failures of a read observe nothing and are left out."""
+    parts: dict[int, list[ModelOp]] = {}
+    n = 0
+    for op in operations:
+        if op.f not in kinds:
+            raise HistoryFormatError(op.line, f"{op.f} is not an operation of this model ({', '.join(kinds)})")
+        if op.f == "read" and op.outcome != "ok":
+            continue
+        assert not isinstance(op.value, dict) and not isinstance(op.output, dict)
+        assert not isinstance(op.existing, dict)
+        f = "fill" if op.f == "read" and kinds == _LOG_KINDS and op.output is None else op.f
+        output = Output(outcome=op.outcome, value=op.output if op.f == "read" else None, error=op.error)
+        parts.setdefault(op.key, []).append(
+            ModelOp(id=n, source=op, offset=None, call=op.call, ret=op.ret,
+                    input=Input(f=f, key=op.key, value=op.value, expected=op.existing if op.f == "cas" else None),
+                    output=output)
+        )
+        n += 1
+    return parts
+
+
+_REGISTER_KINDS = ("read", "write", "cas")
+_LOG_KINDS = ("append", "read")
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterModel:
+    """Jepsen's cas-register, one per key, overwritable (see the module rules); not write-once."""
+
+    @property
+    def name(self) -> str:
+        return "register"
+
+    @property
+    def write_once(self) -> bool:
+        return False
+
+    def init(self) -> bytes | None:
+        return None
+
+    def step(self, state: bytes | None, input: Input, output: Output) -> tuple[bool, bytes | None]:
+        f, outcome = input.f, output.outcome
+        if f == "read":
+            return outcome != "ok" or state == output.value, state
+        if outcome == "fail":  # certainly no effect; a failed cas observed a different value
+            return f != "cas" or state != input.expected, state
+        if f == "write":
+            return True, input.value
+        if f == "cas":
+            if state == input.expected:
+                return True, input.value
+            return outcome == "info", state
+        return False, state
+
+    def key_name(self, key: int) -> str:
+        return str(key)
+
+    def describe(self, input: Input, output: Output) -> str:
+        key = self.key_name(input.key)
+        if input.f == "cas":
+            call = f"cas({key}, {show(input.expected)} -> {show(input.value)})"
+        elif input.f == "write":
+            call = f"write({key}, {show(input.value)})"
+        else:
+            call = f"read({key})"
+        if output.outcome == "info":
+            return f"{call} -> ? (indeterminate)"
+        if output.outcome == "fail":
+            return f"{call} -> fail"
+        return f"{call} -> {show(output.value)}" if input.f == "read" else f"{call} -> ok"
+
+    def describe_state(self, state: bytes | None) -> str:
+        return show(state)
+
+    def partition(self, operations: Sequence[Operation]) -> dict[int, list[ModelOp]]:
+        return _subs(operations, _REGISTER_KINDS)
+
+    def partition_label(self, key: int) -> str:
+        return f"key {key}"
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A log position that holds ``data``, or junk (``data`` None: a hole a reader filled)."""
+
+    data: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class LogModel:
+    """An append-only log with positions, one part per position (see the module rules); write-once."""
+
+    @property
+    def name(self) -> str:
+        return "log"
+
+    @property
+    def write_once(self) -> bool:
+        return True
+
+    def init(self) -> Slot | None:
+        return None
+
+    def step(self, state: Slot | None, input: Input, output: Output) -> tuple[bool, Slot | None]:
+        f, outcome = input.f, output.outcome
+        if outcome == "fail" or (outcome == "info" and f != "append"):
+            return True, state  # no effect, or (a read that may have filled a hole) nothing observed
+        if f == "read":
+            return state is not None and state.data == output.value, state
+        new = Slot(input.value if f == "append" else None)
+        if state is None:
+            return True, new
+        return outcome == "info" or (f == "fill" and state == new), state
+
+    def describe(self, input: Input, output: Output) -> str:
+        call = f"append({show(input.value)}) at {input.key}" if input.f == "append" else f"read({input.key})"
+        if output.outcome == "info":
+            return f"{call} -> ? (indeterminate)"
+        if output.outcome == "fail":
+            return f"{call} -> fail"
+        if input.f == "fill":
+            return f"{call} -> junk"
+        return f"{call} -> {show(output.value)}" if input.f == "read" else f"{call} -> ok"
+
+    def describe_state(self, state: Slot | None) -> str:
+        if state is None:
+            return "unwritten"
+        return "junk" if state.data is None else f"Appended({show(state.data)})"
+
+    def partition(self, operations: Sequence[Operation]) -> dict[int, list[ModelOp]]:
+        return _subs(operations, _LOG_KINDS)
+
+    def partition_label(self, key: int) -> str:
+        return f"position {key}"
 
 
 _SEGMENT_WIDE = ("alloc", "trim", "batch_capture")

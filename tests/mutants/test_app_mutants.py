@@ -1,0 +1,202 @@
+"""Planted bugs in the apps, each caught by the refinement checks of ``refinement/wormspace_to_apps.py``.
+
+Each fixture monkeypatches one broken function into ``wormspace.apps`` for one test (never shipped code):
+
+* ``one_position_two_appends`` -- an appender whose write at its position lost (the position holds junk
+  or another value) reports the position as its own anyway: one position handed to two appends.
+* ``applies_out_of_order`` -- a WormPaxos replica applies each batch it reads last command first.
+* ``cas_ignores_expected`` -- WormKV's state machine swaps on every cas, whatever the value is.
+* ``takeover_reuses_positions`` -- a client that takes over the sequencer role (wins the next segment, or
+  captures the tail's) numbers its positions as if its segment were the previous one: it hands out
+  positions the previous sequencer already handed out.
+* ``hole_is_end`` -- a reader that meets a hole stops there, as if the log ended, instead of waiting for
+  it and filling it.
+
+The checks: the lockstep machines (``LogLockstep``, ``PaxosLockstep``, ``KvLockstep``) and the concurrent
+runs (``app_run`` + ``check_run``: the app history and the replicas). Each mutant must make the check fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
+
+from wormspace.apps.kv import YES, KvCore, _unfield
+from wormspace.apps.log import LogCore
+from wormspace.apps.paxos import PaxosCore
+from wormspace.client import EMPTY, AlreadyWritten, CaptureStale, Indeterminate, OpGen, SpaceLogic, Trimmed
+from wormspace.refinement.linearizability import ILLEGAL
+from wormspace.refinement.wormspace_to_apps import (
+    KvLockstep,
+    LogLockstep,
+    PaxosLockstep,
+    RunConfig,
+    app_run,
+    check_run,
+)
+
+# no shrinking: the first failure found is the verdict (shrinking a stateful failure costs minutes)
+MUTANT_LOCKSTEP = settings(max_examples=200, stateful_step_count=25, deadline=None, database=None,
+                           report_multiple_bugs=False, suppress_health_check=list(HealthCheck),
+                           phases=[Phase.explicit, Phase.generate])
+
+
+def lockstep_failure(machine: type[RuleBasedStateMachine]) -> str:
+    """The message of the failure the machine finds (the test fails if it finds none)."""
+    try:
+        run_state_machine_as_test(machine, settings=MUTANT_LOCKSTEP)
+    except Exception as e:  # an assertion of the machine, or an exception the mutant let escape
+        return f"{type(e).__name__}: {e}"
+    pytest.fail(f"{machine.__name__} did not catch the mutant")
+
+
+def caught_by_runs(app: str, seeds: range, config: RunConfig | None = None) -> list[str]:
+    """The problems of the first concurrent run the checks judge ILLEGAL (fails if none is)."""
+    for seed in seeds:
+        verdict = check_run(app_run(app, seed, config))
+        if verdict.verdict == ILLEGAL:
+            return verdict.problems
+    pytest.fail(f"no concurrent {app} run in seeds {seeds} caught the mutant")
+
+
+# ---- the mutants ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def one_position_two_appends(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    def write(self: LogCore, logic: SpaceLogic, frame: bytes) -> OpGen[int]:  # LogCore._write, but:
+        size = logic.wos_size
+        while True:
+            index, off, cap = yield from self._claim(logic)
+            pos = index * size + off
+            self.pending.add(pos)
+            try:
+                yield from logic.write(cap.segment * size + off, frame, cap)
+                return pos
+            except (CaptureStale, AlreadyWritten):
+                self.own = None
+                return pos  # BUG: the lost position is reported as ours all the same
+            except Indeterminate as e:
+                if isinstance(e, Trimmed):
+                    raise
+                got = yield from self.fill(logic, index, [off])
+                if got[off] == frame:
+                    return pos
+            except Trimmed:
+                self.own = None
+            finally:
+                self.pending.discard(pos)
+
+    monkeypatch.setattr(LogCore, "_write", write)
+    yield
+
+
+@pytest.fixture
+def applies_out_of_order(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    def sync(self: PaxosCore, logic: SpaceLogic, until: int | None = None) -> OpGen[int]:
+        n = 0
+        while True:
+            frames, _, done = yield from self.log.scan(logic, self.applied)
+            fresh = [(p, f) for p, f in frames if p >= self.applied]
+            for pos, frame in reversed(fresh):  # BUG: the last command of the batch first
+                n += self._apply_at(pos, frame)
+            self.applied = max([self.applied, *(p + 1 for p, _ in fresh)])
+            if done or (until is not None and self.applied > until):
+                return n
+
+    monkeypatch.setattr(PaxosCore, "_sync", sync)
+    yield
+
+
+@pytest.fixture
+def cas_ignores_expected(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    apply = KvCore.apply
+
+    def broken(self: KvCore, cmd: bytes) -> bytes:
+        if cmd[:1] == b"C":  # BUG: swap whatever the value is
+            key, i = _unfield(cmd, 1)
+            _, i = _unfield(cmd, i)
+            new, _ = _unfield(cmd, i)
+            assert key is not None and new is not None
+            self.data[key] = new
+            return YES
+        return apply(self, cmd)
+
+    monkeypatch.setattr(KvCore, "apply", broken)
+    yield
+
+
+@pytest.fixture
+def takeover_reuses_positions(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    take = LogCore._take
+
+    def broken(self: LogCore, logic: SpaceLogic) -> OpGen[None]:
+        yield from take(self, logic)
+        if self.own is not None and self.own[0] > 0:  # BUG: number from the previous sequencer's segment
+            self.own = (self.own[0] - 1, self.own[1])
+
+    monkeypatch.setattr(LogCore, "_take", broken)
+    yield
+
+
+@pytest.fixture
+def hole_is_end(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    def scan(self: LogCore, logic: SpaceLogic, start: int, max_segments: int = 1) -> OpGen[Any]:
+        size = logic.wos_size
+        index, off = divmod(start, size)
+        out: list[tuple[int, bytes]] = []
+        for _ in range(max_segments):
+            cur = yield from self._read_seg(logic, index, off)
+            if cur is None:
+                return out, max(start, index * size), True
+            for o in sorted(cur):
+                if cur[o] is EMPTY:  # BUG: a hole is taken for the end of the log
+                    return out, index * size + o, True
+                out.append((index * size + o, cur[o]))
+            index, off = index + 1, 0
+        return out, index * size, False
+
+    monkeypatch.setattr(LogCore, "scan", scan)
+    yield
+
+
+# ---- each caught ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("one_position_two_appends")
+def test_a_log_that_hands_one_position_to_two_appends_is_caught() -> None:
+    assert lockstep_failure(LogLockstep)
+    problems = caught_by_runs("log", range(20))
+    assert any("No order" in p for p in problems), problems
+
+
+@pytest.mark.usefixtures("applies_out_of_order")
+def test_a_replica_that_applies_out_of_order_is_caught() -> None:
+    assert lockstep_failure(PaxosLockstep)
+    problems = caught_by_runs("paxos", range(20))
+    assert any("not a prefix" in p or "spec's result" in p for p in problems), problems
+
+
+@pytest.mark.usefixtures("cas_ignores_expected")
+def test_a_kv_cas_that_ignores_expected_is_caught() -> None:
+    assert "cas(" in lockstep_failure(KvLockstep)
+    problems = caught_by_runs("kv", range(20))
+    assert any("cas(" in p for p in problems), problems
+
+
+@pytest.mark.usefixtures("takeover_reuses_positions")
+def test_a_sequencer_takeover_that_reuses_a_position_is_caught() -> None:
+    assert lockstep_failure(LogLockstep)
+    problems = caught_by_runs("log", range(20))
+    assert any("No order" in p for p in problems), problems
+
+
+@pytest.mark.usefixtures("hole_is_end")
+def test_a_reader_that_treats_a_hole_as_the_end_of_the_log_is_caught() -> None:
+    assert lockstep_failure(LogLockstep)
+    problems = caught_by_runs("log", range(20))
+    assert any("tail() ->" in p for p in problems), problems
