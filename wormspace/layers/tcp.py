@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 from wormspace.errors import RemoteProtocolError, UsageError
 from wormspace.layers.acceptor import AcceptorNode
 from wormspace.layers.effects import Send
-from wormspace.layers.messages import MAX_VALUE, Accept, Message, Prepare, Read, Request
+from wormspace.layers.messages import MAX_VALUE, Accept, Fence, Message, Prepare, Read, Request
 from wormspace.layers.wire import (
     DEFAULT_MAX_FRAME,
     PREFIX_LEN,
@@ -52,7 +52,7 @@ log = logging.getLogger("wormspace.tcp")
 
 T = TypeVar("T")
 
-_REQUEST_TYPES = (Prepare, Accept, Read)
+_REQUEST_TYPES = (Prepare, Accept, Read, Fence)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
