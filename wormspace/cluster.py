@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from wormspace.errors import UsageError
 from wormspace.layers.acceptor import AcceptorNode, MemoryStorage, Storage
 from wormspace.layers.effects import Effect, Persist, RegKey
-from wormspace.layers.messages import Accept, Message, Prepare, Read, Reply
+from wormspace.layers.messages import Accept, Fence, Message, Prepare, Read, Reply
 from wormspace.layers.network import Faults, SimNetwork
 from wormspace.layers.wor import ClientCore, Config, GhostVote, OpRequest, Outcome
 from wormspace.layers.wormspace import DEFAULT_WOS_SIZE, SpaceLogic, WormSpace
@@ -38,7 +38,7 @@ class SimAcceptor:
         self.ghost = ghost
 
     def receive(self, src: int, msg: Message) -> list[Effect]:
-        if not isinstance(msg, (Prepare, Accept, Read)):
+        if not isinstance(msg, (Prepare, Accept, Read, Fence)):
             return []
         effects = self.node.handle(src, msg)
         for e in effects:
@@ -72,7 +72,7 @@ class SimClient:
             self.done[op_id] = outcome
 
     def receive(self, src: int, msg: Message) -> list[Effect]:
-        if isinstance(msg, (Prepare, Accept, Read)):
+        if isinstance(msg, (Prepare, Accept, Read, Fence)):
             return []
         reply: Reply = msg
         return self.core.on_reply(src, reply)

@@ -114,7 +114,8 @@ def highest_promise(view: StoreView) -> Ballot:
     when it has one (SQLite answers it with one query), else scans ``items()``."""
     own = getattr(view, "highest_promise", None)
     if own is not None:
-        return max(own(), fence_floor(view))
+        top: Ballot = own()
+        return max(top, fence_floor(view))
     items = getattr(view, "items", None)
     if items is None:
         raise UsageError("this store can tell neither its highest promise nor its registers")
