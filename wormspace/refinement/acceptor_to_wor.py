@@ -63,6 +63,7 @@ from wormspace.layers.messages import (
     ZERO_BALLOT,
     Accept,
     Ballot,
+    Fence,
     Message,
     Prepare,
     Read,
@@ -305,7 +306,7 @@ class WorLockstep(RuleBasedStateMachine):
             self.net.append((dst, src, reply))
         else:
             p = next(q for q in self.proposers if q.node == dst)
-            assert not isinstance(msg, (Prepare, Accept, Read)), f"a request sent to proposer {dst}: {msg}"
+            assert not isinstance(msg, (Prepare, Accept, Read, Fence)), f"a request sent to proposer {dst}: {msg}"
             if p.op is not None:
                 op, effects = wor.op_on_reply(p.op, src, msg, p.ctx)
                 self._advance(p, op, effects)
