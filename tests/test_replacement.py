@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from wormspace import Cluster, OperationFailed
@@ -255,9 +255,6 @@ def test_sim_replace_rebuilds_the_victim_and_it_serves_again() -> None:
         cluster.replace(2)
 
 
-REPLACE_FAULTS = Faults(drop=0.0, duplicate=0.0)
-
-
 @settings(max_examples=25, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
@@ -266,6 +263,7 @@ REPLACE_FAULTS = Faults(drop=0.0, duplicate=0.0)
     wait=st.sampled_from([0.0, 0.0005, 0.002, 0.01]),
     drop=st.sampled_from([0.0, 0.1]),
 )
+@example(seed=88, victim=1, lose_at=0.0211, wait=0.0, drop=0.0)  # ILLEGAL without the fence (mutant test)
 def test_randomised_fault_schedules_with_a_replacement_stay_linearizable(
     seed: int, victim: int, lose_at: float, wait: float, drop: float
 ) -> None:
