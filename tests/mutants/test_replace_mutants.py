@@ -8,9 +8,11 @@
   fault schedule of seed 88 gives an ILLEGAL history (1 of seeds 0-399 with the disk lost at a random time
   in [2, 50] ms and the procedure run at once, 4 processes x 10 operations on 4 registers, no drops).
 * ``mixed_floor_quorum`` -- proposers count promises of any floors towards a quorum (replacement Rule 4
-  off). Catching it needs two writers, a promise of the lost acceptor at a ballot above the fence, and
-  that promise's proposer completing its quorum with a survivor after the replacement: a directed replay
-  of the interleaving (test_replacement.py shows each step) ends with two values chosen.
+  off). Catching it needs two writers whose promises from the lost acceptor, given before it died, complete
+  quorums with a survivor's promises given after the fence: the explorer finds it with two racing writers
+  and a replacement (17 steps, 662,316 states visited; slow), and a directed replay of a variant (a
+  promise of the lost acceptor above the fence; test_replacement.py shows each step) ends with two values
+  chosen.
 
 The same checks pass on the correct procedure (tests/test_replacement.py, tests/refinement/test_explore.py).
 """
@@ -40,7 +42,7 @@ from wormspace.layers.messages import (
 )
 from wormspace.layers.network import Faults
 from wormspace.refinement.acceptor_to_wor import run_linearizability
-from wormspace.refinement.explore import VIOLATION, explore, replace_config
+from wormspace.refinement.explore import CAPTURE, VIOLATION, ExploreConfig, explore, replace_config, write
 from wormspace.refinement.linearizability import ILLEGAL
 from wormspace.replacement import FenceRound, rebuild_state
 
@@ -97,6 +99,19 @@ def test_simulated_schedule_catches_the_snapshot_without_a_fence() -> None:
     )
     print(f"\nseed 88, acceptor 1 loses its disk at 21.1 ms and is replaced at once: {result.verdict}")
     assert result.verdict == ILLEGAL
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("mixed_floor_quorum")
+def test_explorer_catches_a_quorum_of_mixed_floors() -> None:
+    cfg = ExploreConfig(
+        scripts=((CAPTURE, write(b"a")), (CAPTURE, write(b"b"))), max_rounds=1, duplicating=False, replacements=1
+    )
+    report = explore(cfg)
+    print("\n" + report.render())
+    assert report.verdict == VIOLATION
+    assert report.failed == "always_single_value_chosen"
+    assert (report.states, len(report.trace) - 1) == (662316, 17)
 
 
 def _ask(node: AcceptorNode, msg: Request) -> Reply:
