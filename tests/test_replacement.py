@@ -372,3 +372,16 @@ def test_persist_of_a_fence_is_only_the_floor() -> None:
     node = AcceptorNode(0, MemoryStorage())
     effects = node.handle(3, Fence(req=1, segment=0, ballot=Ballot(2, 0)))
     assert effects[0] == Persist(puts=((FLOOR_KEY, RegState(promised=Ballot(2, 0))),))
+
+
+def test_cluster_replace_needs_an_id_and_an_existing_cluster(tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "wormspace", "cluster", "replace", *args],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    out = run("--dir", str(tmp_path))
+    assert out.returncode == 2 and "--id" in out.stderr
+    out = run("--id", "1", "--dir", str(tmp_path))
+    assert out.returncode == 2 and "no cluster in" in out.stderr
