@@ -20,16 +20,11 @@ from wormspace.deploy import (
     load_auth_key,
     load_config,
     lock_data_dir,
-    merge_register_states,
-    rebuild_storage,
     running_pid,
     unlock_data_dir,
     write_config,
 )
 from wormspace.errors import UsageError
-from wormspace.layers.acceptor import AcceptorNode, SqliteStorage
-from wormspace.layers.effects import Persist, Send
-from wormspace.layers.messages import TRIM, Accept, Ballot, Prepare, Promise, RegState
 from wormspace.layers.wor import EMPTY, Config, Kind, OpRequest
 from wormspace.layers.wormspace import SpaceLogic, WormSpace
 
@@ -237,72 +232,6 @@ def test_crash_pause_and_restart_acceptors(local: LocalCluster) -> None:
         assert write(63) is None
         read = driver.execute(OpRequest(kind=Kind.READ, segment=61, indices=(0,)))
         assert read.chosen_map() == {0: b"x"}
-
-
-# ---- replacing an acceptor whose disk is lost -----------------------------------------------------------
-
-
-def _votes_seen(nodes: list[AcceptorNode], ballot: Ballot) -> set[bytes]:
-    """What a proposer preparing ``ballot`` on ``nodes`` (a quorum) learns: the values reported voted."""
-    seen = set()
-    for n in nodes:
-        (reply,) = [
-            e.msg for e in n.handle(9, Prepare(req=1, segment=0, indices=(0,), ballot=ballot)) if isinstance(e, Send)
-        ]
-        assert isinstance(reply, Promise)
-        seen |= {v.value for v in reply.votes}
-    return seen
-
-
-def test_a_rebuilt_replacement_keeps_chosen_values_where_an_empty_one_loses_them(tmp_path: Path) -> None:
-    dbs = [tmp_path / f"{name}.sqlite" for name in "abc"]
-    a, b, c = (AcceptorNode(i, SqliteStorage(db)) for i, db in enumerate(dbs))
-    b1 = Ballot(1, 1)
-    for n in (a, b):  # v is chosen by the quorum {a, b}
-        n.handle(9, Prepare(req=1, segment=0, indices=(0,), ballot=b1))
-        n.handle(9, Accept(req=2, segment=0, ballot=b1, values=((0, b"v"),)))
-    c.handle(9, Prepare(req=1, segment=0, indices=(0,), ballot=Ballot(1, 5)))
-    b.storage.close()  # b's disk is lost
-
-    empty = AcceptorNode(1, SqliteStorage(tmp_path / "empty.sqlite"))
-    assert _votes_seen([empty, c], Ballot(2, 2)) == set()  # a proposer would now choose its own value: unsafe
-
-    assert rebuild_storage([dbs[0], dbs[2]], tmp_path / "rebuilt.sqlite") == 1
-    rebuilt = SqliteStorage(tmp_path / "rebuilt.sqlite")
-    assert rebuilt.get(0, 0) == RegState(promised=Ballot(2, 2), accepted=b1, value=b"v")  # c promised (2, 2)
-    assert _votes_seen([AcceptorNode(1, rebuilt), c], Ballot(3, 2)) == {b"v"}
-    for n in (a, c, empty):
-        n.storage.close()
-    rebuilt.close()
-
-
-def test_rebuild_merges_promises_votes_and_trims(tmp_path: Path) -> None:
-    x, y = SqliteStorage(tmp_path / "x.sqlite"), SqliteStorage(tmp_path / "y.sqlite")
-    vote = RegState(promised=Ballot(3, 0), accepted=Ballot(2, 0), value=b"new")
-    x.apply(Persist(puts=(((1, 0), RegState(promised=Ballot(9, 0))), ((1, 1), vote), ((2, 0), vote))))
-    trim = RegState(promised=Ballot(1, 0), accepted=Ballot(1, 0), value=b"T")
-    y.apply(
-        Persist(
-            puts=(((1, 0), RegState(promised=Ballot(1, 0), accepted=Ballot(1, 0), value=b"old")), ((2, TRIM), trim))
-        )
-    )
-    x.close()
-    y.close()
-    out = tmp_path / "out.sqlite"
-    assert rebuild_storage([tmp_path / "x.sqlite", tmp_path / "y.sqlite"], out) == 3
-    merged = SqliteStorage(out, read_only=True)
-    assert dict(merged.items()) == {
-        (1, 0): RegState(promised=Ballot(9, 0), accepted=Ballot(1, 0), value=b"old"),
-        (1, 1): vote,
-        (2, TRIM): trim,  # segment 2 was trimmed on y: its data registers are gone
-    }
-    with pytest.raises(UsageError, match="read-only"):
-        merged.apply(Persist())
-    merged.close()
-    with pytest.raises(UsageError, match="exists"):
-        rebuild_storage([tmp_path / "x.sqlite"], out)
-    with pytest.raises(UsageError, match="corrupt"):
-        merge_register_states([vote, RegState(promised=Ballot(3, 0), accepted=Ballot(2, 0), value=b"other")])
 
 
 @pytest.mark.timeout(90)

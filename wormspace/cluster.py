@@ -3,7 +3,8 @@
 ``Cluster.simulated(acceptors=3, seed=1)`` runs acceptors and clients in one process on ``SimNetwork``'s
 virtual clock. Everything is deterministic in the seed: a failing seed replays exactly. Faults: message
 drops, duplicates and reordering (``faults=``), acceptor crash/restart (storage survives, as a disk would),
-partitions.
+partitions, and the loss of an acceptor's disk followed by its replacement through the fence procedure
+(``lose_disk(i)``, ``replace(i)``; see ``wormspace.replacement``).
 
 ``Cluster.local(acceptors=3, data_dir=...)`` starts real acceptor processes on loopback with SQLite storage
 (see ``wormspace.deploy``). ``wormspace.connect("cluster.toml")`` connects to a deployed cluster.
@@ -18,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from wormspace.errors import UsageError
 from wormspace.layers.acceptor import AcceptorNode, MemoryStorage, Storage
-from wormspace.layers.effects import Effect, Persist, RegKey
-from wormspace.layers.messages import Accept, Message, Prepare, Read, Reply
+from wormspace.layers.effects import Effect, Persist, RegKey, Send, SetTimer
+from wormspace.layers.messages import Accept, Fence, Fenced, Message, Prepare, Read, Reply
 from wormspace.layers.network import Faults, SimNetwork
 from wormspace.layers.wor import ClientCore, Config, GhostVote, OpRequest, Outcome
 from wormspace.layers.wormspace import DEFAULT_WOS_SIZE, ClientRequest, SpaceLogic, WormSpace, submit_event
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from wormspace.refinement.history import History, Recorder
 
 CLIENT_BASE = 1000
+REPLACER_BASE = 900  # node ids of the replacement procedures' runs
 
 
 class SimAcceptor:
@@ -38,7 +40,7 @@ class SimAcceptor:
         self.ghost = ghost
 
     def receive(self, src: int, msg: Message) -> list[Effect]:
-        if not isinstance(msg, (Prepare, Accept, Read)):
+        if not isinstance(msg, (Prepare, Accept, Read, Fence)):
             return []
         effects = self.node.handle(src, msg)
         for e in effects:
@@ -72,7 +74,7 @@ class SimClient:
             self.done[op_id] = outcome
 
     def receive(self, src: int, msg: Message) -> list[Effect]:
-        if isinstance(msg, (Prepare, Accept, Read)):
+        if isinstance(msg, (Prepare, Accept, Read, Fence)):
             return []
         reply: Reply = msg
         return self.core.on_reply(src, reply)
@@ -106,6 +108,62 @@ class SimClient:
         else:
             self.waiters[op_id] = then
         self.cluster.net.carry_out(self.node_id, effects)
+
+
+class SimReplacer:
+    """One run of the replacement procedure (``wormspace.replacement``) on the simulated network: the
+    ``FenceRound`` over the network (with resends on its timer), then, once it is complete, the snapshot of
+    the survivors' storages, the rebuild, and the restart of the victim on the rebuilt storage."""
+
+    RESEND = 0.05
+
+    def __init__(self, cluster: SimCluster, node_id: int, victim: int, survivors: tuple[int, ...]) -> None:
+        from wormspace.replacement import FenceRound
+
+        self.cluster = cluster
+        self.node_id = node_id
+        self.victim = victim
+        self.round = FenceRound(survivors)
+        self.finished = False
+
+    def _send(self, msgs: list[tuple[int, Fence]]) -> list[Effect]:
+        return [Send(dst=d, msg=m) for d, m in msgs]
+
+    def begin(self) -> list[Effect]:
+        if self.round.done:
+            self._rebuild()
+            return []
+        return [*self._send(self.round.start()), SetTimer(token=0, delay=self.RESEND)]
+
+    def receive(self, src: int, msg: Message) -> list[Effect]:
+        if self.finished or not isinstance(msg, Fenced):
+            return []
+        out = self._send(self.round.on_reply(src, msg))
+        if self.round.done:
+            self._rebuild()
+        return out
+
+    def timeout(self, token: int) -> list[Effect]:
+        if self.finished or self.round.done:
+            return []
+        return [*self._send(self.round.on_timeout()), SetTimer(token=0, delay=self.RESEND)]
+
+    def _rebuild(self) -> None:
+        from wormspace.replacement import rebuild_state
+
+        self.finished = True
+        c = self.cluster
+        snapshots = [list(c.storages[a].items()) for a in self.round.survivors]
+        state = rebuild_state(snapshots, self.round.fence)
+        storage = MemoryStorage(state)
+        c.storages[self.victim] = storage
+        c.acceptors[self.victim].node.storage = storage
+        for key, r in state.items():
+            if r.value is not None:
+                c.ghost.setdefault(key, set()).add((self.victim, r.accepted, r.value))
+        c.lost.discard(self.victim)
+        c.replaced.append(self.victim)
+        c.net.restart(self.victim)
 
 
 Workload = Callable[[SpaceLogic], Generator[ClientRequest, Outcome, Any]]
@@ -151,6 +209,9 @@ class SimCluster:
 
             self.recorder = Recorder(clock=lambda: int(self.net.now * 1e9))
         self.failures: list[tuple[int, BaseException]] = []  # exceptions that ended spawned processes
+        self.lost: set[int] = set()  # acceptors whose disk is lost and that are not replaced yet
+        self.replaced: list[int] = []  # acceptors replaced so far, in order
+        self.replacers: list[SimReplacer] = []
 
     @property
     def quorum(self) -> int:
@@ -214,7 +275,34 @@ class SimCluster:
         self.net.crash(self._acceptor(i))
 
     def restart(self, i: int) -> None:
-        self.net.restart(self._acceptor(i))
+        if self._acceptor(i) in self.lost:
+            raise UsageError(f"acceptor {i} lost its disk: it can come back only through replace({i})")
+        self.net.restart(i)
+
+    def lose_disk(self, i: int) -> None:
+        """Acceptor ``i`` stops and its storage is gone (a dead disk). It comes back only by ``replace(i)``."""
+        self.net.crash(self._acceptor(i))
+        self.lost.add(i)
+        self.storages[i] = MemoryStorage()
+        self.acceptors[i].node.storage = self.storages[i]
+
+    def replace(self, i: int) -> None:
+        """Start the replacement procedure for acceptor ``i`` (after ``lose_disk(i)``), while everything else
+        keeps running: fence every other acceptor of its group over the network, then snapshot them and
+        rebuild ``i``, which then serves again. Needs every survivor: while one is down or cut off, the
+        procedure keeps resending its fence."""
+        if self._acceptor(i) not in self.lost:
+            raise UsageError(f"acceptor {i} has not lost its disk (lose_disk({i}) first)")
+        if any(r.victim == i and not r.finished for r in self.replacers):
+            raise UsageError(f"acceptor {i} is being replaced already")
+        group = next(g for g in self.groups if i in g)
+        survivors = tuple(a for a in group if a != i)
+        if not survivors:
+            raise UsageError(f"acceptor {i} is alone in its group: there is nothing to rebuild it from")
+        rep = SimReplacer(self, REPLACER_BASE + len(self.replacers), i, survivors)
+        self.replacers.append(rep)
+        self.net.add(rep.node_id, rep)
+        self.net.carry_out(rep.node_id, rep.begin())
 
     def partition(self, *sides: Iterable[int]) -> None:
         """Split the acceptors into ``sides``; clients join the largest side."""

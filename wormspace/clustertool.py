@@ -1,6 +1,6 @@
 """The ``cluster`` verb: run a cluster of acceptor processes on this machine.
 
-``wormspace cluster up|down|status --acceptors 3 --dir DIR [--base-port P] [--auth] [--json]``
+``wormspace cluster up|down|status|replace --acceptors 3 --dir DIR [--base-port P] [--auth] [--id N] [--json]``
 
 * ``up`` on a new directory makes a cluster: a random cluster id, each acceptor's data dir ``DIR/acceptor-N``
   initialised with its identity, ``DIR/cluster.toml`` (the file ``wormspace.connect`` and every ``--cluster``
@@ -13,6 +13,9 @@
   start (an acceptor whose database is lost refuses to start; see docs/operations.md).
 * ``status`` prints id, address, pid and alive/dead of each acceptor (exit 0 if all are alive, else 1).
 * ``down`` sends SIGTERM to each running acceptor and SIGKILL to those still running after ``--timeout``.
+* ``replace --id N`` replaces acceptor N whose data directory is lost, while the others keep serving
+  (``wormspace.replacement``): it fences every other acceptor of N's group, snapshots their SQLite files,
+  writes N's new file, then starts N. Exit 1 if a survivor does not answer (start it, then run it again).
 
 ``--json`` prints the same information as one JSON object instead of a table. Exit code 2: a usage error.
 """
@@ -27,6 +30,7 @@ from typing import Any
 
 from wormspace.deploy import CONFIG_NAME, ClusterConfig, DeployError, LocalCluster, load_config
 from wormspace.errors import UsageError
+from wormspace.replacement import ReplaceError
 
 
 def _rows(cluster: LocalCluster, notes: dict[int, str] | None = None) -> list[dict[str, Any]]:
@@ -149,7 +153,23 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status}
+def cmd_replace(args: argparse.Namespace) -> int:
+    from wormspace.replacement import replace_acceptor
+
+    if args.id is None:
+        raise UsageError("replace needs --id N, the acceptor whose data directory is lost")
+    cluster = _existing(Path(args.dir))
+    done = replace_acceptor(cluster.config, args.id, timeout=args.timeout)
+    cluster.restart(args.id)
+    note = (
+        f"replaced: fenced {', '.join(map(str, done.survivors))} at ballot {tuple(done.fence)},"
+        f" rebuilt {done.registers} rows"
+    )
+    _print(cluster, args, f"WormSpace cluster in {cluster.directory}: acceptor {args.id} replaced", {args.id: note})
+    return 0
+
+
+_COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "replace": cmd_replace}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -159,7 +179,7 @@ def main(args: argparse.Namespace) -> int:
     except UsageError as e:
         print(f"wormspace cluster: error: {e}", file=sys.stderr)
         return 2
-    except DeployError as e:
+    except (DeployError, ReplaceError) as e:
         print(f"wormspace cluster: {e}", file=sys.stderr)
         return 1
 
@@ -176,7 +196,7 @@ def add_parser(subparsers: Any) -> None:
         help="start, stop or inspect a local cluster of acceptor processes",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
-    p.add_argument("action", choices=sorted(_COMMANDS), help="up, down or status")
+    p.add_argument("action", choices=sorted(_COMMANDS), help="up, down, status or replace")
     p.add_argument("--dir", required=True, metavar="DIR", help="cluster directory (cluster.toml, acceptor-N/)")
     p.add_argument("--acceptors", type=int, default=None, metavar="N", help="number of acceptors for up (3)")
     p.add_argument("--base-port", type=_port, default=None, metavar="P", help="ports P, P+1, ... (default: free)")
@@ -184,7 +204,19 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--auth", action="store_true", default=None, help="up: create DIR/auth.key and authenticate every frame"
     )
-    p.add_argument("--id", type=int, default=None, metavar="N", help="up on an existing cluster: only acceptor N")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="S", help="down: SIGKILL after S seconds (10)")
+    p.add_argument(
+        "--id",
+        type=int,
+        default=None,
+        metavar="N",
+        help="up on an existing cluster: only acceptor N; replace: the acceptor whose disk is lost",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="down: SIGKILL after S seconds; replace: wait S seconds for the survivors' fence (10)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=main)

@@ -24,6 +24,8 @@ from wormspace.layers.messages import (
     Accepted,
     Ballot,
     ErrorReply,
+    Fence,
+    Fenced,
     Message,
     Nack,
     Prepare,
@@ -73,12 +75,14 @@ FIELDS: dict[type, dict[str, st.SearchStrategy[Any]]] = {
     Prepare: {"indices": indices, "ballot": ballots},
     Accept: {"ballot": ballots, "values": pairs},
     Read: {"indices": indices},
-    Promise: {"ballot": ballots, "votes": votes.map(tuple)},
+    Promise: {"ballot": ballots, "votes": votes.map(tuple), "floor": ballots_or_zero},
     Accepted: {"ballot": ballots},
     Nack: {"ballot": ballots, "promised": ballots, "accepted": ballots_or_zero},
     ReadReply: {"votes": votes.map(tuple)},
     SegmentTrimmed: {},
     ErrorReply: {"reason": reasons},
+    Fence: {"ballot": ballots_or_zero},
+    Fenced: {"floor": ballots_or_zero, "promised": ballots_or_zero},
 }
 messages = st.one_of(*[st.builds(cls, req=ints, segment=ints, **fs) for cls, fs in FIELDS.items()])
 message_lists = st.lists(messages, min_size=1, max_size=12)
@@ -184,7 +188,7 @@ garbage = st.recursive(
     | st.floats(allow_nan=False)
     | st.binary(max_size=8)
     | st.text(max_size=8)
-    | st.sampled_from([1, 2, 3, 4, 5, 6, 7, 8, 9]),
+    | st.sampled_from([1, 2, 3, 4, 5, 6, 7, 8, 9, 20, 21]),
     lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
     max_leaves=30,
 )

@@ -11,7 +11,7 @@ from typing import Any
 
 from wormspace.layers import acceptor, wor
 from wormspace.layers.effects import Persist
-from wormspace.layers.messages import Accept, Accepted, RegState
+from wormspace.layers.messages import ZERO_BALLOT, Accept, Accepted, RegState
 
 
 def _accept_lower_ballot(view: acceptor.StoreView, msg: Accept) -> tuple[Persist | None, Any]:
@@ -31,6 +31,8 @@ def plant(name: str) -> None:
         acceptor.on_accept = _accept_lower_ballot
     elif name == "no_adopt":
         wor._highest_votes = lambda promises: {}
+    elif name == "ignore_floor":
+        acceptor.fence_floor = lambda view: ZERO_BALLOT
     elif name != "none":
         raise SystemExit(f"unknown mutant {name!r}")
 

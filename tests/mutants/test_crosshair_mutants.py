@@ -22,6 +22,7 @@ LEMMAS = "wormspace.proofs.acceptor_lemmas."
         ("quorum_of_one", "propose_step_preserves"),  # the Voting lemma: a one-acceptor quorum is not safe
         ("no_adopt", "proposer_adopts_highest"),
         ("accept_lower_ballot", "accept_respects_promise"),
+        ("ignore_floor", "floor_refuses_below"),  # Rule 6: the handlers ignore the fence's floor
     ],
 )
 def test_crosshair_finds_the_planted_bug(mutant: str, lemma: str) -> None:

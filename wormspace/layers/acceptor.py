@@ -15,6 +15,13 @@ Rule 4 (Trim). Once the acceptor has voted for any value in a segment's TRIM reg
         that names one of them is answered ``SegmentTrimmed``. The TRIM register itself stays
         (one register per segment) so that clients can finish the trim's consensus.
 Rule 5 (Durability). A handler returns ``Persist`` before ``Send``; the node stores before replying.
+Rule 6 (Fence). The acceptor keeps one acceptor-wide promise *floor* (``ZERO_BALLOT`` until fenced), stored
+        as the register ``FLOOR_KEY``. Every register, including ones never touched, behaves as if it had
+        promised at least the floor: a Prepare or Accept below it is refused (``Nack`` reporting the floor),
+        and a ``Promise`` reports the floor it was given under. ``Fence(F)`` raises the floor to ``F`` only
+        if ``F`` is above every promise the acceptor holds (so no promise given before the fence is at or
+        above it), durably, before its ``Fenced`` reply; otherwise it changes nothing. The floor never
+        goes down. This is the acceptor's part of replacing a lost acceptor (docs/operations.md).
 
 The core (``handle_request``) is pure: it reads registers through a ``StoreView`` and returns the
 changes and the reply. ``AcceptorNode`` binds it to a ``Storage``.
@@ -41,6 +48,8 @@ from wormspace.layers.messages import (
     Accepted,
     Ballot,
     ErrorReply,
+    Fence,
+    Fenced,
     Nack,
     Prepare,
     Promise,
@@ -92,6 +101,31 @@ def _get(view: StoreView, segment: int, index: int) -> RegState:
     return EMPTY_REG if r is None else r
 
 
+FLOOR_KEY: RegKey = (-1, 0)  # Rule 6: the floor, stored as this pseudo-register's promise (no segment is < 0)
+
+
+def fence_floor(view: StoreView) -> Ballot:
+    """Rule 6: the acceptor-wide promise floor (``ZERO_BALLOT`` if never fenced)."""
+    return _get(view, *FLOOR_KEY).promised
+
+
+def highest_promise(view: StoreView) -> Ballot:
+    """The highest promise over every register and the floor. Uses the store's own ``highest_promise``
+    when it has one (SQLite answers it with one query), else scans ``items()``."""
+    own = getattr(view, "highest_promise", None)
+    if own is not None:
+        top: Ballot = own()
+        return max(top, fence_floor(view))
+    items = getattr(view, "items", None)
+    if items is None:
+        raise UsageError("this store can tell neither its highest promise nor its registers")
+    best = fence_floor(view)
+    for _, r in items():
+        if r.promised > best:
+            best = r.promised
+    return best
+
+
 def segment_trimmed(view: StoreView, segment: int) -> bool:
     """Rule 4: the acceptor has voted in the segment's TRIM register."""
     return _get(view, segment, TRIM).value is not None
@@ -106,7 +140,7 @@ def _updates_monotone(view: StoreView, result: tuple[Persist | None, Reply]) -> 
 
 def _persist_only_on_success(result: tuple[Persist | None, Reply]) -> bool:
     persist, reply = result
-    return persist is None or isinstance(reply, (Promise, Accepted))
+    return persist is None or isinstance(reply, (Promise, Accepted, Fenced))
 
 
 # ---- the pure core --------------------------------------------------------------------------------------
@@ -124,7 +158,8 @@ def on_prepare(view: StoreView, msg: Prepare) -> tuple[Persist | None, Reply]:
     if any(i != TRIM for i in msg.indices) and segment_trimmed(view, msg.segment):
         return None, SegmentTrimmed(req=msg.req, segment=msg.segment)
     regs = [(i, _get(view, msg.segment, i)) for i in msg.indices]
-    highest = max(r.promised for _, r in regs)
+    floor = fence_floor(view)
+    highest = max(floor, max(r.promised for _, r in regs))
     if msg.ballot < highest:
         voted = max(r.accepted for _, r in regs)
         return None, Nack(
@@ -138,7 +173,7 @@ def on_prepare(view: StoreView, msg: Prepare) -> tuple[Persist | None, Reply]:
     votes = tuple(
         Vote(index=i, ballot=r.accepted, value=r.value) for i, r in regs if r.value is not None
     )
-    reply = Promise(req=msg.req, segment=msg.segment, ballot=msg.ballot, votes=votes)
+    reply = Promise(req=msg.req, segment=msg.segment, ballot=msg.ballot, votes=votes, floor=floor)
     return (Persist(puts=puts) if puts else None), reply
 
 
@@ -154,7 +189,7 @@ def on_accept(view: StoreView, msg: Accept) -> tuple[Persist | None, Reply]:
     if any(i != TRIM for i, _ in msg.values) and segment_trimmed(view, msg.segment):
         return None, SegmentTrimmed(req=msg.req, segment=msg.segment)
     regs = [(i, v, _get(view, msg.segment, i)) for i, v in msg.values]
-    highest = max(r.promised for _, _, r in regs)
+    highest = max(fence_floor(view), max(r.promised for _, _, r in regs))
     if msg.ballot < highest:
         voted = max(r.accepted for _, _, r in regs)
         return None, Nack(
@@ -184,12 +219,29 @@ def on_read(view: StoreView, msg: Read) -> tuple[Persist | None, Reply]:
     return None, ReadReply(req=msg.req, segment=msg.segment, votes=tuple(votes))
 
 
+@ensure(lambda view, result: _updates_monotone(view, result), "the floor only grows")
+@ensure(
+    lambda highest, result: result[0] is None or (isinstance(result[1], Fenced) and result[1].floor > highest),
+    "a fence is applied only above every promise held",
+)
+def on_fence(view: StoreView, msg: Fence, highest: Ballot) -> tuple[Persist | None, Reply]:
+    """Rule 6. ``highest`` is the acceptor's highest promise over every register and the floor
+    (``highest_promise``); the caller computes it, since a ``StoreView`` reads one register at a time."""
+    floor = fence_floor(view)
+    if msg.ballot == ZERO_BALLOT or msg.ballot <= highest:
+        return None, Fenced(req=msg.req, segment=msg.segment, floor=floor, promised=highest)
+    persist = Persist(puts=((FLOOR_KEY, RegState(promised=msg.ballot)),))
+    return persist, Fenced(req=msg.req, segment=msg.segment, floor=msg.ballot, promised=highest)
+
+
 def handle_request(view: StoreView, msg: Request) -> tuple[Persist | None, Reply]:
     """Dispatch one request to its rule."""
     if isinstance(msg, Prepare):
         return on_prepare(view, msg)
     if isinstance(msg, Accept):
         return on_accept(view, msg)
+    if isinstance(msg, Fence):
+        return on_fence(view, msg, highest_promise(view))
     return on_read(view, msg)
 
 
@@ -416,6 +468,13 @@ class SqliteStorage:
             key = (row[0], row[1])
             yield key, self._state(self.path, key, row[2:])
 
+    def highest_promise(self) -> Ballot:
+        """The highest promise of any row (the floor's row included): one query, for Rule 6."""
+        row = self._db.execute(
+            "SELECT promised_n, promised_node FROM registers ORDER BY promised_n DESC, promised_node DESC LIMIT 1"
+        ).fetchone()
+        return ZERO_BALLOT if row is None else Ballot(row[0], row[1])
+
     def count(self) -> int:
         """How many register rows the file holds."""
         n: int = self._db.execute("SELECT COUNT(*) FROM registers").fetchone()[0]
@@ -434,14 +493,18 @@ class SqliteStorage:
 __all__ = [
     "STORAGE_FORMAT",
     "ZERO_BALLOT",
+    "FLOOR_KEY",
     "AcceptorNode",
     "MemoryStorage",
     "SqliteStorage",
     "Storage",
     "StoreView",
     "apply_to_dict",
+    "fence_floor",
     "handle_request",
+    "highest_promise",
     "on_accept",
+    "on_fence",
     "on_prepare",
     "on_read",
     "reg_ok",

@@ -10,6 +10,8 @@ Rules:
 3. A ``Ballot`` is ``(number, node)``; node ids are unique, so two proposers never share a ballot and the
    tuple order is total. ``ZERO_BALLOT`` is below every ballot a proposer may use.
 4. Requests carry a ``req`` id chosen by the client; the acceptor echoes it so replies find their operation.
+5. ``Fence`` / ``Fenced`` are the replacement procedure's messages (acceptor Rule 6), not a client's: they
+   name no register, so their ``segment`` is 0 by convention and ignored.
 """
 
 from __future__ import annotations
@@ -165,6 +167,18 @@ class Accept(_Msg):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Fence(_Msg):
+    """Raise the acceptor-wide promise floor to ``ballot`` if it is above every promise the acceptor holds
+    (Rule 6); ``ZERO_BALLOT`` only asks for the floor and the highest promise."""
+
+    ballot: Ballot
+
+    def __post_init__(self) -> None:
+        super(Fence, self).__post_init__()
+        _ballot("ballot", self.ballot, zero_ok=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Read(_Msg):
     """Report the accepted votes of ``indices``; changes nothing."""
 
@@ -180,15 +194,21 @@ class Read(_Msg):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Promise(_Msg):
-    """Phase 1b: promised ``ballot`` for every requested index; ``votes`` are the ones accepted before."""
+    """Phase 1b: promised ``ballot`` for every requested index; ``votes`` are the ones accepted before.
+
+    ``floor`` is the acceptor's promise floor when it promised (Rule 6 of the acceptor; ``ZERO_BALLOT``
+    until a replacement fenced it): a proposer counts promises towards a quorum only if they carry one
+    floor, so promises given before and after a fence never make up one quorum."""
 
     ballot: Ballot
     votes: tuple[Vote, ...]
+    floor: Ballot = ZERO_BALLOT
 
     def __post_init__(self) -> None:
         super(Promise, self).__post_init__()
         _ballot("ballot", self.ballot)
         _votes("votes", self.votes)
+        _ballot("floor", self.floor, zero_ok=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -251,6 +271,20 @@ class ErrorReply(_Msg):
             raise RemoteProtocolError("reason must be a short string")
 
 
-Request = Prepare | Accept | Read
-Reply = Promise | Accepted | Nack | ReadReply | SegmentTrimmed | ErrorReply
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fenced(_Msg):
+    """The answer to ``Fence``: the acceptor's ``floor`` after the request and its highest ``promised``
+    ballot over every register and the floor. The fence was applied iff ``floor`` is the asked ballot."""
+
+    floor: Ballot
+    promised: Ballot
+
+    def __post_init__(self) -> None:
+        super(Fenced, self).__post_init__()
+        _ballot("floor", self.floor, zero_ok=True)
+        _ballot("promised", self.promised, zero_ok=True)
+
+
+Request = Prepare | Accept | Read | Fence
+Reply = Promise | Accepted | Nack | ReadReply | SegmentTrimmed | ErrorReply | Fenced
 Message = Request | Reply

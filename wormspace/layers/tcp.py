@@ -62,6 +62,7 @@ from wormspace.layers.messages import (
     Accept,
     Accepted,
     ErrorReply,
+    Fence,
     Message,
     Nack,
     Prepare,
@@ -91,7 +92,7 @@ log = logging.getLogger("wormspace.tcp")
 
 T = TypeVar("T")
 
-_REQUEST_TYPES = (Prepare, Accept, Read)
+_REQUEST_TYPES = (Prepare, Accept, Read, Fence)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -190,7 +191,9 @@ async def read_hello(reader: asyncio.StreamReader, key: bytes | None, timeout: f
 
 
 def registers_of(m: Request) -> int:
-    """How many registers a request names."""
+    """How many registers a request names (a ``Fence`` names none: it is acceptor-wide)."""
+    if isinstance(m, Fence):
+        return 0
     return len(m.values) if isinstance(m, Accept) else len(m.indices)
 
 
@@ -659,6 +662,8 @@ def _fields(m: Message) -> dict[str, Any]:
 
 def split_request(m: Request, limit: int, first_req: int) -> list[Request]:
     """``m`` cut into requests of at most ``limit`` registers, numbered ``first_req``, ``first_req + 1``, ..."""
+    if isinstance(m, Fence):
+        return [Fence(req=first_req, segment=m.segment, ballot=m.ballot)]
     if isinstance(m, Accept):
         parts = [m.values[i : i + limit] for i in range(0, len(m.values), limit)]
         return [Accept(req=first_req + k, segment=m.segment, ballot=m.ballot, values=v) for k, v in enumerate(parts)]

@@ -18,12 +18,14 @@ be altered either). The payload is one msgpack array of messages; each message i
  1       Prepare          indices: [int], ballot
  2       Accept           ballot, values: [[index, bin]]
  3       Read             indices: [int]
- 4       Promise          ballot, votes: [vote]
+ 4       Promise          ballot, votes: [vote], floor: ballot
  5       Accepted         ballot
  6       Nack             ballot, promised: ballot, accepted: ballot
  7       ReadReply        votes: [vote]
  8       SegmentTrimmed   (none)
  9       ErrorReply       reason: str
+ 20      Fence            ballot (``[0, -1]``: only ask)
+ 21      Fenced           floor: ballot, promised: ballot
 ======  ==============  ==================================================
 
 Rules:
@@ -65,6 +67,8 @@ from wormspace.layers.messages import (
     Accepted,
     Ballot,
     ErrorReply,
+    Fence,
+    Fenced,
     Message,
     Nack,
     Prepare,
@@ -99,6 +103,8 @@ TAG_NACK = 6
 TAG_READ_REPLY = 7
 TAG_SEGMENT_TRIMMED = 8
 TAG_ERROR_REPLY = 9
+TAG_FENCE = 20
+TAG_FENCED = 21
 
 # ---- encoding -------------------------------------------------------------------------------------------
 # A Ballot is a NamedTuple, so msgpack packs it as the array [number, node] without conversion.
@@ -121,7 +127,7 @@ def _e_read(m: Read) -> tuple[Any, ...]:
 
 
 def _e_promise(m: Promise) -> tuple[Any, ...]:
-    return (TAG_PROMISE, m.req, m.segment, m.ballot, _votes_out(m.votes))
+    return (TAG_PROMISE, m.req, m.segment, m.ballot, _votes_out(m.votes), m.floor)
 
 
 def _e_accepted(m: Accepted) -> tuple[Any, ...]:
@@ -144,6 +150,14 @@ def _e_error_reply(m: ErrorReply) -> tuple[Any, ...]:
     return (TAG_ERROR_REPLY, m.req, m.segment, m.reason)
 
 
+def _e_fence(m: Fence) -> tuple[Any, ...]:
+    return (TAG_FENCE, m.req, m.segment, m.ballot)
+
+
+def _e_fenced(m: Fenced) -> tuple[Any, ...]:
+    return (TAG_FENCED, m.req, m.segment, m.floor, m.promised)
+
+
 _ENCODERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {
     Prepare: _e_prepare,
     Accept: _e_accept,
@@ -154,6 +168,8 @@ _ENCODERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {
     ReadReply: _e_read_reply,
     SegmentTrimmed: _e_segment_trimmed,
     ErrorReply: _e_error_reply,
+    Fence: _e_fence,
+    Fenced: _e_fenced,
 }
 
 
@@ -245,8 +261,11 @@ def _d_read(m: tuple[Any, ...]) -> Message:
 
 
 def _d_promise(m: tuple[Any, ...]) -> Message:
-    _arity(m, 5, "Promise")
-    return Promise(req=m[1], segment=m[2], ballot=_ballot_in(m[3], "ballot"), votes=_votes_in(m[4]))
+    _arity(m, 6, "Promise")
+    return Promise(
+        req=m[1], segment=m[2], ballot=_ballot_in(m[3], "ballot"), votes=_votes_in(m[4]),
+        floor=_ballot_in(m[5], "floor"),
+    )
 
 
 def _d_accepted(m: tuple[Any, ...]) -> Message:
@@ -280,6 +299,16 @@ def _d_error_reply(m: tuple[Any, ...]) -> Message:
     return ErrorReply(req=m[1], segment=m[2], reason=m[3])
 
 
+def _d_fence(m: tuple[Any, ...]) -> Message:
+    _arity(m, 4, "Fence")
+    return Fence(req=m[1], segment=m[2], ballot=_ballot_in(m[3], "ballot"))
+
+
+def _d_fenced(m: tuple[Any, ...]) -> Message:
+    _arity(m, 5, "Fenced")
+    return Fenced(req=m[1], segment=m[2], floor=_ballot_in(m[3], "floor"), promised=_ballot_in(m[4], "promised"))
+
+
 _DECODERS: dict[int, Callable[[tuple[Any, ...]], Message]] = {
     TAG_PREPARE: _d_prepare,
     TAG_ACCEPT: _d_accept,
@@ -290,6 +319,8 @@ _DECODERS: dict[int, Callable[[tuple[Any, ...]], Message]] = {
     TAG_READ_REPLY: _d_read_reply,
     TAG_SEGMENT_TRIMMED: _d_segment_trimmed,
     TAG_ERROR_REPLY: _d_error_reply,
+    TAG_FENCE: _d_fence,
+    TAG_FENCED: _d_fenced,
 }
 
 

@@ -8,7 +8,9 @@ Theory of operation. Every client call runs as one *operation* (``Op``), a pure 
 replies and timeouts (``op_start``, ``op_on_reply``, ``op_on_timeout``). Operations work on a set of registers
 of one segment at once, so batch capture and batch write are the same code as single ones.
 
-Rule 1 (capture). Phase 1 at a fresh ballot over the registers; on a quorum of promises, every register some
+Rule 1 (capture). Phase 1 at a fresh ballot over the registers; on a quorum of promises that carry one
+        acceptor floor (``Promise.floor``: promises from before and after a replacement's fence never make
+        up one quorum), every register some
         acceptor reported a vote for gets the highest-ballot value re-proposed at our ballot (Paxos safety:
         *adopt*); when that quorum-accepts the register is known written. The capture is ``(segment,
         indices, ballot)`` plus the values it found written. A refused phase retries at a higher ballot,
@@ -442,9 +444,22 @@ def _highest_votes(promises: Sequence[Promise]) -> dict[int, Vote]:
     return best
 
 
+def _same_floor_quorum(promises: Sequence[Promise], quorum: int) -> list[Promise] | None:
+    """Rule 1: the promises of one floor, if ``quorum`` of them carry it (at most one floor can: a quorum is
+    a majority and each acceptor is counted once), else ``None``."""
+    by_floor: dict[Ballot, list[Promise]] = {}
+    for p in promises:
+        by_floor.setdefault(p.floor, []).append(p)
+    for group in by_floor.values():
+        if len(group) >= quorum:
+            return group
+    return None
+
+
 def _prepare_progress(op: Op, ctx: Ctx) -> Step:
-    promises = [r for _, r in op.replies if isinstance(r, Promise)]
-    if len(promises) >= ctx.quorum:
+    found = [r for _, r in op.replies if isinstance(r, Promise)]
+    promises = _same_floor_quorum(found, ctx.quorum)
+    if promises is not None:
         adopted = {i: v.value for i, v in _highest_votes(promises).items() if i in op.ask}
         own = _own(op)
         proposal = {i: adopted.get(i, own.get(i)) for i in op.ask}
@@ -456,8 +471,8 @@ def _prepare_progress(op: Op, ctx: Ctx) -> Step:
             return _done_after_accept(op, ())
         sent_own = op.sent_own or any(own.get(i) == v and i not in adopted for i, v in values)
         return _enter(op, ctx, phase=Phase.ACCEPT, proposal=values, sent_own=sent_own)
-    if _refusals(op) > len(ctx.acceptors) - ctx.quorum:
-        return _start_round(op, ctx, op.ask)
+    if _refusals(op) > len(ctx.acceptors) - ctx.quorum or len(op.replies) == len(ctx.acceptors):
+        return _start_round(op, ctx, op.ask)  # refused, or every acceptor answered and floors disagree
     return op, []
 
 

@@ -270,10 +270,47 @@ def proposer_adopts_highest(r1: Reg3, r2: Reg3, own: int) -> int:
     return best[0].value[0] if 0 in best else own
 
 
+class _Floored(_One):
+    """A StoreView holding one register and an acceptor-wide floor (``acceptor.FLOOR_KEY``; Rule 6)."""
+
+    def __init__(self, reg: Reg3, floor: int) -> None:
+        super().__init__(reg)
+        self.floor = RegState(promised=_ballot(floor)) if floor else None
+
+    def get(self, segment: int, index: int) -> RegState | None:
+        if (segment, index) == acc.FLOOR_KEY:
+            return self.floor
+        return super().get(segment, index)
+
+
+@icontract.require(
+    lambda reg, floor, ballot, value: _reg_ok3(reg) and 0 <= floor <= MAX_BALLOT and 1 <= ballot <= MAX_BALLOT
+    and 0 <= value <= 1
+)
+@icontract.ensure(
+    lambda floor, ballot, result: ballot >= floor or result == (False, False),
+    "Rule 6: below the floor no register promises or votes, touched or not",
+)
+@icontract.ensure(
+    lambda reg, floor, ballot, result: not result[1] or ballot >= max(reg[0], floor),
+    "Rules 2 and 6: a vote is at or above both the promise and the floor",
+)
+def floor_refuses_below(reg: Reg3, floor: int, ballot: int, value: int) -> tuple[bool, bool]:
+    """Whether the real handlers changed anything on ``Prepare(ballot)`` and on ``Accept(ballot, value)``, for
+    register ``reg`` of an acceptor whose floor is ``floor`` (0: never fenced)."""
+    view = _Floored(reg, floor)
+    promised, _ = acc.on_prepare(view, Prepare(req=0, segment=0, indices=(0,), ballot=_ballot(ballot)))
+    voted, _ = acc.on_accept(
+        view, Accept(req=0, segment=0, ballot=_ballot(ballot), values=((0, bytes([value])),))
+    )
+    return promised is not None, voted is not None
+
+
 TARGETS = (
     "wormspace.proofs.acceptor_lemmas.accept_respects_promise",
     "wormspace.proofs.acceptor_lemmas.prepare_raises_promise",
     "wormspace.proofs.acceptor_lemmas.proposer_adopts_highest",
+    "wormspace.proofs.acceptor_lemmas.floor_refuses_below",
     "wormspace.proofs.acceptor_lemmas.prepare_step_preserves",
     "wormspace.proofs.acceptor_lemmas.accept_step_preserves",
     "wormspace.proofs.acceptor_lemmas.propose_step_preserves",

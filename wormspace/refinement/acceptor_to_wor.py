@@ -35,7 +35,8 @@ Three checks, each in stated bounds (bounded, and the first two randomised: they
 2. ``run_linearizability(seed)`` -- a concurrent history from a ``SimCluster`` (3 acceptors; ``processes``
    client processes racing allocs, captures, writes, writes through an old capture, and reads on a few
    addresses of one segment; seeded drops and duplicates; an acceptor crashed and restarted; one acceptor
-   partitioned off and healed), judged by ``check_history`` against ``SegmentModel``. A verdict of OK says
+   partitioned off and healed; optionally an acceptor that loses its disk and is replaced by the fence
+   procedure while the processes run), judged by ``check_history`` against ``SegmentModel``. A verdict of OK says
    that one history is linearizable; UNKNOWN (the checker's budget ran out) is never a pass.
 
 3. ``explore_default()`` -- the explicit-state explorer (``explore.py``) on its default configurations,
@@ -63,6 +64,7 @@ from wormspace.layers.messages import (
     ZERO_BALLOT,
     Accept,
     Ballot,
+    Fence,
     Message,
     Prepare,
     Read,
@@ -305,7 +307,7 @@ class WorLockstep(RuleBasedStateMachine):
             self.net.append((dst, src, reply))
         else:
             p = next(q for q in self.proposers if q.node == dst)
-            assert not isinstance(msg, (Prepare, Accept, Read)), f"a request sent to proposer {dst}: {msg}"
+            assert not isinstance(msg, (Prepare, Accept, Read, Fence)), f"a request sent to proposer {dst}: {msg}"
             if p.op is not None:
                 op, effects = wor.op_on_reply(p.op, src, msg, p.ctx)
                 self._advance(p, op, effects)
@@ -479,12 +481,21 @@ class LinBounds:
     faults: Faults = field(default_factory=lambda: LIN_FAULTS)
     crash: bool = True  # crash one acceptor for a while, then partition another off for a while
     budget: int = 200_000  # checker steps per segment
+    # (victim, lose at, replace at): the victim loses its disk at the first virtual time and is replaced by
+    # the fence procedure (``SimCluster.replace``) from the second on, while the processes keep running
+    replace: tuple[int, float, float] | None = None
 
     def describe(self) -> str:
         return (
             f"3 acceptors; {self.processes} processes x {self.ops} operations on offsets 0..{self.offsets - 1}"
             f" of one segment of {LIN_WOS_SIZE}; drop {self.faults.drop}, duplicate {self.faults.duplicate}"
             + ("; a crash/restart and a partition/heal" if self.crash else "")
+            + (
+                f"; acceptor {self.replace[0]} loses its disk at {self.replace[1]}s and is replaced from"
+                f" {self.replace[2]}s"
+                if self.replace
+                else ""
+            )
             + f"; rounds <= {LIN_CONFIG.max_rounds}, resends <= {LIN_CONFIG.max_resends};"
             f" checker budget {self.budget} steps"
         )
@@ -533,6 +544,10 @@ def concurrent_run(seed: int, bounds: LinBounds | None = None) -> SimCluster:
         cluster.at(0.08, lambda: cluster.restart(down))
         cluster.at(0.1, lambda: cluster.partition({off}, {down, (seed + 2) % 3}))
         cluster.at(0.2, cluster.heal)
+    if b.replace is not None:
+        victim, lose_at, replace_at = b.replace
+        cluster.at(lose_at, lambda: cluster.lose_disk(victim))
+        cluster.at(max(replace_at, lose_at), lambda: cluster.replace(victim))
     cluster.run()
     return cluster
 
@@ -545,12 +560,15 @@ def run_linearizability(
     processes: int = LinBounds().processes,
     offsets: int = LinBounds().offsets,
     crash: bool = True,
+    replace: tuple[int, float, float] | None = None,
 ) -> CheckResult:
     """One concurrent history (``concurrent_run``) judged against ``SegmentModel``: OK / ILLEGAL / UNKNOWN."""
     from wormspace.refinement.linearizability import check_history
     from wormspace.refinement.models import SegmentModel
 
-    b = LinBounds(processes=processes, ops=ops, offsets=offsets, faults=faults or LIN_FAULTS, crash=crash)
+    b = LinBounds(
+        processes=processes, ops=ops, offsets=offsets, faults=faults or LIN_FAULTS, crash=crash, replace=replace
+    )
     cluster = concurrent_run(seed, b)
     return check_history(list(cluster.history()), SegmentModel(wos_size=LIN_WOS_SIZE), budget=b.budget)
 

@@ -74,6 +74,7 @@ from wormspace.layers.messages import (
     ZERO_BALLOT,
     Accept,
     Ballot,
+    Fence,
     Message,
     Prepare,
     Read,
@@ -883,7 +884,7 @@ class SegmentExplorer:
         packets = [
             (CLIENT_BASE + k, e.dst, e.msg)
             for e in effects
-            if isinstance(e, Send) and isinstance(e.msg, (Prepare, Accept, Read))
+            if isinstance(e, Send) and isinstance(e.msg, (Prepare, Accept, Read, Fence))
         ]
         return ClientState(c.fed, op, hint), packets
 
