@@ -31,8 +31,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.common import Result, Row, cli, contracts_off, free_ports, ratio, row, sequential, windowed
 
@@ -74,18 +75,25 @@ def wormspace_rows(n: int) -> list[Row]:
                 count = _count(window, n)
                 alog = WormLog(cluster.client(), name=b"bench-log-%d" % window).aio
                 await alog.append(PAYLOAD)
-                secs, lat = await windowed(count, window, lambda i: alog.append(PAYLOAD))
+                secs, lat = await windowed(count, window, _repeat(alog.append, PAYLOAD))
                 out.append(row("WormLog append", count, secs, lat, window=window, value_bytes=len(PAYLOAD)))
                 arep = WormPaxos(cluster.client(), lambda cmd: b"", name=b"bench-smr-%d" % window,
                                  policy="sticky").aio
                 await arep.submit(PAYLOAD)
-                secs, lat = await windowed(count, window, lambda i: arep.submit(PAYLOAD))
+                secs, lat = await windowed(count, window, _repeat(arep.submit, PAYLOAD))
                 out.append(row("WormPaxos submit (sticky)", count, secs, lat, window=window,
                                value_bytes=len(PAYLOAD)))
             return out
 
         rows.extend(asyncio.run(concurrent()))
     return rows
+
+
+def _repeat(op: Callable[[bytes], Awaitable[Any]], payload: bytes) -> Callable[[int], Awaitable[Any]]:
+    def one(i: int) -> Awaitable[Any]:
+        return op(payload)
+
+    return one
 
 
 # ---- PySyncObj: three replica processes; the leader runs the load ---------------------------------------

@@ -27,8 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.common import Result, Row, cli, contracts_off, free_ports, ratio, row, sequential, windowed
 
@@ -63,12 +64,19 @@ def wormkv_rows(quick: bool) -> list[Row]:
                 akv = WormKV(cluster.client(), name=b"bench-kv-%d" % c).aio
                 await akv.put(b"warm", VALUE)
                 n = _count(c, quick)
-                secs, lat = await windowed(n, c, lambda i: akv.put(b"k%d" % i, VALUE))
+                secs, lat = await windowed(n, c, _putter(akv))
                 out.append(row("WormKV put", n, secs, lat, clients=c))
             return out
 
         rows.extend(asyncio.run(concurrent()))
     return rows
+
+
+def _putter(akv: Any) -> Callable[[int], Awaitable[None]]:
+    async def put(i: int) -> None:
+        await akv.put(b"k%d" % i, VALUE)
+
+    return put
 
 
 # ---- etcd -----------------------------------------------------------------------------------------------
@@ -190,7 +198,7 @@ def etcd_rows(quick: bool) -> list[Row] | str:
                 n = _count(c, quick)
                 free = list(range(c))
 
-                async def put(i: int) -> None:
+                async def put(i: int, conns: list[HttpConn] = conns, free: list[int] = free) -> None:
                     conn = conns[free.pop()]
                     try:
                         await conn.post("/v3/kv/put", {"key": _b64(b"k%d" % i), "value": _b64(VALUE)})

@@ -56,68 +56,97 @@ def measure(quick: bool, subset: bool = False) -> list[Row]:
         wos = ws.wos_size
         for size in sizes:
             value = b"v" * size
-
-            # one at a time: the synchronous client
-            if 1 in windows:
-                seg = ws.alloc(b"bench")
-                secs, lat = sequential(n1, lambda i, seg=seg: ws.write(ws.address(seg, i), value,
-                                                                       ws.capture(ws.address(seg, i))))
+            if 1 in windows:  # one at a time: the synchronous client
+                load = _Load(ws, [ws.alloc(b"bench")], [], value, wos)
+                secs, lat = sequential(n1, load.capture_write)
                 rows.append(row("capture+write", n1, secs, lat, window=1, value_bytes=size))
                 seg = ws.alloc(b"bench")
-                cap = ws.batch_capture(seg)
-                secs, lat = sequential(n1, lambda i, seg=seg, cap=cap: ws.write(ws.address(seg, i), value, cap))
+                load = _Load(ws, [seg], [ws.batch_capture(seg)], value, wos)
+                secs, lat = sequential(n1, load.write)
                 rows.append(row("write (batch-captured)", n1, secs, lat, window=1, value_bytes=size))
-                secs, lat = sequential(n1, lambda i, seg=seg: ws.read(ws.address(seg, i)))
+                secs, lat = sequential(n1, load.read)
                 rows.append(row("read", n1, secs, lat, window=1, value_bytes=size))
                 if not subset:
                     for k in (16, 64):
                         seg = ws.alloc(b"bench")
-                        cap = ws.batch_capture(seg)
+                        load = _Load(ws, [seg], [ws.batch_capture(seg)], value, wos, k)
                         batches = min(wos // k, max(2, n1 // k * 4))
-                        secs, lat = sequential(batches, lambda b, seg=seg, cap=cap, k=k: ws.batch_write(
-                            seg, {o: value for o in range(b * k, b * k + k)}, cap))
+                        secs, lat = sequential(batches, load.batch_write)
                         rows.append(row(f"batch_write x{k}", batches * k, secs, lat, window=1, value_bytes=size,
                                         per_op=k))
-
-            async def concurrent(value: bytes = value, size: int = size) -> list[Row]:
-                aio = ws.aio
-                out: list[Row] = []
-                for w in (w for w in windows if w > 1):
-                    count = nw
-                    nseg = (count + wos - 1) // wos
-                    segs = [await aio.alloc(b"bench") for _ in range(nseg)]
-                    secs, lat = await windowed(count, w, lambda i, segs=segs: _capture_write(aio, segs, wos, i,
-                                                                                         value))
-                    out.append(row("capture+write", count, secs, lat, window=w, value_bytes=size))
-                    segs = [await aio.alloc(b"bench") for _ in range(nseg)]
-                    caps = [await aio.batch_capture(s) for s in segs]
-                    secs, lat = await windowed(count, w, lambda i, segs=segs, caps=caps: aio.write(
-                        aio.address(segs[i // wos], i % wos), value, caps[i // wos]))
-                    out.append(row("write (batch-captured)", count, secs, lat, window=w, value_bytes=size))
-                    secs, lat = await windowed(count, w, lambda i, segs=segs: aio.read(
-                        aio.address(segs[i // wos], i % wos)))
-                    out.append(row("read", count, secs, lat, window=w, value_bytes=size))
-                    if w == 64 and not subset:
-                        k = 16
-                        frames = max(1, count // k)
-                        nseg = (frames * k + wos - 1) // wos
-                        segs = [await aio.alloc(b"bench") for _ in range(nseg)]
-                        caps = [await aio.batch_capture(s) for s in segs]
-                        per = wos // k
-                        secs, lat = await windowed(frames, w, lambda b, segs=segs, caps=caps: aio.batch_write(
-                            segs[b // per], {o: value for o in range((b % per) * k, (b % per) * k + k)},
-                            caps[b // per]))
-                        out.append(row(f"batch_write x{k}", frames * k, secs, lat, window=w, value_bytes=size,
-                                       per_op=k))
-                return out
-
-            rows.extend(asyncio.run(concurrent()))
+            rows.extend(asyncio.run(_concurrent(ws, windows, nw, value, subset)))
     return rows
 
 
-async def _capture_write(aio: Any, segs: list[int], wos: int, i: int, value: bytes) -> None:
-    addr = aio.address(segs[i // wos], i % wos)
-    await aio.write(addr, value, await aio.capture(addr))
+class _Load:
+    """Operation ``i`` of a load over segments ``segs`` (captured by ``caps``), on a sync or async client."""
+
+    def __init__(self, client: Any, segs: list[int], caps: list[Any], value: bytes, wos: int, k: int = 1) -> None:
+        self.client, self.segs, self.caps, self.value, self.wos, self.k = client, segs, caps, value, wos, k
+
+    def _at(self, i: int) -> tuple[int, Any]:
+        j = i // self.wos
+        return self.client.address(self.segs[j], i % self.wos), self.caps[j] if self.caps else None
+
+    def capture_write(self, i: int) -> None:
+        addr, _ = self._at(i)
+        self.client.write(addr, self.value, self.client.capture(addr))
+
+    def write(self, i: int) -> None:
+        addr, cap = self._at(i)
+        self.client.write(addr, self.value, cap)
+
+    def read(self, i: int) -> None:
+        self.client.read(self._at(i)[0])
+
+    def batch_write(self, b: int) -> None:
+        per = self.wos // self.k
+        j, start = b // per, (b % per) * self.k
+        self.client.batch_write(self.segs[j], {o: self.value for o in range(start, start + self.k)}, self.caps[j])
+
+    async def acapture_write(self, i: int) -> None:
+        addr, _ = self._at(i)
+        await self.client.write(addr, self.value, await self.client.capture(addr))
+
+    async def awrite(self, i: int) -> None:
+        addr, cap = self._at(i)
+        await self.client.write(addr, self.value, cap)
+
+    async def aread(self, i: int) -> None:
+        await self.client.read(self._at(i)[0])
+
+    async def abatch_write(self, b: int) -> None:
+        per = self.wos // self.k
+        j, start = b // per, (b % per) * self.k
+        await self.client.batch_write(self.segs[j], {o: self.value for o in range(start, start + self.k)},
+                                      self.caps[j])
+
+
+async def _concurrent(ws: Any, windows: Sequence[int], count: int, value: bytes, subset: bool) -> list[Row]:
+    """The windows above 1: coroutines on the asyncio client, each window on fresh segments."""
+    aio = ws.aio
+    wos = aio.wos_size
+    size = len(value)
+    out: list[Row] = []
+    nseg = (count + wos - 1) // wos
+    for w in (w for w in windows if w > 1):
+        load = _Load(aio, [await aio.alloc(b"bench") for _ in range(nseg)], [], value, wos)
+        secs, lat = await windowed(count, w, load.acapture_write)
+        out.append(row("capture+write", count, secs, lat, window=w, value_bytes=size))
+        segs = [await aio.alloc(b"bench") for _ in range(nseg)]
+        load = _Load(aio, segs, [await aio.batch_capture(s) for s in segs], value, wos)
+        secs, lat = await windowed(count, w, load.awrite)
+        out.append(row("write (batch-captured)", count, secs, lat, window=w, value_bytes=size))
+        secs, lat = await windowed(count, w, load.aread)
+        out.append(row("read", count, secs, lat, window=w, value_bytes=size))
+        if w == 64 and not subset:
+            k = 16
+            frames = max(1, count // k)
+            segs = [await aio.alloc(b"bench") for _ in range((frames * k + wos - 1) // wos)]
+            load = _Load(aio, segs, [await aio.batch_capture(s) for s in segs], value, wos, k)
+            secs, lat = await windowed(frames, w, load.abatch_write)
+            out.append(row(f"batch_write x{k}", frames * k, secs, lat, window=w, value_bytes=size, per_op=k))
+    return out
 
 
 def _child(quick: bool, contracts: bool, subset: bool) -> list[Row]:
