@@ -199,7 +199,7 @@ def _rate(rows: list[Row], name: str, window: int) -> float | None:
     return max(rates) if rates else None
 
 
-def run(quick: bool, n: int = 300) -> Result:
+def run(quick: bool, n: int = 500) -> Result:
     n = 40 if quick else n
     res = Result("apps", "Apps over TCP: 3 acceptors (SQLite FULL) vs PySyncObj, 3 replicas (journal), 8 B")
     res.rows = wormspace_rows(n)

@@ -40,7 +40,7 @@ VALUE = b"v" * 8
 def _count(clients: int, quick: bool) -> int:
     if quick:
         return max(20, 2 * clients)
-    return max(300, 20 * clients)
+    return max(500, 20 * clients)
 
 
 def wormkv_rows(quick: bool) -> list[Row]:

@@ -37,7 +37,7 @@ SIZES = (8, 1024)
 
 def _counts(quick: bool) -> tuple[int, int]:
     """(operations one at a time, operations at a window > 1)."""
-    return (30, 200) if quick else (300, 2000)
+    return (30, 200) if quick else (500, 4000)
 
 
 def measure(quick: bool, subset: bool = False) -> list[Row]:
