@@ -99,3 +99,19 @@ def test_plots_are_drawn_from_saved_results(tmp_path: Path) -> None:
     written = plot(results, tmp_path)
     assert {p.name for p in written} == {"wor-8b.png", "scale-out.png"}
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in written)
+
+
+def test_the_performance_page_shows_the_saved_run_exactly() -> None:
+    import re
+
+    from bench.report import update
+
+    root = Path(__file__).resolve().parent.parent
+    page = (root / "docs" / "performance.md").read_text()
+    report = json.loads((root / "docs" / "bench-results.json").read_text())
+    assert update(page, report) == page, "regenerate: python -m bench.report --update docs/performance.md"
+    assert {r["name"] for r in report["results"]} >= {"wor", "apps", "kv", "scale", "explore", "check"}
+    for image in re.findall(r"\]\((img/[^)]+)\)", page):
+        assert (root / "docs" / image).is_file(), image
+    for name in re.findall(r"`python -m bench ([a-z]+)", page):
+        assert name in BENCHMARKS, name
