@@ -8,8 +8,8 @@ tail segment; a command is one write); WormLog with its default ``alloc`` policy
 segment's alloc batch-captures it; an append is one write).
 
 PySyncObj (the ``bench`` extra: ``pip install -e '.[bench]'``) runs three replica processes on loopback with
-a journal file each, the same payloads and windows, submitted at the leader from a thread with the window
-as a semaphore; a command counts when the leader's callback reports it applied. Its default timers (a tick
+a journal file each, the same payloads and windows, submitted inside the leader's process (no client hop,
+unlike ours) from a thread with the window as a semaphore; a command counts when the leader's callback reports it applied. Its default timers (a tick
 every 0.05 s, AppendEntries every 0.1 s) bound it to ~10 commands/s at window 1 and ~600/s at 64, which
 would measure its timers, not its replication; so it runs twice, in the two best settings we found, and the
 ratio takes the better of the two at each window: ``batch`` (``appendEntriesUseBatch=True``,
