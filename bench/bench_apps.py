@@ -7,18 +7,18 @@ flight (coroutines on one asyncio client). WormPaxos runs with the ``sticky`` po
 tail segment; a command is one write); WormLog with its default ``alloc`` policy (the appender that wins a
 segment's alloc batch-captures it; an append is one write).
 
-PySyncObj (the ``bench`` extra: ``pip install -e '.[bench]'``) runs three replica processes on loopback with
-a journal file each, the same payloads and windows, submitted inside the leader's process (no client hop,
-unlike ours) from a thread with the window as a semaphore; a command counts when the leader's callback reports it applied. Its default timers (a tick
-every 0.05 s, AppendEntries every 0.1 s) bound it to ~10 commands/s at window 1 and ~600/s at 64, which
-would measure its timers, not its replication; so it runs twice, in the two best settings we found, and the
-ratio takes the better of the two at each window: ``batch`` (``appendEntriesUseBatch=True``,
-``appendEntriesPeriod=0.002``, ``autoTickPeriod=0.002``: commands queued in a tick go out in one
-AppendEntries) and ``no batch`` (``appendEntriesUseBatch=False``, ``autoTickPeriod=0.005``: each command
-wakes the loop and goes out at once); both with ``journalFile`` set and ``dynamicMembershipChange=False``.
-Its journal is an mmap written in place and never msync'ed per entry (PySyncObj 0.3.17 flushes it only when
-it closes), so a power loss can lose acknowledged commands: weaker durability than the acceptors' fsync
-before every vote reply.
+PySyncObj (the ``bench`` extra: ``pip install -e '.[bench]'``) runs three replica processes on loopback with a
+journal file each, the same payloads and windows, submitted inside the leader's process (no client hop, unlike
+ours) from a thread with the window as a semaphore; a command counts when the leader's callback reports it
+applied. Its default timers (a tick every 0.05 s, AppendEntries every 0.1 s) bound it to ~10 commands/s at
+window 1 and ~600/s at 64, which would measure its timers, not its replication; so it runs twice, in the two
+best settings we found, and the ratio takes the better of the two at each window: ``batch``
+(``appendEntriesUseBatch=True``, ``appendEntriesPeriod=0.002``, ``autoTickPeriod=0.002``: commands queued in a
+tick go out in one AppendEntries) and ``no batch`` (``appendEntriesUseBatch=False``, ``autoTickPeriod=0.005``:
+each command wakes the loop and goes out at once); both with ``journalFile`` set and
+``dynamicMembershipChange=False``. Its journal is an mmap written in place and never msync'ed per entry
+(PySyncObj 0.3.17 flushes it only when it closes), so a power loss can lose acknowledged commands: weaker
+durability than the acceptors' fsync before every vote reply.
 Printed, never asserted: the ratio is WormSpace's rate over PySyncObj's at each window.
 """
 
