@@ -32,7 +32,8 @@ unit: $(STAMP)
 crosshair: $(STAMP)
 	$(BIN)/python -m wormspace.proofs.crosshair_runner
 
-# Every benchmark, contracts off; results to docs/bench-results.json, plots to docs/img/. etcd (the peer of
+# Every benchmark, contracts off; results to docs/bench-results.json, plots to docs/img/, tables into
+# docs/performance.md. etcd (the peer of
 # WormKV) is installed from Debian when run as root with apt; otherwise that comparison prints a skip.
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
@@ -41,6 +42,7 @@ bench: $(STAMP)
 		echo "etcd not installed: the WormKV vs etcd comparison will be skipped"
 	WORMSPACE_CONTRACTS=0 $(BIN)/python -m bench --save docs/bench-results.json
 	$(BIN)/python -m bench.plots docs/bench-results.json --out docs/img
+	$(BIN)/python -m bench.report docs/bench-results.json --update docs/performance.md
 
 bench-quick: $(STAMP)
 	WORMSPACE_CONTRACTS=0 $(BIN)/python -m bench --quick
