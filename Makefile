@@ -33,8 +33,8 @@ crosshair: $(STAMP)
 	$(BIN)/python -m wormspace.proofs.crosshair_runner
 
 # Every benchmark, contracts off; results to docs/bench-results.json, plots to docs/img/, tables into
-# docs/performance.md. etcd (the peer of
-# WormKV) is installed from Debian when run as root with apt; otherwise that comparison prints a skip.
+# docs/performance.md. etcd (the peer of WormKV) is installed from Debian when run as root with apt;
+# otherwise that comparison prints a skip.
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	@command -v etcd >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
