@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test browser lint typecheck unit crosshair bench clean
+.PHONY: demo test browser lint typecheck unit crosshair bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +32,20 @@ unit: $(STAMP)
 crosshair: $(STAMP)
 	$(BIN)/python -m wormspace.proofs.crosshair_runner
 
+# Every benchmark, contracts off; results to docs/bench-results.json, plots to docs/img/, tables into
+# docs/performance.md. etcd (the peer of WormKV) is installed from Debian when run as root with apt;
+# otherwise that comparison prints a skip.
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
-	WORMSPACE_CONTRACTS=0 $(BIN)/python -m bench
+	@command -v etcd >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server etcd-client >/dev/null; } || \
+		echo "etcd not installed: the WormKV vs etcd comparison will be skipped"
+	WORMSPACE_CONTRACTS=0 $(BIN)/python -m bench --save docs/bench-results.json
+	$(BIN)/python -m bench.plots docs/bench-results.json --out docs/img
+	$(BIN)/python -m bench.report docs/bench-results.json --update docs/performance.md
+
+bench-quick: $(STAMP)
+	WORMSPACE_CONTRACTS=0 $(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -9,7 +9,8 @@ SQLite: the same registers through ``SqliteStorage`` (one transaction per batch)
 file's used pages over the rows, and after the trims the rows left and the pages on the free list (SQLite
 reuses them; the file shrinks only on VACUUM).
 
-Run: ``python -m bench.bench_memory`` (``make bench`` runs it with contracts off).
+Run: ``python -m bench.bench_memory [--quick] [--json]`` (``make bench`` runs it with contracts off);
+``--quick`` writes 2,048 registers instead of 16,384.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from __future__ import annotations
 import gc
 import os
 import sqlite3
+import sys
 import tempfile
 import tracemalloc
+from collections.abc import Sequence
 
+from bench.common import Result, cli
 from wormspace.layers.acceptor import AcceptorNode, MemoryStorage, SqliteStorage
 from wormspace.layers.messages import TRIM, Accept, Ballot, Prepare
 from wormspace.layers.wos import TRIM_VALUE
@@ -89,18 +93,24 @@ def sqlite(value_size: int) -> tuple[float, int, int, int]:
         return per_row, left, free, page
 
 
-def main() -> None:
-    print(f"acceptor memory: {N} written registers in {N // WOS} segments of {WOS}, batch Accepts of {BATCH}")
-    print(f"{'value bytes':>12} {'memory B/WOR':>13} {'overhead B/WOR':>15} {'after trim':>22}"
-          f" {'sqlite B/row':>13} {'after trim (sqlite)':>28}")
+def run(quick: bool) -> Result:
+    global N
+    N = 2_048 if quick else 16_384
+    res = Result("memory", f"Acceptor memory: {N} written registers in {N // WOS} segments of {WOS}, "
+                           f"batch Accepts of {BATCH}")
     for size in SIZES:
         per, left, held = memory(size)
         row, rows_left, free, page = sqlite(size)
-        print(
-            f"{size:>12} {per:>13.0f} {per - size:>15.0f} {f'{left} regs, {held} B':>22}"
-            f" {row:>13.0f} {f'{rows_left} rows, {free} free pages of {page} B':>28}"
-        )
+        res.rows.append({"benchmark": f"{size} B values", "value_bytes": size, "memory_B_per_WOR": round(per),
+                         "overhead_B_per_WOR": round(per - size), "after_trim": f"{left} regs, {held} B",
+                         "sqlite_B_per_row": round(row),
+                         "after_trim_sqlite": f"{rows_left} rows, {free} free pages of {page} B"})
+    return res
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cli("python -m bench.bench_memory", __doc__, run, argv)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

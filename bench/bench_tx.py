@@ -1,7 +1,7 @@
 """WormTX over real TCP (three acceptor processes on loopback): E3 and C5 latency and throughput, and the
 bank's transfers per second.
 
-``python -m bench.bench_tx``. Rows:
+``python -m bench.bench_tx [--quick] [--json]`` (``wormspace bench tx``). Rows:
 
 * ``E3 transaction``: begin + 3 votes + decide, one at a time (begin allocates the segment and batch-captures
   it, so each vote is one write); ``E3 vote`` and ``E3 decide`` are its parts;
@@ -19,15 +19,17 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from wormspace.benchcli import _row, print_table
+from bench.common import Result, cli
+from bench.common import row as _row
 
 
-def run(n: int = 100, inflight: int = 16) -> list[dict[str, Any]]:
+def measure(n: int = 100, inflight: int = 16) -> list[dict[str, Any]]:
     os.environ["WORMSPACE_CONTRACTS"] = "0"
     from wormspace.apps.bank import Bank, BankLogic
     from wormspace.apps.tx import AsyncWormTX, WormTX
@@ -131,10 +133,15 @@ async def _concurrently(count: int, inflight: int, make: Callable[[int], Awaitab
     return time.perf_counter() - t, lats
 
 
-def main() -> None:
-    rows = run()
-    print_table(rows, "WormTX over TCP: 3 acceptor processes on loopback, SQLite synchronous=FULL")
+def run(quick: bool) -> Result:
+    res = Result("tx", "WormTX over TCP: 3 acceptor processes on loopback, SQLite synchronous=FULL")
+    res.rows = measure(n=10 if quick else 100)
+    return res
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cli("python -m bench.bench_tx", __doc__, run, argv)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -12,12 +12,17 @@ Starts three acceptor processes on loopback (SQLite, WAL, ``synchronous=FULL``; 
 
 Figures are printed as a table (``--json`` for machines). Both the client and the three acceptors share
 this machine's cores, so the figures measure the whole system on one box, not a deployment.
+
+``wormspace bench NAME`` runs a benchmark of the source tree's ``bench/`` package instead (``wor``,
+``apps``, ``kv``, ``scale``, ``explore``, ``check``, ``tcp``, ``tx``, ``bare``, ``memory``, or ``all``;
+``--quick`` for a short run), as ``python -m bench NAME`` does; those ship with the source, not the wheel.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import statistics
@@ -25,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -157,6 +163,10 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("bench", help="throughput and latency over real TCP (3 local acceptor processes)")
+    p.add_argument("name", nargs="?", metavar="NAME",
+                   help="a benchmark of the source tree's bench/ package (wor, apps, kv, scale, explore, check, "
+                        "tcp, tx, bare, memory, all); without NAME: the short TCP table")
+    p.add_argument("--quick", action="store_true", help="with NAME: a short run that proves it works")
     p.add_argument("-n", type=int, default=400, help="operations per sequential benchmark (default 400)")
     p.add_argument("--inflight", type=int, default=64, help="concurrent operations (default 64)")
     p.add_argument("--batch", type=int, default=64, help="offsets per batch_write (default 64)")
@@ -165,7 +175,29 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=main)
 
 
+def _bench_package() -> Any:
+    """The source tree's ``bench.__main__`` (importable from a checkout: the directory above the package)."""
+    try:
+        return importlib.import_module("bench.__main__")
+    except ModuleNotFoundError as e:
+        if e.name not in ("bench", "bench.__main__"):
+            raise
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "bench" / "__main__.py").is_file():
+        return None
+    sys.path.insert(0, str(root))
+    return importlib.import_module("bench.__main__")
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.name is not None:
+        package = _bench_package()
+        if package is None or not hasattr(package, "run_named"):
+            print("wormspace bench: named benchmarks ship with the source tree (bench/); run from a checkout",
+                  file=sys.stderr)
+            return 2
+        status: int = package.run_named([args.name], quick=args.quick, as_json=args.json)
+        return status
     if args.n < 1 or args.inflight < 1 or args.batch < 1:
         print("wormspace bench: -n, --inflight and --batch must be positive", file=sys.stderr)
         return 2
