@@ -80,3 +80,16 @@ def test_a_wheel_from_the_tree_installs_alone_and_runs_the_demo(tmp_path: Path) 
     out = mypy.stdout + mypy.stderr
     assert "missing library stubs or py.typed marker" not in out, out
     assert mypy.returncode == 1 and 'Incompatible types in assignment (expression has type "int"' in out, out
+
+
+def test_the_shipped_verbs_need_no_development_dependency() -> None:
+    """``wormspace check`` (WormSpace and app histories) and ``wormspace demo`` import nothing of Hypothesis,
+    pytest or CrossHair: a user who installed only the runtime dependencies can run them."""
+    code = (
+        "import sys\n"
+        "for m in ('hypothesis', 'pytest', 'crosshair'): sys.modules[m] = None\n"
+        "import wormspace.cli, wormspace.demo, wormspace.refinement.check, wormspace.refinement.wormspace_to_apps\n"
+        "import wormspace.apps, wormspace.apps.bank\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr

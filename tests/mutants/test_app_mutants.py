@@ -29,15 +29,9 @@ from wormspace.apps.kv import YES, KvCore, _unfield
 from wormspace.apps.log import LogCore
 from wormspace.apps.paxos import PaxosCore
 from wormspace.client import EMPTY, AlreadyWritten, CaptureStale, Indeterminate, OpGen, SpaceLogic, Trimmed
+from wormspace.refinement.apps_lockstep import KvLockstep, LogLockstep, PaxosLockstep
 from wormspace.refinement.linearizability import ILLEGAL
-from wormspace.refinement.wormspace_to_apps import (
-    KvLockstep,
-    LogLockstep,
-    PaxosLockstep,
-    RunConfig,
-    app_run,
-    check_run,
-)
+from wormspace.refinement.wormspace_to_apps import RunConfig, app_run, check_run
 
 # no shrinking: the first failure found is the verdict (shrinking a stateful failure costs minutes)
 MUTANT_LOCKSTEP = settings(max_examples=200, stateful_step_count=25, deadline=None, database=None,

@@ -15,17 +15,20 @@ from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from wormspace import cli
-from wormspace.refinement import check, wormspace_to_apps
+from wormspace.refinement import apps_lockstep, check
+from wormspace.refinement.apps_lockstep import (
+    LOCKSTEP_SOMETIMES,
+    KvLockstep,
+    LogLockstep,
+    PaxosLockstep,
+    lockstep_bounds,
+)
 from wormspace.refinement.history import HistoryFormatError
 from wormspace.refinement.linearizability import ILLEGAL, OK, UNKNOWN
 from wormspace.refinement.models import Input, LogModel, Output, RegisterModel, Slot
 from wormspace.refinement.wormspace_to_apps import (
     APPS,
-    LOCKSTEP_SOMETIMES,
-    KvLockstep,
     KvModel,
-    LogLockstep,
-    PaxosLockstep,
     RunConfig,
     WormLogModel,
     app_run,
@@ -33,7 +36,6 @@ from wormspace.refinement.wormspace_to_apps import (
     check_replicas,
     check_run,
     is_app_history,
-    lockstep_bounds,
 )
 
 
@@ -82,7 +84,7 @@ def test_lockstep_with_the_app_spec_under_faults(machine: type[RuleBasedStateMac
     print(f"\n{machine.__name__} bounds: {lockstep_bounds()}; {LOCKSTEP.max_examples} runs of <= "
           f"{LOCKSTEP.stateful_step_count} steps")
     sometimes = LOCKSTEP_SOMETIMES[machine.__name__]
-    witnessed = wormspace_to_apps.lockstep_witnessed
+    witnessed = apps_lockstep.lockstep_witnessed
     before = {name: witnessed[name] for name in sometimes}
     run_state_machine_as_test(machine, settings=LOCKSTEP)
     met = {name: witnessed[name] - before[name] for name in sometimes}
