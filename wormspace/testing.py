@@ -87,6 +87,18 @@ class Harness:
         self.cluster = Cluster.simulated(acceptors=acceptors, seed=seed, wos_size=wos_size,
                                          faults=Faults(drop=drop, duplicate=duplicate),
                                          config=Config(timeout=0.05, max_resends=3, max_rounds=4))
+        from wormspace.refinement.history import Recorder
+
+        # Stamps strictly increase in recording order: the simulation runs in one thread, so the order events
+        # are recorded in is the order they happened in, even at one virtual instant (an app's cached answer
+        # takes no virtual time, yet comes after the write that returned before it was asked).
+        net, last = self.cluster.net, [-1]
+
+        def clock() -> int:
+            last[0] = max(int(net.now * 1e9), last[0] + 1)
+            return last[0]
+
+        self.cluster.recorder = Recorder(clock=clock)
         self._apps = 0
         self.schedule: list[str] = []
         if faults and acceptors >= 3:

@@ -120,6 +120,8 @@ def run_cli(args: argparse.Namespace) -> int:
 
     selected = obligations(args.layer)
     console = Console(stderr=args.json)
+    if not console.is_terminal:  # a log (make test): wide enough that the table's bounds stay readable
+        console = Console(stderr=args.json, width=200)
     t0 = time.perf_counter()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
                   "{task.total}"), TimeElapsedColumn(), console=console, transient=True) as bar:
@@ -211,6 +213,8 @@ def run_mutants(*, quick: bool, as_json: bool) -> int:
     mutants: dict[str, Any] = catalog["MUTANTS"]
     path = catalog_path()
     console = Console(stderr=as_json)
+    if not console.is_terminal:
+        console = Console(stderr=as_json, width=200)
     jobs = [(name, key) for name, m in mutants.items() for key in m.expected]
 
     def one(job: tuple[str, str]) -> dict[str, Any]:
