@@ -18,12 +18,16 @@ Rules.
    not in the wheel, and the command says so): each mutant is planted in a fresh process that discharges
    the obligations expected to catch it; the table shows which did. Exit 0 iff every mutant was caught.
 5. ``--report FILE`` writes the markdown report (``docs/proof-report.md`` is generated this way).
+6. A run replays: the Hypothesis machines are derandomized, and the checks run with ``PYTHONHASHSEED=0``
+   (the verb re-runs itself in a child process with it when it is not set), since the order in which sets
+   of messages are iterated -- and so which interleavings a bounded run meets -- depends on string hashing.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -44,13 +48,15 @@ from wormspace.proofs.obligations import (
     discharge,
     obligations,
 )
+from wormspace.proofs.report import note
 
 STYLE = {CHECKED: "green", COUNTEREXAMPLE: "bold red", "not confirmed": "yellow", UNKNOWN: "magenta"}
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("prove", help="run every proof obligation and check that the chain composes",
-                       description=__doc__.split("\n\n")[0])
+                       description="Run every proof obligation (wormspace/proofs/), print a table of the results"
+                       " with their bounds, and check that the chain of checks composes.")
     p.add_argument("--quick", action="store_true", help="the quick bounds (about 3-5 minutes on 2 cores)")
     p.add_argument("--layer", choices=LAYERS, help="run only this layer's obligations")
     p.add_argument("--json", action="store_true", help="print the DESIGN §4 JSON object")
@@ -66,9 +72,16 @@ def run_obligations(selected: Sequence[Obligation], run: Run, progress: Any = No
     """Discharge each obligation in turn (shared checks once); ``progress(ob, outcome | None)`` is told."""
     from wormspace.proofs import checks
 
-    lemmas = [name for name in _lemmas(selected)]
+    keys = {ob.key for ob in selected}
+    t0 = time.perf_counter()
+    for layer, users in LOCKSTEP_USERS.items():  # Rule 6: the machines first, in a fixed order, in a fresh process
+        if keys & users:
+            checks.lockstep(run, layer)
+    t1 = time.perf_counter()
+    lemmas = _lemmas(selected)
     if lemmas:
         checks.crosshair_parallel(run, lemmas)  # two CrossHair processes at a time
+    run.memo[WARMUP] = (t1 - t0, time.perf_counter() - t1)
     outcomes = []
     for ob in selected:
         if progress is not None:
@@ -78,6 +91,14 @@ def run_obligations(selected: Sequence[Obligation], run: Run, progress: Any = No
         if progress is not None:
             progress(ob, o)
     return outcomes
+
+
+WARMUP = "seconds of the lockstep machines and of the CrossHair lemmas, run first"
+LOCKSTEP_USERS = {
+    "wor": {"wor.immutability"},
+    "wos": {"wos.alloc_unique", "wos.trim_permanent", "wos.batch_equals_sequence"},
+    "wormspace": {"wormspace.segments_independent"},
+}
 
 
 def _lemmas(selected: Sequence[Obligation]) -> list[str]:
@@ -109,7 +130,27 @@ def exit_code(outcomes: Sequence[Outcome], gaps: Sequence[str], allow: Sequence[
     return 0
 
 
+HASH_SEED = "0"
+
+
+def _argv(args: argparse.Namespace) -> list[str]:
+    """The command line of ``args`` (to re-run it in a child process)."""
+    argv = ["prove"]
+    argv += ["--quick"] if args.quick else []
+    argv += ["--layer", args.layer] if args.layer else []
+    argv += ["--json"] if args.json else []
+    argv += ["--report", args.report] if args.report else []
+    argv += ["--trace-out", args.trace_out] if args.trace_out else []
+    for layer in args.allow_unknown:
+        argv += ["--allow-unknown", layer]
+    argv += ["--mutants"] if args.mutants else []
+    return argv
+
+
 def run_cli(args: argparse.Namespace) -> int:
+    if os.environ.get("PYTHONHASHSEED") != HASH_SEED:  # Rule 6: re-run with the fixed hash seed
+        env = dict(os.environ, PYTHONHASHSEED=HASH_SEED)
+        return subprocess.run([sys.executable, "-m", "wormspace", *_argv(args)], env=env, check=False).returncode
     if args.mutants:
         return run_mutants(quick=args.quick, as_json=args.json)
     from rich.console import Console
@@ -159,6 +200,8 @@ def run_cli(args: argparse.Namespace) -> int:
         if args.allow_unknown:
             console.print(f"--allow-unknown {' '.join(args.allow_unknown)}: unknown results and gaps of these"
                           " layers are tolerated in the exit code; they are NOT checked", highlight=False)
+        if WARMUP in run.memo:
+            console.print(note(*run.memo[WARMUP]), highlight=False)
         console.print(f"exit {code} ({total:.0f} s)", highlight=False)
     if args.trace_out:
         bad = next((o for o in outcomes if o.result == COUNTEREXAMPLE and o.evidence.trace), None)
@@ -170,7 +213,8 @@ def run_cli(args: argparse.Namespace) -> int:
         command = "wormspace prove" + (" --quick" if args.quick else "") + (f" --layer {args.layer}" if args.layer
                                                                               else "")
         command += "".join(f" --allow-unknown {x}" for x in args.allow_unknown) + f" --report {args.report}"
-        Path(args.report).write_text(markdown(outcomes, composition, command=command, total_seconds=total))
+        Path(args.report).write_text(markdown(outcomes, composition, command=command, total_seconds=total,
+                                              warmup=run.memo.get(WARMUP)))
     return code
 
 
@@ -220,7 +264,7 @@ def run_mutants(*, quick: bool, as_json: bool) -> int:
     def one(job: tuple[str, str]) -> dict[str, Any]:
         cmd = [sys.executable, str(path), job[0], job[1]] + (["--quick"] if quick else [])
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False,
-                              cwd=str(path.parents[2]))
+                              cwd=str(path.parents[2]), env=dict(os.environ, PYTHONHASHSEED=HASH_SEED))
         try:
             got: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):

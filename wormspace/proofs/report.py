@@ -19,11 +19,27 @@ TABLE_HEADER = "| layer | obligation | method | bounds | result | seconds |"
 TABLE_RULE = "|---|---|---|---|---|---|"
 
 
+def note(lockstep_seconds: float, crosshair_seconds: float) -> str:
+    """Where the time of the checks run before the table's obligations went."""
+    return (
+        "Times: a check shared by several obligations is timed once, in the first obligation that reads it;"
+        f" the lockstep machines ran first ({lockstep_seconds:.0f} s), then the CrossHair lemmas, two processes"
+        f" at a time ({crosshair_seconds:.0f} s)."
+    )
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(outcomes: Sequence[Outcome], composition: Composition, *, command: str, total_seconds: float) -> str:
+def markdown(
+    outcomes: Sequence[Outcome],
+    composition: Composition,
+    *,
+    command: str,
+    total_seconds: float,
+    warmup: tuple[float, float] | None = None,
+) -> str:
     """The report of one run, as markdown."""
     lines = [
         TITLE,
@@ -44,6 +60,8 @@ def markdown(outcomes: Sequence[Outcome], composition: Composition, *, command: 
         )
     checked = sum(1 for o in outcomes if o.result == CHECKED)
     lines += ["", f"{checked} of {len(outcomes)} obligations checked; {total_seconds:.0f} s in all.", ""]
+    if warmup is not None:
+        lines += [note(*warmup), ""]
     lines += ["## Statements", ""]
     for o in outcomes:
         ob = o.obligation

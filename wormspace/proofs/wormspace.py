@@ -19,8 +19,8 @@ register(
         statement="Segments never affect each other: the space behaves as one WosSpec per segment, addressed "
         "by segment * wos_size + offset.",
         method="Hypothesis lockstep (SpaceLockstep) + linearizability of simulated histories",
-        bounds=Bounds(quick="SpaceLockstep 300 examples of <= 50 steps; 20 seeded histories",
-                      full="SpaceLockstep 1,000 examples of <= 50 steps; 150 seeded histories"),
+        bounds=Bounds(quick="SpaceLockstep 500 examples of <= 50 steps; 20 seeded histories",
+                      full="SpaceLockstep 1,500 examples of <= 50 steps; 150 seeded histories"),
         discharge=checks.all_of(lambda r: checks.lockstep(r, "wormspace"), checks.space_concurrent),
         covers=("WormSpaceSpec.alloc", "WormSpaceSpec.trim", "WormSpaceSpec.check", "WormSpaceSpec.capture",
                 "WormSpaceSpec.write", "WormSpaceSpec.read"),

@@ -18,7 +18,7 @@ from wormspace.proofs import checks
 from wormspace.proofs.obligations import Bounds, Obligation, register
 
 RELIES = ("wor.immutability", "wor.agreement", "wor.linearizable")
-LOCKSTEP = "WosLockstep 150 / 1,000 examples of <= 50 steps"
+LOCKSTEP = "WosLockstep 250 / 1,000 examples of <= 50 steps"
 
 register(
     Obligation(
@@ -27,7 +27,7 @@ register(
         statement="At most one alloc of a segment wins (even with equal metadata); check reads its metadata.",
         method="segment explorer (alloc race) + Hypothesis lockstep (WosLockstep)",
         bounds=Bounds(quick=f"alloc race, exhaustive; {LOCKSTEP.replace(' / 1,000', '')}",
-                      full=f"alloc race, exhaustive; {LOCKSTEP.replace('150 / ', '')}"),
+                      full=f"alloc race, exhaustive; {LOCKSTEP.replace('250 / ', '')}"),
         discharge=checks.all_of(lambda r: checks.segment_explorer(r, "alloc race"),
                                 lambda r: checks.lockstep(r, "wos")),
         covers=("WosSpec.alloc", "WosSpec.check"),
@@ -39,7 +39,7 @@ register(
         layer="wos",
         statement="After a trim every register of the segment answers Trimmed for ever; no vote lands after it.",
         method="segment explorer (write/trim races) + Hypothesis lockstep (WosLockstep)",
-        bounds=Bounds(quick="write/trim race, exhaustive; WosLockstep 150 examples",
+        bounds=Bounds(quick="write/trim race, exhaustive; WosLockstep 250 examples",
                       full="write/trim race and capture/write/trim race, exhaustive; WosLockstep 1,000 examples"),
         discharge=checks.all_of(lambda r: checks.segment_explorer(r, "write/trim race", "race"),
                                 lambda r: checks.lockstep(r, "wos")),
@@ -52,7 +52,7 @@ register(
         layer="wos",
         statement="A batch capture/write/read has the effect of its per-offset operations in sequence.",
         method="segment explorer (adopt, capture race) + Hypothesis lockstep (WosLockstep)",
-        bounds=Bounds(quick="adopt, exhaustive; WosLockstep 150 examples",
+        bounds=Bounds(quick="adopt, exhaustive; WosLockstep 250 examples",
                       full="adopt and capture race, exhaustive; WosLockstep 1,000 examples"),
         discharge=checks.all_of(lambda r: checks.segment_explorer(r, "adopt", "capture race"),
                                 lambda r: checks.lockstep(r, "wos")),
