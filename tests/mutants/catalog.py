@@ -33,8 +33,7 @@ class Mutant:
 MUTANTS: dict[str, Mutant] = {
     "quorum_of_one": Mutant("operations settle on one acceptor's answer",
                             ("wor.agreement", "acceptor.vote_at_most_one_value_per_ballot"), "quorum_of_one"),
-    "accept_below_promise": Mutant("the acceptor votes below its promise",
-                                   ("wor.agreement", "acceptor.promise_never_decreases")),
+    "accept_below_promise": Mutant("the acceptor votes below its promise (keeping step_ok)", ("wor.agreement",)),
     "accept_lower_ballot": Mutant("Rule 2 without the ballot comparison (CrossHair's mutant)",
                                   ("acceptor.vote_never_above_promise",), "accept_lower_ballot"),
     "capture_without_adoption": Mutant("phase 1 never adopts a value it finds", ("wor.agreement",), "no_adopt"),
