@@ -20,10 +20,6 @@ CROSSHAIR_BOUNDS = Bounds(quick="CrossHair 5 s per condition (x1.5 whole-step le
                           full="CrossHair 10 s per condition (x1.5 whole-step lemmas)")
 EXPLORER_BOUNDS = "WOR explorer, default configurations, exhaustive"
 
-#: the handlers, the acceptor layer's primitives (composition.py checks each is covered)
-PRIMITIVES_MODULE = "wormspace.layers.acceptor"
-PRIMITIVES_PREFIX = "on_"
-
 
 register(
     Obligation(

@@ -120,6 +120,8 @@ def trace_steps(labels: Iterable[tuple[str, str]]) -> tuple[TraceStep, ...]:
             steps.append(TraceStep(m[1], m[3], m[4], state))
         elif m := _RECEIVE.match(text):
             steps.append(TraceStep(m[3], m[1], m[2] + (m[4] or ""), state))
+        elif text == "initial state":
+            steps.append(TraceStep("state", None, text, state))
         else:
             text = re.sub(r"^\d+\.\s+", "", text)
             actor = text.split(" ", 1)[0].rstrip(":") if text else "?"
@@ -279,8 +281,13 @@ def _lockstep(run: Run, layer: str) -> tuple[Evidence, Counter[str], tuple[str, 
         witnessed.update(saved)
     what = f"{machine.__name__}: {count(ran[0])} examples of <= {steps} steps"
     if failure is not None:
+        from hypothesis.stateful import INVARIANT_MARKER
+
+        # the invariants Hypothesis re-runs after every step are noise in the trace: keep the rules
+        checked_each_step = {f"state.{n}()" for n, v in vars(machine).items() if hasattr(v, INVARIANT_MARKER)}
         notes = [str(n) for n in getattr(failure, "__notes__", [])]
-        lines = [*str(failure).splitlines(), *notes, *printed.getvalue().splitlines()]
+        lines = [line for line in (*str(failure).splitlines(), *notes, *printed.getvalue().splitlines())
+                 if line.strip() not in checked_each_step]
         trace = tuple(TraceStep(machine.__name__, None, line) for line in lines if line.strip())
         evidence = Evidence(result=COUNTEREXAMPLE, bounds=what, detail=str(failure).splitlines()[0], trace=trace)
         return evidence, got, sometimes

@@ -211,7 +211,7 @@ def combine(*parts: Evidence) -> Evidence:
     return Evidence(
         result=result,
         bounds="; ".join(p.bounds for p in parts),
-        detail="\n".join(p.detail for p in bad if p.detail),
+        detail="\n".join(dict.fromkeys(p.detail for p in bad if p.detail)),  # each distinct detail once
         trace=trace,
     )
 

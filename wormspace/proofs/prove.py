@@ -9,7 +9,8 @@ Rules.
    a progress display (on stderr with ``--json``), then a table: layer, obligation, method, bounds, result,
    seconds. ``--json`` prints the DESIGN §4 object ``{"obligations": [...], "composition": {"closed",
    "gaps"}}`` and nothing else on stdout.
-2. A counterexample prints as a message-sequence trace; ``--trace-out F.svg`` draws the first one.
+2. A counterexample prints as a message-sequence trace; ``--trace-out F.svg`` draws the first one that is a
+   sequence of messages (the explorers'), else the first one.
 3. Exit 0 only when every obligation run is ``checked`` and the chain is closed (``composition.py``); else
    1. ``--allow-unknown L`` tolerates results ``unknown`` in layer L and the composition gaps of layer L
    (for obligations whose code has not landed yet); it is printed, and it never tolerates a counterexample
@@ -204,7 +205,10 @@ def run_cli(args: argparse.Namespace) -> int:
             console.print(note(*run.memo[WARMUP]), highlight=False)
         console.print(f"exit {code} ({total:.0f} s)", highlight=False)
     if args.trace_out:
-        bad = next((o for o in outcomes if o.result == COUNTEREXAMPLE and o.evidence.trace), None)
+        traced = [o for o in outcomes if o.result == COUNTEREXAMPLE and o.evidence.trace]
+        # the first counterexample that is a message sequence (the explorer's), else the first one
+        bad = next((o for o in traced if any(s.dst is not None for s in o.evidence.trace)), None) or next(
+            iter(traced), None)
         if bad is None:
             print(f"wormspace prove: no counterexample: {args.trace_out} not written", file=sys.stderr)
         else:
