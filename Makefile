@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test browser lint typecheck unit crosshair bench bench-quick clean
+.PHONY: demo test browser lint typecheck unit crosshair prove bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/wormspace demo --seed 1
 
-test: $(STAMP) browser lint typecheck unit crosshair
+test: $(STAMP) browser lint typecheck unit crosshair prove
 
 browser:
 	bash .ci/install-browser
@@ -31,6 +31,11 @@ unit: $(STAMP)
 
 crosshair: $(STAMP)
 	$(BIN)/python -m wormspace.proofs.crosshair_runner
+
+# Every proof obligation in its quick bounds, and the composition of the chain; exit 0 only when every
+# obligation is checked and the chain is closed.
+prove: $(STAMP)
+	$(BIN)/wormspace prove --quick
 
 # Every benchmark, contracts off; results to docs/bench-results.json, plots to docs/img/, tables into
 # docs/performance.md. etcd (the peer of WormKV) is installed from Debian when run as root with apt;

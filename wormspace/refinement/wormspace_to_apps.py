@@ -796,3 +796,59 @@ def app_report(console: Any, checks: Sequence[AppCheck], name: str, elapsed: flo
         {OK: " -- every app instance's history is consistent with its spec (checked for this history).",
          ILLEGAL: " -- some app instance's history breaks its spec.",
          UNKNOWN: " -- a part ran out of the step budget; raise --budget to finish it."}[verdict]))
+
+
+# ---- the apps' proof obligations (``wormspace prove``: wormspace/proofs/apps.py) ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ObligationReport:
+    """What a ``check_*`` function below found: ``render()``'s first line is the bounds."""
+
+    ok: bool
+    verdict: str
+    lines: tuple[str, ...]
+
+    def render(self) -> str:
+        return "\n".join(self.lines)
+
+
+def check_app_runs(app: str, seeds: int, config: RunConfig | None = None) -> ObligationReport:
+    """Checks 1-3 over ``seeds`` concurrent runs of ``app`` under faults: each run's app history against the
+    app's spec (linearizability; UNKNOWN is never a pass) and, for WormPaxos/WormKV, the replicas'
+    applied lists against ``SmrSpec``. Vacuous (``VACUOUS``) if no run completed an operation."""
+    cfg = config or RunConfig()
+    bounds = f"{seeds} seeded runs of {cfg.describe()}"
+    problems: list[str] = []
+    verdict = OK
+    completed = 0
+    for seed in range(seeds):
+        run = app_run(app, seed, cfg)
+        v = check_run(run)
+        completed += sum(1 for e in run.events if e.get("type") == "ok")
+        if v.verdict == ILLEGAL:
+            verdict = ILLEGAL
+            problems.append(f"seed {seed}: " + "; ".join(v.problems[:3]))
+            break
+        if v.verdict == UNKNOWN and verdict == OK:
+            verdict = UNKNOWN
+            problems.append(f"seed {seed}: a partition ran out of its step budget")
+    if verdict == OK and completed == 0:
+        verdict = "VACUOUS"
+        problems.append("no run completed an operation")
+    return ObligationReport(ok=verdict == OK, verdict=verdict, lines=(bounds, *problems))
+
+
+def check_log(quick: bool) -> ObligationReport:
+    """``apps.log_positions_unique``: WormLog histories linearizable against ``LogSpec``."""
+    return check_app_runs("log", 20 if quick else 150)
+
+
+def check_paxos(quick: bool) -> ObligationReport:
+    """``apps.smr_replicas_agree``: WormPaxos replicas apply prefixes of one command sequence (``SmrSpec``)."""
+    return check_app_runs("paxos", 20 if quick else 150)
+
+
+def check_kv(quick: bool) -> ObligationReport:
+    """``apps.kv_linearizable``: WormKV histories linearizable per key against ``KvSpec``."""
+    return check_app_runs("kv", 20 if quick else 150)

@@ -574,15 +574,49 @@ def simulate_tx(sc: TxScenario) -> tuple[TxRecorder, dict[int, tuple[str, int]],
     return rec, {t: (sc.variant, n)}, cluster.chosen()
 
 
+@dataclass(frozen=True, slots=True)
+class TxObligationReport:
+    """What ``check_tx`` found (``wormspace prove``): ``render()``'s first line is the bounds."""
+
+    ok: bool
+    lines: tuple[str, ...]
+    verdict: str = "OK"
+
+    def render(self) -> str:
+        return "\n".join(self.lines)
+
+
+def check_tx(quick: bool) -> TxObligationReport:
+    """``apps.atomic_commit``: the exhaustive exploration of WormTX's core (every configuration of
+    ``default_tx_configs``; quick: the silent-participant one and the crashing NO voter) and simulated
+    E3 and C5 scenarios under faults, each against the atomic-commitment properties."""
+    configs = default_tx_configs() if not quick else (silent_config(), crashing_config(NO))
+    reports = [explore_tx(c) for c in configs]
+    seeds = 4 if quick else 20
+    problems: list[str] = []
+    for seed in range(seeds):
+        for variant in ("E3", "C5"):
+            sc = TxScenario(seed=seed, behaviours=("yes", "yes", "silent" if seed % 2 else "no"), variant=variant,
+                            drop=0.05, duplicate=0.05, crash=seed % 3, wait=0.1)
+            rec, shapes, chosen = simulate_tx(sc)
+            problems.extend(f"seed {seed} {variant}: {p}" for p in check_tx_history(rec.events, shapes, chosen))
+    explored = "; ".join(f"{r.config} {r.states} states depth {r.depth}" for r in reports)
+    bounds = f"explorer: {explored}; {seeds} simulated seeds x E3/C5 with 5% loss/duplication and a crash"
+    lines = [bounds, *(r.describe() for r in reports if not r.ok), *problems]
+    return TxObligationReport(ok=all(r.ok for r in reports) and not problems, lines=tuple(lines))
+
+
 __all__ = [
     "TxEvent",
     "TxExploreConfig",
     "TxLockstep",
     "TxRecorder",
     "TxReport",
+    "TxObligationReport",
     "TxScenario",
     "abstract_tx",
     "answer",
+    "check_tx",
     "check_tx_history",
     "crashing_config",
     "default_tx_configs",

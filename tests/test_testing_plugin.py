@@ -1,0 +1,57 @@
+"""The pytest plugin (wormspace/testing.py), run with pytester on the example app of docs/testing.md: the
+correct app passes over several seeds, the planted bug (a cached miss) is caught with its minimal illegal
+sub-history and the seed to replay."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ("pytester",)
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
+
+
+def _files() -> tuple[str, str]:
+    app, test = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+    return app, test
+
+
+def _setup(pytester: pytest.Pytester, buggy: bool) -> None:
+    app, test = _files()
+    pytester.makepyfile(settings_store=app)
+    pytester.makepyfile(test_settings_store=test.replace("BUGGY = False", f"BUGGY = {buggy}"))
+
+
+def test_the_correct_app_passes_over_seeds(pytester: pytest.Pytester) -> None:
+    _setup(pytester, buggy=False)
+    result = pytester.runpytest("--wormspace-seeds", "3", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+
+
+def test_the_planted_bug_is_caught_with_its_minimal_history(pytester: pytest.Pytester) -> None:
+    _setup(pytester, buggy=True)
+    result = pytester.runpytest("--wormspace-seeds", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, errors=2)  # the check runs at teardown: reported as an error there
+    out = result.stdout.str()
+    assert "the recorded history is ILLEGAL (seed 0" in out
+    assert "minimal illegal sub-history" in out
+    assert re.search(r"read \d+ -> EMPTY", out) or "EMPTY" in out
+    assert "replay: pytest 'test_settings_store.py::test_readers_see_published_settings[seed1]'" in out
+
+
+def test_app_operations_are_reads_or_writes(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from wormspace.errors import UsageError
+
+        def test_bad_kind(wormspace_cluster):
+            with pytest.raises(UsageError):
+                with wormspace_cluster.operation("append", 0):
+                    pass
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)

@@ -1,0 +1,176 @@
+"""A pytest plugin for testing apps built on WormSpace: seeded simulated clusters with faults, contracts on,
+every recorded history checked for linearizability when the test ends.
+
+Installed with the package (entry point ``pytest11: wormspace``); see docs/testing.md.
+
+* Fixture ``wormspace_cluster`` -- a ``Harness``: a simulated cluster (``Cluster.simulated``) with a seed,
+  a lossy and duplicating network and a fault schedule (one acceptor crashed and restarted, another
+  partitioned off and healed), whose history records every WormSpace operation. ``harness.client()``,
+  ``harness.spawn(core)`` and ``harness.run()`` drive it; ``harness.operation(f, key, value)`` records an
+  operation of the app's own, in the same history, under the register semantics (a ``read`` of an address
+  must return what that address holds) -- so an app that serves a stale or invented value is caught.
+* At teardown the cluster runs to quiescence and the history is checked (``check_history`` against the
+  segment model); an ILLEGAL or undecided history fails the test, printing the minimal illegal sub-history,
+  the seed, and how to replay it.
+* ``--wormspace-seeds N`` runs every test that uses the fixture over seeds 0..N-1 (default 1);
+  ``@pytest.mark.wormspace(acceptors=3, wos_size=16, drop=0.05, duplicate=0.05, faults=True)`` sets the
+  cluster of one test.
+* Contracts are forced on: the fixture refuses to run with ``WORMSPACE_CONTRACTS=0`` (a test using it
+  fails, saying so), since contracts are decided when the package is imported.
+
+This module is shipped, and shipped code never imports the checkers of ``wormspace.refinement``. It is a
+test tool, the one exception beside the CLI: it imports the linearizability checker *inside the fixture*,
+never when it is loaded (pytest loads it in every session of a project that installs wormspace).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from wormspace import _contracts
+from wormspace.errors import UsageError
+
+APP_PROCESS_BASE = 10_000  # process numbers of app-level operations recorded through the harness
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("wormspace")
+    group.addoption("--wormspace-seeds", type=int, default=1, metavar="N",
+                    help="run each test using wormspace_cluster over seeds 0..N-1 (default 1)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "wormspace(**options): options of the wormspace_cluster fixture")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "wormspace_cluster" in metafunc.fixturenames:
+        n = metafunc.config.getoption("--wormspace-seeds")
+        if n < 1:
+            raise pytest.UsageError("--wormspace-seeds must be at least 1")
+        metafunc.parametrize("wormspace_seed", range(n), ids=[f"seed{s}" for s in range(n)])
+
+
+@dataclass(slots=True)
+class _Op:
+    recorder: Any
+    handle: int
+    done: bool = False
+
+    def ok(self, value: bytes | None = None) -> None:
+        """The operation returned ``value`` (for a read: None means EMPTY)."""
+        self.recorder.ok(self.handle, value)
+        self.done = True
+
+    def fail(self, error: str, existing: bytes | None = None) -> None:
+        """The operation certainly did not take effect (``error``: an outcome name, e.g. AlreadyWritten)."""
+        self.recorder.fail(self.handle, error, existing)
+        self.done = True
+
+
+class Harness:
+    """What the ``wormspace_cluster`` fixture yields (see the module docstring)."""
+
+    def __init__(self, seed: int, *, acceptors: int = 3, wos_size: int = 16, drop: float = 0.05,
+                 duplicate: float = 0.05, faults: bool = True) -> None:
+        from wormspace.cluster import Cluster
+        from wormspace.layers.network import Faults
+        from wormspace.layers.wor import Config
+
+        self.seed = seed
+        self.wos_size = wos_size
+        self.cluster = Cluster.simulated(acceptors=acceptors, seed=seed, wos_size=wos_size,
+                                         faults=Faults(drop=drop, duplicate=duplicate),
+                                         config=Config(timeout=0.05, max_resends=3, max_rounds=4))
+        from wormspace.refinement.history import Recorder
+
+        # Stamps strictly increase in recording order: the simulation runs in one thread, so the order events
+        # are recorded in is the order they happened in, even at one virtual instant (an app's cached answer
+        # takes no virtual time, yet comes after the write that returned before it was asked).
+        net, last = self.cluster.net, [-1]
+
+        def clock() -> int:
+            last[0] = max(int(net.now * 1e9), last[0] + 1)
+            return last[0]
+
+        self.cluster.recorder = Recorder(clock=clock)
+        self._apps = 0
+        self.schedule: list[str] = []
+        if faults and acceptors >= 3:
+            down, off = seed % acceptors, (seed + 1) % acceptors
+            self.cluster.at(0.01, lambda: self.cluster.crash(down))
+            self.cluster.at(0.08, lambda: self.cluster.restart(down))
+            self.cluster.at(0.1, lambda: self.cluster.partition({off}, set(range(acceptors)) - {off}))
+            self.cluster.at(0.2, self.cluster.heal)
+            self.schedule = [f"t=0.01 crash {down}", f"t=0.08 restart {down}", f"t=0.1 partition {{{off}}}",
+                             "t=0.2 heal"]
+
+    def client(self) -> Any:
+        """A synchronous client (``WormSpace``), a new process of the history."""
+        return self.cluster.client()
+
+    def spawn(self, core: Callable[[Any], Any], at: float = 0.0) -> int:
+        """Run a generator core ``core(logic)`` as a concurrent simulated process."""
+        return self.cluster.spawn(core, at=at)
+
+    def run(self) -> None:
+        """Run the simulation until every spawned process ends and the network is quiet."""
+        self.cluster.run()
+
+    @contextlib.contextmanager
+    def operation(self, f: str, key: int, value: bytes | None = None) -> Iterator[_Op]:
+        """Record one operation of the app (``read`` or ``write`` of address ``key``) in the history; call
+        ``op.ok(...)`` or ``op.fail(...)`` inside the block (leaving it otherwise records it indeterminate)."""
+        if f not in ("read", "write"):
+            raise UsageError(f"app operations are recorded as read or write, got {f!r}")
+        recorder = self.cluster.recorder
+        assert recorder is not None  # the harness's cluster records
+        process = APP_PROCESS_BASE + self._apps
+        self._apps += 1
+        op = _Op(recorder, recorder.invoke(process, f, key, value))
+        try:
+            yield op
+        finally:
+            if not op.done:
+                recorder.info(op.handle)
+
+    def check(self) -> Any:
+        """Run to quiescence and check the history; returns the checker's result."""
+        from wormspace.refinement.linearizability import check_history
+        from wormspace.refinement.models import SegmentModel
+
+        self.cluster.run()
+        return check_history(self.cluster.history(), SegmentModel(wos_size=self.wos_size))
+
+
+@pytest.fixture
+def wormspace_seed() -> int:
+    """The seed of the simulated cluster (parametrised by ``--wormspace-seeds``)."""
+    return 0
+
+
+@pytest.fixture
+def wormspace_cluster(request: pytest.FixtureRequest, wormspace_seed: int) -> Iterator[Harness]:
+    if not _contracts.CONTRACTS:
+        pytest.fail("wormspace_cluster runs with contracts on, but WORMSPACE_CONTRACTS turned them off when"
+                    " wormspace was imported: unset it", pytrace=False)
+    marker = request.node.get_closest_marker("wormspace")
+    options = dict(marker.kwargs) if marker is not None else {}
+    harness = Harness(wormspace_seed, **options)
+    yield harness
+    result = harness.check()
+    if result.verdict == "OK":
+        return
+    lines = [f"wormspace: the recorded history is {result.verdict} (seed {wormspace_seed};"
+             f" fault schedule: {', '.join(harness.schedule) or 'none'})"]
+    if result.minimal is not None:
+        lines.append(f"minimal illegal sub-history ({result.minimal.label}):")
+        lines += [f"  {line}" for line in result.minimal.lines()]
+        lines.append(result.minimal.explanation)
+    lines.append(f"replay: pytest '{request.node.nodeid}' --wormspace-seeds {wormspace_seed + 1}")
+    pytest.fail("\n".join(lines), pytrace=False)
