@@ -12,26 +12,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wormspace.deploy import (
-    AcceptorConfig,
-    ClusterConfig,
-    LocalCluster,
-    TcpDriver,
-    load_auth_key,
-    load_config,
-    lock_data_dir,
-    merge_register_states,
-    rebuild_storage,
-    running_pid,
-    unlock_data_dir,
-    write_config,
-)
+from wormspace.deploy import merge_register_states, rebuild_storage
 from wormspace.errors import UsageError
 from wormspace.layers.acceptor import AcceptorNode, SqliteStorage
 from wormspace.layers.effects import Persist, Send
 from wormspace.layers.messages import TRIM, Accept, Ballot, Prepare, Promise, RegState
 from wormspace.layers.wor import EMPTY, Config, Kind, OpRequest
 from wormspace.layers.wormspace import SpaceLogic, WormSpace
+from wormspace.runtime.auth import load_auth_key
+from wormspace.runtime.config import AcceptorConfig, ClusterConfig, load_config, write_config
+from wormspace.runtime.datadir import lock_data_dir, running_pid, unlock_data_dir
+from wormspace.runtime.driver import AsyncTcpDriver, TcpDriver
+from wormspace.runtime.supervise import LocalCluster
 
 # ---- the cluster file -----------------------------------------------------------------------------------
 
@@ -202,14 +194,18 @@ def test_driver_is_thread_safe_and_async(local: LocalCluster) -> None:
             t.join(30)
         assert errors == []
 
-        async def read_all() -> list[object]:
+        async def read_all() -> tuple[list[object], AsyncTcpDriver, bool]:
             outs = await asyncio.gather(
                 *[driver.execute_async(OpRequest(kind=Kind.READ, segment=50, indices=(i,))) for i in range(64)]
             )
-            return [o.chosen_map()[i] for i, o in enumerate(outs)]
+            on_loop = driver.for_loop()
+            return [o.chosen_map()[i] for i, o in enumerate(outs)], on_loop, on_loop.loop is asyncio.get_running_loop()
 
-        assert asyncio.run(read_all()) == [b"%d" % i for i in range(64)]
-        assert driver.transport.frames_sent < driver.transport.messages_sent  # coalescing happened
+        values, on_loop, same_loop = asyncio.run(read_all())
+        assert values == [b"%d" % i for i in range(64)]
+        assert same_loop  # the async caller's operations ran on its own loop: no thread hop
+        assert on_loop.merged_ops >= 1  # the 64 reads of one loop turn ran as batch operations
+        assert on_loop.transport.messages_sent < 64 * 3
 
 
 @pytest.mark.timeout(60)

@@ -1,7 +1,8 @@
 """The asyncio client: the same generator API as the synchronous client, driven by an async driver.
 
 ``AsyncClient(logic, driver)`` needs a driver with ``async execute_async(request) -> Outcome`` (the TCP
-driver of ``wormspace.deploy`` has one). Every method mirrors ``WormSpace``'s and is a coroutine.
+driver of ``wormspace.runtime.driver`` has one, and runs on the caller's loop). Every method mirrors
+``WormSpace``'s and is a coroutine.
 """
 
 from __future__ import annotations
