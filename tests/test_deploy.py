@@ -209,6 +209,32 @@ def test_driver_is_thread_safe_and_async(local: LocalCluster) -> None:
 
 
 @pytest.mark.timeout(60)
+def test_async_driver_runs_on_the_callers_loop_without_threads(local: LocalCluster) -> None:
+    from wormspace.aio import AsyncClient
+
+    threads_before = {t.ident for t in threading.enumerate()}
+
+    async def main() -> tuple[list[object], int, set[int | None], bool]:
+        driver = AsyncTcpDriver.from_config(local.config, config=FAST)
+        client = AsyncClient(SpaceLogic(wos_size=local.config.wos_size, seed=3), driver)
+        seg = await client.alloc(b"async")
+        cap = await client.batch_capture(seg, 0, 32)
+        await asyncio.gather(*(client.write(client.address(seg, i), b"%d" % i, cap) for i in range(32)))
+        values = await asyncio.gather(*(client.read(client.address(seg, i)) for i in range(32)))
+        threads = {t.ident for t in threading.enumerate()}
+        on_loop = driver.loop is asyncio.get_running_loop()
+        await driver.aclose()
+        with pytest.raises(UsageError, match="this client is closed"):
+            await client.read(client.address(seg, 0))
+        return list(values), driver.merged_ops, threads, on_loop
+
+    values, merged, threads, on_loop = asyncio.run(main())
+    assert values == [b"%d" % i for i in range(32)]
+    assert on_loop and threads == threads_before  # no driver thread: everything ran on the caller's loop
+    assert merged >= 2  # the 32 writes and the 32 reads each ran as batch operations
+
+
+@pytest.mark.timeout(60)
 def test_crash_pause_and_restart_acceptors(local: LocalCluster) -> None:
     with TcpDriver.from_config(local.config, config=FAST) as driver:
 

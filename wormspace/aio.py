@@ -44,8 +44,8 @@ async def run_async(driver: AsyncDriver, gen: OpGen[T]) -> T:
 
 
 class AsyncClient:
-    """asyncio twin of ``WormSpace``. Concurrent coroutines on one client share its connections, and the
-    transport coalesces their messages into frames."""
+    """asyncio twin of ``WormSpace``. Concurrent coroutines on one client share its driver on their loop:
+    their operations of one loop turn run merged into batch operations, and their messages share frames."""
 
     def __init__(self, logic: SpaceLogic, driver: AsyncDriver) -> None:
         self.logic = logic

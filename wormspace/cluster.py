@@ -3,7 +3,9 @@
 ``Cluster.simulated(acceptors=3, seed=1)`` runs acceptors and clients in one process on ``SimNetwork``'s
 virtual clock. Everything is deterministic in the seed: a failing seed replays exactly. Faults: message
 drops, duplicates and reordering (``faults=``), acceptor crash/restart (storage survives, as a disk would),
-partitions.
+partitions. Each simulated client node runs its operations through a ``Coalescer``
+(``wormspace.layers.coalesce``), as the TCP driver does; ``spawn(..., node_of=p)`` puts a process on the
+node of process ``p``, so that their operations of one virtual instant run merged.
 
 ``Cluster.local(acceptors=3, data_dir=...)`` starts real acceptor processes on loopback with SQLite storage
 (see ``wormspace.runtime``). ``wormspace.connect("cluster.toml")`` connects to a deployed cluster.
@@ -249,7 +251,8 @@ class SimCluster:
 
 
 class RemoteWormSpace(WormSpace):
-    """A synchronous client of a real cluster over TCP. ``aio`` is its asyncio twin (same connections).
+    """A synchronous client of a real cluster over TCP. ``aio`` is its asyncio twin: the same logic (process,
+    captures), with operations run on the awaiting caller's own event loop (its own connections there).
     Close it (or use it as a context manager) to end its connections."""
 
     def __init__(self, logic: SpaceLogic, driver: Any) -> None:
