@@ -7,10 +7,10 @@ import asyncio
 import pytest
 
 from wormspace.cluster import RemoteWormSpace
-from wormspace.deploy import TcpDriver
 from wormspace.errors import Indeterminate, UsageError
 from wormspace.layers.wor import Kind, OpRequest
 from wormspace.layers.wormspace import SpaceLogic
+from wormspace.runtime.driver import TcpDriver
 
 
 @pytest.mark.timeout(30)

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from wormspace.deploy import LocalCluster, load_config, running_pid
+from wormspace.runtime.config import load_config
+from wormspace.runtime.datadir import running_pid
+from wormspace.runtime.supervise import LocalCluster
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -120,9 +122,9 @@ def test_up_on_ports_held_by_another_cluster_fails_and_its_clients_never_read_th
     tmp_path: Path,
 ) -> None:
     from wormspace import PeersRefused
-    from wormspace.deploy import TcpDriver
     from wormspace.layers.wor import Config
     from wormspace.layers.wormspace import SpaceLogic, WormSpace
+    from wormspace.runtime.driver import TcpDriver
 
     base = _free_run(3)
     a_dir, others = tmp_path / "a", [tmp_path / "b", tmp_path / "c"]

@@ -12,21 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wormspace.deploy import (
-    AcceptorConfig,
-    ClusterConfig,
-    LocalCluster,
-    TcpDriver,
-    load_auth_key,
-    load_config,
-    lock_data_dir,
-    running_pid,
-    unlock_data_dir,
-    write_config,
-)
 from wormspace.errors import UsageError
 from wormspace.layers.wor import EMPTY, Config, Kind, OpRequest
 from wormspace.layers.wormspace import SpaceLogic, WormSpace
+from wormspace.runtime.auth import load_auth_key
+from wormspace.runtime.config import AcceptorConfig, ClusterConfig, load_config, write_config
+from wormspace.runtime.datadir import lock_data_dir, running_pid, unlock_data_dir
+from wormspace.runtime.driver import AsyncTcpDriver, TcpDriver
+from wormspace.runtime.supervise import LocalCluster
 
 # ---- the cluster file -----------------------------------------------------------------------------------
 
@@ -197,14 +190,44 @@ def test_driver_is_thread_safe_and_async(local: LocalCluster) -> None:
             t.join(30)
         assert errors == []
 
-        async def read_all() -> list[object]:
+        async def read_all() -> tuple[list[object], AsyncTcpDriver, bool]:
             outs = await asyncio.gather(
                 *[driver.execute_async(OpRequest(kind=Kind.READ, segment=50, indices=(i,))) for i in range(64)]
             )
-            return [o.chosen_map()[i] for i, o in enumerate(outs)]
+            on_loop = driver.for_loop()
+            return [o.chosen_map()[i] for i, o in enumerate(outs)], on_loop, on_loop.loop is asyncio.get_running_loop()
 
-        assert asyncio.run(read_all()) == [b"%d" % i for i in range(64)]
-        assert driver.transport.frames_sent < driver.transport.messages_sent  # coalescing happened
+        values, on_loop, same_loop = asyncio.run(read_all())
+        assert values == [b"%d" % i for i in range(64)]
+        assert same_loop  # the async caller's operations ran on its own loop: no thread hop
+        assert on_loop.merged_ops >= 1  # the 64 reads of one loop turn ran as batch operations
+        assert on_loop.transport.messages_sent < 64 * 3
+
+
+@pytest.mark.timeout(60)
+def test_async_driver_runs_on_the_callers_loop_without_threads(local: LocalCluster) -> None:
+    from wormspace.aio import AsyncClient
+
+    threads_before = {t.ident for t in threading.enumerate()}
+
+    async def main() -> tuple[list[object], int, set[int | None], bool]:
+        driver = AsyncTcpDriver.from_config(local.config, config=FAST)
+        client = AsyncClient(SpaceLogic(wos_size=local.config.wos_size, seed=3), driver)
+        seg = await client.alloc(b"async")
+        cap = await client.batch_capture(seg, 0, 32)
+        await asyncio.gather(*(client.write(client.address(seg, i), b"%d" % i, cap) for i in range(32)))
+        values = await asyncio.gather(*(client.read(client.address(seg, i)) for i in range(32)))
+        threads = {t.ident for t in threading.enumerate()}
+        on_loop = driver.loop is asyncio.get_running_loop()
+        await driver.aclose()
+        with pytest.raises(UsageError, match="this client is closed"):
+            await client.read(client.address(seg, 0))
+        return list(values), driver.merged_ops, threads, on_loop
+
+    values, merged, threads, on_loop = asyncio.run(main())
+    assert values == [b"%d" % i for i in range(32)]
+    assert on_loop and threads == threads_before  # no driver thread: everything ran on the caller's loop
+    assert merged >= 2  # the 32 writes and the 32 reads each ran as batch operations
 
 
 @pytest.mark.timeout(60)

@@ -14,7 +14,6 @@ from typing import TypeVar
 import pytest
 
 from wormspace import Cluster, Indeterminate
-from wormspace.deploy import DeployError
 from wormspace.identity import (
     IDENTITY_NAME,
     Identity,
@@ -26,6 +25,7 @@ from wormspace.identity import (
 from wormspace.layers.acceptor import SqliteStorage
 from wormspace.layers.effects import Persist
 from wormspace.layers.messages import Ballot, RegState
+from wormspace.runtime.supervise import DeployError
 
 T = TypeVar("T")
 CID = "0123456789abcdef0123456789abcdef"

@@ -359,7 +359,7 @@ def test_replace_a_lost_acceptor_of_real_processes_while_a_client_writes(tmp_pat
 
 
 def test_replace_refuses_a_running_acceptor_an_existing_file_and_a_dead_survivor(tmp_path: Path) -> None:
-    from wormspace.deploy import LocalCluster
+    from wormspace.runtime.supervise import LocalCluster
 
     with LocalCluster(tmp_path / "c", 3, wos_size=8) as local:
         with pytest.raises(UsageError, match="running"):

@@ -1,7 +1,8 @@
 """The asyncio client: the same generator API as the synchronous client, driven by an async driver.
 
 ``AsyncClient(logic, driver)`` needs a driver with ``async execute_async(request) -> Outcome`` (the TCP
-driver of ``wormspace.deploy`` has one). Every method mirrors ``WormSpace``'s and is a coroutine.
+driver of ``wormspace.runtime.driver`` has one, and runs on the caller's loop). Every method mirrors
+``WormSpace``'s and is a coroutine.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ async def run_async(driver: AsyncDriver, gen: OpGen[T]) -> T:
 
 
 class AsyncClient:
-    """asyncio twin of ``WormSpace``. Concurrent coroutines on one client share its connections, and the
-    transport coalesces their messages into frames."""
+    """asyncio twin of ``WormSpace``. Concurrent coroutines on one client share its driver on their loop:
+    their operations of one loop turn run merged into batch operations, and their messages share frames."""
 
     def __init__(self, logic: SpaceLogic, driver: AsyncDriver) -> None:
         self.logic = logic

@@ -4,10 +4,13 @@
 virtual clock. Everything is deterministic in the seed: a failing seed replays exactly. Faults: message
 drops, duplicates and reordering (``faults=``), acceptor crash/restart (storage survives, as a disk would),
 partitions, and the loss of an acceptor's disk followed by its replacement through the fence procedure
-(``lose_disk(i)``, ``replace(i)``; see ``wormspace.replacement``).
+(``lose_disk(i)``, ``replace(i)``; see ``wormspace.replacement``). Each simulated client node runs its
+operations through a ``Coalescer`` (``wormspace.layers.coalesce``), as the TCP driver does;
+``spawn(..., node_of=p)`` puts a process on the node of process ``p``, so that their operations of one
+virtual instant run merged.
 
 ``Cluster.local(acceptors=3, data_dir=...)`` starts real acceptor processes on loopback with SQLite storage
-(see ``wormspace.deploy``). ``wormspace.connect("cluster.toml")`` connects to a deployed cluster.
+(see ``wormspace.runtime``). ``wormspace.connect("cluster.toml")`` connects to a deployed cluster.
 
 Every client operation is recorded in the cluster's history (Jepsen convention): ``cluster.history()``.
 """
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from wormspace.errors import UsageError
 from wormspace.layers.acceptor import AcceptorNode, MemoryStorage, Storage
+from wormspace.layers.coalesce import Coalescer
 from wormspace.layers.effects import Effect, Persist, RegKey, Send, SetTimer
 from wormspace.layers.messages import Accept, Fence, Fenced, Message, Prepare, Read, Reply
 from wormspace.layers.network import Faults, SimNetwork
@@ -55,23 +59,18 @@ class SimAcceptor:
 
 
 class SimClient:
-    """A client node on the simulated network: a ``ClientCore`` plus the driver that blocks on the sim."""
+    """A client node on the simulated network: a ``ClientCore`` behind a ``Coalescer`` (operations
+    submitted at one virtual instant run merged, as over TCP), plus the driver that blocks on the sim."""
 
     def __init__(self, cluster: SimCluster, node_id: int) -> None:
         self.cluster = cluster
         self.node_id = node_id
-        self.done: dict[int, Outcome] = {}
-        self.waiters: dict[int, Callable[[Outcome], None]] = {}
-        self.core = ClientCore(
-            node_id=node_id, groups=cluster.groups, config=cluster.config, on_done=self._on_done
+        self.core = ClientCore(node_id=node_id, groups=cluster.groups, config=cluster.config)
+        self.coalescer = Coalescer(
+            self.core,
+            schedule=lambda fn: cluster.net.call_at(0.0, fn),
+            carry_out=lambda effects: cluster.net.carry_out(node_id, effects),
         )
-
-    def _on_done(self, op_id: int, outcome: Outcome) -> None:
-        waiter = self.waiters.pop(op_id, None)
-        if waiter is not None:
-            self.cluster.net.call_at(0.0, lambda: waiter(outcome))
-        else:
-            self.done[op_id] = outcome
 
     def receive(self, src: int, msg: Message) -> list[Effect]:
         if isinstance(msg, (Prepare, Accept, Read, Fence)):
@@ -90,10 +89,10 @@ class SimClient:
         self.cluster.net.run_until(lambda: bool(woke))
 
     def execute(self, request: OpRequest) -> Outcome:
-        op_id, effects = self.core.start(request)
-        self.cluster.net.carry_out(self.node_id, effects)
-        self.cluster.net.run_until(lambda: op_id in self.done)
-        return self.done.pop(op_id)
+        box: list[Outcome] = []
+        self.coalescer.submit(request, box.append)
+        self.cluster.net.run_until(lambda: bool(box))
+        return box[0]
 
     # the event-driven driver
     def call_later(self, delay: float, fn: Callable[[], None]) -> None:
@@ -101,13 +100,8 @@ class SimClient:
         self.cluster.net.call_at(delay, fn)
 
     def submit(self, request: OpRequest, then: Callable[[Outcome], None]) -> None:
-        op_id, effects = self.core.start(request)
-        if op_id in self.done:
-            outcome = self.done.pop(op_id)
-            self.cluster.net.call_at(0.0, lambda: then(outcome))
-        else:
-            self.waiters[op_id] = then
-        self.cluster.net.carry_out(self.node_id, effects)
+        net = self.cluster.net
+        self.coalescer.submit(request, lambda outcome: net.call_at(0.0, lambda: then(outcome)))
 
 
 class SimReplacer:
@@ -203,6 +197,8 @@ class SimCluster:
             self.acceptors.append(sim)
             self.net.add(i, sim)
         self.clients: list[SimClient] = []
+        self._node_of: list[SimClient] = []  # process number -> its client node
+        self._processes = 0
         self.recorder: Recorder | None = None
         if record:
             from wormspace.refinement.history import Recorder
@@ -217,15 +213,19 @@ class SimCluster:
     def quorum(self) -> int:
         return len(self.groups[0]) // 2 + 1
 
-    def _new_client(self) -> tuple[SimClient, SpaceLogic]:
-        index = len(self.clients)
-        sim = SimClient(self, CLIENT_BASE + index)
-        self.clients.append(sim)
-        self.net.add(sim.node_id, sim)
+    def _new_client(self, node: SimClient | None = None) -> tuple[SimClient, SpaceLogic]:
+        """A new process: on a new client node, or on ``node`` (sharing its core and coalescer)."""
+        index = self._processes
+        self._processes += 1
+        if node is None:
+            node = SimClient(self, CLIENT_BASE + len(self.clients))
+            self.clients.append(node)
+            self.net.add(node.node_id, node)
         logic = SpaceLogic(
             wos_size=self.wos_size, seed=self.seed * 7919 + index, recorder=self.recorder, process=index
         )
-        return sim, logic
+        self._node_of.append(node)
+        return node, logic
 
     def client(self) -> WormSpace:
         """A synchronous client (a new process in the history). Each call runs the simulation until that
@@ -235,11 +235,15 @@ class SimCluster:
         ws.node_id = sim.node_id  # type: ignore[attr-defined]
         return ws
 
-    def spawn(self, workload: Workload, at: float = 0.0) -> int:
+    def spawn(self, workload: Workload, at: float = 0.0, *, node_of: int | None = None) -> int:
         """Start a concurrent client process running ``workload(logic)`` (a generator over the API's
         generator methods, e.g. ``yield from logic.write(...)``) at virtual time ``at``. Returns its
-        process number. Exceptions that end a workload are kept in ``failures``."""
-        sim, logic = self._new_client()
+        process number. Exceptions that end a workload are kept in ``failures``. With ``node_of`` the
+        process runs on the client node of process ``node_of`` (as coroutines sharing one TCP driver):
+        operations the two submit at one virtual instant run merged (``wormspace.layers.coalesce``)."""
+        if node_of is not None and not (type(node_of) is int and 0 <= node_of < self._processes):
+            raise UsageError(f"no process {node_of!r} to share a client node with")
+        sim, logic = self._new_client(None if node_of is None else self._node_of[node_of])
         gen = workload(logic)
 
         def advance(outcome: Outcome | None) -> None:
@@ -336,7 +340,8 @@ class SimCluster:
 
 
 class RemoteWormSpace(WormSpace):
-    """A synchronous client of a real cluster over TCP. ``aio`` is its asyncio twin (same connections).
+    """A synchronous client of a real cluster over TCP. ``aio`` is its asyncio twin: the same logic (process,
+    captures), with operations run on the awaiting caller's own event loop (its own connections there).
     Close it (or use it as a context manager) to end its connections."""
 
     def __init__(self, logic: SpaceLogic, driver: Any) -> None:
@@ -365,7 +370,8 @@ def connect(path: str, *, record: bool = False, process: int = 0) -> RemoteWormS
     the cluster may already hold data, so that history's initial state is ``unknown``."""
     import time
 
-    from wormspace.deploy import TcpDriver, load_config
+    from wormspace.runtime.config import load_config
+    from wormspace.runtime.driver import TcpDriver
 
     cfg = load_config(path)
     recorder = None
@@ -405,7 +411,7 @@ class LocalClusterHandle:
         return str(self.local.config_path)
 
     def client(self) -> RemoteWormSpace:
-        from wormspace.deploy import TcpDriver
+        from wormspace.runtime.driver import TcpDriver
 
         driver = TcpDriver.from_config(self.config)
         logic = SpaceLogic(
@@ -497,7 +503,7 @@ class Cluster:
         import tempfile
         from pathlib import Path
 
-        from wormspace.deploy import LocalCluster
+        from wormspace.runtime.supervise import LocalCluster
 
         cleanup = None
         if data_dir is None:

@@ -28,9 +28,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from wormspace.deploy import CONFIG_NAME, ClusterConfig, DeployError, LocalCluster, load_config
 from wormspace.errors import UsageError
 from wormspace.replacement import ReplaceError
+from wormspace.runtime.config import CONFIG_NAME, ClusterConfig, load_config
+from wormspace.runtime.supervise import DeployError, LocalCluster
 
 
 def _rows(cluster: LocalCluster, notes: dict[int, str] | None = None) -> list[dict[str, Any]]:

@@ -360,9 +360,13 @@ def main(args: argparse.Namespace) -> int:
             raise UsageError("--app runs on the simulated cluster; it does not combine with --real")
         return bank_main(args) if args.app == "bank" else _app_main(args)
     if args.real:
-        from wormspace.deploy import run_real_demo
+        from wormspace.runtime.realdemo import run_real_demo
 
-        return run_real_demo(args)
+        def workloads(segments: list[int]) -> list[Any]:
+            clients = [_worker(args.seed * 100 + k, f"p{k}-", segments, args.ops) for k in range(3)]
+            return [*clients, _batcher(segments[1]), _trimmer(segments[2])]
+
+        return run_real_demo(args, wos=WOS, segments=SEGMENTS, workloads=workloads)
     summary = run_simulated(args.seed, args.ops)
     if args.history_out:
         summary["history"].write(args.history_out)

@@ -50,7 +50,7 @@ from wormspace.layers.effects import Persist, RegKey
 from wormspace.layers.messages import TRIM, ZERO_BALLOT, Ballot, Fence, Fenced, Message, RegState
 
 if TYPE_CHECKING:
-    from wormspace.deploy import ClusterConfig
+    from wormspace.runtime.config import ClusterConfig
 
 FENCE_REQ_BASE = 1 << 40  # request ids of the procedure's Fence messages (any id works; these read well)
 
@@ -276,7 +276,7 @@ def replace_acceptor(cfg: ClusterConfig, acceptor_id: int, *, timeout: float = 1
     machine), then write the new incarnation's file into its (empty or new) data directory. The caller then
     starts the acceptor (``wormspace cluster replace`` does). Refuses if the directory already holds an
     acceptor file or a running acceptor."""
-    from wormspace.deploy import SQLITE_NAME, running_pid
+    from wormspace.runtime.datadir import SQLITE_NAME, running_pid
 
     group = group_of(cfg, acceptor_id)
     survivors = [a for a in group if a != acceptor_id]

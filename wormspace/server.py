@@ -73,7 +73,7 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 def resolve_options(args: argparse.Namespace) -> ServeOptions:
     """Merge the command line with the cluster file (the command line wins)."""
-    from wormspace.deploy import load_config
+    from wormspace.runtime.config import load_config
 
     host: str | None = None
     port: int | None = None
@@ -176,7 +176,8 @@ async def serve(opts: ServeOptions, storage: SqliteStorage, auth_key: bytes | No
 
 def run_serve(opts: ServeOptions) -> int:
     """Lock the data directory, open storage, serve, and clean up whatever happens."""
-    from wormspace.deploy import SQLITE_NAME, load_auth_key, lock_data_dir, unlock_data_dir
+    from wormspace.runtime.auth import load_auth_key
+    from wormspace.runtime.datadir import SQLITE_NAME, lock_data_dir, unlock_data_dir
 
     auth_key = load_auth_key(opts.auth_key_file) if opts.auth_key_file is not None else None
     if not opts.data_dir.is_dir():

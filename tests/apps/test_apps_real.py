@@ -14,7 +14,7 @@ import pytest
 from wormspace import Cluster, LocalClusterHandle
 from wormspace.apps import WormKV, WormLog, WormPaxos
 from wormspace.apps.history import AppHistory
-from wormspace.deploy import LocalCluster
+from wormspace.runtime.supervise import LocalCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 

@@ -18,7 +18,7 @@ import pytest
 
 from wormspace import EMPTY
 from wormspace.cluster import LocalClusterHandle
-from wormspace.deploy import DeployError, LocalCluster
+from wormspace.runtime.supervise import DeployError, LocalCluster
 
 pytestmark = pytest.mark.slow
 

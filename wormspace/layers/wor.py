@@ -46,8 +46,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Final
+from dataclasses import dataclass, field, fields
+from typing import Any, Final
 
 from wormspace._contracts import ensure, require
 from wormspace.layers.effects import Effect, Send, SetTimer
@@ -253,6 +253,20 @@ class Op:
         return req_id(self.op_id, self.seq)
 
 
+_OP_FIELDS: Final = tuple(f.name for f in fields(Op))
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _evolve(op: Op, **changes: Any) -> Op:
+    """``dataclasses.replace(op, **changes)`` without its per-call field introspection (it dominated the
+    client's cost per operation). Field names are the caller's to get right: only this module calls it."""
+    new = _new(Op)
+    for name in _OP_FIELDS:
+        _set(new, name, changes[name] if name in changes else getattr(op, name))
+    return new
+
+
 SEQ_BITS = 16
 
 
@@ -295,7 +309,7 @@ def _phase_msg(op: Op) -> Prepare | Accept | Read:
 
 def _enter(op: Op, ctx: Ctx, **changes: object) -> Step:
     """Start a new phase: fresh request id, no replies, send to every acceptor, arm the timer."""
-    new = replace(op, seq=op.seq + 1, tries=0, replies=(), **changes)  # type: ignore[arg-type]
+    new = _evolve(op, seq=op.seq + 1, tries=0, replies=(), **changes)
     return new, _send_phase(new, ctx, ctx.acceptors)
 
 
@@ -304,7 +318,7 @@ def _next_ballot(op: Op, ctx: Ctx) -> Ballot:
 
 
 def _finish(op: Op, outcome: Outcome) -> Step:
-    return replace(op, phase=Phase.DONE, outcome=outcome), []
+    return _evolve(op, phase=Phase.DONE, outcome=outcome), []
 
 
 def _merge(
@@ -360,7 +374,7 @@ def _record(op: Op, src: int, reply: Reply) -> Op:
     seen = op.max_seen
     if isinstance(reply, Nack) and reply.promised > seen:
         seen = reply.promised
-    return replace(op, replies=tuple(sorted((*op.replies, (src, reply)), key=lambda p: p[0])), max_seen=seen)
+    return _evolve(op, replies=tuple(sorted((*op.replies, (src, reply)), key=lambda p: p[0])), max_seen=seen)
 
 
 def _matches(op: Op, reply: Reply) -> bool:
@@ -411,7 +425,7 @@ def _read_progress(op: Op, ctx: Ctx) -> Step:
         if _refusals(op) > len(ctx.acceptors) - ctx.quorum:
             if not op.request.repair:
                 return _give_up(op, op.ask, timed_out=True)
-            return _start_round(replace(op, empty=()), ctx, op.ask)  # fall back to a full round
+            return _start_round(_evolve(op, empty=()), ctx, op.ask)  # fall back to a full round
         return op, []
     chosen: dict[int, bytes] = {}
     empty: list[int] = []
@@ -429,7 +443,7 @@ def _read_progress(op: Op, ctx: Ctx) -> Step:
             chosen[i] = best[0][1]
         else:
             half.append(i)
-    op = replace(op, chosen=_merge(op.chosen, chosen.items()), empty=tuple(sorted(empty)))
+    op = _evolve(op, chosen=_merge(op.chosen, chosen.items()), empty=tuple(sorted(empty)))
     if not half or not op.request.repair:
         return _finish(op, Outcome(chosen=op.chosen, empty=op.empty, unknown=tuple(half)))
     return _start_round(op, ctx, tuple(half))
@@ -466,7 +480,7 @@ def _prepare_progress(op: Op, ctx: Ctx) -> Step:
         values = tuple(sorted((i, v) for i, v in proposal.items() if v is not None))
         nothing = tuple(sorted(i for i, v in proposal.items() if v is None))
         if op.request.kind is Kind.READ:
-            op = replace(op, empty=tuple(sorted((*op.empty, *nothing))))
+            op = _evolve(op, empty=tuple(sorted((*op.empty, *nothing))))
         if not values:
             return _done_after_accept(op, ())
         sent_own = op.sent_own or any(own.get(i) == v and i not in adopted for i, v in values)
@@ -478,7 +492,7 @@ def _prepare_progress(op: Op, ctx: Ctx) -> Step:
 
 def _done_after_accept(op: Op, values: tuple[tuple[int, bytes], ...]) -> Step:
     """The proposal ``values`` is chosen (a quorum accepted it): settle the operation."""
-    op = replace(op, chosen=_merge(op.chosen, values))
+    op = _evolve(op, chosen=_merge(op.chosen, values))
     kind = op.request.kind
     if kind is Kind.CAPTURE:
         return _finish(op, Outcome(ballot=op.ballot, chosen=op.chosen))
@@ -521,12 +535,12 @@ def op_on_timeout(op: Op, token: int, ctx: Ctx) -> Step:
     ):
         return _start_round(op, ctx, op.ask)  # this ballot needs an acceptor that refused it: go higher
     if op.tries < ctx.config.max_resends and silent:
-        op = replace(op, tries=op.tries + 1)
+        op = _evolve(op, tries=op.tries + 1)
         return op, _send_phase(op, ctx, silent)
     if op.phase is Phase.READ:
         if not op.request.repair:
             return _give_up(op, op.ask, timed_out=True)
-        return _start_round(replace(op, empty=()), ctx, op.ask)
+        return _start_round(_evolve(op, empty=()), ctx, op.ask)
     if op.phase is Phase.ACCEPT and op.request.kind is Kind.WRITE and op.rounds == 0:
         return _start_round(op, ctx, op.ask)  # Rule 2: resolve what silence left open
     return _give_up(op, op.ask, timed_out=True)

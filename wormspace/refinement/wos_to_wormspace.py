@@ -14,7 +14,8 @@ Two checks, each bounded and each printing its bounds:
    and nothing but TRIM of a segment it trimmed. At the end of each run the recorded history is checked for
    linearizability against ``SegmentModel`` (``refinement/models.py``) with ``check_history``.
 2. ``concurrent_run`` / ``check_concurrent`` -- several spawned client processes race on a few segments
-   (alloc, trim, capture + write, batch capture + batch write, read) on a faulty cluster; the recorded
+   (alloc, trim, capture + write, batch capture + batch write, read) on a faulty cluster, in pairs sharing
+   one client node so that their concurrent operations run merged (``wormspace.layers.coalesce``); the recorded
    history must be linearizable against ``SegmentModel`` (verdict OK; UNKNOWN and ILLEGAL both fail).
    "Sometimes" properties show the histories are not trivial: a trim, a lost alloc, an operation answered
    ``Trimmed``, an indeterminate outcome, a batch write with mixed per-offset results.
@@ -401,12 +402,14 @@ class ConcurrentConfig:
     faults: Faults = field(default_factory=lambda: Faults(drop=0.05, duplicate=0.05))
     crash: bool = True  # crash one acceptor for a while, then partition another off for a while
     budget: int = 200_000  # linearizability checker steps per segment
+    shared_nodes: bool = True  # client processes run in pairs on one client node (merged operations)
 
     def describe(self) -> str:
         return (
             f"3 acceptors, {self.clients} client processes x {self.ops} operations on {self.segments} segments"
             f" of {self.wos_size} data WORs; drop {self.faults.drop}, duplicate {self.faults.duplicate}"
             + ("; a crash and a partition" if self.crash else "")
+            + ("; processes paired on shared client nodes" if self.shared_nodes else "")
             + f"; checker budget {self.budget} steps per segment"
         )
 
@@ -493,7 +496,10 @@ def concurrent_run(seed: int, cfg: ConcurrentConfig | None = None) -> Any:
         config=Config(timeout=0.05, max_resends=3, max_rounds=3),
     )
     for k in range(cfg.clients):
-        cluster.spawn(_workload(seed * 101 + k, cfg), at=0.001 * k)
+        if cfg.shared_nodes and k % 2:  # the pair's second process shares the first's node and start time
+            cluster.spawn(_workload(seed * 101 + k, cfg), at=0.001 * (k - 1), node_of=k - 1)
+        else:
+            cluster.spawn(_workload(seed * 101 + k, cfg), at=0.001 * k)
     if cfg.crash:
         cluster.at(0.02, lambda: cluster.crash(seed % 3))
         cluster.at(0.15, lambda: cluster.restart(seed % 3))

@@ -1,0 +1,200 @@
+"""Operation-level coalescing: concurrent single operations on one segment become one batch operation.
+
+A ``Coalescer`` sits between the drivers (the simulator's ``SimClient`` and the TCP driver) and a
+``ClientCore``. Requests submitted in one turn of the driver's loop are queued; at the end of the turn
+(``flush``) the queue is cut into *batches* and each batch runs as ONE operation of the WOR layer (one
+Prepare / Accept / Read per acceptor for all its registers), exactly as a ``batch_capture`` /
+``batch_write`` / ``batch_read`` would; each caller then gets its own part of the batch's outcome.
+
+Rules:
+
+1. Only CAPTURE, WRITE and READ requests are merged, and only with requests of the same kind, segment,
+   ballot and ``repair`` flag. PROPOSE (alloc, trim, resolution rounds) always runs alone.
+2. Merged CAPTURE and WRITE requests name disjoint registers: two callers capturing one register must get
+   two ballots (each may then write its own value at its own ballot), and two writes of one register at one
+   ballot stay two operations (the WOS layer's rule, one value per register per ballot, is the callers').
+   READs may overlap (a read has no side effect but the repair of a half-written register, which is
+   idempotent).
+3. A batch holds at most ``max_registers`` registers; the queue's order is kept within a batch.
+4. ``split(outcome, request)`` is a caller's outcome: the batch's op-wide ``error`` and ``ballot``, and
+   ``chosen`` / ``empty`` / ``stale`` / ``unknown`` restricted to the registers the caller named. A batch of
+   one hands its outcome over unchanged.
+
+Why this is the batch semantics: the WOR operation of a batch settles every register of it independently
+(wor.py Rules 1-4 are per register, op-wide errors apply to all of them); ``split`` only forgets the
+registers another caller named. The simulated checks run on this path (every ``SimClient`` operation goes
+through a ``Coalescer``); tests/mutants/test_coalesce_mutants.py plants a split that hands a caller another
+caller's outcome and shows the checks catch it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from wormspace._contracts import ensure, require
+from wormspace.layers.effects import Effect
+from wormspace.layers.wor import ClientCore, Kind, OpRequest, Outcome
+
+Then = Callable[[Outcome], None]
+
+MERGEABLE = (Kind.CAPTURE, Kind.WRITE, Kind.READ)
+DEFAULT_MAX_REGISTERS = 1024
+
+
+def merge_key(request: OpRequest) -> tuple[object, ...] | None:
+    """Requests with equal keys may share an operation (Rule 1); ``None``: this one runs alone."""
+    if request.kind not in MERGEABLE:
+        return None
+    return (request.kind, request.segment, request.ballot, request.repair)
+
+
+@require(lambda requests: len(requests) >= 1)
+@require(lambda requests: len({merge_key(r) for r in requests}) == 1 and merge_key(requests[0]) is not None)
+@ensure(lambda requests, result: set(result.targets()) == {i for r in requests for i in r.targets()})
+def merge(requests: Sequence[OpRequest]) -> OpRequest:
+    """One request naming every register of ``requests`` (Rule 2: callers check disjointness)."""
+    if len(requests) == 1:
+        return requests[0]
+    first = requests[0]
+    if first.kind is Kind.WRITE:
+        values = tuple(sorted(v for r in requests for v in r.values))
+        return OpRequest(kind=Kind.WRITE, segment=first.segment, values=values, ballot=first.ballot)
+    indices = tuple(sorted({i for r in requests for i in r.indices}))
+    return OpRequest(kind=first.kind, segment=first.segment, indices=indices, ballot=first.ballot, repair=first.repair)
+
+
+def split(outcome: Outcome, request: OpRequest) -> Outcome:
+    """The part of a batch's ``outcome`` that belongs to ``request`` (Rule 4)."""
+    mine = set(request.targets())
+    return Outcome(
+        error=outcome.error,
+        ballot=outcome.ballot,
+        chosen=tuple(p for p in outcome.chosen if p[0] in mine),
+        empty=tuple(i for i in outcome.empty if i in mine),
+        stale=tuple(i for i in outcome.stale if i in mine),
+        unknown=tuple(i for i in outcome.unknown if i in mine),
+    )
+
+
+class _Batch:
+    __slots__ = ("callers", "exclusive", "registers")
+
+    def __init__(self, exclusive: bool) -> None:
+        self.callers: list[tuple[OpRequest, Then]] = []
+        self.registers: set[int] = set()
+        self.exclusive = exclusive
+
+    def fits(self, targets: tuple[int, ...], limit: int) -> bool:
+        if len(self.registers) + len(targets) > limit:
+            return False
+        return not (self.exclusive and not self.registers.isdisjoint(targets))
+
+    def add(self, request: OpRequest, then: Then, targets: tuple[int, ...]) -> None:
+        self.callers.append((request, then))
+        self.registers.update(targets)
+
+
+class Coalescer:
+    """Queues the requests of one loop turn and starts them on ``core`` as merged operations.
+
+    ``schedule(fn)`` must run ``fn`` once the current turn of the driver's loop is over (``loop.call_soon``
+    over TCP, a zero-delay event in the simulator); ``carry_out(effects)`` performs a started operation's
+    effects. ``submit(request, then)`` calls ``then(outcome)`` when the caller's part of its batch ends.
+    The core's ``on_done`` is taken over by this object."""
+
+    def __init__(
+        self,
+        core: ClientCore,
+        *,
+        schedule: Callable[[Callable[[], None]], object],
+        carry_out: Callable[[list[Effect]], None],
+        max_registers: int = DEFAULT_MAX_REGISTERS,
+    ) -> None:
+        if max_registers < 1:
+            raise ValueError("max_registers must be >= 1")
+        self.core = core
+        core.on_done = self._on_done
+        self._schedule = schedule
+        self._carry_out = carry_out
+        self._max = max_registers
+        self._queue: list[tuple[OpRequest, Then]] = []
+        self._running: dict[int, list[tuple[OpRequest, Then]]] = {}
+        self._early: dict[int, Outcome] = {}
+        self.merged_ops = 0  # operations that carried more than one caller (for tests and benchmarks)
+
+    def submit(self, request: OpRequest, then: Then) -> None:
+        if not self._queue:
+            self._schedule(self.flush)
+        self._queue.append((request, then))
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def running(self) -> list[tuple[OpRequest, Then]]:
+        """Every caller whose operation is still running (e.g. to end them all when the driver closes)."""
+        out = [c for callers in self._running.values() for c in callers]
+        out.extend(self._queue)
+        return out
+
+    def forget(self) -> None:
+        self._running.clear()
+        self._queue.clear()
+
+    def flush(self) -> None:
+        """Cut the queue into batches (Rules 1-3) and start one operation per batch."""
+        queue, self._queue = self._queue, []
+        if not queue:
+            return
+        batches: list[_Batch] = []
+        open_by_key: dict[tuple[object, ...], list[_Batch]] = {}
+        for request, then in queue:
+            key = merge_key(request)
+            targets = request.targets()
+            if key is None:
+                b = _Batch(exclusive=True)
+                b.add(request, then, targets)
+                batches.append(b)
+                continue
+            candidates = open_by_key.setdefault(key, [])
+            for b in candidates:
+                if b.fits(targets, self._max):
+                    b.add(request, then, targets)
+                    break
+            else:
+                b = _Batch(exclusive=request.kind is not Kind.READ)
+                b.add(request, then, targets)
+                candidates.append(b)
+                batches.append(b)
+        for b in batches:
+            self._start(b.callers)
+
+    def _start(self, callers: list[tuple[OpRequest, Then]]) -> None:
+        request = callers[0][0] if len(callers) == 1 else merge([r for r, _ in callers])
+        if len(callers) > 1:
+            self.merged_ops += 1
+        op_id, effects = self.core.start(request)
+        early = self._early.pop(op_id, None)
+        if early is None:
+            self._running[op_id] = callers
+        self._carry_out(effects)
+        if early is not None:
+            self._deliver(callers, early)
+
+    def _on_done(self, op_id: int, outcome: Outcome) -> None:
+        callers = self._running.pop(op_id, None)
+        if callers is None:
+            self._early[op_id] = outcome
+            return
+        self._deliver(callers, outcome)
+
+    @staticmethod
+    def _deliver(callers: list[tuple[OpRequest, Then]], outcome: Outcome) -> None:
+        if len(callers) == 1:
+            callers[0][1](outcome)
+            return
+        for request, then in callers:
+            then(split(outcome, request))
+
+
+__all__ = ["DEFAULT_MAX_REGISTERS", "Coalescer", "merge", "merge_key", "split"]
