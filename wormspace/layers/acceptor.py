@@ -308,7 +308,12 @@ class AcceptorNode:
 
 # ---- durable storage ------------------------------------------------------------------------------------
 
-STORAGE_FORMAT = 1
+STORAGE_FORMAT = 2
+"""Format 1: ``registers`` was a ``WITHOUT ROWID`` table (a 1 KiB value cost ~4.6 KB a row: it spilled to an
+overflow page). Format 2: a rowid table with a unique ``(segment, idx)`` index. A format-1 file is migrated
+in place, in one transaction, when a writable store opens it."""
+
+_READABLE_FORMATS = (1, 2)  # a read-only snapshot reads both: their columns are the same
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
@@ -317,29 +322,60 @@ _SCHEMA = (
     " promised_n INTEGER NOT NULL, promised_node INTEGER NOT NULL,"
     " accepted_n INTEGER NOT NULL, accepted_node INTEGER NOT NULL,"
     " value BLOB,"
-    " PRIMARY KEY (segment, idx)) WITHOUT ROWID",
+    " UNIQUE (segment, idx))",
 )
 _COLUMNS = "promised_n, promised_node, accepted_n, accepted_node, value"
+_UPSERT = (
+    f"INSERT INTO registers (segment, idx, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (segment, idx) DO UPDATE SET promised_n = excluded.promised_n,"
+    " promised_node = excluded.promised_node, accepted_n = excluded.accepted_n,"
+    " accepted_node = excluded.accepted_node, value = excluded.value"
+)
+_MIGRATE_1_TO_2 = (
+    "CREATE TABLE registers_v2 ("
+    " segment INTEGER NOT NULL, idx INTEGER NOT NULL,"
+    " promised_n INTEGER NOT NULL, promised_node INTEGER NOT NULL,"
+    " accepted_n INTEGER NOT NULL, accepted_node INTEGER NOT NULL,"
+    " value BLOB,"
+    " UNIQUE (segment, idx))",
+    f"INSERT INTO registers_v2 (segment, idx, {_COLUMNS})"
+    f" SELECT segment, idx, {_COLUMNS} FROM registers ORDER BY segment, idx",
+    "DROP TABLE registers",
+    "ALTER TABLE registers_v2 RENAME TO registers",
+    "UPDATE meta SET value = 2 WHERE key = 'storage_format'",
+)
 
 
 class SqliteStorage:
-    """Registers in one SQLite file (WAL, ``synchronous=FULL``): ``apply`` is one transaction, on disk when
-    it returns (DESIGN §3 rule 4). Agrees with ``apply_to_dict``: a purge deletes every row of the segment
-    except its TRIM register, then the puts are written, skipping the purged segment's other registers.
+    """Registers in one SQLite file (WAL, ``synchronous=FULL``), mirrored in memory: ``apply`` is one
+    transaction, on disk when it returns (DESIGN §3 rule 4). Agrees with ``apply_to_dict``: a purge deletes
+    every row of the segment except its TRIM register, then the puts are written, skipping the purged
+    segment's other registers.
+
+    The mirror: every row is loaded (and checked) when the store opens, and kept in a dict per segment, so
+    ``get`` never queries SQLite; only writes go to the file. Its footprint is that of ``MemoryStorage`` --
+    one ``RegState`` per stored register, about 200 bytes plus the value (``bench/bench_memory.py`` measures
+    it); a trimmed segment keeps only its TRIM register, so trimming is what bounds it.
 
     ``group()`` lets a runtime apply several ``Persist`` effects in one transaction (group commit): inside the
     block nothing is durable, so the caller must hold back every reply computed inside it until the block has
-    exited normally; on an exception everything in the block is rolled back.
+    exited normally; on an exception everything in the block is rolled back, the mirror included.
 
-    The file carries ``meta.storage_format``; a file of another format is refused (``UsageError``), as is a
-    row that does not make a valid ``RegState`` (the file was altered by something else). ``read_only``
-    opens a snapshot reader (for backups and rebuilds) that may run beside the acceptor serving the file."""
+    The file carries ``meta.storage_format``; a format-1 file is migrated to format 2 (``STORAGE_FORMAT``)
+    when opened writable; a file of any other format is refused (``UsageError``), as is a row that does not
+    make a valid ``RegState`` (the file was altered by something else). ``read_only`` opens a snapshot reader
+    (for backups and rebuilds) that may run beside the acceptor serving the file; it reads SQLite, not a
+    mirror, and reads formats 1 and 2."""
 
     def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
         self.path = os.fspath(path)
         self.read_only = read_only
         self._grouped = False
         self._closed = False
+        self._segs: dict[int, dict[int, RegState]] = {}
+        self._undo: dict[RegKey, RegState | None] | None = None  # inside group(): each key's state before it
+        self._top = ZERO_BALLOT  # the highest promise in the mirror, unless stale (then recomputed when asked)
+        self._top_stale = False
         try:
             if read_only:  # a consistent snapshot reader, safe beside a running acceptor
                 uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
@@ -353,6 +389,7 @@ class SqliteStorage:
                 self._check_read_only()
             else:
                 self._open()
+                self._load()
         except BaseException:
             self._db.close()
             raise
@@ -362,24 +399,29 @@ class SqliteStorage:
             row = self._db.execute("SELECT value FROM meta WHERE key = 'storage_format'").fetchone()
         except sqlite3.DatabaseError as e:
             raise UsageError(f"{self.path}: not a usable acceptor database: {e}") from e
-        if row is None or row[0] != STORAGE_FORMAT:
+        if row is None or row[0] not in _READABLE_FORMATS:
             raise UsageError(
                 f"{self.path}: storage format {None if row is None else row[0]!r}, but this version reads"
-                f" only format {STORAGE_FORMAT}"
+                f" only formats {', '.join(map(str, _READABLE_FORMATS))}"
             )
 
     def _open(self) -> None:
         db = self._db
+        migrated = False
         try:
             mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             db.execute("PRAGMA synchronous=FULL")
             db.execute("BEGIN IMMEDIATE")
             try:
-                for stmt in _SCHEMA:
-                    db.execute(stmt)
+                db.execute(_SCHEMA[0])
                 row = db.execute("SELECT value FROM meta WHERE key = 'storage_format'").fetchone()
                 if row is None:
+                    db.execute(_SCHEMA[1])
                     db.execute("INSERT INTO meta VALUES ('storage_format', ?)", (STORAGE_FORMAT,))
+                elif row[0] == 1:
+                    for stmt in _MIGRATE_1_TO_2:
+                        db.execute(stmt)
+                    migrated = True
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -388,11 +430,32 @@ class SqliteStorage:
             raise UsageError(f"{self.path}: not a usable acceptor database: {e}") from e
         if str(mode).lower() != "wal":
             raise UsageError(f"{self.path}: SQLite refused WAL journaling (got {mode!r})")
-        if row is not None and row[0] != STORAGE_FORMAT:
+        if row is not None and row[0] not in (1, STORAGE_FORMAT):
             raise UsageError(
-                f"{self.path}: storage format {row[0]!r}, but this version reads only format"
-                f" {STORAGE_FORMAT}; refusing to open it"
+                f"{self.path}: storage format {row[0]!r}, but this version reads only formats 1 (migrated"
+                f" on open) and {STORAGE_FORMAT}; refusing to open it"
             )
+        if migrated:
+            log.info("%s: storage migrated from format 1 to format %d", self.path, STORAGE_FORMAT)
+
+    def _load(self) -> None:
+        """Fill the mirror from the file, checking every row."""
+        try:
+            rows = self._db.execute(f"SELECT segment, idx, {_COLUMNS} FROM registers").fetchall()
+        except sqlite3.DatabaseError as e:
+            raise UsageError(f"{self.path}: not a usable acceptor database: {e}") from e
+        segs = self._segs
+        top = ZERO_BALLOT
+        for row in rows:
+            key = (row[0], row[1])
+            r = self._state(self.path, key, row[2:])
+            seg = segs.get(key[0])
+            if seg is None:
+                seg = segs[key[0]] = {}
+            seg[key[1]] = r
+            if r.promised > top:
+                top = r.promised
+        self._top = top
 
     @staticmethod
     def _state(path: str, key: RegKey, row: tuple[object, ...]) -> RegState:
@@ -403,28 +466,59 @@ class SqliteStorage:
                 accepted=Ballot(an, anode),  # type: ignore[arg-type]
                 value=value,  # type: ignore[arg-type]
             )
-        except RemoteProtocolError as e:
+        except (RemoteProtocolError, TypeError) as e:
             raise UsageError(f"{path}: register {key} holds an invalid state: {e}") from None
 
     def get(self, segment: int, index: int) -> RegState | None:
-        row = self._db.execute(
-            f"SELECT {_COLUMNS} FROM registers WHERE segment = ? AND idx = ?", (segment, index)
-        ).fetchone()
-        return None if row is None else self._state(self.path, (segment, index), row)
+        if self.read_only:
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM registers WHERE segment = ? AND idx = ?", (segment, index)
+            ).fetchone()
+            return None if row is None else self._state(self.path, (segment, index), row)
+        seg = self._segs.get(segment)
+        return None if seg is None else seg.get(index)
+
+    def _set(self, key: RegKey, state: RegState | None) -> None:
+        """Change the mirror, remembering the old state when inside a group."""
+        seg = self._segs.get(key[0])
+        old = None if seg is None else seg.get(key[1])
+        undo = self._undo
+        if undo is not None and key not in undo:
+            undo[key] = old
+        if old is not None and old.promised == self._top and (state is None or state.promised < old.promised):
+            self._top_stale = True  # the highest promise may have gone (a purge, a rollback, a rewrite)
+        if state is None:
+            if seg is not None:
+                seg.pop(key[1], None)
+                if not seg:
+                    del self._segs[key[0]]
+            return
+        if seg is None:
+            seg = self._segs[key[0]] = {}
+        seg[key[1]] = state
+        if state.promised > self._top:
+            self._top = state.promised
 
     def _write(self, persist: Persist) -> None:
+        purged = set(persist.purge)
+        rows = [
+            (s, i, r.promised.number, r.promised.node, r.accepted.number, r.accepted.node, r.value)
+            for (s, i), r in persist.puts
+            if not (s in purged and i != TRIM)
+        ]  # built first: a put that is not a RegState fails here, before anything changed
         db = self._db
         for seg in persist.purge:
             db.execute("DELETE FROM registers WHERE segment = ? AND idx != ?", (seg, TRIM))
-        purged = set(persist.purge)
-        db.executemany(
-            f"INSERT OR REPLACE INTO registers (segment, idx, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (s, i, r.promised.number, r.promised.node, r.accepted.number, r.accepted.node, r.value)
-                for (s, i), r in persist.puts
-                if not (s in purged and i != TRIM)
-            ],
-        )
+        if rows:
+            db.executemany(_UPSERT, rows)
+        for seg in persist.purge:
+            regs = self._segs.get(seg)
+            if regs is not None:
+                for i in [i for i in regs if i != TRIM]:
+                    self._set((seg, i), None)
+        for key, state in persist.puts:
+            if not (key[0] in purged and key[1] != TRIM):
+                self._set(key, state)
 
     def apply(self, persist: Persist) -> None:
         """Apply one ``Persist`` atomically; durable on return (unless inside ``group()``)."""
@@ -433,13 +527,16 @@ class SqliteStorage:
         if self._grouped:
             self._write(persist)
             return
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.group():
             self._write(persist)
-        except BaseException:
+
+    def _rollback(self) -> None:
+        undo, self._undo = self._undo, None
+        if undo is not None:
+            for key, old in undo.items():
+                self._set(key, old)
+        if self._db.in_transaction:
             self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     @contextmanager
     def group(self) -> Iterator[None]:
@@ -448,35 +545,46 @@ class SqliteStorage:
             raise UsageError("SqliteStorage.group() does not nest and needs a writable store")
         self._db.execute("BEGIN IMMEDIATE")
         self._grouped = True
+        self._undo = {}
         try:
             yield
-        except BaseException:
-            self._grouped = False
-            self._db.execute("ROLLBACK")
-            raise
-        self._grouped = False
-        try:
             self._db.execute("COMMIT")
         except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
+            self._grouped = False
+            self._rollback()
             raise
+        self._grouped = False
+        self._undo = None
 
     def items(self) -> Iterator[tuple[RegKey, RegState]]:
+        if not self.read_only:
+            for s in sorted(self._segs):
+                regs = self._segs[s]
+                for i in sorted(regs):
+                    yield (s, i), regs[i]
+            return
         rows = self._db.execute(f"SELECT segment, idx, {_COLUMNS} FROM registers ORDER BY segment, idx")
         for row in rows.fetchall():
             key = (row[0], row[1])
             yield key, self._state(self.path, key, row[2:])
 
     def highest_promise(self) -> Ballot:
-        """The highest promise of any row (the floor's row included): one query, for Rule 6."""
-        row = self._db.execute(
-            "SELECT promised_n, promised_node FROM registers ORDER BY promised_n DESC, promised_node DESC LIMIT 1"
-        ).fetchone()
-        return ZERO_BALLOT if row is None else Ballot(row[0], row[1])
+        """The highest promise of any register held (the floor's included), for Rule 6."""
+        if self.read_only:
+            row = self._db.execute(
+                "SELECT promised_n, promised_node FROM registers"
+                " ORDER BY promised_n DESC, promised_node DESC LIMIT 1"
+            ).fetchone()
+            return ZERO_BALLOT if row is None else Ballot(row[0], row[1])
+        if self._top_stale:
+            self._top = max((r.promised for regs in self._segs.values() for r in regs.values()), default=ZERO_BALLOT)
+            self._top_stale = False
+        return self._top
 
     def count(self) -> int:
-        """How many register rows the file holds."""
+        """How many registers the file holds."""
+        if not self.read_only:
+            return sum(len(regs) for regs in self._segs.values())
         n: int = self._db.execute("SELECT COUNT(*) FROM registers").fetchone()[0]
         return n
 
