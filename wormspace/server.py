@@ -127,7 +127,7 @@ def resolve_options(args: argparse.Namespace) -> ServeOptions:
 
 async def serve(opts: ServeOptions, storage: SqliteStorage, auth_key: bytes | None, ident: Identity) -> int:
     """Serve until SIGTERM/SIGINT (exit code 0) or a storage failure (1)."""
-    node = AcceptorNode(opts.node_id, storage)
+    node = AcceptorNode(opts.node_id, storage, fast=True)
     server = AcceptorServer(
         node,
         opts.host,

@@ -24,7 +24,9 @@ Rule 6 (Fence). The acceptor keeps one acceptor-wide promise *floor* (``ZERO_BAL
         goes down. This is the acceptor's part of replacing a lost acceptor (docs/operations.md).
 
 The core (``handle_request``) is pure: it reads registers through a ``StoreView`` and returns the
-changes and the reply. ``AcceptorNode`` binds it to a ``Storage``.
+changes and the reply. ``AcceptorNode`` binds it to a ``Storage``. ``fast_handle`` is the same function
+without the per-object validation and contracts, for a server's hot path (``AcceptorNode(fast=True)``);
+a differential test checks it against the core.
 """
 
 from __future__ import annotations
@@ -245,6 +247,112 @@ def handle_request(view: StoreView, msg: Request) -> tuple[Persist | None, Reply
     return on_read(view, msg)
 
 
+# ---- the fast path --------------------------------------------------------------------------------------
+
+_new = object.__new__
+_setattr = object.__setattr__
+
+
+def _reg(promised: Ballot, accepted: Ballot, value: bytes | None) -> RegState:
+    r: RegState = _new(RegState)
+    _setattr(r, "promised", promised)
+    _setattr(r, "accepted", accepted)
+    _setattr(r, "value", value)
+    return r
+
+
+def _vote(index: int, ballot: Ballot, value: bytes) -> Vote:
+    v: Vote = _new(Vote)
+    _setattr(v, "index", index)
+    _setattr(v, "ballot", ballot)
+    _setattr(v, "value", value)
+    return v
+
+
+def _reply(cls: type[Reply], req: int, segment: int, **fields: object) -> Reply:
+    m: Reply = _new(cls)
+    _setattr(m, "req", req)
+    _setattr(m, "segment", segment)
+    for k, v in fields.items():
+        _setattr(m, k, v)
+    return m
+
+
+def fast_handle(view: StoreView, msg: Request) -> tuple[Persist | None, Reply]:
+    """``handle_request`` for a server: the same changes and the same reply, built without the per-object
+    validation of the message dataclasses (their fields come from a request the wire decoder validated and
+    from stored states, so they are valid by construction) and without the core's contracts. ``Fence`` (rare)
+    goes to the core. Equality with ``handle_request`` -- replies and states after every step, over random
+    request sequences on both storages -- is checked by ``tests/layers/test_fast_path.py`` (bounded
+    Hypothesis runs), and a planted divergence there shows the check can fail."""
+    t = type(msg)
+    if t is Fence:
+        return handle_request(view, msg)
+    get = view.get
+    seg = msg.segment
+    fr = get(-1, 0)  # FLOOR_KEY
+    floor = ZERO_BALLOT if fr is None else fr.promised
+    if t is Accept:
+        assert isinstance(msg, Accept)
+        values = msg.values
+        trim = False
+        data = False
+        for i, _ in values:
+            if i == TRIM:
+                trim = True
+            else:
+                data = True
+        if data:
+            tr = get(seg, TRIM)
+            if tr is not None and tr.value is not None:
+                return None, _reply(SegmentTrimmed, msg.req, seg)
+        ballot = msg.ballot
+        states = []
+        highest = floor
+        for i, _ in values:
+            r = get(seg, i)
+            if r is None:
+                r = EMPTY_REG
+            if r.promised > highest:
+                highest = r.promised
+            states.append(r)
+        if ballot < highest:
+            voted = max(r.accepted for r in states)
+            return None, _reply(Nack, msg.req, seg, ballot=ballot, promised=highest, accepted=voted)
+        for (i, v), r in zip(values, states, strict=True):
+            if r.accepted == ballot and r.value != v:
+                reason = f"index {i}: a different value at the same ballot"
+                return None, ErrorReply(req=msg.req, segment=seg, reason=reason)
+        puts = tuple([((seg, i), _reg(ballot, ballot, v)) for i, v in values])
+        persist = Persist(puts=puts, purge=(seg,) if trim else ())
+        return persist, _reply(Accepted, msg.req, seg, ballot=ballot)
+    assert isinstance(msg, (Prepare, Read))
+    indices = msg.indices
+    if any(i != TRIM for i in indices):
+        tr = get(seg, TRIM)
+        if tr is not None and tr.value is not None:
+            return None, _reply(SegmentTrimmed, msg.req, seg)
+    regs = []
+    for i in indices:
+        r = get(seg, i)
+        regs.append((i, EMPTY_REG if r is None else r))
+    votes = tuple([_vote(i, r.accepted, r.value) for i, r in regs if r.value is not None])
+    if t is Read:
+        return None, _reply(ReadReply, msg.req, seg, votes=votes)
+    assert isinstance(msg, Prepare)
+    ballot = msg.ballot
+    highest = floor
+    for _, r in regs:
+        if r.promised > highest:
+            highest = r.promised
+    if ballot < highest:
+        voted = max(r.accepted for _, r in regs)
+        return None, _reply(Nack, msg.req, seg, ballot=ballot, promised=highest, accepted=voted)
+    puts = tuple([((seg, i), _reg(ballot, r.accepted, r.value)) for i, r in regs if r.promised != ballot])
+    reply = _reply(Promise, msg.req, seg, ballot=ballot, votes=votes, floor=floor)
+    return (Persist(puts=puts) if puts else None), reply
+
+
 # ---- storage --------------------------------------------------------------------------------------------
 
 
@@ -287,15 +395,16 @@ def apply_to_dict(regs: Mapping[RegKey, RegState], persist: Persist) -> dict[Reg
 class AcceptorNode:
     """An acceptor bound to its storage: messages in, effects out (Persist, then Send)."""
 
-    def __init__(self, node_id: int, storage: Storage) -> None:
+    def __init__(self, node_id: int, storage: Storage, *, fast: bool = False) -> None:
         self.node_id = node_id
         self.storage = storage
+        self.fast = fast  # run ``fast_handle`` (a server's hot path) instead of the checked core
 
     @require(lambda src: src >= 0)
     @ensure(lambda result: persist_before_send(result), "persist before reply")
     def handle(self, src: int, msg: Request) -> list[Effect]:
         """Run the core on one request, apply its changes to storage, and return the effects carried out."""
-        persist, reply = handle_request(self.storage, msg)
+        persist, reply = (fast_handle if self.fast else handle_request)(self.storage, msg)
         effects: list[Effect] = []
         if persist is not None:
             self.storage.apply(persist)
@@ -608,6 +717,7 @@ __all__ = [
     "Storage",
     "StoreView",
     "apply_to_dict",
+    "fast_handle",
     "fence_floor",
     "handle_request",
     "highest_promise",
