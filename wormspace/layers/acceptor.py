@@ -483,6 +483,7 @@ class SqliteStorage:
         self._closed = False
         self._segs: dict[int, dict[int, RegState]] = {}
         self._undo: dict[RegKey, RegState | None] | None = None  # inside group(): each key's state before it
+        self._rows: list[tuple[int, int, int, int, int, int, bytes | None]] = []  # inside group(): to write
         self._top = ZERO_BALLOT  # the highest promise in the mirror, unless stale (then recomputed when asked)
         self._top_stale = False
         try:
@@ -615,11 +616,11 @@ class SqliteStorage:
             for (s, i), r in persist.puts
             if not (s in purged and i != TRIM)
         ]  # built first: a put that is not a RegState fails here, before anything changed
-        db = self._db
-        for seg in persist.purge:
-            db.execute("DELETE FROM registers WHERE segment = ? AND idx != ?", (seg, TRIM))
-        if rows:
-            db.executemany(_UPSERT, rows)
+        if persist.purge:
+            self._flush()  # the rows written before the purge, then the purge
+            for seg in persist.purge:
+                self._db.execute("DELETE FROM registers WHERE segment = ? AND idx != ?", (seg, TRIM))
+        self._rows += rows  # written by the group's end, in order, before its COMMIT
         for seg in persist.purge:
             regs = self._segs.get(seg)
             if regs is not None:
@@ -628,6 +629,11 @@ class SqliteStorage:
         for key, state in persist.puts:
             if not (key[0] in purged and key[1] != TRIM):
                 self._set(key, state)
+
+    def _flush(self) -> None:
+        rows, self._rows = self._rows, []
+        if rows:
+            self._db.executemany(_UPSERT, rows)
 
     def apply(self, persist: Persist) -> None:
         """Apply one ``Persist`` atomically; durable on return (unless inside ``group()``)."""
@@ -640,6 +646,7 @@ class SqliteStorage:
             self._write(persist)
 
     def _rollback(self) -> None:
+        self._rows = []
         undo, self._undo = self._undo, None
         if undo is not None:
             for key, old in undo.items():
@@ -657,6 +664,7 @@ class SqliteStorage:
         self._undo = {}
         try:
             yield
+            self._flush()
             self._db.execute("COMMIT")
         except BaseException:
             self._grouped = False
