@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wormspace.errors import UsageError
+from wormspace.identity import Identity, read_db_identity, write_db_identity
 from wormspace.layers.acceptor import (
     STORAGE_FORMAT,
     AcceptorNode,
@@ -150,6 +151,8 @@ def test_a_format_1_file_is_migrated_with_every_register(db: Path) -> None:
         c.execute("PRAGMA journal_mode=WAL")
         for stmt in FORMAT_1:
             c.execute(stmt)
+    ident = Identity(cluster_id="c" * 32, acceptor_id=0)
+    write_db_identity(db, ident)
     before = SqliteStorage(db, read_only=True)  # a snapshot reader reads the old format as it is
     old = list(before.items())
     before.close()
@@ -164,6 +167,7 @@ def test_a_format_1_file_is_migrated_with_every_register(db: Path) -> None:
         assert c.execute("SELECT value FROM meta WHERE key = 'storage_format'").fetchone() == (STORAGE_FORMAT,)
         sql = c.execute("SELECT sql FROM sqlite_master WHERE name = 'registers'").fetchone()[0]
         assert "WITHOUT ROWID" not in sql
+    assert read_db_identity(db) == ident  # the identity table is left as it was
     again = SqliteStorage(db)
     assert again.get(0, 1) == RegState(promised=Ballot(6, 1))
     assert len(list(again.items())) == 4
