@@ -1,11 +1,12 @@
 """A real acceptor process given a storage-format-1 file migrates it and serves the registers it held.
 
-Three acceptor processes on loopback; a value is written while acceptor 2 is paused (so only acceptors 0
-and 1 hold it); acceptor 0 is killed (``kill -9``) and its SQLite
-file is rewritten into format 1 (the ``WITHOUT ROWID`` registers table of the versions before format 2,
-identity table untouched); acceptor 0 restarts and migrates; with acceptor 1 paused, a read through the
-quorum {0, 2} returns the value -- which only acceptor 0 can have kept (``test_durability_mutant.py`` shows
-this scenario returning EMPTY when an acceptor loses its file). Its log carries the migration line.
+Three acceptor processes on loopback; a value is written while acceptor 2 is paused, and acceptor 2 is
+killed before it reads the write, so only acceptors 0 and 1 hold it. Acceptor 0 is killed (``kill -9``) and
+its SQLite file is rewritten into format 1 (the ``WITHOUT ROWID`` registers table of the versions before
+format 2, identity table untouched); acceptors 0 and 2 restart, 0 migrating its file. With acceptor 1
+paused, a read through the quorum {0, 2} returns the value, which only acceptor 0's migrated file can have
+kept (with the rows dropped instead of copied, the same read returns EMPTY). Its log carries the migration
+line.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def test_a_format_1_file_is_migrated_by_the_acceptor_process(tmp_path: Path) -> 
         addr = ws.address(seg, 0)
         cluster.pause(2)
         ws.write(addr, b"kept", ws.capture(addr))
+        cluster.crash(2)  # killed while paused: the requests it had not read are lost with it
         cluster.crash(0)
         db = local.data_dir(0) / "acceptor.sqlite"
         with sqlite3.connect(db) as c:
@@ -57,7 +59,7 @@ def test_a_format_1_file_is_migrated_by_the_acceptor_process(tmp_path: Path) -> 
                 c.execute(stmt)
         assert _format(db) == 1
         cluster.restart(0)
-        cluster.resume(2)
+        cluster.restart(2)
         cluster.pause(1)  # the quorum is now {0, 2}: only acceptor 0, from its migrated file, has the value
         assert ws.read(addr) == b"kept"
         cluster.resume(1)
