@@ -463,8 +463,8 @@ class SqliteStorage:
 
     The mirror: every row is loaded (and checked) when the store opens, and kept in a dict per segment, so
     ``get`` never queries SQLite; only writes go to the file. Its footprint is that of ``MemoryStorage`` --
-    one ``RegState`` per stored register, about 200 bytes plus the value (``bench/bench_memory.py`` measures
-    it); a trimmed segment keeps only its TRIM register, so trimming is what bounds it.
+    one ``RegState`` per stored register, about 150-210 bytes besides the value (``bench/bench_memory.py``);
+    a trimmed segment keeps only its TRIM register, so trimming is what bounds it.
 
     ``group()`` lets a runtime apply several ``Persist`` effects in one transaction (group commit): inside the
     block nothing is durable, so the caller must hold back every reply computed inside it until the block has
@@ -556,9 +556,12 @@ class SqliteStorage:
             raise UsageError(f"{self.path}: not a usable acceptor database: {e}") from e
         segs = self._segs
         top = ZERO_BALLOT
+        ballots: dict[Ballot, Ballot] = {}  # one object per distinct ballot: registers share them, as in memory
         for row in rows:
             key = (row[0], row[1])
             r = self._state(self.path, key, row[2:])
+            _setattr(r, "promised", ballots.setdefault(r.promised, r.promised))
+            _setattr(r, "accepted", ballots.setdefault(r.accepted, r.accepted))
             seg = segs.get(key[0])
             if seg is None:
                 seg = segs[key[0]] = {}
