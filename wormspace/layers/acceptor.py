@@ -113,7 +113,7 @@ def fence_floor(view: StoreView) -> Ballot:
 
 def highest_promise(view: StoreView) -> Ballot:
     """The highest promise over every register and the floor. Uses the store's own ``highest_promise``
-    when it has one (SQLite answers it with one query), else scans ``items()``."""
+    when it has one (``SqliteStorage`` keeps it up to date), else scans ``items()``."""
     own = getattr(view, "highest_promise", None)
     if own is not None:
         top: Ballot = own()
