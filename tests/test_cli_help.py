@@ -33,4 +33,4 @@ def test_no_help_page_shows_raw_markup(prog: str, parser: argparse.ArgumentParse
 
 def test_the_cluster_help_shows_its_synopsis_plainly() -> None:
     cluster = dict(_parsers(build_parser()))["wormspace cluster"]
-    assert "wormspace cluster up|down|status --acceptors 3" in cluster.format_help()
+    assert "wormspace cluster up|down|status|replace --acceptors 3" in cluster.format_help()
