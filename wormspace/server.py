@@ -13,7 +13,7 @@ With ``--config`` the acceptor's entry in the cluster file supplies whatever is 
    already holds one),
 4. checks the directory's identity against ``--id`` and the cluster id, and its database (present,
    non-empty, undamaged, the same identity): ``wormspace.identity.check_data_dir``,
-5. opens ``DIR/acceptor.sqlite`` (refusing a file of another storage format),
+5. opens ``DIR/acceptor.sqlite`` (migrating a format-1 file, refusing one of an unknown format),
 6. serves until SIGTERM or SIGINT, then stops accepting, lets the batch being applied finish (a batch is
    applied without yielding to the event loop, so a signal is handled only between batches), closes SQLite
    and releases the lock.
@@ -127,7 +127,7 @@ def resolve_options(args: argparse.Namespace) -> ServeOptions:
 
 async def serve(opts: ServeOptions, storage: SqliteStorage, auth_key: bytes | None, ident: Identity) -> int:
     """Serve until SIGTERM/SIGINT (exit code 0) or a storage failure (1)."""
-    node = AcceptorNode(opts.node_id, storage)
+    node = AcceptorNode(opts.node_id, storage, fast=True)
     server = AcceptorServer(
         node,
         opts.host,

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wormspace.errors import UsageError
+from wormspace.identity import Identity, read_db_identity, write_db_identity
 from wormspace.layers.acceptor import (
     STORAGE_FORMAT,
     AcceptorNode,
@@ -122,9 +123,68 @@ def test_refuses_another_storage_format(db: Path) -> None:
     SqliteStorage(db).close()
     with sqlite3.connect(db) as c:
         assert c.execute("SELECT value FROM meta WHERE key = 'storage_format'").fetchone() == (STORAGE_FORMAT,)
-        c.execute("UPDATE meta SET value = 2 WHERE key = 'storage_format'")
-    with pytest.raises(UsageError, match="storage format 2"):
+        c.execute("UPDATE meta SET value = 3 WHERE key = 'storage_format'")
+    with pytest.raises(UsageError, match="storage format 3"):
         SqliteStorage(db)
+    with pytest.raises(UsageError, match="storage format 3"):
+        SqliteStorage(db, read_only=True)
+
+
+FORMAT_1 = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "CREATE TABLE registers ("
+    " segment INTEGER NOT NULL, idx INTEGER NOT NULL,"
+    " promised_n INTEGER NOT NULL, promised_node INTEGER NOT NULL,"
+    " accepted_n INTEGER NOT NULL, accepted_node INTEGER NOT NULL,"
+    " value BLOB,"
+    " PRIMARY KEY (segment, idx)) WITHOUT ROWID",
+    "INSERT INTO meta VALUES ('storage_format', 1)",
+    "INSERT INTO registers VALUES (-1, 0, 5, 2, 0, -1, NULL)",
+    "INSERT INTO registers VALUES (0, 0, 3, 1, 3, 1, x'6869')",
+    "INSERT INTO registers VALUES (0, 1, 4, 1, 0, -1, NULL)",
+    "INSERT INTO registers VALUES (2, 0, 1, 1, 1, 1, x'')",
+)
+
+
+def test_a_format_1_file_is_migrated_with_every_register(db: Path) -> None:
+    with sqlite3.connect(db) as c:
+        c.execute("PRAGMA journal_mode=WAL")
+        for stmt in FORMAT_1:
+            c.execute(stmt)
+    ident = Identity(cluster_id="c" * 32, acceptor_id=0)
+    write_db_identity(db, ident)
+    before = SqliteStorage(db, read_only=True)  # a snapshot reader reads the old format as it is
+    old = list(before.items())
+    before.close()
+    assert len(old) == 4
+    s = SqliteStorage(db)
+    assert list(s.items()) == old
+    assert s.get(0, 0) == RegState(promised=Ballot(3, 1), accepted=Ballot(3, 1), value=b"hi")
+    assert s.highest_promise() == Ballot(5, 2)
+    s.apply(Persist(puts=(((0, 1), RegState(promised=Ballot(6, 1))),)))
+    s.close()
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT value FROM meta WHERE key = 'storage_format'").fetchone() == (STORAGE_FORMAT,)
+        sql = c.execute("SELECT sql FROM sqlite_master WHERE name = 'registers'").fetchone()[0]
+        assert "WITHOUT ROWID" not in sql
+    assert read_db_identity(db) == ident  # the identity table is left as it was
+    again = SqliteStorage(db)
+    assert again.get(0, 1) == RegState(promised=Ballot(6, 1))
+    assert len(list(again.items())) == 4
+    again.close()
+
+
+def test_a_1_kib_value_fits_its_page(db: Path) -> None:
+    s = SqliteStorage(db)
+    n = 256
+    s.apply(Persist(puts=tuple(((0, i), RegState(promised=Ballot(1, 1), accepted=Ballot(1, 1), value=bytes(1024)))
+                               for i in range(n))))
+    s.close()
+    with sqlite3.connect(db) as c:
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page = c.execute("PRAGMA page_size").fetchone()[0]
+        used = c.execute("PRAGMA page_count").fetchone()[0] - c.execute("PRAGMA freelist_count").fetchone()[0]
+    assert used * page / n < 1.5 * 1024  # format 1 took ~4.6 KB a row: each value spilled to an overflow page
 
 
 def test_refuses_a_file_that_is_not_a_database(db: Path) -> None:
@@ -137,10 +197,12 @@ def test_refuses_a_row_that_is_not_a_register_state(db: Path) -> None:
     SqliteStorage(db).close()
     with sqlite3.connect(db) as c:
         c.execute("INSERT INTO registers VALUES (1, 0, 1, 1, 0, -1, x'00')")  # a value without a vote
-    s = SqliteStorage(db)
+    with pytest.raises(UsageError, match="invalid state"):  # checked when the mirror is loaded
+        SqliteStorage(db)
+    reader = SqliteStorage(db, read_only=True)
     with pytest.raises(UsageError, match="invalid state"):
-        s.get(1, 0)
-    s.close()
+        list(reader.items())
+    reader.close()
 
 
 def test_group_commits_all_or_nothing(db: Path) -> None:
@@ -150,13 +212,23 @@ def test_group_commits_all_or_nothing(db: Path) -> None:
         s.apply(Persist(puts=(((0, 0), a),)))
         s.apply(Persist(puts=(((0, 1), a),)))
         assert s.get(0, 1) == a  # visible inside the transaction
+    b = RegState(promised=Ballot(2, 1))
     with pytest.raises(RuntimeError), s.group():
-        s.apply(Persist(puts=(((0, 2), a),)))
+        s.apply(Persist(puts=(((0, 2), a), ((0, 0), b))))
+        s.apply(Persist(puts=(((0, 0), RegState(promised=Ballot(3, 1))),)))
+        s.apply(Persist(puts=((TRIM_KEY, TRIM_STATE),), purge=(0,)))
+        assert s.get(0, 1) is None
         raise RuntimeError("boom")
+    assert dict(s.items()) == {(0, 0): a, (0, 1): a}  # the mirror is rolled back with the transaction
+    assert s.highest_promise() == Ballot(1, 1)
     with pytest.raises(UsageError), s.group(), s.group():
         pass
     s.close()
     assert [r[:2] for r in rows(db)] == [(0, 0), (0, 1)]
+
+
+TRIM_KEY = (0, TRIM)
+TRIM_STATE = RegState(promised=Ballot(4, 1), accepted=Ballot(4, 1), value=b"t")
 
 
 def test_a_failed_apply_changes_nothing(db: Path) -> None:

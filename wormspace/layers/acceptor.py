@@ -24,7 +24,9 @@ Rule 6 (Fence). The acceptor keeps one acceptor-wide promise *floor* (``ZERO_BAL
         goes down. This is the acceptor's part of replacing a lost acceptor (docs/operations.md).
 
 The core (``handle_request``) is pure: it reads registers through a ``StoreView`` and returns the
-changes and the reply. ``AcceptorNode`` binds it to a ``Storage``.
+changes and the reply. ``AcceptorNode`` binds it to a ``Storage``. ``fast_handle`` is the same function
+without the per-object validation and contracts, for a server's hot path (``AcceptorNode(fast=True)``);
+a differential test checks it against the core.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def fence_floor(view: StoreView) -> Ballot:
 
 def highest_promise(view: StoreView) -> Ballot:
     """The highest promise over every register and the floor. Uses the store's own ``highest_promise``
-    when it has one (SQLite answers it with one query), else scans ``items()``."""
+    when it has one (``SqliteStorage`` keeps it up to date), else scans ``items()``."""
     own = getattr(view, "highest_promise", None)
     if own is not None:
         top: Ballot = own()
@@ -245,6 +247,112 @@ def handle_request(view: StoreView, msg: Request) -> tuple[Persist | None, Reply
     return on_read(view, msg)
 
 
+# ---- the fast path --------------------------------------------------------------------------------------
+
+_new = object.__new__
+_setattr = object.__setattr__
+
+
+def _reg(promised: Ballot, accepted: Ballot, value: bytes | None) -> RegState:
+    r: RegState = _new(RegState)
+    _setattr(r, "promised", promised)
+    _setattr(r, "accepted", accepted)
+    _setattr(r, "value", value)
+    return r
+
+
+def _vote(index: int, ballot: Ballot, value: bytes) -> Vote:
+    v: Vote = _new(Vote)
+    _setattr(v, "index", index)
+    _setattr(v, "ballot", ballot)
+    _setattr(v, "value", value)
+    return v
+
+
+def _reply(cls: type[Reply], req: int, segment: int, **fields: object) -> Reply:
+    m: Reply = _new(cls)
+    _setattr(m, "req", req)
+    _setattr(m, "segment", segment)
+    for k, v in fields.items():
+        _setattr(m, k, v)
+    return m
+
+
+def fast_handle(view: StoreView, msg: Request) -> tuple[Persist | None, Reply]:
+    """``handle_request`` for a server: the same changes and the same reply, built without the per-object
+    validation of the message dataclasses (their fields come from a request the wire decoder validated and
+    from stored states, so they are valid by construction) and without the core's contracts. ``Fence`` (rare)
+    goes to the core. Equality with ``handle_request`` -- replies and states after every step, over random
+    request sequences on both storages -- is checked by ``tests/layers/test_fast_path.py`` (bounded
+    Hypothesis runs), and a planted divergence there shows the check can fail."""
+    t = type(msg)
+    if t is Fence:
+        return handle_request(view, msg)
+    get = view.get
+    seg = msg.segment
+    fr = get(-1, 0)  # FLOOR_KEY
+    floor = ZERO_BALLOT if fr is None else fr.promised
+    if t is Accept:
+        assert isinstance(msg, Accept)
+        values = msg.values
+        trim = False
+        data = False
+        for i, _ in values:
+            if i == TRIM:
+                trim = True
+            else:
+                data = True
+        if data:
+            tr = get(seg, TRIM)
+            if tr is not None and tr.value is not None:
+                return None, _reply(SegmentTrimmed, msg.req, seg)
+        ballot = msg.ballot
+        states = []
+        highest = floor
+        for i, _ in values:
+            r = get(seg, i)
+            if r is None:
+                r = EMPTY_REG
+            if r.promised > highest:
+                highest = r.promised
+            states.append(r)
+        if ballot < highest:
+            voted = max(r.accepted for r in states)
+            return None, _reply(Nack, msg.req, seg, ballot=ballot, promised=highest, accepted=voted)
+        for (i, v), r in zip(values, states, strict=True):
+            if r.accepted == ballot and r.value != v:
+                reason = f"index {i}: a different value at the same ballot"
+                return None, ErrorReply(req=msg.req, segment=seg, reason=reason)
+        puts = tuple([((seg, i), _reg(ballot, ballot, v)) for i, v in values])
+        persist = Persist(puts=puts, purge=(seg,) if trim else ())
+        return persist, _reply(Accepted, msg.req, seg, ballot=ballot)
+    assert isinstance(msg, (Prepare, Read))
+    indices = msg.indices
+    if any(i != TRIM for i in indices):
+        tr = get(seg, TRIM)
+        if tr is not None and tr.value is not None:
+            return None, _reply(SegmentTrimmed, msg.req, seg)
+    regs = []
+    for i in indices:
+        r = get(seg, i)
+        regs.append((i, EMPTY_REG if r is None else r))
+    votes = tuple([_vote(i, r.accepted, r.value) for i, r in regs if r.value is not None])
+    if t is Read:
+        return None, _reply(ReadReply, msg.req, seg, votes=votes)
+    assert isinstance(msg, Prepare)
+    ballot = msg.ballot
+    highest = floor
+    for _, r in regs:
+        if r.promised > highest:
+            highest = r.promised
+    if ballot < highest:
+        voted = max(r.accepted for _, r in regs)
+        return None, _reply(Nack, msg.req, seg, ballot=ballot, promised=highest, accepted=voted)
+    puts = tuple([((seg, i), _reg(ballot, r.accepted, r.value)) for i, r in regs if r.promised != ballot])
+    reply = _reply(Promise, msg.req, seg, ballot=ballot, votes=votes, floor=floor)
+    return (Persist(puts=puts) if puts else None), reply
+
+
 # ---- storage --------------------------------------------------------------------------------------------
 
 
@@ -287,15 +395,16 @@ def apply_to_dict(regs: Mapping[RegKey, RegState], persist: Persist) -> dict[Reg
 class AcceptorNode:
     """An acceptor bound to its storage: messages in, effects out (Persist, then Send)."""
 
-    def __init__(self, node_id: int, storage: Storage) -> None:
+    def __init__(self, node_id: int, storage: Storage, *, fast: bool = False) -> None:
         self.node_id = node_id
         self.storage = storage
+        self.fast = fast  # run ``fast_handle`` (a server's hot path) instead of the checked core
 
     @require(lambda src: src >= 0)
     @ensure(lambda result: persist_before_send(result), "persist before reply")
     def handle(self, src: int, msg: Request) -> list[Effect]:
         """Run the core on one request, apply its changes to storage, and return the effects carried out."""
-        persist, reply = handle_request(self.storage, msg)
+        persist, reply = (fast_handle if self.fast else handle_request)(self.storage, msg)
         effects: list[Effect] = []
         if persist is not None:
             self.storage.apply(persist)
@@ -308,7 +417,12 @@ class AcceptorNode:
 
 # ---- durable storage ------------------------------------------------------------------------------------
 
-STORAGE_FORMAT = 1
+STORAGE_FORMAT = 2
+"""Format 1: ``registers`` was a ``WITHOUT ROWID`` table (a 1 KiB value cost ~4.6 KB a row: it spilled to an
+overflow page). Format 2: a rowid table with a unique ``(segment, idx)`` index. A format-1 file is migrated
+in place, in one transaction, when a writable store opens it."""
+
+_READABLE_FORMATS = (1, 2)  # a read-only snapshot reads both: their columns are the same
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
@@ -317,29 +431,61 @@ _SCHEMA = (
     " promised_n INTEGER NOT NULL, promised_node INTEGER NOT NULL,"
     " accepted_n INTEGER NOT NULL, accepted_node INTEGER NOT NULL,"
     " value BLOB,"
-    " PRIMARY KEY (segment, idx)) WITHOUT ROWID",
+    " UNIQUE (segment, idx))",
 )
 _COLUMNS = "promised_n, promised_node, accepted_n, accepted_node, value"
+_UPSERT = (
+    f"INSERT INTO registers (segment, idx, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (segment, idx) DO UPDATE SET promised_n = excluded.promised_n,"
+    " promised_node = excluded.promised_node, accepted_n = excluded.accepted_n,"
+    " accepted_node = excluded.accepted_node, value = excluded.value"
+)
+_MIGRATE_1_TO_2 = (
+    "CREATE TABLE registers_v2 ("
+    " segment INTEGER NOT NULL, idx INTEGER NOT NULL,"
+    " promised_n INTEGER NOT NULL, promised_node INTEGER NOT NULL,"
+    " accepted_n INTEGER NOT NULL, accepted_node INTEGER NOT NULL,"
+    " value BLOB,"
+    " UNIQUE (segment, idx))",
+    f"INSERT INTO registers_v2 (segment, idx, {_COLUMNS})"
+    f" SELECT segment, idx, {_COLUMNS} FROM registers ORDER BY segment, idx",
+    "DROP TABLE registers",
+    "ALTER TABLE registers_v2 RENAME TO registers",
+    "UPDATE meta SET value = 2 WHERE key = 'storage_format'",
+)
 
 
 class SqliteStorage:
-    """Registers in one SQLite file (WAL, ``synchronous=FULL``): ``apply`` is one transaction, on disk when
-    it returns (DESIGN §3 rule 4). Agrees with ``apply_to_dict``: a purge deletes every row of the segment
-    except its TRIM register, then the puts are written, skipping the purged segment's other registers.
+    """Registers in one SQLite file (WAL, ``synchronous=FULL``), mirrored in memory: ``apply`` is one
+    transaction, on disk when it returns (DESIGN §3 rule 4). Agrees with ``apply_to_dict``: a purge deletes
+    every row of the segment except its TRIM register, then the puts are written, skipping the purged
+    segment's other registers.
+
+    The mirror: every row is loaded (and checked) when the store opens, and kept in a dict per segment, so
+    ``get`` never queries SQLite; only writes go to the file. Its footprint is that of ``MemoryStorage`` --
+    one ``RegState`` per stored register, about 150-210 bytes besides the value (``bench/bench_memory.py``);
+    a trimmed segment keeps only its TRIM register, so trimming is what bounds it.
 
     ``group()`` lets a runtime apply several ``Persist`` effects in one transaction (group commit): inside the
     block nothing is durable, so the caller must hold back every reply computed inside it until the block has
-    exited normally; on an exception everything in the block is rolled back.
+    exited normally; on an exception everything in the block is rolled back, the mirror included.
 
-    The file carries ``meta.storage_format``; a file of another format is refused (``UsageError``), as is a
-    row that does not make a valid ``RegState`` (the file was altered by something else). ``read_only``
-    opens a snapshot reader (for backups and rebuilds) that may run beside the acceptor serving the file."""
+    The file carries ``meta.storage_format``; a format-1 file is migrated to format 2 (``STORAGE_FORMAT``)
+    when opened writable; a file of any other format is refused (``UsageError``), as is a row that does not
+    make a valid ``RegState`` (the file was altered by something else). ``read_only`` opens a snapshot reader
+    (for backups and rebuilds) that may run beside the acceptor serving the file; it reads SQLite, not a
+    mirror, and reads formats 1 and 2."""
 
     def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
         self.path = os.fspath(path)
         self.read_only = read_only
         self._grouped = False
         self._closed = False
+        self._segs: dict[int, dict[int, RegState]] = {}
+        self._undo: dict[RegKey, RegState | None] | None = None  # inside group(): each key's state before it
+        self._rows: list[tuple[int, int, int, int, int, int, bytes | None]] = []  # inside group(): to write
+        self._top = ZERO_BALLOT  # the highest promise in the mirror, unless stale (then recomputed when asked)
+        self._top_stale = False
         try:
             if read_only:  # a consistent snapshot reader, safe beside a running acceptor
                 uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
@@ -353,6 +499,7 @@ class SqliteStorage:
                 self._check_read_only()
             else:
                 self._open()
+                self._load()
         except BaseException:
             self._db.close()
             raise
@@ -362,24 +509,29 @@ class SqliteStorage:
             row = self._db.execute("SELECT value FROM meta WHERE key = 'storage_format'").fetchone()
         except sqlite3.DatabaseError as e:
             raise UsageError(f"{self.path}: not a usable acceptor database: {e}") from e
-        if row is None or row[0] != STORAGE_FORMAT:
+        if row is None or row[0] not in _READABLE_FORMATS:
             raise UsageError(
                 f"{self.path}: storage format {None if row is None else row[0]!r}, but this version reads"
-                f" only format {STORAGE_FORMAT}"
+                f" only formats {', '.join(map(str, _READABLE_FORMATS))}"
             )
 
     def _open(self) -> None:
         db = self._db
+        migrated = False
         try:
             mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             db.execute("PRAGMA synchronous=FULL")
             db.execute("BEGIN IMMEDIATE")
             try:
-                for stmt in _SCHEMA:
-                    db.execute(stmt)
+                db.execute(_SCHEMA[0])
                 row = db.execute("SELECT value FROM meta WHERE key = 'storage_format'").fetchone()
                 if row is None:
+                    db.execute(_SCHEMA[1])
                     db.execute("INSERT INTO meta VALUES ('storage_format', ?)", (STORAGE_FORMAT,))
+                elif row[0] == 1:
+                    for stmt in _MIGRATE_1_TO_2:
+                        db.execute(stmt)
+                    migrated = True
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -388,11 +540,35 @@ class SqliteStorage:
             raise UsageError(f"{self.path}: not a usable acceptor database: {e}") from e
         if str(mode).lower() != "wal":
             raise UsageError(f"{self.path}: SQLite refused WAL journaling (got {mode!r})")
-        if row is not None and row[0] != STORAGE_FORMAT:
+        if row is not None and row[0] not in (1, STORAGE_FORMAT):
             raise UsageError(
-                f"{self.path}: storage format {row[0]!r}, but this version reads only format"
-                f" {STORAGE_FORMAT}; refusing to open it"
+                f"{self.path}: storage format {row[0]!r}, but this version reads only formats 1 (migrated"
+                f" on open) and {STORAGE_FORMAT}; refusing to open it"
             )
+        if migrated:
+            log.info("%s: storage migrated from format 1 to format %d", self.path, STORAGE_FORMAT)
+
+    def _load(self) -> None:
+        """Fill the mirror from the file, checking every row."""
+        try:
+            rows = self._db.execute(f"SELECT segment, idx, {_COLUMNS} FROM registers").fetchall()
+        except sqlite3.DatabaseError as e:
+            raise UsageError(f"{self.path}: not a usable acceptor database: {e}") from e
+        segs = self._segs
+        top = ZERO_BALLOT
+        ballots: dict[Ballot, Ballot] = {}  # one object per distinct ballot: registers share them, as in memory
+        for row in rows:
+            key = (row[0], row[1])
+            r = self._state(self.path, key, row[2:])
+            _setattr(r, "promised", ballots.setdefault(r.promised, r.promised))
+            _setattr(r, "accepted", ballots.setdefault(r.accepted, r.accepted))
+            seg = segs.get(key[0])
+            if seg is None:
+                seg = segs[key[0]] = {}
+            seg[key[1]] = r
+            if r.promised > top:
+                top = r.promised
+        self._top = top
 
     @staticmethod
     def _state(path: str, key: RegKey, row: tuple[object, ...]) -> RegState:
@@ -403,28 +579,64 @@ class SqliteStorage:
                 accepted=Ballot(an, anode),  # type: ignore[arg-type]
                 value=value,  # type: ignore[arg-type]
             )
-        except RemoteProtocolError as e:
+        except (RemoteProtocolError, TypeError) as e:
             raise UsageError(f"{path}: register {key} holds an invalid state: {e}") from None
 
     def get(self, segment: int, index: int) -> RegState | None:
-        row = self._db.execute(
-            f"SELECT {_COLUMNS} FROM registers WHERE segment = ? AND idx = ?", (segment, index)
-        ).fetchone()
-        return None if row is None else self._state(self.path, (segment, index), row)
+        if self.read_only:
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM registers WHERE segment = ? AND idx = ?", (segment, index)
+            ).fetchone()
+            return None if row is None else self._state(self.path, (segment, index), row)
+        seg = self._segs.get(segment)
+        return None if seg is None else seg.get(index)
+
+    def _set(self, key: RegKey, state: RegState | None) -> None:
+        """Change the mirror, remembering the old state when inside a group."""
+        seg = self._segs.get(key[0])
+        old = None if seg is None else seg.get(key[1])
+        undo = self._undo
+        if undo is not None and key not in undo:
+            undo[key] = old
+        if old is not None and old.promised == self._top and (state is None or state.promised < old.promised):
+            self._top_stale = True  # the highest promise may have gone (a purge, a rollback, a rewrite)
+        if state is None:
+            if seg is not None:
+                seg.pop(key[1], None)
+                if not seg:
+                    del self._segs[key[0]]
+            return
+        if seg is None:
+            seg = self._segs[key[0]] = {}
+        seg[key[1]] = state
+        if state.promised > self._top:
+            self._top = state.promised
 
     def _write(self, persist: Persist) -> None:
-        db = self._db
-        for seg in persist.purge:
-            db.execute("DELETE FROM registers WHERE segment = ? AND idx != ?", (seg, TRIM))
         purged = set(persist.purge)
-        db.executemany(
-            f"INSERT OR REPLACE INTO registers (segment, idx, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (s, i, r.promised.number, r.promised.node, r.accepted.number, r.accepted.node, r.value)
-                for (s, i), r in persist.puts
-                if not (s in purged and i != TRIM)
-            ],
-        )
+        rows = [
+            (s, i, r.promised.number, r.promised.node, r.accepted.number, r.accepted.node, r.value)
+            for (s, i), r in persist.puts
+            if not (s in purged and i != TRIM)
+        ]  # built first: a put that is not a RegState fails here, before anything changed
+        if persist.purge:
+            self._flush()  # the rows written before the purge, then the purge
+            for seg in persist.purge:
+                self._db.execute("DELETE FROM registers WHERE segment = ? AND idx != ?", (seg, TRIM))
+        self._rows += rows  # written by the group's end, in order, before its COMMIT
+        for seg in persist.purge:
+            regs = self._segs.get(seg)
+            if regs is not None:
+                for i in [i for i in regs if i != TRIM]:
+                    self._set((seg, i), None)
+        for key, state in persist.puts:
+            if not (key[0] in purged and key[1] != TRIM):
+                self._set(key, state)
+
+    def _flush(self) -> None:
+        rows, self._rows = self._rows, []
+        if rows:
+            self._db.executemany(_UPSERT, rows)
 
     def apply(self, persist: Persist) -> None:
         """Apply one ``Persist`` atomically; durable on return (unless inside ``group()``)."""
@@ -433,13 +645,17 @@ class SqliteStorage:
         if self._grouped:
             self._write(persist)
             return
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.group():
             self._write(persist)
-        except BaseException:
+
+    def _rollback(self) -> None:
+        self._rows = []
+        undo, self._undo = self._undo, None
+        if undo is not None:
+            for key, old in undo.items():
+                self._set(key, old)
+        if self._db.in_transaction:
             self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     @contextmanager
     def group(self) -> Iterator[None]:
@@ -448,35 +664,47 @@ class SqliteStorage:
             raise UsageError("SqliteStorage.group() does not nest and needs a writable store")
         self._db.execute("BEGIN IMMEDIATE")
         self._grouped = True
+        self._undo = {}
         try:
             yield
-        except BaseException:
-            self._grouped = False
-            self._db.execute("ROLLBACK")
-            raise
-        self._grouped = False
-        try:
+            self._flush()
             self._db.execute("COMMIT")
         except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
+            self._grouped = False
+            self._rollback()
             raise
+        self._grouped = False
+        self._undo = None
 
     def items(self) -> Iterator[tuple[RegKey, RegState]]:
+        if not self.read_only:
+            for s in sorted(self._segs):
+                regs = self._segs[s]
+                for i in sorted(regs):
+                    yield (s, i), regs[i]
+            return
         rows = self._db.execute(f"SELECT segment, idx, {_COLUMNS} FROM registers ORDER BY segment, idx")
         for row in rows.fetchall():
             key = (row[0], row[1])
             yield key, self._state(self.path, key, row[2:])
 
     def highest_promise(self) -> Ballot:
-        """The highest promise of any row (the floor's row included): one query, for Rule 6."""
-        row = self._db.execute(
-            "SELECT promised_n, promised_node FROM registers ORDER BY promised_n DESC, promised_node DESC LIMIT 1"
-        ).fetchone()
-        return ZERO_BALLOT if row is None else Ballot(row[0], row[1])
+        """The highest promise of any register held (the floor's included), for Rule 6."""
+        if self.read_only:
+            row = self._db.execute(
+                "SELECT promised_n, promised_node FROM registers"
+                " ORDER BY promised_n DESC, promised_node DESC LIMIT 1"
+            ).fetchone()
+            return ZERO_BALLOT if row is None else Ballot(row[0], row[1])
+        if self._top_stale:
+            self._top = max((r.promised for regs in self._segs.values() for r in regs.values()), default=ZERO_BALLOT)
+            self._top_stale = False
+        return self._top
 
     def count(self) -> int:
-        """How many register rows the file holds."""
+        """How many registers the file holds."""
+        if not self.read_only:
+            return sum(len(regs) for regs in self._segs.values())
         n: int = self._db.execute("SELECT COUNT(*) FROM registers").fetchone()[0]
         return n
 
@@ -500,6 +728,7 @@ __all__ = [
     "Storage",
     "StoreView",
     "apply_to_dict",
+    "fast_handle",
     "fence_floor",
     "handle_request",
     "highest_promise",
