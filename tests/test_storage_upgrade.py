@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from wormspace.cluster import LocalClusterHandle
-from wormspace.deploy import LocalCluster
 from wormspace.layers.acceptor import STORAGE_FORMAT
+from wormspace.runtime.supervise import LocalCluster
 
 pytestmark = pytest.mark.slow
 
