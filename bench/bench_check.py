@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Callable
 
-from wormspace.refinement.history import History
+from wormspace.history import History
 from wormspace.refinement.linearizability import check_history
 from wormspace.refinement.models import simulate
 

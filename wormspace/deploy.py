@@ -960,90 +960,6 @@ class TcpDriver:
         self.close()
 
 
-# ---- `wormspace demo --real` ----------------------------------------------------------------------------
-
-
-def run_real_demo(args: Any) -> int:
-    """The demo workload of ``wormspace demo`` against three real acceptor processes on loopback (SQLite,
-    TCP), with real faults: acceptor 1 is killed with SIGKILL and restarted, then acceptor 2 is paused
-    (SIGSTOP) for a while. The recorded history is then checked for linearizability. Exit code 0 iff OK."""
-    import json
-    import tempfile
-
-    from wormspace.demo import SEGMENTS, WOS, _batcher, _trimmer, _worker
-    from wormspace.layers.wormspace import SpaceLogic, WormSpace, run_sync
-    from wormspace.refinement.history import Recorder
-    from wormspace.refinement.linearizability import check_history
-    from wormspace.refinement.models import SegmentModel
-
-    recorder = Recorder(clock=time.monotonic_ns)
-    faults: list[str] = []
-    failures: list[BaseException] = []
-    with (
-        tempfile.TemporaryDirectory(prefix="wormspace-demo-") as d,
-        LocalCluster(d, 3, wos_size=WOS) as cluster,
-        TcpDriver.from_config(cluster.config) as driver,
-    ):
-        setup = WormSpace(SpaceLogic(wos_size=WOS, seed=args.seed, recorder=recorder, process=0), driver)
-        segments = [setup.alloc(f"segment-{i}".encode()) for i in range(SEGMENTS)]
-        workloads = [_worker(args.seed * 100 + k, f"p{k}-", segments, args.ops) for k in range(3)]
-        workloads += [_batcher(segments[1]), _trimmer(segments[2])]
-
-        def client(k: int, workload: Any) -> None:
-            logic = SpaceLogic(wos_size=WOS, seed=args.seed * 7919 + k, recorder=recorder, process=k)
-            try:
-                run_sync(driver, workload(logic))
-            except BaseException as e:  # reported below; a workload catches the outcomes it expects
-                failures.append(e)
-
-        def inject() -> None:
-            time.sleep(0.02)
-            cluster.crash(1)
-            faults.append("acceptor 1 killed (SIGKILL)")
-            time.sleep(0.2)
-            cluster.restart(1)
-            faults.append("acceptor 1 restarted on its SQLite file")
-            cluster.pause(2)
-            faults.append("acceptor 2 paused (SIGSTOP)")
-            time.sleep(0.3)
-            cluster.resume(2)
-            faults.append("acceptor 2 resumed")
-
-        threads = [threading.Thread(target=client, args=(k + 1, w)) for k, w in enumerate(workloads)]
-        threads.append(threading.Thread(target=inject))
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    history = recorder.history
-    if args.history_out:
-        history.write(args.history_out)
-    result = check_history(list(history), SegmentModel(wos_size=WOS), budget=2_000_000)
-    summary = {
-        "acceptors": 3,
-        "segments": segments,
-        "events": len(history),
-        "faults": faults,
-        "client_failures": [repr(e) for e in failures],
-        "linearizability": result.verdict,
-    }
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        from rich.console import Console
-
-        console = Console()
-        console.print(f"[bold]WormSpace demo[/bold]: 3 real acceptor processes on loopback, segments {segments}")
-        for f in faults:
-            console.print(f"fault: {f}")
-        for e in failures:
-            console.print(f"[red]client failure[/red]: {e!r}")
-        console.print(f"history of {len(history)} events linearizable against the WOS spec: {result.verdict}")
-        if args.history_out:
-            console.print(f"history written to {args.history_out} (re-check it: wormspace check {args.history_out})")
-    return 0 if result.verdict == "OK" and not failures else 1
-
-
 __all__ = [
     "AcceptorConfig",
     "ClusterConfig",
@@ -1059,7 +975,6 @@ __all__ = [
     "merge_register_states",
     "new_auth_key",
     "rebuild_storage",
-    "run_real_demo",
     "running_pid",
     "unlock_data_dir",
     "write_config",

@@ -22,6 +22,7 @@ import pytest
 from wormspace import PeersRefused
 from wormspace.aio import AsyncClient
 from wormspace.deploy import LocalCluster, TcpDriver, free_port
+from wormspace.history import Recorder
 from wormspace.identity import Identity
 from wormspace.layers.acceptor import AcceptorNode, MemoryStorage
 from wormspace.layers.effects import Persist
@@ -53,7 +54,6 @@ from wormspace.layers.wire import (
 )
 from wormspace.layers.wor import Config
 from wormspace.layers.wormspace import SpaceLogic, WormSpace
-from wormspace.refinement.history import Recorder
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -15,8 +15,8 @@ from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from wormspace import cli
+from wormspace.history import HistoryFormatError
 from wormspace.refinement import check, wormspace_to_apps
-from wormspace.refinement.history import HistoryFormatError
 from wormspace.refinement.linearizability import ILLEGAL, OK, UNKNOWN
 from wormspace.refinement.models import Input, LogModel, Output, RegisterModel, Slot
 from wormspace.refinement.wormspace_to_apps import (

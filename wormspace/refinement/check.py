@@ -32,7 +32,7 @@ from rich.table import Table
 from rich.text import Text
 
 from wormspace.errors import UsageError
-from wormspace.refinement.history import INITIAL_STATES, History, HistoryFormatError, operations
+from wormspace.history import INITIAL_STATES, History, HistoryFormatError, operations
 from wormspace.refinement.linearizability import (
     DEFAULT_BUDGET,
     ILLEGAL,

@@ -70,7 +70,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from wormspace.errors import UsageError
-from wormspace.refinement.history import Event, History, Operation, operations
+from wormspace.history import Event, History, Operation, operations
 from wormspace.refinement.models import DEFAULT_WOS_SIZE, Model, ModelOp, Output, choose_model
 
 OK = "OK"

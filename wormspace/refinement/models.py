@@ -79,7 +79,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
 from wormspace.errors import UsageError
-from wormspace.refinement.history import (
+from wormspace.history import (
     ALREADY_WRITTEN,
     INDETERMINATE,
     Event,

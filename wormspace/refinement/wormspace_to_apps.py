@@ -58,8 +58,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from wormspace.apps.kv import KvSpec
 from wormspace.apps.log import LogSpec
 from wormspace.apps.paxos import SmrSpec
+from wormspace.history import History, HistoryFormatError, Operation
 from wormspace.layers.network import Faults
-from wormspace.refinement.history import History, HistoryFormatError, Operation
 from wormspace.refinement.linearizability import (
     DEFAULT_BUDGET,
     ILLEGAL,
