@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gc
 import json
 import os
 import threading
@@ -218,9 +219,28 @@ def _decode_bytes(name: str, s: object) -> bytes:
 
 
 def _decode_offset(name: str, k: str) -> int:
-    if not k.isdecimal() or not k.isascii():
-        raise HistoryFormatError(None, f"{name}: offset {k!r} is not a decimal integer")
+    """An offset key: a canonical decimal integer ("0", "17"; never "00" or "+1", which would merge with
+    another spelling of the same offset)."""
+    if not k.isdecimal() or not k.isascii() or (k[0] == "0" and len(k) > 1) or len(k) > _MAX_OFFSET_DIGITS:
+        raise HistoryFormatError(None, f"{name}: offset {k[:40]!r} is not a canonical decimal integer")
     return int(k)
+
+
+_MAX_OFFSET_DIGITS = 19  # offsets are below any segment size; longer keys are bad input, not a slow int()
+
+
+def json_line(n: int, raw: str) -> object:
+    """One JSON value of line ``n``, or ``HistoryFormatError`` naming the line: invalid JSON, an integer of
+    more digits than Python converts (``sys.get_int_max_str_digits``), or nesting deeper than the parser's
+    recursion limit are bad input, not a crash."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise HistoryFormatError(n, f"not valid JSON: {e.msg}") from None
+    except ValueError as e:  # e.g. "Exceeds the limit (4300 digits) for integer string conversion"
+        raise HistoryFormatError(n, f"not a usable JSON value: {e}") from None
+    except RecursionError:
+        raise HistoryFormatError(n, "not a usable JSON value: nested too deeply") from None
 
 
 def _decode_value(name: str, v: object, *, allow_map: bool) -> Value:
@@ -342,19 +362,27 @@ class History:
 
     @classmethod
     def from_jsonl(cls, text: str) -> History:
-        """Parse and validate JSON-lines text; raises ``HistoryFormatError`` naming the line."""
+        """Parse and validate JSON-lines text; raises ``HistoryFormatError`` naming the line.
+
+        One pass: each event is validated once as it is built, and the garbage collector is paused meanwhile
+        (every object built is kept, so its passes would find nothing to free)."""
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return cls._from_jsonl(text)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    @classmethod
+    def _from_jsonl(cls, text: str) -> History:
+        numbered = [(n, raw) for n, raw in enumerate(text.splitlines(), start=1) if raw and not raw.isspace()]
+        objs = [json_line(n, raw) for n, raw in numbered]
         events: list[Event] = []
         lines: list[int] = []
         initial = "empty"
-        first: int | None = None  # the first non-blank line: the only place for the initial line
-        for n, raw in enumerate(text.splitlines(), start=1):
-            if not raw.strip():
-                continue
-            first = n if first is None else first
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as e:
-                raise HistoryFormatError(n, f"not valid JSON: {e.msg}") from None
+        first = numbered[0][0] if numbered else None  # the only place for the initial line
+        for (n, _), obj in zip(numbered, objs, strict=True):
             if isinstance(obj, dict) and "initial" in obj and "type" not in obj:
                 if n != first:
                     raise HistoryFormatError(n, "the initial line must be the first line of the history")
@@ -367,6 +395,8 @@ class History:
                 events.append(_event_from_json(obj))
             except HistoryFormatError as e:
                 raise HistoryFormatError(n, e.message) from None
+            except RecursionError:  # a deep structure in a field that is compared or rendered
+                raise HistoryFormatError(n, "a field is nested too deeply") from None
             lines.append(n)
         history = cls(events, initial=initial)
         _pair(history, lines)  # validates the pairing rules
@@ -559,5 +589,6 @@ __all__ = [
     "PROCESS_STRIDE",
     "Recorder",
     "Value",
+    "json_line",
     "operations",
 ]
