@@ -11,12 +11,14 @@ A history is the list of events a test or a run observed, in the order they were
 3. ``key`` is an address; for ``alloc``, ``trim``, ``batch_write`` and ``batch_capture`` it is the first
    address of the segment (``segment * wos_size``).
 4. Values are bytes (base64 in JSON), ``None`` (JSON ``null``; for a read's result it means EMPTY, which is
-   distinct from ``b""``), or for ``batch_write`` a map offset -> bytes.
+   distinct from ``b""``), or for ``batch_write`` a map offset -> bytes (offset keys in canonical decimal:
+   ``"0"``, ``"17"``, never ``"00"``).
 5. ``fail`` carries an ``error`` among ``CaptureStale``, ``AlreadyWritten``, ``Trimmed``, ``Unallocated``;
    ``info`` may carry one (``Indeterminate`` when absent). A ``fail`` with ``AlreadyWritten`` may carry
    ``existing``, the data the register holds.
 6. A ``batch_write`` completion may carry ``results`` (offset -> ``"ok"`` or an outcome name); when present
-   they govern each offset, the completion's ``type`` is ``ok`` exactly when every offset succeeded, and
+   they govern each offset (in an ``info`` completion too), the completion's ``type`` is ``ok`` exactly when
+   every offset succeeded, and
    ``existing`` is then a map offset -> bytes for the ``AlreadyWritten`` offsets.
 
 JSON lines (one object per line; blank lines are skipped, unknown fields are ignored)::

@@ -128,7 +128,7 @@ def big_illegal_history(n: int = 600) -> History:
 
 
 def test_e_shrinking_has_a_time_budget_and_can_be_skipped() -> None:
-    h = big_illegal_history()
+    h = big_illegal_history(300)
     said: list[str] = []
     unshrunk = check_history(h, WorModel(), shrink=False, on_verdict=said.append)
     assert said == ["ILLEGAL"] and unshrunk.minimal is not None and unshrunk.minimal.shrunk == "no"
