@@ -16,15 +16,15 @@ import time
 from collections.abc import Sequence
 
 from bench.common import Result, cli
+from wormspace.history import History
+from wormspace.refinement.linearizability import check_history
+from wormspace.refinement.models import simulate
 
 PROCESSES = 8
 SEED = 1
 
 
 def run(quick: bool) -> Result:
-    from wormspace.refinement.history import History
-    from wormspace.refinement.linearizability import check_history
-    from wormspace.refinement.models import simulate
 
     res = Result("check", "Linearizability checker: valid histories, 8 processes")
     sizes = ((1_000, 100),) if quick else ((10_000, 100), (100_000, 1_000))

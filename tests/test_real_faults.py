@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from wormspace import AlreadyWritten, Cluster, LocalClusterHandle, OperationFailed, RemoteWormSpace
-from wormspace.refinement.history import History
+from wormspace.history import History
 from wormspace.refinement.linearizability import check_history
 from wormspace.refinement.models import SegmentModel
 

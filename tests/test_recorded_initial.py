@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from wormspace import Cluster, connect
-from wormspace.refinement.history import History, Recorder
+from wormspace.history import History, Recorder
 from wormspace.refinement.linearizability import ILLEGAL, OK, check_history
 from wormspace.refinement.models import SegmentModel
 

@@ -30,7 +30,7 @@ from wormspace.layers.wor import ClientCore, Config, GhostVote, OpRequest, Outco
 from wormspace.layers.wormspace import DEFAULT_WOS_SIZE, ClientRequest, SpaceLogic, WormSpace, submit_event
 
 if TYPE_CHECKING:
-    from wormspace.refinement.history import History, Recorder
+    from wormspace.history import History, Recorder
 
 CLIENT_BASE = 1000
 REPLACER_BASE = 900  # node ids of the replacement procedures' runs
@@ -201,7 +201,7 @@ class SimCluster:
         self._processes = 0
         self.recorder: Recorder | None = None
         if record:
-            from wormspace.refinement.history import Recorder
+            from wormspace.history import Recorder
 
             self.recorder = Recorder(clock=lambda: int(self.net.now * 1e9))
         self.failures: list[tuple[int, BaseException]] = []  # exceptions that ended spawned processes
@@ -376,7 +376,7 @@ def connect(path: str, *, record: bool = False, process: int = 0) -> RemoteWormS
     cfg = load_config(path)
     recorder = None
     if record:
-        from wormspace.refinement.history import Recorder
+        from wormspace.history import Recorder
 
         recorder = Recorder(clock=time.monotonic_ns, initial="unknown")
     driver = TcpDriver.from_config(cfg)
@@ -400,7 +400,7 @@ class LocalClusterHandle:
         self.wos_size: int = local.config.wos_size
         self.recorder: Recorder | None = None
         if record:
-            from wormspace.refinement.history import Recorder
+            from wormspace.history import Recorder
 
             self.recorder = Recorder(clock=time.monotonic_ns, initial=initial)
         self.clients: list[RemoteWormSpace] = []

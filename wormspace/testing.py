@@ -87,7 +87,7 @@ class Harness:
         self.cluster = Cluster.simulated(acceptors=acceptors, seed=seed, wos_size=wos_size,
                                          faults=Faults(drop=drop, duplicate=duplicate),
                                          config=Config(timeout=0.05, max_resends=3, max_rounds=4))
-        from wormspace.refinement.history import Recorder
+        from wormspace.history import Recorder
 
         # Stamps strictly increase in recording order: the simulation runs in one thread, so the order events
         # are recorded in is the order they happened in, even at one virtual instant (an app's cached answer

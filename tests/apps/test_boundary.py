@@ -28,8 +28,8 @@ def test_every_app_module_imports_only_the_client_api() -> None:
 
 
 def test_the_boundary_check_sees_a_layer_import() -> None:
-    assert forbidden_imports("from wormspace.layers.wor import Ballot\nimport wormspace.refinement.history") == [
+    assert forbidden_imports("from wormspace.layers.wor import Ballot\nimport wormspace.history") == [
         "wormspace.layers.wor",
-        "wormspace.refinement.history",
+        "wormspace.history",
     ]
     assert forbidden_imports("from wormspace.client import SpaceLogic\nimport hashlib") == []

@@ -21,6 +21,7 @@ import pytest
 
 from wormspace import PeersRefused
 from wormspace.aio import AsyncClient
+from wormspace.history import Recorder
 from wormspace.identity import Identity
 from wormspace.layers.acceptor import AcceptorNode, MemoryStorage
 from wormspace.layers.effects import Persist
@@ -52,7 +53,6 @@ from wormspace.layers.wire import (
 )
 from wormspace.layers.wor import Config
 from wormspace.layers.wormspace import SpaceLogic, WormSpace
-from wormspace.refinement.history import Recorder
 from wormspace.runtime.driver import TcpDriver
 from wormspace.runtime.supervise import LocalCluster, free_port
 

@@ -19,11 +19,11 @@ from wormspace import (
     UsageError,
 )
 from wormspace.cluster import SimClient, SimCluster
+from wormspace.history import History
 from wormspace.layers.messages import MAX_VALUE, META, TRIM, Ballot
 from wormspace.layers.wor import OpRequest, Outcome
 from wormspace.layers.wormspace import SpaceLogic, WormSpace, WormSpaceSpec, abstract_space, outcome_name
 from wormspace.layers.wos import META_OVERHEAD, TRIM_VALUE, TrimmedInFlight, WosSpec, encode_meta
-from wormspace.refinement.history import History
 from wormspace.refinement.linearizability import OK, check_history
 from wormspace.refinement.models import SegmentModel
 

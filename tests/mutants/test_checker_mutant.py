@@ -15,7 +15,7 @@ from hypothesis import find, settings
 from hypothesis.errors import NoSuchExample
 
 from tests.refinement import oracle
-from wormspace.refinement.history import Operation
+from wormspace.history import Operation
 from wormspace.refinement.linearizability import ILLEGAL, _search
 from wormspace.refinement.models import RegisterModel
 

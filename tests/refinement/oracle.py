@@ -11,7 +11,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from wormspace.refinement.history import Operation
+from wormspace.history import Operation
 from wormspace.refinement.linearizability import ILLEGAL, OK, _search
 from wormspace.refinement.models import LogModel, Model, ModelOp, RegisterModel
 

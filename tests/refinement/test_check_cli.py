@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from wormspace.history import Event, History
 from wormspace.refinement import check
-from wormspace.refinement.history import Event, History
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "histories"
 

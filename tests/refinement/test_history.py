@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from wormspace.errors import UsageError
-from wormspace.refinement.history import Event, History, HistoryFormatError, Recorder, operations
+from wormspace.history import PROCESS_STRIDE, Event, History, HistoryFormatError, Recorder, operations
 from wormspace.refinement.linearizability import check_history
 from wormspace.refinement.models import simulate
 
@@ -185,8 +185,6 @@ def test_event_validates_on_construction() -> None:
 def test_recorder_rejects_misuse() -> None:
     rec = Recorder(lambda: 0)
     h = rec.invoke(0, "write", 1, b"a")
-    with pytest.raises(UsageError, match="already has an operation open"):
-        rec.invoke(0, "read", 1, None)
     rec.ok(h)
     with pytest.raises(UsageError, match="no open operation"):
         rec.ok(h)
@@ -197,6 +195,21 @@ def test_recorder_rejects_misuse() -> None:
         rec.ok(b, results={1: "CaptureStale"})
     rec.fail(b, "CaptureStale", results={1: "CaptureStale"})
     assert len(rec.history) == 4
+
+
+def test_recorder_gives_concurrent_operations_of_one_client_their_own_processes() -> None:
+    rec = Recorder(lambda: 0)
+    a = rec.invoke(3, "write", 1, b"a")
+    b = rec.invoke(3, "read", 1, None)
+    c = rec.invoke(3, "read", 2, None)
+    rec.ok(b, b"a")
+    d = rec.invoke(3, "read", 2, None)  # the first free number again
+    for h in (a, c, d):
+        rec.ok(h, b"a" if h == a else None)
+    procs = [e.process for e in rec.history if e.type == "invoke"]
+    assert procs == [3, 3 + PROCESS_STRIDE, 3 + 2 * PROCESS_STRIDE, 3 + PROCESS_STRIDE]
+    ops = operations(rec.history)  # the pairing rules hold
+    assert [op.process for op in ops] == procs
 
 
 def test_recorder_completion_is_never_before_its_invoke() -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from tests.refinement.test_check_cli import run
 from wormspace.errors import UsageError
+from wormspace.history import Event, History, HistoryFormatError, Recorder
 from wormspace.refinement import check
-from wormspace.refinement.history import Event, History, HistoryFormatError, Recorder
 from wormspace.refinement.linearizability import ILLEGAL, OK, check_history
 from wormspace.refinement.models import SegmentModel, WorModel
 

@@ -12,7 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tests.refinement import oracle
-from wormspace.refinement.history import Event, History, operations
+from wormspace.history import Event, History, operations
 from wormspace.refinement.linearizability import (
     ILLEGAL,
     OK,
@@ -224,7 +224,7 @@ def test_reads_and_writes_need_an_allocated_untrimmed_segment() -> None:
 
 
 def test_segment_keys_must_be_segment_starts() -> None:
-    from wormspace.refinement.history import HistoryFormatError
+    from wormspace.history import HistoryFormatError
 
     with pytest.raises(HistoryFormatError, match="first address of a segment"):
         seg_check(timed(op(0, "alloc", 5, A, 0, 10)))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from wormspace.refinement.history import History, operations
+from wormspace.history import History, operations
 from wormspace.refinement.linearizability import ILLEGAL, OK, CheckResult, check_history
 from wormspace.refinement.models import simulate
 from wormspace.refinement.timeline import render_html

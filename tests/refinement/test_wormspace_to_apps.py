@@ -15,6 +15,7 @@ from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from wormspace import cli
+from wormspace.history import HistoryFormatError
 from wormspace.refinement import apps_lockstep, check
 from wormspace.refinement.apps_lockstep import (
     LOCKSTEP_SOMETIMES,
@@ -23,7 +24,6 @@ from wormspace.refinement.apps_lockstep import (
     PaxosLockstep,
     lockstep_bounds,
 )
-from wormspace.refinement.history import HistoryFormatError
 from wormspace.refinement.linearizability import ILLEGAL, OK, UNKNOWN
 from wormspace.refinement.models import Input, LogModel, Output, RegisterModel, Slot
 from wormspace.refinement.wormspace_to_apps import (

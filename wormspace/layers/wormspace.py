@@ -19,7 +19,7 @@ Rules of the API (checked before anything is sent; a breach raises ``UsageError`
 * a write names a capture covering its address.
 
 Every operation except ``check``, ``batch_read`` and listener polls is recorded in a history (Jepsen
-convention, see ``refinement/history.py``); the history format has no batch read, and a listener's reads
+convention, see ``wormspace/history.py``); the history format has no batch read, and a listener's reads
 are background work of the client, not operations of its process.
 
 Listeners (``WormSpace.listen``; WOS Rule 7): with an event-driven driver (the simulator's client: it has

@@ -10,6 +10,10 @@ minimal illegal sub-history and why no order works. Exit codes:
 * 2 -- bad input: the history is malformed (the message names the line) or empty, or an option is invalid;
 * 3 -- UNKNOWN: a partition ran out of its step budget before an answer (``--budget`` raises it).
 
+The verdict line is printed (and flushed) as soon as the verdict is known, before the minimal illegal
+sub-history is searched for: shrinking has a time budget (``--shrink-seconds``, default 10; when it runs out
+the smallest illegal part reached is shown, marked partial) and ``--no-shrink`` skips it.
+
 ``--json`` prints one JSON object instead; ``--html OUT`` also writes the timeline page. ``--initial``
 says what state the run began from: ``empty`` (a fresh cluster) or ``unknown`` (a cluster that already held
 data); by default the history's own ``initial`` line decides, and without one, ``empty``.
@@ -32,14 +36,15 @@ from rich.table import Table
 from rich.text import Text
 
 from wormspace.errors import UsageError
-from wormspace.refinement.history import INITIAL_STATES, History, HistoryFormatError, operations
+from wormspace.history import INITIAL_STATES, History, HistoryFormatError, operations
 from wormspace.refinement.linearizability import (
     DEFAULT_BUDGET,
+    DEFAULT_SHRINK_SECONDS,
     ILLEGAL,
     OK,
     UNKNOWN,
     CheckResult,
-    check_history,
+    check_operations,
 )
 from wormspace.refinement.models import DEFAULT_WOS_SIZE, MODEL_NAMES, choose_model
 from wormspace.refinement.timeline import render_html
@@ -64,6 +69,16 @@ def _positive(text: str) -> int:
     return n
 
 
+def _seconds(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not x > 0 or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return x
+
+
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``check`` on the ``wormspace`` command."""
     p = subparsers.add_parser(
@@ -86,6 +101,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--initial", choices=INITIAL_STATES, default=None,
                    help="the state the run began from: empty (a fresh cluster) or unknown (it held data); "
                    "default: the history's initial line, else empty")
+    p.add_argument("--no-shrink", action="store_true",
+                   help="report the failing part as found, without shrinking it to a minimal one")
+    p.add_argument("--shrink-seconds", type=_seconds, default=DEFAULT_SHRINK_SECONDS, metavar="S",
+                   help=f"time budget for shrinking an illegal part (default {DEFAULT_SHRINK_SECONDS:g}); "
+                   "past it the smallest illegal part reached is shown, marked partial")
     p.set_defaults(func=run)
 
 
@@ -112,9 +132,20 @@ def run(args: argparse.Namespace) -> int:
         if not len(history):
             return _bad_input(args, f"{name} holds no events: an empty history is not a run to check")
         initial = history.initial if args.initial is None else args.initial
-        model = choose_model(operations(history), args.wos_size, args.model, initial)
+        ops = operations(history)  # paired once, for the model choice and the check
+        model = choose_model(ops, args.wos_size, args.model, initial)
         started = time.perf_counter()
-        result = check_history(history, model, args.budget)
+
+        def announce(verdict: str) -> None:  # before shrinking, which may take --shrink-seconds
+            if verdict != ILLEGAL or args.no_shrink:
+                return
+            where = sys.stderr if args.json else sys.stdout
+            print(f"Verdict: {verdict} (after {time.perf_counter() - started:.3f} s); shrinking the failing part "
+                  f"to a minimal one, up to {args.shrink_seconds:g} s (--no-shrink skips this)", file=where,
+                  flush=True)
+
+        result = check_operations(ops, model, args.budget, events=len(history), shrink=not args.no_shrink,
+                                  shrink_seconds=args.shrink_seconds, on_verdict=announce)
         elapsed = time.perf_counter() - started
     except HistoryFormatError as e:
         return _bad_input(args, f"{name}: {e}", e.line)
@@ -179,7 +210,10 @@ def report(console: Console, result: CheckResult, name: str, elapsed: float) -> 
         console.print("No operation constrains the model (nothing to check).")
     if result.minimal is not None:
         m = result.minimal
-        sub = Table(title=f"Minimal illegal sub-history ({m.label})", title_justify="left")
+        kind = {"minimal": "Minimal illegal sub-history",
+                "partial": "Illegal sub-history (shrinking ran out of time: not minimal)",
+                "no": "Illegal part (not shrunk)"}[m.shrunk]
+        sub = Table(title=f"{kind} ({m.label})", title_justify="left")
         sub.add_column("Op", justify="right")
         sub.add_column("Process", justify="right")
         sub.add_column("Call", justify="right")

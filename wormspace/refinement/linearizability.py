@@ -57,7 +57,11 @@ rest stays ILLEGAL -- first reads and failures (in halves, quarters, ..., single
 that changes no state can never make a legal history illegal), then any operation, one at a time, to a
 fixpoint, refusing a drop that would leave another operation without the effect it relied on (so the
 shrunk history stays illegal for a reason the original had). The explanation names the longest legal
-prefix the search found and the operations that could not come next.
+prefix the search found and the operations that could not come next. Shrinking costs one search per tried
+drop, which grows fast with the part's size, so it has a time budget (``shrink_seconds``, default
+``DEFAULT_SHRINK_SECONDS``): when it runs out, the smallest illegal part reached so far is reported, marked
+``shrunk="partial"`` (still illegal, not necessarily minimal); ``shrink=False`` skips it (``"no"``). The
+verdict never depends on shrinking: ``on_verdict`` is told it before shrinking starts.
 
 The verdicts say what was checked, for these histories and this model; they prove nothing beyond them.
 """
@@ -65,12 +69,13 @@ The verdicts say what was checked, for these histories and this model; they prov
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from wormspace.errors import UsageError
-from wormspace.refinement.history import Event, History, Operation, operations
+from wormspace.history import Event, History, Operation, operations
 from wormspace.refinement.models import DEFAULT_WOS_SIZE, Model, ModelOp, Output, choose_model
 
 OK = "OK"
@@ -78,6 +83,8 @@ ILLEGAL = "ILLEGAL"
 UNKNOWN = "UNKNOWN"
 VERDICTS = (OK, ILLEGAL, UNKNOWN)
 DEFAULT_BUDGET = 1_000_000  # model steps per partition
+DEFAULT_SHRINK_SECONDS = 10.0  # time budget of shrinking an illegal part (see the module docstring)
+SHRUNK = ("minimal", "partial", "no")  # Minimal.shrunk: fully shrunk, stopped by the time budget, not shrunk
 
 S = TypeVar("S")
 
@@ -101,7 +108,9 @@ class PartitionResult:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Minimal:
-    """A small illegal sub-history of one part, with a re-checkable ``history`` and an explanation."""
+    """A small illegal sub-history of one part, with a re-checkable ``history`` and an explanation.
+
+    ``shrunk``: ``minimal`` (shrunk to a fixpoint), ``partial`` (the time budget ran out first) or ``no``."""
 
     partition: int
     label: str
@@ -109,6 +118,7 @@ class Minimal:
     descriptions: tuple[str, ...]
     explanation: str
     history: History
+    shrunk: str = "minimal"
 
     def lines(self) -> list[str]:
         """One line per operation: id, process, interval and description."""
@@ -161,6 +171,7 @@ class CheckResult:
             else {
                 "partition": self.minimal.partition,
                 "label": self.minimal.label,
+                "shrunk": self.minimal.shrunk,
                 "operations": [
                     {"op": sub.source.id, "process": sub.process, "call": sub.call, "ret": sub.ret,
                      "description": d}
@@ -302,11 +313,43 @@ def _as_info(sub: ModelOp) -> ModelOp:
     return replace(sub, ret=None, output=Output(outcome="info"))
 
 
-def _shrink(model: Model[S], ops: list[ModelOp], budget: int) -> list[ModelOp]:
-    """Drop operations of an ILLEGAL part while it stays ILLEGAL (see the module docstring)."""
+class _OutOfTime(Exception):
+    pass
+
+
+def _shrink(
+    model: Model[S], ops: list[ModelOp], budget: int, seconds: float | None = None
+) -> tuple[list[ModelOp], bool]:
+    """Drop operations of an ILLEGAL part while it stays ILLEGAL (see the module docstring).
+
+    Returns the smallest illegal part reached and whether shrinking finished (False: ``seconds`` ran out
+    first; the part returned is still illegal, every accepted drop having been checked)."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    reached = [ops]
+    try:
+        _shrink_phases(model, ops, budget, deadline, reached)
+    except _OutOfTime:
+        return reached[0], False
+    return reached[0], True
+
+
+def _shrink_phases(
+    model: Model[S],
+    ops: list[ModelOp],
+    budget: int,
+    deadline: float | None,
+    reached: list[list[ModelOp]],
+) -> None:
+    """The two phases of ``_shrink``; ``reached[0]`` is kept at the smallest illegal part so far. Raises
+    ``_OutOfTime`` past ``deadline`` (``time.monotonic``)."""
+
+    def search(candidate: list[ModelOp], steps: int) -> str:
+        if deadline is not None and time.monotonic() > deadline:
+            raise _OutOfTime
+        return _search(model, candidate, steps).verdict
 
     def illegal(candidate: list[ModelOp]) -> bool:
-        return bool(candidate) and _search(model, candidate, budget).verdict == ILLEGAL
+        return bool(candidate) and search(candidate, budget) == ILLEGAL
 
     # Phase 1: effect-free operations, in halves, quarters, ..., singles. Dropping one can never make a
     # legal history illegal, so whatever stays illegal does so for a reason among the remaining ones.
@@ -318,7 +361,7 @@ def _shrink(model: Model[S], ops: list[ModelOp], budget: int) -> list[ModelOp]:
             dropped = {sub.id for sub in current[i : i + chunk] if _effect_free(sub)}
             candidate = [sub for sub in current if sub.id not in dropped] if dropped else current
             if dropped and illegal(candidate):
-                current = candidate
+                current = reached[0] = candidate
             else:
                 i += chunk
         if chunk == 1:
@@ -333,7 +376,7 @@ def _shrink(model: Model[S], ops: list[ModelOp], budget: int) -> list[ModelOp]:
 
     def satisfiable(sub: ModelOp, among: list[ModelOp]) -> bool:
         others = [_as_info(o) for o in among if o.id != sub.id and not _effect_free(o)]
-        return _search(model, [sub, *others], sat_budget).verdict != ILLEGAL
+        return search([sub, *others], sat_budget) != ILLEGAL
 
     before: dict[int, bool] = {}  # satisfiable(o, current), computed when first needed
 
@@ -353,9 +396,9 @@ def _shrink(model: Model[S], ops: list[ModelOp], budget: int) -> list[ModelOp]:
                 satisfiable_before(o) and not satisfiable(o, candidate) for o in candidate
             ):
                 continue
-            current, changed = candidate, True
+            current = reached[0] = candidate
+            changed = True
             before.clear()
-    return current
 
 
 def _explain(model: Model[S], label: str, ops: Sequence[ModelOp], budget: int) -> str:
@@ -538,15 +581,19 @@ def check_history(
     *,
     wos_size: int = DEFAULT_WOS_SIZE,
     shrink: bool = True,
+    shrink_seconds: float | None = DEFAULT_SHRINK_SECONDS,
+    on_verdict: Callable[[str], None] | None = None,
 ) -> CheckResult:
     """Check ``events`` against ``model`` (default: chosen by ``choose_model``), ``budget`` steps per part.
 
-    Raises ``HistoryFormatError`` when the events break the history rules.
+    Raises ``HistoryFormatError`` when the events break the history rules. ``shrink``, ``shrink_seconds``
+    and ``on_verdict``: as in ``check_operations``.
     """
     history = events if isinstance(events, History) else History(events)
     ops = operations(history)
     m: Model[Any] = model if model is not None else choose_model(ops, wos_size, initial=history.initial)
-    return check_operations(ops, m, budget, events=len(history), shrink=shrink)
+    return check_operations(ops, m, budget, events=len(history), shrink=shrink, shrink_seconds=shrink_seconds,
+                            on_verdict=on_verdict)
 
 
 def check_operations(
@@ -557,11 +604,15 @@ def check_operations(
     events: int | None = None,
     shrink: bool = True,
     history_of: Callable[[Iterable[ModelOp]], History] | None = None,
+    shrink_seconds: float | None = DEFAULT_SHRINK_SECONDS,
+    on_verdict: Callable[[str], None] | None = None,
 ) -> CheckResult:
     """Check paired operations against ``model``: what ``check_history`` does after pairing the events.
 
     ``history_of`` renders a minimal illegal part as events (default ``sub_history``, for WormSpace
     operations, from the model's initial state); ``events`` is the count reported (default two per operation).
+    An ILLEGAL part is shrunk (``shrink``) within ``shrink_seconds`` (None: no limit); ``on_verdict(verdict)``
+    is called once the verdict is known, before shrinking starts.
     """
     if budget < 1:
         raise UsageError(f"budget must be at least 1 step, got {budget}")
@@ -590,10 +641,12 @@ def check_operations(
     verdicts = {r.verdict for r in results}
     verdict = ILLEGAL if ILLEGAL in verdicts else UNKNOWN if UNKNOWN in verdicts else OK
     minimal = None
+    if on_verdict is not None:
+        on_verdict(verdict)
     if verdict == ILLEGAL:
         worst = min((r for r in results if r.verdict == ILLEGAL), key=lambda r: (len(failing[r.key]), r.key))
         subs = failing[worst.key]
-        small = _shrink(m, subs, budget) if shrink else subs
+        small, finished = _shrink(m, subs, budget, shrink_seconds) if shrink else (subs, False)
         minimal = Minimal(
             partition=worst.key,
             label=worst.label,
@@ -601,6 +654,7 @@ def check_operations(
             descriptions=tuple(_describe_sub(m, sub) for sub in small),
             explanation=_explain(m, worst.label, small, budget),
             history=history_of(small) if history_of is not None else History(sub_history(small), initial=initial),
+            shrunk="no" if not shrink else "minimal" if finished else "partial",
         )
     return CheckResult(
         verdict=verdict,

@@ -17,16 +17,27 @@ across addresses). What each outcome means to a model:
   ``CaptureStale`` observes nothing, and such sub-operations are dropped.
 * ``info`` -- indeterminate: the output is unknown, so every step is allowed; its return counts as +infinity,
   so the checker may place it anywhere after its call, including after everything else (= never).
+  The ``results`` of a ``batch_write`` govern each offset whatever the completion's type: in an ``info``
+  completion, an offset named ``ok`` (or ``AlreadyWritten``, ...) is that outcome, returned at the
+  completion's time; only its ``Indeterminate`` offsets are indeterminate.
 
 Indeterminate writes and trims that no operation could observe are dropped (``prune_unobserved``
 explains why that changes no verdict). Captures (``capture``, ``batch_capture``) are a liveness device:
 they enter only as ``Trimmed`` / ``Unallocated`` observations. Reads that did not return ``ok`` observe
 nothing else.
 
+The steps are not a second spec: ``WorModel`` and ``SegmentModel`` step by calling the TRUSTED specs'
+operations (``WorSpec`` in layers/wor.py, ``WosSpec`` in layers/wos.py) and accept an output exactly when
+it is the spec's answer (``_wor_step``, ``_segment_spec_step``); what they add is the history's view of an
+outcome (an ``info`` may have taken effect; an unknown initial state is fixed by its first observation).
+tests/refinement/test_spec_models.py checks them against the specs over every operation sequence up to a
+bound. The rules below restate the specs.
+
 Rules of ``WorModel`` (one write-once register per address; partition = address)::
 
     state    EMPTY (None) | Written(v) (bytes)
     write v  EMPTY -> Written(v), ok;  Written(v) -> ok;  Written(w != v) -> fails AlreadyWritten(w)
+             (so AlreadyWritten naming the value written is illegal: that write returns ok)
     read     -> state (EMPTY or the bytes)
 
 ``alloc``/``trim`` and the ``Trimmed``/``Unallocated`` observations are outside this model and ignored.
@@ -35,9 +46,10 @@ Rules of ``SegmentModel`` (one write-once segment; partition = ``address // wos_
 
     state    allocated, metadata, trimmed, offset -> WOR state
     trimmed           every operation fails Trimmed (trim itself is ok: idempotent)
-    not allocated     reads and writes fail Unallocated
-    alloc m           ok iff not allocated (-> allocated, metadata m); else fails AlreadyWritten(metadata)
-    trim              ok -> trimmed
+    not allocated     reads, writes and captures fail Unallocated
+    alloc m           ok iff not allocated (-> allocated, metadata m); else fails AlreadyWritten(metadata);
+                      never Unallocated
+    trim              ok -> trimmed (never fails)
     read / write      allocated and not trimmed: the WOR rules on the offset
 
 Initial state. By default every address starts EMPTY and every segment unallocated: right for a run that
@@ -79,7 +91,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
 from wormspace.errors import UsageError
-from wormspace.refinement.history import (
+from wormspace.history import (
     ALREADY_WRITTEN,
     INDETERMINATE,
     Event,
@@ -87,6 +99,8 @@ from wormspace.refinement.history import (
     HistoryFormatError,
     Operation,
 )
+from wormspace.layers.wor import EMPTY, WorSpec
+from wormspace.layers.wos import WosSpec
 
 DEFAULT_WOS_SIZE = 1024
 INITIAL_STATES = ("empty", "unknown")
@@ -222,11 +236,12 @@ def decompose(ops: Sequence[Operation], wos_size: int) -> list[ModelOp]:
                     continue
                 if result == "ok":
                     output = Output(outcome="ok")
-                elif result == INDETERMINATE or op.outcome == "info":
+                elif result == INDETERMINATE:
                     output = Output(outcome="info")
                 else:
                     output = Output(outcome="fail", error=result, existing=existing.get(offset))
-                ret = None if output.outcome == "info" else op.ret
+                # an offset whose result is known returned with the completion, even an info one's
+                ret = None if output.outcome == "info" else op.end
                 add(op, offset, "write", op.key + offset, data, output, ret)
             continue
         assert not isinstance(op.value, dict) and not isinstance(op.output, dict)
@@ -299,30 +314,39 @@ def _describe(input: Input, output: Output) -> str:
 
 
 def _unknown_wor_step(input: Input, output: Output) -> tuple[bool, RegValue]:
-    """The WOR spec on a register whose state is not known yet: the first observation fixes it."""
+    """A register whose state is not known yet: the first observation that names it fixes it (to the state
+    the observation needs), and the trusted spec then judges the step from there."""
     if output.outcome == "info":
         return True, UNKNOWN_STATE  # EMPTY -> v, or it held data already: not known either way
     if input.f == "read":
-        return True, output.value
-    if output.outcome == "fail":  # AlreadyWritten: the data it names, or some data other than v (not tracked)
-        return True, UNKNOWN_STATE if output.existing is None else output.existing
-    return True, input.value  # an ok write: it was EMPTY or held v already; it holds v now
+        fixed: bytes | None = output.value
+    elif output.outcome == "fail":  # AlreadyWritten: the data it names, or some data other than v (not kept)
+        if output.existing is None:
+            return True, UNKNOWN_STATE
+        fixed = output.existing
+    else:
+        fixed = None  # an ok write: it was EMPTY or held v already; from either it holds v now
+    return _wor_step(fixed, input, output)
 
 
 def _wor_step(state: RegValue, input: Input, output: Output) -> tuple[bool, RegValue]:
-    """The WOR spec on one register: ``state`` None is EMPTY."""
+    """One step of one register, judged by the trusted ``WorSpec`` (layers/wor.py); ``state`` None is EMPTY.
+
+    The spec gives the one answer the operation may return; an ``ok`` or ``fail`` output must be it (a
+    ``fail`` is an ``AlreadyWritten``, whose ``existing``, when given, must be the data the spec names), and
+    an ``info`` output is the run in which the operation took effect."""
     if isinstance(state, _Unknown):
         return _unknown_wor_step(input, output)
+    spec = WorSpec(state)
     if input.f == "read":
-        return (output.outcome == "info" or state == output.value), state
-    v = input.value
-    if output.outcome == "fail":  # only AlreadyWritten reaches here: an observation
-        if output.existing is not None:
-            return state == output.existing, state
-        return (state is not None and state != v), state
-    if state is None:
-        return True, v
-    return (output.outcome == "info" or state == v), state
+        return (output.outcome == "info" or spec.read() == (EMPTY if output.value is None else output.value)), state
+    assert input.value is not None, "a write carries its data"
+    after, existing = spec.write(input.value)
+    if output.outcome == "fail":  # an observation: the spec must answer AlreadyWritten with this data
+        return existing is not None and output.existing in (None, existing), state
+    if output.outcome == "ok":
+        return existing is None, after.value
+    return True, after.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,44 +449,12 @@ class SegmentModel:
         return SegmentState()
 
     def step(self, state: SegmentState, input: Input, output: Output) -> tuple[bool, SegmentState]:
-        f, outcome, error = input.f, output.outcome, output.error
-        if outcome == "fail" and error == TRIMMED:
-            if state.trimmed is None:
-                return True, replace(state, trimmed=True)
-            return state.trimmed, state
-        if outcome == "fail" and error == UNALLOCATED:
-            if state.allocated or state.trimmed:
-                return False, state
-            if state.allocated is None or state.trimmed is None:
-                return True, replace(state, allocated=False, trimmed=False)
-            return True, state
-        if f == "trim":  # ok or info: the segment is trimmed from now on
-            if state.trimmed:
-                return True, state
-            return True, replace(state, trimmed=True)
-        if state.trimmed or (f != "alloc" and state.allocated is False):
-            return outcome == "info", state  # the operation can only have failed
-        if outcome == "info" and (state.allocated is None or state.trimmed is None):
-            return True, state  # an indeterminate operation on flags not known yet fixes nothing
-        if state.trimmed is None:  # an ok or AlreadyWritten outcome: the segment was not trimmed then
-            state = replace(state, trimmed=False)
-        if f == "alloc":
-            if outcome == "fail":  # AlreadyWritten: somebody else won
-                if state.allocated is None or isinstance(state.metadata, _Unknown):
-                    meta = UNKNOWN_STATE if output.existing is None else output.existing
-                    return True, replace(state, allocated=True, metadata=meta)
-                return bool(state.allocated) and output.existing in (None, state.metadata), state
-            if state.allocated:
-                return outcome == "info", state
-            return True, replace(state, allocated=True, metadata=input.value)
-        if state.allocated is None:  # an ok or AlreadyWritten outcome: the segment was allocated then
-            state = replace(state, allocated=True)
-        offset = input.key % self.wos_size
-        before = state.register(offset)
-        ok, reg = _wor_step(before, input, output)
-        if not ok:
-            return False, state
-        return True, state.with_register(offset, before, reg)
+        if state.allocated is None or state.trimmed is None or isinstance(state.metadata, _Unknown):
+            fixed = _fix_flags(state, input, output)
+            if fixed is None:
+                return True, state  # an observation that fixes nothing (unknown initial state)
+            state = fixed
+        return _segment_spec_step(state, input, output, input.key % self.wos_size)
 
     def describe(self, input: Input, output: Output) -> str:
         return _describe(input, output)
@@ -658,6 +650,83 @@ class LogModel:
 
 
 _SEGMENT_WIDE = ("alloc", "trim", "batch_capture")
+_GATES = (TRIMMED, UNALLOCATED)
+
+
+def _fix_flags(state: SegmentState, input: Input, output: Output) -> SegmentState | None:
+    """Unknown initial state: the flags (and metadata) an observation fixes, or None when it fixes nothing.
+
+    ``Trimmed`` fixes trimmed; ``Unallocated`` fixes unallocated and not trimmed (unless a flag is known to
+    say otherwise: the spec then rejects the step); a trim may take effect whatever the flags; an ``ok`` or
+    ``AlreadyWritten`` outcome fixes not trimmed, and allocated (an ``ok`` alloc: it was not); a lost alloc
+    naming the winner's metadata fixes the metadata. Indeterminate operations fix nothing."""
+    f, outcome, error = input.f, output.outcome, output.error
+    if outcome == "fail" and error == TRIMMED:
+        return replace(state, trimmed=True) if state.trimmed is None else state
+    if outcome == "fail" and error == UNALLOCATED:
+        if state.allocated or state.trimmed:
+            return state
+        return replace(state, allocated=False, trimmed=False)
+    if f == "trim":
+        return state
+    if outcome == "info" and (state.allocated is None or state.trimmed is None):
+        return None
+    if state.trimmed is None:
+        state = replace(state, trimmed=False)
+    if state.allocated is None:
+        state = replace(state, allocated=f != "alloc" or outcome != "ok")
+    lost = f == "alloc" and outcome == "fail" and state.allocated
+    if lost and isinstance(state.metadata, _Unknown) and output.existing is not None:
+        state = replace(state, metadata=output.existing)
+    return state
+
+
+_META_NOT_KNOWN = b""  # stands in for the metadata of a segment allocated before an unknown-state run
+
+
+def _segment_spec_step(
+    state: SegmentState, input: Input, output: Output, offset: int
+) -> tuple[bool, SegmentState]:
+    """One step of one segment, judged by the trusted ``WosSpec`` (layers/wos.py).
+
+    The spec is run on a view of the segment that holds its flags, its metadata and the one register the
+    operation touches (the spec's offsets are independent). The operation's output must be the spec's
+    answer: ``ok`` for success, a ``fail`` naming the spec's error (``AlreadyWritten`` with, when given, the
+    data or metadata the spec names); ``info`` is the run in which the operation took effect. A register not
+    known yet (unknown initial state) is fixed by its first observation, as in ``WorModel``."""
+    f, outcome, error = input.f, output.outcome, output.error
+    meta = state.metadata if isinstance(state.metadata, bytes) else _META_NOT_KNOWN
+    view = WosSpec(meta if state.allocated else None, bool(state.trimmed), ())
+    if f == "trim":
+        view.trim()
+        return outcome != "fail", state if state.trimmed else replace(state, trimmed=True)
+    if f == "alloc":
+        assert input.value is not None, "an alloc carries its metadata"
+        _, won = view.alloc(input.value)
+        if outcome == "ok" or (outcome == "info" and won is True):
+            ok = won is True
+            return ok, replace(state, allocated=True, metadata=input.value) if ok else state
+        if outcome == "info":
+            return True, state
+        if error == ALREADY_WRITTEN:
+            named = output.existing is None or (isinstance(state.metadata, bytes) and output.existing == meta)
+            return won is False and named, state
+        return won == error, state
+    gate = view.capture(offset)
+    if gate is not None or f in ("capture", "batch_capture"):
+        # the segment refuses every operation on it: only that refusal (or an info) is the spec's answer
+        if outcome == "info":
+            return True, state
+        return outcome == "fail" and error == gate, state
+    if outcome == "fail" and error in _GATES:
+        return False, state
+    before = state.register(offset)
+    ok, reg = _wor_step(before, input, output)  # the spec's register (WosSpec.write/read use WorSpec)
+    if not ok:
+        return False, state
+    return True, state.with_register(offset, before, reg)
+
+
 MODEL_NAMES = ("auto", "wor", "segment")
 
 

@@ -23,7 +23,7 @@ import html
 import math
 from collections.abc import Iterable
 
-from wormspace.refinement.history import Event, History, Operation, operations
+from wormspace.history import Event, History, Operation, operations
 from wormspace.refinement.linearizability import ILLEGAL, CheckResult
 from wormspace.refinement.models import show
 
