@@ -342,6 +342,9 @@ class Explorer:
         self.op_split: list[tuple[int, tuple[tuple[int, int], ...]]] = []  # (op without replies, heard facts)
         self._acc: dict[tuple[int, int], tuple[int, int, tuple[tuple[Ballot, bytes], ...]]] = {}
         self._moves: dict[tuple[int, int, tuple[int, ...]], list[Move]] = {}
+        self._settled: dict[tuple[int, Client, int], Client] = {}
+        self._ghost_sigs: dict[frozenset[GhostVote], tuple[int, ...]] = {}
+        self._net_sigs: dict[frozenset[int], tuple[int, ...]] = {}
         written = [step.value for script in cfg.scripts for step in script if step.kind == "write"]
         self.unique_values = frozenset(v for v in written if written.count(v) == 1)
         # what a client may still need: its capture (a later write), its ballot hint (a later operation)
@@ -426,7 +429,15 @@ class Explorer:
     # -- clients -------------------------------------------------------------------------------------
 
     def _settle(self, k: int, c: Client, opid: int) -> Client:
-        """The client after its operation took a step: still running, or finished and summarised."""
+        """The client after its operation took a step: still running, or finished and summarised (memoised:
+        a pure function of its arguments)."""
+        key = (k, c, opid)
+        hit = self._settled.get(key)
+        if hit is None:
+            hit = self._settled[key] = self._settle_now(k, c, opid)
+        return hit
+
+    def _settle_now(self, k: int, c: Client, opid: int) -> Client:
         hint = max(c.hint, self.op_hint[opid])
         op: Op = self.ops.values[opid]
         if op.phase is not Phase.DONE:
@@ -673,25 +684,38 @@ class Explorer:
     # -- fingerprints (reduction 3) ------------------------------------------------------------------
 
     def fingerprint(self, s: State) -> int:
-        """A hash of ``s``, taken up to renaming of acceptors when ``symmetry`` is on."""
+        """A hash of ``s``, taken up to renaming of acceptors when ``symmetry`` is on. Each acceptor's facts
+        are hashed per kind (ghost votes, packets, the rest); the ghost log's and the network's per-acceptor
+        hashes are memoised on the (immutable, hash-caching) frozensets, which states share a lot."""
         if not self.cfg.symmetry:
             return hash(s)
         n = self.n
-        facts: list[list[object]] = [[] for _ in range(n)]
-        for a, b, v in s.ghost:
-            facts[a % n].append((a // n, b, v))
+        ghost = self._ghost_sigs.get(s.ghost)
+        if ghost is None:
+            votes: list[list[object]] = [[] for _ in range(n)]
+            for a, b, v in s.ghost:
+                votes[a % n].append((a // n, b, v))
+            ghost = self._ghost_sigs[s.ghost] = tuple(hash(frozenset(f)) for f in votes)
+        net = self._net_sigs.get(s.net)
+        if net is None:
+            packets: list[list[object]] = [[] for _ in range(n)]
+            p_src, p_dst, p_free = self.p_src, self.p_dst, self.p_free
+            for p in s.net:
+                d = p_dst[p]
+                packets[d if d < n else p_src[p]].append(p_free[p])
+            net = self._net_sigs[s.net] = tuple(hash(frozenset(f)) for f in packets)
+        facts: list[list[object]] | None = None
         repl = s.repl
         if repl.stage:
+            facts = [[] for _ in range(n)]
             facts[repl.victim].append(("victim",))
             for a, floor in repl.reports:
                 facts[a].append(("reported", floor))
             repl = repl._replace(victim=-1, reports=())
-        p_src, p_dst, p_free = self.p_src, self.p_dst, self.p_free
-        for p in s.net:
-            d = p_dst[p]
-            facts[d if d < n else p_src[p]].append(p_free[p])
         clients = s.clients
         if any(c.op >= 0 and self.op_split[c.op][1] for c in clients):
+            if facts is None:
+                facts = [[] for _ in range(n)]
             stripped = []
             for c in clients:
                 if c.op >= 0 and self.op_split[c.op][1]:
@@ -702,7 +726,10 @@ class Explorer:
                 stripped.append(c)
             clients = tuple(stripped)
         accs = s.accs
-        sigs = sorted([hash((accs[a], frozenset(facts[a]))) for a in range(n)])
+        if facts is None:
+            sigs = sorted([hash((accs[a], ghost[a], net[a])) for a in range(n)])
+        else:
+            sigs = sorted([hash((accs[a], ghost[a], net[a], frozenset(facts[a]))) for a in range(n)])
         return hash((clients, tuple(sigs), repl))
 
     # -- decoding ------------------------------------------------------------------------------------
