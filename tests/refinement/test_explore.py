@@ -3,6 +3,7 @@ the reductions checked against the literal model, a pinned shortest counterexamp
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import pytest
@@ -21,6 +22,7 @@ from wormspace.refinement.explore import (
     default_configs,
     explore,
     race_config,
+    race_duplicating_config,
     reachable_projections,
     read_config,
     replace_config,
@@ -187,3 +189,13 @@ def test_a_disk_loss_keeps_the_reductions_exact_on_small_configurations(
     reduced = reachable_projections(cfg)
     assert reduced == reachable_projections(replace(cfg, exact_loss=True))
     assert len(reduced) > 100
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("WORMSPACE_FULL"), reason="full runs only (WORMSPACE_FULL=1): about 8 minutes")
+def test_full_race_with_duplicates_is_checked_exhaustively() -> None:
+    """Two proposers, one ballot each, three acceptors, duplicating network: every reachable state."""
+    report = explore(race_duplicating_config())
+    print("\n" + report.render())
+    assert report.verdict == CHECKED, report.render()
+    assert (report.states, report.depth) == (1492921, 38)

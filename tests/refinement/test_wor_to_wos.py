@@ -21,7 +21,7 @@ from wormspace.refinement.wor_to_wos import (
     alloc_race_config,
     explore_segment,
     lockstep_bounds,
-    race_config,
+    segment_race_config,
     settle,
 )
 
@@ -58,7 +58,7 @@ def test_lockstep_with_wos_spec_under_faults() -> None:
 
 @pytest.mark.parametrize(
     ("config", "states"),
-    [(alloc_race_config(), 2115), (adopt_config(), 1206), (race_config(), 79734)],
+    [(alloc_race_config(), 2115), (adopt_config(), 1206), (segment_race_config(), 79734)],
     ids=["alloc-race", "adopt", "capture-write-trim-race"],
 )
 def test_segment_explorer(config: SegmentExploreConfig, states: int) -> None:

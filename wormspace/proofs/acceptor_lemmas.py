@@ -306,11 +306,168 @@ def floor_refuses_below(reg: Reg3, floor: int, ballot: int, value: int) -> tuple
     return promised is not None, voted is not None
 
 
+
+
+# ---- per-case Voting lemmas: one handler branch each, flat small-int inputs ------------------------------
+#
+# The whole-step lemmas above take the ghost log and the proposals as symbolic tuples of tuples; CrossHair's
+# search over such inputs is slow (it found neither the accept-below-promise nor the no-adopt mutant in 150
+# s per condition). The lemmas below state the same Voting invariants, but each covers one branch of one
+# handler, and its inputs are a few small ints (ballots 0..2): the three registers, and up to two proposals
+# beside the votes. The ghost log is the acceptors' current votes (one per acceptor): the invariants are
+# checked on those states, a subset of the reachable ones (an acceptor's earlier, overwritten votes are not
+# represented). Each lemma also states its branch's own postcondition (e.g. "below the promise nothing
+# changes"), which names the broken rule directly.
+
+CASE_BALLOT = 2
+
+
+def _case_state(
+    p0: int, a0: int, v0: int, p1: int, a1: int, v1: int, p2: int, a2: int, v2: int, b1: int, w1: int, b2: int,
+    w2: int,
+) -> tuple[States, tuple[GhostVote3, ...], tuple[Proposal, ...]]:
+    states: States = ((p0, a0, v0), (p1, a1, v1), (p2, a2, v2))
+    votes = tuple((x, a, v) for x, (_p, a, v) in enumerate(states) if a)
+    proposals = tuple(sorted({(a, v) for _x, a, v in votes} | {(b, w) for b, w in ((b1, w1), (b2, w2)) if b}))
+    return states, votes, proposals
+
+
+def _case_ok(
+    p0: int, a0: int, v0: int, p1: int, a1: int, v1: int, p2: int, a2: int, v2: int, b1: int, w1: int, b2: int,
+    w2: int,
+) -> bool:
+    """The inputs are in the small domain and the Voting invariants hold of the state they encode."""
+    small = all(0 <= a <= p <= CASE_BALLOT and 0 <= v <= 1 and (a > 0 or v == 0)
+                for p, a, v in ((p0, a0, v0), (p1, a1, v1), (p2, a2, v2)))
+    small = small and all(0 <= b <= CASE_BALLOT and 0 <= w <= 1 and (b > 0 or w == 0) for b, w in ((b1, w1), (b2, w2)))
+    return small and invariants(*_case_state(p0, a0, v0, p1, a1, v1, p2, a2, v2, b1, w1, b2, w2))
+
+
+def _accept_on(states: States, votes: tuple[GhostVote3, ...], x: int, ballot: int, value: int) -> tuple[
+    States, tuple[GhostVote3, ...]
+]:
+    persist, reply = acc.on_accept(
+        _One(states[x]), Accept(req=0, segment=0, ballot=_ballot(ballot), values=((0, bytes([value])),))
+    )
+    if persist is not None:
+        for _key, reg in persist.puts:
+            states = _replace(states, x, _unreg(reg))
+        if isinstance(reply, Accepted) and (x, ballot, value) not in votes:
+            votes = (*votes, (x, ballot, value))
+    return states, votes
+
+
+@icontract.require(lambda p0, a0, v0, p1, a1, v1, p2, a2, v2, b1, w1, b2, w2: _case_ok(
+    p0, a0, v0, p1, a1, v1, p2, a2, v2, b1, w1, b2, w2))
+@icontract.require(lambda b1, x: b1 > 0 and 0 <= x < N)
+@icontract.require(lambda p0, p1, p2, x, b1: b1 < (p0, p1, p2)[x], "the case: an Accept below the promise")
+@icontract.ensure(lambda p0, a0, v0, p1, a1, v1, p2, a2, v2, x, result: result[0][x] == (
+    (p0, a0, v0), (p1, a1, v1), (p2, a2, v2))[x], "Rule 2: below the promise the register does not change")
+@icontract.ensure(lambda result: invariants(*result), "an accept below the promise preserves the invariants")
+def accept_case_below_promise(
+    p0: int, a0: int, v0: int, p1: int, a1: int, v1: int, p2: int, a2: int, v2: int, b1: int, w1: int, b2: int,
+    w2: int, x: int,
+) -> StepResult:
+    """Acceptor ``x`` gets ``Accept(b1, w1)`` (a sent proposal) with ``b1`` below its promise."""
+    states, votes, proposals = _case_state(p0, a0, v0, p1, a1, v1, p2, a2, v2, b1, w1, b2, w2)
+    states, votes = _accept_on(states, votes, x, b1, w1)
+    return states, votes, proposals
+
+
+@icontract.require(lambda p0, a0, v0, p1, a1, v1, p2, a2, v2, b1, w1, b2, w2: _case_ok(
+    p0, a0, v0, p1, a1, v1, p2, a2, v2, b1, w1, b2, w2))
+@icontract.require(lambda b1, x: b1 > 0 and 0 <= x < N)
+@icontract.require(lambda p0, p1, p2, x, b1: b1 >= (p0, p1, p2)[x], "the case: an Accept at or above the promise")
+@icontract.ensure(lambda x, b1, w1, result: result[0][x][1:] == (b1, w1) and result[0][x][0] >= b1,
+                  "Rule 2: at or above the promise the acceptor votes the proposal")
+@icontract.ensure(lambda result: invariants(*result), "an accept at or above the promise preserves the invariants")
+@icontract.ensure(lambda result: len(chosen(result[1])) <= 1, "always_single_value_chosen")
+def accept_case_at_or_above_promise(
+    p0: int, a0: int, v0: int, p1: int, a1: int, v1: int, p2: int, a2: int, v2: int, b1: int, w1: int, b2: int,
+    w2: int, x: int,
+) -> StepResult:
+    """Acceptor ``x`` gets ``Accept(b1, w1)`` (a sent proposal) with ``b1`` at or above its promise."""
+    states, votes, proposals = _case_state(p0, a0, v0, p1, a1, v1, p2, a2, v2, b1, w1, b2, w2)
+    states, votes = _accept_on(states, votes, x, b1, w1)
+    return states, votes, proposals
+
+
+def _quorum_promised(p0: int, p1: int, p2: int, out: int, ballot: int) -> bool:
+    """``out`` is the acceptor left out of a two-acceptor quorum whose members promised ``ballot``; the
+    quorum is the real ``Ctx.quorum`` in size."""
+    size = wor.Ctx(node=0, acceptors=tuple(range(N))).quorum
+    members = [x for x in range(N) if x != out]
+    return 0 <= out < N and len(members) >= size and all((p0, p1, p2)[x] == ballot for x in members[:size])
+
+
+def _propose(states: States, out: int, ballot: int, own: int) -> int:
+    """The real proposer choice over the promises of the quorum without ``out``: the value proposed."""
+    size = wor.Ctx(node=0, acceptors=tuple(range(N))).quorum
+    promises = []
+    for x in [y for y in range(N) if y != out][:size]:
+        _p, a, v = states[x]
+        vs = (Vote(index=0, ballot=_ballot(a), value=bytes([v])),) if a else ()
+        promises.append(Promise(req=0, segment=0, ballot=_ballot(ballot), votes=vs))
+    best = wor._highest_votes(promises)
+    return best[0].value[0] if 0 in best else own
+
+
+def _reported(states: States, out: int) -> list[tuple[int, int]]:
+    return [(states[x][1], states[x][2]) for x in range(N) if x != out and states[x][1]]
+
+
+@icontract.require(lambda p0, a0, v0, p1, a1, v1, p2, a2, v2, b1, w1: _case_ok(
+    p0, a0, v0, p1, a1, v1, p2, a2, v2, b1, w1, 0, 0))
+@icontract.require(lambda ballot, own: 1 <= ballot <= CASE_BALLOT and 0 <= own <= 1)
+@icontract.require(lambda a0, v0, a1, v1, a2, v2, b1, w1, ballot: all(
+    b != ballot for b, _ in ((a0, v0), (a1, v1), (a2, v2), (b1, w1)) if b), "one proposer per ballot")
+@icontract.require(lambda p0, p1, p2, out, ballot: _quorum_promised(p0, p1, p2, out, ballot))
+@icontract.require(lambda a0, v0, a1, v1, a2, v2, out: any(
+    a for x, (a, _) in enumerate(((a0, v0), (a1, v1), (a2, v2))) if x != out), "the case: some promise reports a vote")
+@icontract.ensure(lambda a0, v0, a1, v1, a2, v2, out, ballot, result: (ballot, max(
+    (a, v) for x, (a, v) in enumerate(((a0, v0), (a1, v1), (a2, v2))) if x != out and a)[1]) in result[2],
+    "adopt the value of the highest-ballot vote reported")
+@icontract.ensure(lambda result: invariants(*result), "the adopted proposal is safe (the invariants hold)")
+def propose_case_adopts(
+    p0: int, a0: int, v0: int, p1: int, a1: int, v1: int, p2: int, a2: int, v2: int, b1: int, w1: int, out: int,
+    ballot: int, own: int,
+) -> StepResult:
+    """The proposer of ``ballot`` holds the promises of the quorum without ``out``, one of which reports a
+    vote; it proposes with the real choice."""
+    states, votes, proposals = _case_state(p0, a0, v0, p1, a1, v1, p2, a2, v2, b1, w1, 0, 0)
+    value = _propose(states, out, ballot, own)
+    return states, votes, tuple(sorted({*proposals, (ballot, value)}))
+
+
+@icontract.require(lambda p0, a0, v0, p1, a1, v1, p2, a2, v2, b1, w1: _case_ok(
+    p0, a0, v0, p1, a1, v1, p2, a2, v2, b1, w1, 0, 0))
+@icontract.require(lambda ballot, own: 1 <= ballot <= CASE_BALLOT and 0 <= own <= 1)
+@icontract.require(lambda a0, v0, a1, v1, a2, v2, b1, w1, ballot: all(
+    b != ballot for b, _ in ((a0, v0), (a1, v1), (a2, v2), (b1, w1)) if b), "one proposer per ballot")
+@icontract.require(lambda p0, p1, p2, out, ballot: _quorum_promised(p0, p1, p2, out, ballot))
+@icontract.require(lambda a0, a1, a2, out: not any(
+    a for x, a in enumerate((a0, a1, a2)) if x != out), "the case: no promise reports a vote")
+@icontract.ensure(lambda ballot, own, result: (ballot, own) in result[2], "with no vote reported, propose one's own")
+@icontract.ensure(lambda result: invariants(*result), "a free proposal is safe (the invariants hold)")
+def propose_case_free(
+    p0: int, a0: int, v0: int, p1: int, a1: int, v1: int, p2: int, a2: int, v2: int, b1: int, w1: int, out: int,
+    ballot: int, own: int,
+) -> StepResult:
+    """The proposer of ``ballot`` holds the promises of the quorum without ``out``, none reporting a vote."""
+    states, votes, proposals = _case_state(p0, a0, v0, p1, a1, v1, p2, a2, v2, b1, w1, 0, 0)
+    value = _propose(states, out, ballot, own)
+    return states, votes, tuple(sorted({*proposals, (ballot, value)}))
+
+
 TARGETS = (
     "wormspace.proofs.acceptor_lemmas.accept_respects_promise",
     "wormspace.proofs.acceptor_lemmas.prepare_raises_promise",
     "wormspace.proofs.acceptor_lemmas.proposer_adopts_highest",
     "wormspace.proofs.acceptor_lemmas.floor_refuses_below",
+    "wormspace.proofs.acceptor_lemmas.accept_case_below_promise",
+    "wormspace.proofs.acceptor_lemmas.accept_case_at_or_above_promise",
+    "wormspace.proofs.acceptor_lemmas.propose_case_adopts",
+    "wormspace.proofs.acceptor_lemmas.propose_case_free",
     "wormspace.proofs.acceptor_lemmas.prepare_step_preserves",
     "wormspace.proofs.acceptor_lemmas.accept_step_preserves",
     "wormspace.proofs.acceptor_lemmas.propose_step_preserves",

@@ -60,10 +60,13 @@ here and never taken from the client core, so a client that miscounts its quorum
 * ``acceptor_invariants``: ``reg_ok`` for every register; ``step_ok`` for every step; each acceptor's current
   vote is in the ghost log and is its highest there; no acceptor voted two values at one ballot; no vote
   lies above its acceptor's promise.
+* ``always_certain_failure_never_chosen``: a reported certain failure implies its value is never chosen --
+  write ``CaptureStale`` => no acceptor has voted the write's value at the write's ballot, and the value is
+  not chosen (for a value only one script step writes); a finished operation's result stays in the state,
+  so this is checked in every state after the failure too: the write did not and will not take effect.
 * ``outcomes_match_spec``: the promise each outcome makes, exactly (chosen values only ever grow):
   write ``ok`` => its value is chosen; write ``AlreadyWritten(w)`` => ``w`` is chosen and is not the write's
-  value; write ``CaptureStale`` => no acceptor has voted the write's value at the write's ballot (it is
-  checked in every later state too: the write certainly did not and will not take effect); a capture that
+  value; a capture that
   found ``w`` written => ``w`` is chosen; read returned ``v`` => ``v`` is chosen; read returned EMPTY =>
   nothing was chosen when the read started (a linearization point inside the read could not see EMPTY
   otherwise). Indeterminate outcomes promise nothing.
@@ -113,6 +116,16 @@ from wormspace.layers.messages import (
     SegmentTrimmed,
 )
 from wormspace.layers.wor import Config, Ctx, Kind, Op, OpRequest, Outcome, Phase
+from wormspace.refinement.explore_engine import (
+    CERTAIN_FAILURE,
+    CHECKED,
+    UNKNOWN,
+    VACUOUS,
+    VIOLATION,
+    View,
+    bare,
+    certain_failure_violation,
+)
 
 CLIENT_BASE = 100  # client k is node CLIENT_BASE + k; acceptors are nodes 0 .. n-1
 SEGMENT = 0
@@ -269,28 +282,6 @@ def chosen(ghost: Iterable[GhostVote], quorum: int) -> set[bytes]:
     return wor.chosen_values(ghost, quorum)
 
 
-class _View:
-    """A ``StoreView`` over one acceptor's register dict."""
-
-    __slots__ = ("regs",)
-
-    def __init__(self, regs: Regs) -> None:
-        self.regs = dict(regs)
-
-    def get(self, segment: int, index: int) -> RegState | None:
-        return self.regs.get((segment, index))
-
-    def items(self) -> Iterator[tuple[RegKey, RegState]]:
-        return iter(sorted(self.regs.items()))
-
-
-def _bare(f: Callable[..., Any]) -> Callable[..., Any]:
-    """A core function without its icontract wrapper. The explorer checks what those contracts check
-    (``reg_ok``, ``step_ok``) itself on every state, at a fraction of the cost. Looked up when an
-    ``Explorer`` is made, so a monkeypatched core is the one explored."""
-    return cast(Callable[..., Any], getattr(f, "__wrapped__", f))
-
-
 class StepViolation(Exception):
     """A transition broke a per-step rule (``step_ok``)."""
 
@@ -326,13 +317,13 @@ class Explorer:
         self.ctxs = [
             Ctx(node=client_node(k), acceptors=tuple(range(self.n)), config=config) for k in range(len(cfg.scripts))
         ]
-        self.on_prepare = _bare(acc.on_prepare)
-        self.on_accept = _bare(acc.on_accept)
-        self.on_read = _bare(acc.on_read)
-        self.on_fence = _bare(acc.on_fence)
-        self.op_start = _bare(wor.op_start)
-        self.op_on_reply = _bare(wor.op_on_reply)
-        self.op_on_timeout = _bare(wor.op_on_timeout)
+        self.on_prepare = bare(acc.on_prepare)
+        self.on_accept = bare(acc.on_accept)
+        self.on_read = bare(acc.on_read)
+        self.on_fence = bare(acc.on_fence)
+        self.op_start = bare(wor.op_start)
+        self.op_on_reply = bare(wor.op_on_reply)
+        self.op_on_timeout = bare(wor.op_on_timeout)
         self.regs = _Table()
         self.regs.id(())
         self.reg = [EMPTY_REG]  # per register-dict id: the register of these configurations
@@ -351,6 +342,11 @@ class Explorer:
         self.op_split: list[tuple[int, tuple[tuple[int, int], ...]]] = []  # (op without replies, heard facts)
         self._acc: dict[tuple[int, int], tuple[int, int, tuple[tuple[Ballot, bytes], ...]]] = {}
         self._moves: dict[tuple[int, int, tuple[int, ...]], list[Move]] = {}
+        self._settled: dict[tuple[int, Client, int], Client] = {}
+        self._ghost_sigs: dict[frozenset[GhostVote], tuple[int, ...]] = {}
+        self._net_sigs: dict[frozenset[int], tuple[int, ...]] = {}
+        written = [step.value for script in cfg.scripts for step in script if step.kind == "write"]
+        self.unique_values = frozenset(v for v in written if written.count(v) == 1)
         # what a client may still need: its capture (a later write), its ballot hint (a later operation)
         self._needs_cap = [
             [any(s.kind == "write" for s in script[pc:]) for pc in range(len(script) + 1)] for script in cfg.scripts
@@ -396,7 +392,7 @@ class Explorer:
 
     # -- acceptors -----------------------------------------------------------------------------------
 
-    def _handle(self, view: _View, msg: Message) -> tuple[Persist | None, Reply]:
+    def _handle(self, view: View, msg: Message) -> tuple[Persist | None, Reply]:
         if isinstance(msg, Prepare):
             return cast(tuple[Persist | None, Reply], self.on_prepare(view, msg))
         if isinstance(msg, Accept):
@@ -411,7 +407,7 @@ class Explorer:
         hit = self._acc.get(key)
         if hit is None:
             src, who, msg = self.packets.values[pid]
-            view = _View(self.regs.values[rid])
+            view = View(self.regs.values[rid])
             persist, reply = self._handle(view, msg)
             votes: tuple[tuple[Ballot, bytes], ...] = ()
             new_rid = rid
@@ -433,7 +429,15 @@ class Explorer:
     # -- clients -------------------------------------------------------------------------------------
 
     def _settle(self, k: int, c: Client, opid: int) -> Client:
-        """The client after its operation took a step: still running, or finished and summarised."""
+        """The client after its operation took a step: still running, or finished and summarised (memoised:
+        a pure function of its arguments)."""
+        key = (k, c, opid)
+        hit = self._settled.get(key)
+        if hit is None:
+            hit = self._settled[key] = self._settle_now(k, c, opid)
+        return hit
+
+    def _settle_now(self, k: int, c: Client, opid: int) -> Client:
         hint = max(c.hint, self.op_hint[opid])
         op: Op = self.ops.values[opid]
         if op.phase is not Phase.DONE:
@@ -615,7 +619,7 @@ class Explorer:
 
     def highest(self, rid: int) -> Ballot:
         """``acceptor.highest_promise`` of register dict ``rid``."""
-        return acc.highest_promise(_View(self.regs.values[rid]))
+        return acc.highest_promise(View(self.regs.values[rid]))
 
     def survivors(self, repl: Repl) -> tuple[int, ...]:
         return tuple(a for a in range(self.n) if a != repl.victim)
@@ -658,7 +662,7 @@ class Explorer:
             if a in answered:
                 continue
             regs = self.regs.values[s.accs[a]]
-            view = _View(regs)
+            view = View(regs)
             highest = acc.highest_promise(view)
             persist, reply = self.on_fence(view, Fence(req=0, segment=0, ballot=repl.fence), highest)
             assert isinstance(reply, Fenced)
@@ -680,25 +684,38 @@ class Explorer:
     # -- fingerprints (reduction 3) ------------------------------------------------------------------
 
     def fingerprint(self, s: State) -> int:
-        """A hash of ``s``, taken up to renaming of acceptors when ``symmetry`` is on."""
+        """A hash of ``s``, taken up to renaming of acceptors when ``symmetry`` is on. Each acceptor's facts
+        are hashed per kind (ghost votes, packets, the rest); the ghost log's and the network's per-acceptor
+        hashes are memoised on the (immutable, hash-caching) frozensets, which states share a lot."""
         if not self.cfg.symmetry:
             return hash(s)
         n = self.n
-        facts: list[list[object]] = [[] for _ in range(n)]
-        for a, b, v in s.ghost:
-            facts[a % n].append((a // n, b, v))
+        ghost = self._ghost_sigs.get(s.ghost)
+        if ghost is None:
+            votes: list[list[object]] = [[] for _ in range(n)]
+            for a, b, v in s.ghost:
+                votes[a % n].append((a // n, b, v))
+            ghost = self._ghost_sigs[s.ghost] = tuple(hash(frozenset(f)) for f in votes)
+        net = self._net_sigs.get(s.net)
+        if net is None:
+            packets: list[list[object]] = [[] for _ in range(n)]
+            p_src, p_dst, p_free = self.p_src, self.p_dst, self.p_free
+            for p in s.net:
+                d = p_dst[p]
+                packets[d if d < n else p_src[p]].append(p_free[p])
+            net = self._net_sigs[s.net] = tuple(hash(frozenset(f)) for f in packets)
+        facts: list[list[object]] | None = None
         repl = s.repl
         if repl.stage:
+            facts = [[] for _ in range(n)]
             facts[repl.victim].append(("victim",))
             for a, floor in repl.reports:
                 facts[a].append(("reported", floor))
             repl = repl._replace(victim=-1, reports=())
-        p_src, p_dst, p_free = self.p_src, self.p_dst, self.p_free
-        for p in s.net:
-            d = p_dst[p]
-            facts[d if d < n else p_src[p]].append(p_free[p])
         clients = s.clients
         if any(c.op >= 0 and self.op_split[c.op][1] for c in clients):
+            if facts is None:
+                facts = [[] for _ in range(n)]
             stripped = []
             for c in clients:
                 if c.op >= 0 and self.op_split[c.op][1]:
@@ -709,7 +726,10 @@ class Explorer:
                 stripped.append(c)
             clients = tuple(stripped)
         accs = s.accs
-        sigs = sorted([hash((accs[a], frozenset(facts[a]))) for a in range(n)])
+        if facts is None:
+            sigs = sorted([hash((accs[a], ghost[a], net[a])) for a in range(n)])
+        else:
+            sigs = sorted([hash((accs[a], ghost[a], net[a], frozenset(facts[a]))) for a in range(n)])
         return hash((clients, tuple(sigs), repl))
 
     # -- decoding ------------------------------------------------------------------------------------
@@ -728,7 +748,7 @@ class Explorer:
             if s.repl.stage == 1 and a == s.repl.victim:
                 return f"acc{a}: disk lost"
             r = self.register(s, a)
-            floor = acc.fence_floor(_View(self.regs.values[s.accs[a]]))
+            floor = acc.fence_floor(View(self.regs.values[s.accs[a]]))
             return f"acc{a}: {show_reg(r)}" + ("" if floor == ZERO_BALLOT else f", floor {show_ballot(floor)}")
 
         regs = "; ".join(one(a) for a in range(self.n))
@@ -747,7 +767,7 @@ class Explorer:
                 if t.repl.fence != f:
                     label += f"; every survivor answered, the fence is {show_ballot(t.repl.fence)}"
                 return label
-            view = _View(self.regs.values[s.accs[a]])
+            view = View(self.regs.values[s.accs[a]])
             _, reply = self.on_fence(view, Fence(req=0, segment=0, ballot=f), acc.highest_promise(view))
             done = "fenced" if reply.floor == f else "refuses: it promised at or above it"
             label = f"the procedure fences acc{a} at {show_ballot(f)} => {done}"
@@ -945,9 +965,6 @@ def _outcomes(ex: Explorer, s: State, now: set[bytes]) -> str | None:
                     return f"{who}'s write of {r.value!r} returned ok, but {r.value!r} is not chosen"
                 if r.result == "already" and (r.data not in now or r.data == r.value):
                     return f"{who}'s write returned AlreadyWritten({r.data!r}), but {r.data!r} is not chosen"
-                if r.result == "stale" and any(b == r.ballot and v == r.value for _, b, v in s.ghost):
-                    return (f"{who}'s write of {r.value!r} returned CaptureStale, but an acceptor voted it at"
-                            f" the write's ballot {show_ballot(r.ballot)}")
             elif r.kind == "capture":
                 if r.result == "captured" and r.data is not None and r.data not in now:
                     return f"{who}'s capture found {r.data!r} written, but it is not chosen"
@@ -958,9 +975,31 @@ def _outcomes(ex: Explorer, s: State, now: set[bytes]) -> str | None:
     return None
 
 
+def _certain_failure(ex: Explorer, s: State, now: set[bytes]) -> str | None:
+    """A write that returned ``CaptureStale`` certainly did not and never will take effect: no acceptor
+    voted its value at its ballot, and its value is not chosen -- in this state and, since the result stays
+    in every later state, in every state after it. Checked for values written by one script step only (a
+    value two steps write may be chosen through the other)."""
+    chosen_now = min(now) if now else None
+    for k, c in enumerate(s.clients):
+        who = CLIENT_NAMES[k]
+        for r in c.results:
+            if r.kind != "write" or r.result != "stale" or r.value is None:
+                continue
+            if any(b == r.ballot and v == r.value for _, b, v in s.ghost):
+                return (f"{who}'s write of {r.value!r} returned CaptureStale, but an acceptor voted it at"
+                        f" the write's ballot {show_ballot(r.ballot)}")
+            if r.value in ex.unique_values:
+                why = certain_failure_violation(who, "CaptureStale", r.value, chosen_now)
+                if why is not None:
+                    return why
+    return None
+
+
 ALWAYS: tuple[tuple[str, Check], ...] = (
     ("always_single_value_chosen", _single_value),
     ("acceptor_invariants", _acceptor_invariants),
+    (CERTAIN_FAILURE, _certain_failure),
     ("outcomes_match_spec", _outcomes),
 )
 
@@ -1004,10 +1043,6 @@ def applicable(cfg: ExploreConfig) -> list[str]:
 
 # ---- the search -----------------------------------------------------------------------------------------
 
-CHECKED = "checked (bounded)"
-VIOLATION = "VIOLATION"
-UNKNOWN = "UNKNOWN"
-VACUOUS = "VACUOUS"
 
 
 @dataclass(slots=True, kw_only=True)
@@ -1194,6 +1229,14 @@ def race_config() -> ExploreConfig:
     operation; an unordered, lossy network without duplicates (with duplicates this configuration has
     about 1.5 million states, too many for the default run; duplicates are explored in ``read_config``)."""
     return ExploreConfig(scripts=((CAPTURE, write(b"a")), (CAPTURE, write(b"b"))), max_rounds=1, duplicating=False)
+
+
+def race_duplicating_config() -> ExploreConfig:
+    """The full race: two proposers (A captures and writes ``b"a"``, B captures and writes ``b"b"``), one
+    ballot each, three acceptors, over an unordered, lossy and duplicating network. Checked exhaustively:
+    1,492,921 states, depth 38 (462 s, about 3,200 states per second, on a shared two-core machine): only
+    in a full run (``wor.race_duplicating`` in ``explore_engine.CONFIGS``), with a budget to match."""
+    return replace(race_config(), duplicating=True, max_states=8_000_000)
 
 
 def replace_config() -> ExploreConfig:

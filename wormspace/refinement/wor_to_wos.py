@@ -16,7 +16,7 @@ Three checks, each bounded and each printing its bounds (none is a proof):
    (``lockstep_witnessed``) show each kind of outcome was met.
 2. ``explore_segment`` -- an explicit-state breadth-first search over the pure cores (acceptor handlers, WOR
    ``op_*`` functions, and the ``SegmentLogic`` generators, replayed from the outcomes they were fed) for one
-   segment of a few data WORs and two clients with short scripts (``race_config``: A batch-captures and
+   segment of a few data WORs and two clients with short scripts (``segment_race_config``: A batch-captures and
    batch-writes while B trims; ``alloc_race_config``; ``adopt_config``: a value chosen by a bare quorum must
    be found by a batch capture). The network is a set of requests -- unordered and lossy (a request may
    stay undelivered forever) and, if configured, duplicating; timers fire at any moment. Reductions, each
@@ -33,7 +33,9 @@ Three checks, each bounded and each printing its bounds (none is a proof):
       nothing);
    4. acceptors are interchangeable: states are stored with acceptors renamed in a canonical order.
 
-   Properties checked on every state: ``always_single_value_chosen`` (per register),
+   Properties checked on every state: ``always_certain_failure_never_chosen`` (a write's offset answered
+   ``CaptureStale``, or a plain ``Trimmed`` -- not ``TrimmedInFlight`` -- is never chosen with that write's
+   value, for values only one script step writes at that offset), ``always_single_value_chosen`` (per register),
    ``always_trimmed_acceptor_holds_only_trim``, ``always_no_vote_after_trim`` (an acceptor that voted TRIM
    never votes again in the segment), ``always_one_alloc_winner``, and each outcome's promise against the
    chosen registers: alloc won / lost, trim ok, ``Trimmed`` answers (TRIM chosen), write ok and
@@ -99,6 +101,18 @@ from wormspace.layers.wos import (
     encode_meta,
     registers_kept_after_trim,
     segment_chosen,
+)
+from wormspace.refinement.explore_engine import (
+    CERTAIN_FAILURE,
+    CHECKED,
+    UNKNOWN,
+    VACUOUS,
+    VIOLATION,
+    View,
+    bare,
+    certain_failure_violation,
+    chosen_by_register,
+    handle,
 )
 
 # ---- possibilities: the spec side of a lockstep run with indeterminate outcomes -------------------------
@@ -709,31 +723,6 @@ class _Replayer:
         return run
 
 
-def _unwrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The function under its contract wrapper (the explorer checks its own properties; contracts would
-    only slow it down). Looked up at each call, so a monkeypatched function is honoured."""
-    return getattr(fn, "__wrapped__", fn)
-
-
-def _handle(view: _View, msg: Request) -> tuple[Persist | None, Reply]:
-    """``acceptor.handle_request`` without contract wrappers."""
-    if isinstance(msg, Prepare):
-        return _unwrap(acc.on_prepare)(view, msg)  # type: ignore[no-any-return]
-    if isinstance(msg, Accept):
-        return _unwrap(acc.on_accept)(view, msg)  # type: ignore[no-any-return]
-    return _unwrap(acc.on_read)(view, msg)  # type: ignore[no-any-return]
-
-
-class _View:
-    __slots__ = ("regs",)
-
-    def __init__(self, regs: Regs) -> None:
-        self.regs = dict(regs)
-
-    def get(self, segment: int, index: int) -> RegState | None:
-        return self.regs.get((segment, index))
-
-
 PRE_META = encode_meta(bytes(TOKEN_BYTES), b"pre")
 PRE_BALLOT = Ballot(1, CLIENT_BASE - 1)
 PRE_CAPTURE = Ballot(2, CLIENT_BASE)  # client A's
@@ -748,15 +737,8 @@ def _ctx(cfg: SegmentExploreConfig, k: int) -> Ctx:
 
 
 def chosen_registers(ghost: frozenset[Ghost], quorum: int) -> dict[RegKey, set[bytes]]:
-    """Per register, every value a quorum voted for at one ballot."""
-    tally: dict[tuple[RegKey, Ballot, bytes], set[int]] = {}
-    for key, a, b, v in ghost:
-        tally.setdefault((key, b, v), set()).add(a)
-    out: dict[RegKey, set[bytes]] = {}
-    for (key, _, v), who in tally.items():
-        if len(who) >= quorum:
-            out.setdefault(key, set()).add(v)
-    return out
+    """Per register, every value a quorum voted for at one ballot (``explore_engine.chosen_by_register``)."""
+    return chosen_by_register(ghost, quorum)
 
 
 def _one(chosen: dict[RegKey, set[bytes]], index: int) -> bytes | None:
@@ -795,6 +777,9 @@ class SegmentExplorer:
         self.cfg = cfg
         self.replay = _Replayer(cfg)
         self._steps: dict[tuple[Request, Regs], tuple[Persist | None, Regs, Reply]] = {}
+        written = [(o, v) for script in cfg.scripts for st_ in script if st_.kind == "write" for o, v in st_.values]
+        prechosen = set(cfg.prechosen)  # a value chosen at the start is not the failed write's doing
+        self.unique_writes = frozenset(w for w in written if written.count(w) == 1 and w not in prechosen)
 
     # -- transitions ---------------------------------------------------------------------------------
 
@@ -873,7 +858,7 @@ class SegmentExplorer:
         run = self.replay.run(k, fed)
         if run.request is None:
             return ClientState(fed, None, hint), []
-        op, effects = _unwrap(wor.op_start)(len(fed) + 1, run.request, _ctx(self.cfg, k), hint)
+        op, effects = bare(wor.op_start)(len(fed) + 1, run.request, _ctx(self.cfg, k), hint)
         return self._after(k, ClientState(fed, None, hint), op, effects)
 
     def _after(self, k: int, c: ClientState, op: Op, effects: list[Effect]) -> tuple[ClientState, list[Packet]]:
@@ -917,8 +902,8 @@ class SegmentExplorer:
         key = (msg, regs)
         got = self._steps.get(key)
         if got is None:
-            view = _View(regs)
-            persist, reply = _handle(view, msg)
+            view = View(regs)
+            persist, reply = handle(view, msg)
             after = regs
             if persist is not None:
                 after = tuple(sorted(acc.apply_to_dict(view.regs, persist).items()))
@@ -944,7 +929,7 @@ class SegmentExplorer:
                 accs = (*s.accs[:dst], regs, *s.accs[dst + 1 :])
                 votes = [(key, dst, r.accepted, r.value) for key, r in persist.puts if r.value is not None]
                 ghost = ghost.union(votes)
-                if acc.segment_trimmed(_View(s.accs[dst]), SEG):
+                if acc.segment_trimmed(View(s.accs[dst]), SEG):
                     late = late.union(v for v in votes if v[0][1] != TRIM)
             label = f"acc{dst} handles {_show(msg)} from {_who(src)} => {_show(reply)}" if labels else ""
             k = src - CLIENT_BASE
@@ -952,7 +937,7 @@ class SegmentExplorer:
             live = self._awaited(c, dst, msg.req)
             if live:
                 assert c.op is not None
-                op, effects = _unwrap(wor.op_on_reply)(c.op, dst, reply, _ctx(self.cfg, k))
+                op, effects = bare(wor.op_on_reply)(c.op, dst, reply, _ctx(self.cfg, k))
                 nc, packets = self._after(k, c, op, effects)
                 clients = (*s.clients[:k], nc, *s.clients[k + 1 :])
                 yield label, SegState(accs, clients, self._net(rest.union(packets), clients, accs), ghost, late)
@@ -1013,6 +998,13 @@ class SegmentExplorer:
                         return "always_write_ok_means_chosen", f"{who}'s write {o}={data!r} ok, chosen {got!r}"
                     if isinstance(x, AlreadyWritten) and got != x.data:
                         return "always_already_written_means_chosen", f"{who}: AlreadyWritten({x.data!r}) at {o}"
+                    certain = "CaptureStale" if isinstance(x, CaptureStale) else (
+                        "Trimmed" if isinstance(x, Trimmed) and not isinstance(x, Indeterminate) else None
+                    )
+                    if certain is not None and (o, data) in self.unique_writes:
+                        why = certain_failure_violation(f"{who} (offset {o})", certain, data, got)
+                        if why is not None:
+                            return CERTAIN_FAILURE, why
             if step.kind == "read" and isinstance(r, dict):
                 for o, x in r.items():
                     if x is not EMPTY and _one(chosen, o) != x:
@@ -1114,10 +1106,6 @@ class SegmentExplorer:
         return lines
 
 
-CHECKED = "checked (bounded)"
-VIOLATION = "VIOLATION"
-UNKNOWN = "UNKNOWN"
-VACUOUS = "VACUOUS"
 
 
 @dataclass(slots=True)
@@ -1159,9 +1147,13 @@ def explore_segment(cfg: SegmentExploreConfig | None = None) -> SegmentReport:
     return SegmentExplorer(cfg or SegmentExploreConfig()).explore()
 
 
-def race_config() -> SegmentExploreConfig:
-    """Allocated segment; A: batch capture 0..1, batch write both; B: trim."""
+def segment_race_config() -> SegmentExploreConfig:
+    """Allocated segment; A: batch capture 0..1, batch write both; B: trim (``wos.race`` in
+    ``explore_engine.CONFIGS``; not the WOR layer's ``explore.race_config``)."""
     return SegmentExploreConfig()
+
+
+race_config = segment_race_config  # the older name, kept for callers; prefer ``segment_race_config``
 
 
 def write_trim_config() -> SegmentExploreConfig:
@@ -1229,5 +1221,6 @@ __all__ = [
     "lockstep_bounds",
     "lockstep_witnessed",
     "race_config",
+    "segment_race_config",
     "settle",
 ]

@@ -1,0 +1,94 @@
+"""Planted bugs the WOR explorer must catch directly, in the configurations named for them.
+
+* ``stale_after_sent`` -- a write that runs out of rounds after its own value went out reports
+  ``CaptureStale`` (a certain failure) instead of ``Indeterminate``: its value may be chosen. Caught by the
+  obligation ``always_certain_failure_never_chosen`` (checked in every reachable state).
+* ``adoption_ballot_tie`` -- the adoption rule compares ballot numbers only, so votes of two proposers at one
+  number tie and the first heard wins.
+* ``stale_in_retry_rounds`` -- Rule 2's certain failure applied in retry rounds too: a retry round's accept
+  refused cleanly by every acceptor reports the register stale, though the write's value may already be
+  voted at the capture's ballot.
+
+The two adoption bugs were caught by the seeded histories of the fast tier in 1 of 150 runs; the race
+configuration (``race_config``, named ``wor.race`` in ``explore_engine.CONFIGS``, in the quick tier)
+catches both, every time: the search is exhaustive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from wormspace.layers import wor
+from wormspace.layers.messages import Accepted, Nack, Promise, Vote
+from wormspace.refinement import explore_engine
+from wormspace.refinement.explore import CAPTURE, VIOLATION, ExploreConfig, explore, race_config, write
+from wormspace.refinement.explore_engine import CERTAIN_FAILURE
+
+_give_up = wor._give_up
+
+
+def _give_up_stale(op: wor.Op, ask: tuple[int, ...], *, timed_out: bool) -> wor.Step:
+    if op.request.kind is wor.Kind.WRITE:  # the bug: stale even when the write's own value was sent
+        return wor._finish(op, wor.Outcome(chosen=op.chosen, stale=ask))
+    return _give_up(op, ask, timed_out=timed_out)
+
+
+def _highest_by_number(promises: Sequence[Promise]) -> dict[int, Vote]:
+    best: dict[int, Vote] = {}
+    for p in promises:
+        for v in p.votes:
+            if v.index not in best or v.ballot.number > best[v.index].ballot.number:  # the bug: number only
+                best[v.index] = v
+    return best
+
+
+def _stale_in_retry(op: wor.Op, ctx: wor.Ctx) -> wor.Step:
+    n = len(ctx.acceptors)
+    if wor._count(op, Accepted) >= ctx.quorum:
+        return wor._done_after_accept(op, op.proposal)
+    if wor._refusals(op) <= n - ctx.quorum:
+        return op, []
+    if op.request.kind is wor.Kind.WRITE:  # the bug: "and op.rounds == 0" left out
+        clean = all(isinstance(r, Nack) and r.accepted < op.ballot for _, r in op.replies)
+        if clean and len(op.replies) == n:
+            return wor._finish(op, wor.Outcome(stale=op.ask))
+        if clean:
+            return op, []
+    return wor._start_round(op, ctx, op.ask)
+
+
+# mutant -> (the configuration that catches it, the property it breaks)
+SMALL = ExploreConfig(scripts=((CAPTURE, write(b"a")), (CAPTURE,)), max_rounds=1, duplicating=False)
+CAUGHT: dict[str, tuple[ExploreConfig, str]] = {
+    "stale_after_sent": (SMALL, CERTAIN_FAILURE),
+    "adoption_ballot_tie": (race_config(), "always_single_value_chosen"),
+    "stale_in_retry_rounds": (race_config(), CERTAIN_FAILURE),
+}
+
+
+@pytest.fixture(params=sorted(CAUGHT))
+def explorer_mutant(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    name: str = request.param
+    if name == "stale_after_sent":
+        monkeypatch.setattr(wor, "_give_up", _give_up_stale)
+    elif name == "adoption_ballot_tie":
+        monkeypatch.setattr(wor, "_highest_votes", _highest_by_number)
+    else:
+        monkeypatch.setattr(wor, "_accept_progress", _stale_in_retry)
+    yield name
+
+
+@pytest.mark.slow
+def test_the_explorer_catches_the_mutant_directly(explorer_mutant: str) -> None:
+    cfg, prop = CAUGHT[explorer_mutant]
+    report = explore(cfg)
+    print("\n" + report.render())
+    assert report.verdict == VIOLATION, report.render()
+    assert report.failed == prop
+
+
+def test_the_catching_configuration_is_named_and_quick() -> None:
+    assert explore_engine.config("wor.race") == race_config()
+    assert "wor.race" in explore_engine.names("wor", "quick")
