@@ -122,6 +122,25 @@ def run_simulated(seed: int, ops: int = 12) -> dict[str, Any]:
     }
 
 
+def _print_outcomes(console: Any, summary: dict[str, Any], title: str) -> None:
+    """The table of operations by outcome and the network's counters, for every simulated demo."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("operation")
+    table.add_column("outcome")
+    table.add_column("count", justify="right")
+    for key, n in summary["outcomes"].items():
+        f, o = key.split(" ", 1)
+        table.add_row(f, o, str(n))
+    console.print(table)
+    net = summary["network"]
+    console.print(
+        f"network: {net['sent']} messages sent, {net['delivered']} delivered, {net['dropped']} dropped, "
+        f"{net['duplicated']} duplicated; {summary['virtual_seconds']:.3f} virtual seconds"
+    )
+
+
 def _print(summary: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -135,19 +154,7 @@ def _print(summary: dict[str, Any]) -> None:
         "faults: 5% drops, 5% duplicates, random delays (reordering); acceptor 1 crashed at t=0.010s and "
         "restarted at t=0.080s; acceptor 2 partitioned away from t=0.100s to t=0.160s"
     )
-    table = Table(title="operations")
-    table.add_column("operation")
-    table.add_column("outcome")
-    table.add_column("count", justify="right")
-    for key, n in summary["outcomes"].items():
-        f, o = key.split(" ", 1)
-        table.add_row(f, o, str(n))
-    console.print(table)
-    net = summary["network"]
-    console.print(
-        f"network: {net['sent']} messages sent, {net['delivered']} delivered, {net['dropped']} dropped, "
-        f"{net['duplicated']} duplicated; {summary['virtual_seconds']:.3f} virtual seconds"
-    )
+    _print_outcomes(console, summary, "operations")
     checks = Table(title="checks")
     checks.add_column("check")
     checks.add_column("verdict")
@@ -206,19 +213,7 @@ def _print_app(summary: dict[str, Any]) -> None:
     console = Console()
     console.print(f"[bold]{_APP_TITLES[summary['app']]} demo[/bold]: 3 acceptors (simulated, seed {summary['seed']})")
     console.print(summary["config"])
-    table = Table(title="app operations")
-    table.add_column("operation")
-    table.add_column("outcome")
-    table.add_column("count", justify="right")
-    for key, n in summary["outcomes"].items():
-        f, o = key.split(" ", 1)
-        table.add_row(f, o, str(n))
-    console.print(table)
-    net = summary["network"]
-    console.print(
-        f"network: {net['sent']} messages sent, {net['delivered']} delivered, {net['dropped']} dropped, "
-        f"{net['duplicated']} duplicated; {summary['virtual_seconds']:.3f} virtual seconds"
-    )
+    _print_outcomes(console, summary, "app operations")
     checks = Table(title="checks")
     checks.add_column("check")
     checks.add_column("verdict")
