@@ -9,6 +9,7 @@ from wormspace.cluster import Cluster, LocalClusterHandle, RemoteWormSpace, SimC
 from wormspace.errors import (
     AlreadyWritten,
     CaptureStale,
+    ContractViolation,
     Indeterminate,
     OperationFailed,
     PeersRefused,
@@ -28,6 +29,7 @@ __all__ = [
     "AlreadyWritten",
     "CaptureId",
     "CaptureStale",
+    "ContractViolation",
     "Cluster",
     "Config",
     "Faults",

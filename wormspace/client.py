@@ -20,6 +20,7 @@ from wormspace.aio import AsyncClient, run_async
 from wormspace.errors import (
     AlreadyWritten,
     CaptureStale,
+    ContractViolation,
     Indeterminate,
     OperationFailed,
     Trimmed,
@@ -37,6 +38,7 @@ __all__ = [
     "AsyncClient",
     "CaptureId",
     "CaptureStale",
+    "ContractViolation",
     "Indeterminate",
     "Listener",
     "OpGen",

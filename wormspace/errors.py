@@ -4,6 +4,8 @@ Two families (DESIGN §3 rule 5), converted at the boundary where they arise:
 
 * ``UsageError`` -- the caller misused the API (a precondition failed before anything was sent).
 * ``RemoteProtocolError`` -- a peer sent something malformed; raised while decoding, never later.
+* ``ContractViolation`` -- a declared postcondition of the client API failed: a bug in this library, not
+  in the caller (raised only while contracts are on, ``WORMSPACE_CONTRACTS`` unset or ``1``).
 
 and the semantic outcomes of operations, each exported from :mod:`wormspace`:
 
@@ -27,6 +29,10 @@ class UsageError(WormSpaceError, ValueError):
 
 class RemoteProtocolError(WormSpaceError):
     """A peer sent a malformed, oversized or unexpected frame or message."""
+
+
+class ContractViolation(WormSpaceError):
+    """A postcondition (``@ensure``) of the client API failed: the library broke its own contract."""
 
 
 class OperationFailed(WormSpaceError):

@@ -42,10 +42,11 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, overload, runtime_checkable
 
+from wormspace._contracts import ensure, require
 from wormspace.errors import (
     AlreadyWritten,
     CaptureStale,
@@ -189,6 +190,64 @@ def outcome_name(e: BaseException | None) -> str:
 Finish = tuple[str, Any, Any, dict[int, str] | None]
 
 
+# ---- preconditions and postconditions of the client API --------------------------------------------------
+#
+# Plain functions, used by the ``@require``/``@ensure`` contracts below. A precondition raises the same
+# ``UsageError`` (same message) as the unconditional check in the method body, so the caller sees one error
+# whether contracts are on or off; a postcondition returns a bool, and a breach raises ``ContractViolation``.
+
+
+def segment_ok(segment: object) -> bool:
+    """Precondition: ``segment`` is a non-negative int (else ``UsageError``)."""
+    SpaceLogic._segment(segment)
+    return True
+
+
+def address_ok(logic: SpaceLogic, address: object) -> bool:
+    """Precondition: ``address`` is a non-negative int (else ``UsageError``)."""
+    logic.split(address)
+    return True
+
+
+def data_ok(logic: SpaceLogic, data: object, limit: int | None = None) -> bool:
+    """Precondition: ``data`` is bytes within the value limit (else ``UsageError``)."""
+    logic._data(data, limit)
+    return True
+
+
+def meta_ok(logic: SpaceLogic, metadata: object) -> bool:
+    """Precondition: ``metadata`` is bytes within the metadata limit (else ``UsageError``)."""
+    return data_ok(logic, metadata, logic.max_value - META_OVERHEAD)
+
+
+def capture_ok(cap: object) -> bool:
+    """Precondition: ``cap`` is a ``CaptureId`` (else ``UsageError``)."""
+    SpaceLogic._capture_id(cap)
+    return True
+
+
+def range_ok(logic: SpaceLogic, segment: object, start: object, end: object) -> bool:
+    """Precondition: a segment and ``0 <= start < end <= wos_size`` (else ``UsageError``)."""
+    logic._range(segment, start, end)  # type: ignore[arg-type]
+    return True
+
+
+def is_value(v: object) -> bool:
+    """Postcondition helper: what a read returns, bytes or ``EMPTY``."""
+    return type(v) is bytes or v is EMPTY
+
+
+def covers_address(logic: SpaceLogic, cap: CaptureId, address: int) -> bool:
+    """Postcondition helper: ``cap`` covers ``address``."""
+    segment, offset = logic.split(address)
+    return cap.covers(segment, offset)
+
+
+def maps_exactly(result: Mapping[int, object], offsets: Iterable[int]) -> bool:
+    """Postcondition helper: a batch result has one entry per offset asked, and no other."""
+    return set(result) == set(offsets)
+
+
 # ---- the generator API ----------------------------------------------------------------------------------
 
 
@@ -216,18 +275,21 @@ class SpaceLogic:
 
     # -- validation ----------------------------------------------------------------------------------
 
+    @ensure(lambda self, segment, offset, result: result == segment * self.wos_size + offset)
     def address(self, segment: int, offset: int) -> int:
         self._segment(segment)
         check_offset(self.wos_size, offset)
         return segment * self.wos_size + offset
 
-    def split(self, address: int) -> tuple[int, int]:
+    @ensure(lambda self, address, result: result[0] * self.wos_size + result[1] == address, "split inverts address")
+    @ensure(lambda self, result: 0 <= result[1] < self.wos_size, "the offset lies in the segment")
+    def split(self, address: object) -> tuple[int, int]:
         if type(address) is not int or address < 0:
             raise UsageError(f"an address is a non-negative int, got {address!r}")
         return divmod(address, self.wos_size)
 
     @staticmethod
-    def _segment(segment: int) -> None:
+    def _segment(segment: object) -> None:
         if type(segment) is not int or segment < 0:
             raise UsageError(f"a segment is a non-negative int, got {segment!r}")
 
@@ -244,7 +306,7 @@ class SpaceLogic:
         if not isinstance(cap, CaptureId):
             raise UsageError(f"capture must be a CaptureId, got {type(cap).__name__}")
 
-    def _range(self, segment: int, start: int, end: int | None) -> int:
+    def _range(self, segment: object, start: int, end: int | None) -> int:
         self._segment(segment)
         end = self.wos_size if end is None else end
         check_offsets(self.wos_size, start, end)
@@ -292,6 +354,8 @@ class SpaceLogic:
 
     # -- operations ----------------------------------------------------------------------------------
 
+    @require(lambda segment: segment_ok(segment), "a segment is a non-negative int", error=UsageError)
+    @require(lambda self, metadata: meta_ok(self, metadata), "metadata is bytes within the limit", error=UsageError)
     def alloc(self, segment: int, metadata: bytes = b"") -> OpGen[bool]:
         """Try to allocate ``segment``: True iff this call won it (WOS Rule 1)."""
         self._segment(segment)
@@ -306,6 +370,7 @@ class SpaceLogic:
         gen = self.seg.alloc(segment, metadata)
         return (yield from self._recorded("alloc", segment * self.wos_size, metadata, gen, finish))
 
+    @require(lambda self, metadata: meta_ok(self, metadata), "metadata is bytes within the limit", error=UsageError)
     def alloc_any(self, metadata: bytes = b"", attempts: int = 256) -> OpGen[int]:
         """Allocate a free segment: probe upwards from the highest segment this client has seen allocated,
         skipping trimmed and contended ones. Returns the segment won."""
@@ -321,26 +386,34 @@ class SpaceLogic:
             segment = max(segment + 1, self.seg.next_segment)
         raise Indeterminate(f"no free segment found in {attempts} attempts")
 
+    @require(lambda segment: segment_ok(segment), "a segment is a non-negative int", error=UsageError)
     def check(self, segment: int) -> OpGen[bytes | None]:
         """The segment's metadata, or None if it is unallocated; raises Trimmed after a trim."""
         self._segment(segment)
         return (yield from self.seg.metadata(segment))
 
+    @require(lambda segment: segment_ok(segment), "a segment is a non-negative int", error=UsageError)
     def trim(self, segment: int) -> OpGen[None]:
         self._segment(segment)
         gen = self.seg.trim(segment)
         return (yield from self._recorded("trim", segment * self.wos_size, None, gen, self._plain))
 
+    @require(lambda self, address: address_ok(self, address), "an address is a non-negative int", error=UsageError)
     def capture(self, address: int) -> OpGen[CaptureId]:
         segment, offset = self.split(address)
         gen = self.seg.capture(segment, offset, offset + 1)
         return (yield from self._recorded("capture", address, None, gen, self._plain))
 
+    @require(lambda self, segment, start, end: range_ok(self, segment, start, end), "a segment and a range in it",
+             error=UsageError)
     def batch_capture(self, segment: int, start: int = 0, end: int | None = None) -> OpGen[CaptureId]:
         end = self._range(segment, start, end)
         gen = self.seg.capture(segment, start, end)
         return (yield from self._recorded("batch_capture", segment * self.wos_size, None, gen, self._plain))
 
+    @require(lambda self, address: address_ok(self, address), "an address is a non-negative int", error=UsageError)
+    @require(lambda self, data: data_ok(self, data), "data is bytes within the limit", error=UsageError)
+    @require(lambda cap: capture_ok(cap), "a CaptureId", error=UsageError)
     def write(self, address: int, data: bytes, cap: CaptureId) -> OpGen[None]:
         segment, offset = self.split(address)
         data = self._data(data)
@@ -357,6 +430,8 @@ class SpaceLogic:
 
         return (yield from self._recorded("write", address, data, single(), self._plain))
 
+    @require(lambda segment: segment_ok(segment), "a segment is a non-negative int", error=UsageError)
+    @require(lambda cap: capture_ok(cap), "a CaptureId", error=UsageError)
     def batch_write(
         self, segment: int, values: Mapping[int, bytes], cap: CaptureId
     ) -> OpGen[dict[int, OperationFailed | None]]:
@@ -383,6 +458,7 @@ class SpaceLogic:
         gen = self.seg.write(segment, clean, cap)
         return (yield from self._recorded("batch_write", segment * self.wos_size, clean, gen, finish))
 
+    @require(lambda self, address: address_ok(self, address), "an address is a non-negative int", error=UsageError)
     def read(self, address: int) -> OpGen[bytes | _Empty]:
         segment, offset = self.split(address)
 
@@ -395,6 +471,8 @@ class SpaceLogic:
 
         return (yield from self._recorded("read", address, None, single(), finish))
 
+    @require(lambda self, segment, start, end: range_ok(self, segment, start, end), "a segment and a range in it",
+             error=UsageError)
     def batch_read(self, segment: int, start: int = 0, end: int | None = None) -> OpGen[dict[int, bytes | _Empty]]:
         """Read offsets ``start .. end-1`` in one operation (one Read per acceptor when nothing is
         half-written). Not recorded in the history (its format has no batch read)."""
@@ -532,6 +610,7 @@ class WormSpace:
     def wos_size(self) -> int:
         return self.logic.wos_size
 
+    @ensure(lambda self, segment, offset, result: result == segment * self.wos_size + offset)
     def address(self, segment: int, offset: int) -> int:
         """The address of ``offset`` in ``segment``: ``segment * wos_size + offset``."""
         return self.logic.address(segment, offset)
@@ -546,6 +625,10 @@ class WormSpace:
     @overload
     def alloc(self, metadata: bytes = b"", *, segment: int) -> bool: ...
 
+    @ensure(
+        lambda segment, result: type(result) is int and result >= 0 if segment is None else type(result) is bool,
+        "alloc_any returns a non-negative segment; alloc(segment) returns whether it won",
+    )
     def alloc(self, metadata: bytes = b"", *, segment: int | None = None) -> int | bool:
         """Allocate: with ``segment``, try that one and return True iff this call won it; without,
         allocate a free segment and return its id."""
@@ -553,6 +636,7 @@ class WormSpace:
             return run_sync(self.driver, self.logic.alloc_any(metadata))
         return run_sync(self.driver, self.logic.alloc(segment, metadata))
 
+    @ensure(lambda result: result is None or type(result) is bytes, "metadata is bytes or None")
     def check(self, segment: int) -> bytes | None:
         """The segment's metadata (None if unallocated; raises Trimmed after a trim)."""
         return run_sync(self.driver, self.logic.check(segment))
@@ -561,9 +645,11 @@ class WormSpace:
         """Trim the segment: afterwards every address in it answers Trimmed."""
         run_sync(self.driver, self.logic.trim(segment))
 
+    @ensure(lambda self, address, result: covers_address(self.logic, result, address), "the capture covers the address")
     def capture(self, address: int) -> CaptureId:
         return run_sync(self.driver, self.logic.capture(address))
 
+    @ensure(lambda segment, start, result: result.covers(segment, start), "the capture covers the range")
     def batch_capture(self, segment: int, start: int = 0, end: int | None = None) -> CaptureId:
         """Capture offsets ``start .. end-1`` (default: the whole segment) with one Prepare per acceptor."""
         return run_sync(self.driver, self.logic.batch_capture(segment, start, end))
@@ -571,6 +657,7 @@ class WormSpace:
     def write(self, address: int, data: bytes, capture: CaptureId) -> None:
         run_sync(self.driver, self.logic.write(address, data, capture))
 
+    @ensure(lambda values, result: maps_exactly(result, values), "a result per offset given, no other")
     def batch_write(
         self, segment: int, values: Mapping[int, bytes], capture: CaptureId
     ) -> dict[int, OperationFailed | None]:
@@ -578,9 +665,15 @@ class WormSpace:
         failure (not raised: a batch is not atomic across offsets)."""
         return run_sync(self.driver, self.logic.batch_write(segment, values, capture))
 
+    @ensure(lambda result: is_value(result), "a read returns bytes or EMPTY")
     def read(self, address: int) -> bytes | _Empty:
         return run_sync(self.driver, self.logic.read(address))
 
+    @ensure(
+        lambda self, start, end, result: maps_exactly(result, range(start, self.wos_size if end is None else end))
+        and all(is_value(v) for v in result.values()),
+        "bytes or EMPTY for each offset of the range, no other",
+    )
     def batch_read(self, segment: int, start: int = 0, end: int | None = None) -> dict[int, bytes | _Empty]:
         """Read offsets ``start .. end-1`` (default: the whole segment) in one operation: offset -> data or
         EMPTY. Raises like ``read``; Indeterminate if any offset did not settle."""
@@ -622,6 +715,15 @@ __all__ = [
     "WormSpace",
     "WormSpaceSpec",
     "abstract_space",
+    "address_ok",
+    "capture_ok",
+    "covers_address",
+    "data_ok",
+    "is_value",
+    "maps_exactly",
+    "meta_ok",
+    "range_ok",
+    "segment_ok",
     "outcome_name",
     "run_events",
     "run_sync",
