@@ -70,7 +70,9 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 
+from wormspace._contracts import ensure, require
 from wormspace.errors import (
     AlreadyWritten,
     CaptureStale,
@@ -99,6 +101,21 @@ CACHE_SEGMENTS = 4096  # segments a client remembers METADATA values of, and tri
 # ---- the trusted spec -----------------------------------------------------------------------------------
 
 
+def wos_invariant(spec: WosSpec) -> bool:
+    """The layer invariant of a segment: a trimmed segment holds no data, and the written offsets are
+    non-negative, sorted and distinct (one value per register)."""
+    data = spec.data
+    if spec.trimmed and data:
+        return False
+    return all(a[0] < b[0] for a, b in pairwise(data)) and (not data or data[0][0] >= 0)
+
+
+def kept_written(before: WosSpec, after: WosSpec) -> bool:
+    """Immutability across one step: every offset written before holds the same value after (or the segment
+    is trimmed)."""
+    return after.trimmed or set(before.data) <= set(after.data)
+
+
 @dataclass(frozen=True, slots=True)
 class WosSpec:
     """TRUSTED. The sequential spec of one segment. Results are values or outcome names (``"Trimmed"``,
@@ -108,6 +125,8 @@ class WosSpec:
     trimmed: bool = False
     data: tuple[tuple[int, bytes], ...] = ()  # sorted (offset, value) of the written offsets
 
+    @ensure(lambda result: wos_invariant(result[0]), "the WOS invariant")
+    @ensure(lambda self, result: result[1] is not True or self.metadata is None, "an allocation is won only once")
     def alloc(self, metadata: bytes) -> tuple[WosSpec, bool | str]:
         if self.trimmed:
             return self, TRIMMED
@@ -115,6 +134,7 @@ class WosSpec:
             return self, False
         return WosSpec(metadata, False, self.data), True
 
+    @ensure(lambda result: result[0].trimmed and wos_invariant(result[0]), "a trim is permanent")
     def trim(self) -> tuple[WosSpec, None]:
         return WosSpec(self.metadata, True, ()), None
 
@@ -131,6 +151,8 @@ class WosSpec:
     def capture(self, offset: int) -> str | None:
         return self._gate()
 
+    @ensure(lambda result: wos_invariant(result[0]), "the WOS invariant")
+    @ensure(lambda self, result: kept_written(self, result[0]), "a written offset never changes")
     def write(self, offset: int, value: bytes) -> tuple[WosSpec, bytes | str | None]:
         gate = self._gate()
         if gate is not None:
@@ -507,6 +529,11 @@ class SegmentLogic:
 
     # -- register operations -------------------------------------------------------------------------
 
+    @require(
+        lambda self, start, end: type(start) is int and type(end) is int and 0 <= start < end <= self.wos_size,
+        "0 <= start < end <= wos_size",
+        error=UsageError,
+    )
     def capture(self, segment: int, start: int, end: int) -> Generator[OpRequest, Outcome, CaptureId]:
         """Capture offsets ``start .. end-1`` (one offset, or a batch: Rule 5)."""
         yield from self._require_allocated(segment)
@@ -515,6 +542,11 @@ class SegmentLogic:
         _raise_for(out)
         return CaptureId(segment=segment, start=start, end=end, ballot=out.ballot, known=out.chosen)
 
+    @require(
+        lambda self, segment, values, cap: bool(values) and all(cap.covers(segment, off) for off in values),
+        "a non-empty batch of offsets the capture covers",
+        error=UsageError,
+    )
     def write(
         self, segment: int, values: Mapping[int, bytes], cap: CaptureId
     ) -> Generator[OpRequest, Outcome, dict[int, OperationFailed | None]]:
@@ -547,6 +579,11 @@ class SegmentLogic:
                 results[off] = Indeterminate(f"write of offset {off} may or may not have taken effect")
         return results
 
+    @require(
+        lambda self, offsets: all(type(o) is int and 0 <= o < self.wos_size for o in offsets),
+        "offsets of the segment",
+        error=UsageError,
+    )
     def read(
         self, segment: int, offsets: tuple[int, ...]
     ) -> Generator[OpRequest, Outcome, dict[int, bytes | _Empty]]:
@@ -630,5 +667,7 @@ __all__ = [
     "decode_meta",
     "encode_meta",
     "registers_kept_after_trim",
+    "kept_written",
     "segment_chosen",
+    "wos_invariant",
 ]
