@@ -244,6 +244,12 @@ def test_a_planted_address_breach_is_a_contract_violation(monkeypatch: pytest.Mo
     monkeypatch.setattr(ws.logic, "address", lambda segment, offset: -1)
     with pytest.raises(ContractViolation):
         ws.address(0, 0)
+    monkeypatch.setattr(ws.logic, "split", lambda address: (address // WOS, address % WOS + 1))
+    with pytest.raises(ContractViolation):  # split inverts address
+        ws.split(3)
+    monkeypatch.setattr(ws.logic, "split", lambda address: (0, address))
+    with pytest.raises(ContractViolation):  # the offset lies in the segment
+        ws.split(WOS + 1)
 
 
 @on_only

@@ -275,14 +275,11 @@ class SpaceLogic:
 
     # -- validation ----------------------------------------------------------------------------------
 
-    @ensure(lambda self, segment, offset, result: result == segment * self.wos_size + offset)
     def address(self, segment: int, offset: int) -> int:
         self._segment(segment)
         check_offset(self.wos_size, offset)
         return segment * self.wos_size + offset
 
-    @ensure(lambda self, address, result: result[0] * self.wos_size + result[1] == address, "split inverts address")
-    @ensure(lambda self, result: 0 <= result[1] < self.wos_size, "the offset lies in the segment")
     def split(self, address: object) -> tuple[int, int]:
         if type(address) is not int or address < 0:
             raise UsageError(f"an address is a non-negative int, got {address!r}")
@@ -615,6 +612,8 @@ class WormSpace:
         """The address of ``offset`` in ``segment``: ``segment * wos_size + offset``."""
         return self.logic.address(segment, offset)
 
+    @ensure(lambda self, address, result: result[0] * self.wos_size + result[1] == address, "split inverts address")
+    @ensure(lambda self, result: 0 <= result[1] < self.wos_size, "the offset lies in the segment")
     def split(self, address: int) -> tuple[int, int]:
         """-> (segment, offset)."""
         return self.logic.split(address)
