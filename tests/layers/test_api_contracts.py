@@ -21,9 +21,11 @@ from icontract import _checkers
 from wormspace import EMPTY, CaptureId, Cluster, ContractViolation, UsageError, WormSpace
 from wormspace._contracts import CONTRACTS
 from wormspace.aio import AsyncClient
+from wormspace.layers import wos
 from wormspace.layers.messages import Ballot
 from wormspace.layers.wor import OpRequest, Outcome
 from wormspace.layers.wormspace import SpaceLogic
+from wormspace.layers.wos import SegmentLogic, WosSpec, kept_written, wos_invariant
 
 WOS = 8
 B = Ballot(5, 0)
@@ -281,3 +283,54 @@ def test_the_unplanted_clients_keep_their_postconditions() -> None:
     assert ws.read(ws.address(seg, 0)) == b"x" and ws.read(ws.address(seg, 2)) is EMPTY
     assert ws.batch_read(seg, 0, 3) == {0: b"x", 1: b"y", 2: EMPTY}
     assert ws.capture(ws.address(seg, 5)).covers(seg, 5)
+
+
+# ---- the WOS layer: its invariant and immutability as contracts of WosSpec, SegmentLogic's preconditions ------
+
+
+def test_the_wos_invariant_and_immutability_judge_states() -> None:
+    assert wos_invariant(WosSpec(b"m", False, ((0, b"a"), (3, b"b"))))
+    assert not wos_invariant(WosSpec(b"m", True, ((0, b"a"),)))  # a trimmed segment holds no data
+    assert not wos_invariant(WosSpec(b"m", False, ((3, b"a"), (0, b"b"))))  # unsorted
+    assert not wos_invariant(WosSpec(b"m", False, ((0, b"a"), (0, b"b"))))  # two values for one offset
+    before = WosSpec(b"m", False, ((0, b"a"),))
+    assert kept_written(before, WosSpec(b"m", False, ((0, b"a"), (1, b"b"))))
+    assert not kept_written(before, WosSpec(b"m", False, ((0, b"z"),)))
+    assert kept_written(before, WosSpec(b"m", True, ()))
+
+
+class _OverwritingRegister:
+    """A planted bug in the register spec under ``WosSpec``: a write always replaces the value."""
+
+    def __init__(self, value: bytes | None) -> None:
+        self.value = value
+
+    def write(self, value: bytes) -> tuple[_OverwritingRegister, None]:
+        return _OverwritingRegister(value), None
+
+
+@on_only
+def test_a_planted_overwrite_in_the_segment_spec_is_a_contract_violation(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec, _ = WosSpec().alloc(b"m")
+    spec, r = spec.write(0, b"a")
+    assert r is None
+    monkeypatch.setattr(wos, "WorSpec", _OverwritingRegister)
+    with pytest.raises(ContractViolation, match="a written offset never changes"):
+        spec.write(0, b"b")
+
+
+@on_only
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda seg: seg.capture(1, 3, 3),
+        lambda seg: seg.capture(1, 0, WOS + 1),
+        lambda seg: seg.read(1, (WOS,)),
+        lambda seg: seg.write(1, {}, CaptureId(segment=1, start=0, end=8, ballot=B)),
+        lambda seg: seg.write(1, {2: b"x"}, CaptureId(segment=1, start=0, end=2, ballot=B)),
+    ],
+    ids=["empty-range", "past-end", "read-offset", "write-empty", "write-uncovered"],
+)
+def test_segment_logic_preconditions_reject_at_call_time(call: Callable[[SegmentLogic], object]) -> None:
+    with pytest.raises(UsageError):
+        call(SegmentLogic(wos_size=WOS))
