@@ -16,12 +16,12 @@ catches both, every time: the search is exhaustive.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import pytest
 
+from tests.mutants.crosshair_launch import _highest_by_number, _stale_in_retry
 from wormspace.layers import wor
-from wormspace.layers.messages import Accepted, Nack, Promise, Vote
 from wormspace.refinement import explore_engine
 from wormspace.refinement.explore import CAPTURE, VIOLATION, ExploreConfig, explore, race_config, write
 from wormspace.refinement.explore_engine import CERTAIN_FAILURE
@@ -33,30 +33,6 @@ def _give_up_stale(op: wor.Op, ask: tuple[int, ...], *, timed_out: bool) -> wor.
     if op.request.kind is wor.Kind.WRITE:  # the bug: stale even when the write's own value was sent
         return wor._finish(op, wor.Outcome(chosen=op.chosen, stale=ask))
     return _give_up(op, ask, timed_out=timed_out)
-
-
-def _highest_by_number(promises: Sequence[Promise]) -> dict[int, Vote]:
-    best: dict[int, Vote] = {}
-    for p in promises:
-        for v in p.votes:
-            if v.index not in best or v.ballot.number > best[v.index].ballot.number:  # the bug: number only
-                best[v.index] = v
-    return best
-
-
-def _stale_in_retry(op: wor.Op, ctx: wor.Ctx) -> wor.Step:
-    n = len(ctx.acceptors)
-    if wor._count(op, Accepted) >= ctx.quorum:
-        return wor._done_after_accept(op, op.proposal)
-    if wor._refusals(op) <= n - ctx.quorum:
-        return op, []
-    if op.request.kind is wor.Kind.WRITE:  # the bug: "and op.rounds == 0" left out
-        clean = all(isinstance(r, Nack) and r.accepted < op.ballot for _, r in op.replies)
-        if clean and len(op.replies) == n:
-            return wor._finish(op, wor.Outcome(stale=op.ask))
-        if clean:
-            return op, []
-    return wor._start_round(op, ctx, op.ask)
 
 
 # mutant -> (the configuration that catches it, the property it breaks)
