@@ -85,11 +85,9 @@ in the default run's minute or so.
 
 from __future__ import annotations
 
-import gc
-import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import Any, NamedTuple, cast
 
 from wormspace import replacement
@@ -122,9 +120,12 @@ from wormspace.refinement.explore_engine import (
     UNKNOWN,
     VACUOUS,
     VIOLATION,
+    StepFailure,
     View,
     bare,
+    bfs,
     certain_failure_violation,
+    replay,
 )
 
 CLIENT_BASE = 100  # client k is node CLIENT_BASE + k; acceptors are nodes 0 .. n-1
@@ -132,6 +133,7 @@ SEGMENT = 0
 INDEX = 0
 REGISTER: RegKey = (SEGMENT, INDEX)
 CLIENT_NAMES = "ABCDEFGH"
+GC_MEMO = 1_000_000  # entries of the dead-packet memo before it is cleared (a bound on its memory)
 
 # ---- configuration --------------------------------------------------------------------------------------
 
@@ -282,8 +284,11 @@ def chosen(ghost: Iterable[GhostVote], quorum: int) -> set[bytes]:
     return wor.chosen_values(ghost, quorum)
 
 
-class StepViolation(Exception):
-    """A transition broke a per-step rule (``step_ok``)."""
+class StepViolation(StepFailure):
+    """A transition broke a per-step rule (``step_ok``): a failure of ``acceptor_invariants``."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__("acceptor_invariants", why)
 
 
 class _Table:
@@ -343,7 +348,13 @@ class Explorer:
         self._acc: dict[tuple[int, int], tuple[int, int, tuple[tuple[Ballot, bytes], ...]]] = {}
         self._moves: dict[tuple[int, int, tuple[int, ...]], list[Move]] = {}
         self._settled: dict[tuple[int, Client, int], Client] = {}
-        self._ghost_sigs: dict[frozenset[GhostVote], tuple[int, ...]] = {}
+        self._ghost_sigs: dict[frozenset[GhostVote], tuple[int, ...]] = {}  # per-acceptor fact-set ids
+        self._chosen: dict[frozenset[GhostVote], set[bytes]] = {}
+        self._facts = _Table()  # interned per-acceptor fact sets (``key``)
+        self._acc_facts = _Table()  # interned (registers, votes, packets[, other facts]) of one acceptor
+        self._clients = _Table()  # interned client tuples, replies heard stripped of acceptor names
+        self._repls = _Table()  # interned replacement progress, stripped of acceptor names
+        self._gc: dict[tuple[Any, ...], frozenset[int]] = {}  # memo of ``gc`` (see there), cleared when full
         self._net_sigs: dict[frozenset[int], tuple[int, ...]] = {}
         written = [step.value for script in cfg.scripts for step in script if step.kind == "write"]
         self.unique_values = frozenset(v for v in written if written.count(v) == 1)
@@ -471,7 +482,7 @@ class Explorer:
             request = OpRequest(kind=Kind.CAPTURE, segment=SEGMENT, indices=(INDEX,))
         else:
             request = OpRequest(kind=Kind.READ, segment=SEGMENT, indices=(INDEX,))
-            now = self.chosen(ghost)
+            now = self.chosen_of(ghost)
             c = c._replace(chosen_at_start=min(now) if now else None)
         op, effects = self.op_start(c.pc + 1, request, self.ctxs[k], c.hint)
         return self._settle(k, c, self.op(op)), self._sent(k, effects)
@@ -544,14 +555,21 @@ class Explorer:
            acceptor: int = -1, client: int = -1, extra: int = -1) -> frozenset[int]:
         """Remove the packets a step made dead: those of the ``acceptor`` and the ``client`` it changed, and
         ``extra`` (deadness depends only on a packet's own acceptor and client)."""
-        node = client_node(client) if client >= 0 else -2
-        p_src, p_dst = self.p_src, self.p_dst
-        dead = [
-            p for p in net
-            if (p_dst[p] == acceptor or p_src[p] == node or p_dst[p] == node or p == extra)
-            and self.is_dead(p, accs, clients, repl)
-        ]
-        return net.difference(dead) if dead else net
+        key = (net, accs, tuple([c.op for c in clients]), repl.stage, acceptor, client, extra)
+        hit = self._gc.get(key)
+        if hit is None:
+            node = client_node(client) if client >= 0 else -2
+            p_src, p_dst = self.p_src, self.p_dst
+            dead = [
+                p for p in net
+                if (p_dst[p] == acceptor or p_src[p] == node or p_dst[p] == node or p == extra)
+                and self.is_dead(p, accs, clients, repl)
+            ]
+            hit = net.difference(dead) if dead else net
+            if len(self._gc) >= GC_MEMO:
+                self._gc.clear()
+            self._gc[key] = hit
+        return hit
 
     # -- successors ----------------------------------------------------------------------------------
 
@@ -683,19 +701,26 @@ class Explorer:
 
     # -- fingerprints (reduction 3) ------------------------------------------------------------------
 
-    def fingerprint(self, s: State) -> int:
-        """A hash of ``s``, taken up to renaming of acceptors when ``symmetry`` is on. Each acceptor's facts
-        are hashed per kind (ghost votes, packets, the rest); the ghost log's and the network's per-acceptor
-        hashes are memoised on the (immutable, hash-caching) frozensets, which states share a lot."""
+    def key(self, s: State) -> Hashable:
+        """The state's identity in the search: exact, compact and, when ``symmetry`` is on, canonical up to
+        renaming acceptors (reduction 3). Every fact of a state names at most one acceptor, so two states
+        are equal up to renaming iff their acceptor-free parts agree and their per-acceptor fact sets agree
+        as multisets. Each part is interned to a small int (the ghost log's and the network's per-acceptor
+        parts memoised on their frozensets, which states share a lot), so the key is a tuple of a few ints:
+        the clients without the acceptor names of the replies they heard, the replacement's progress
+        without its acceptor names, and the sorted ids of the acceptors' fact sets (registers, votes,
+        packets, replies heard, the victim's and the reports' marks). Two keys are equal iff the states are
+        equal up to renaming -- no hash compaction, so no state is ever missed by a collision."""
         if not self.cfg.symmetry:
-            return hash(s)
+            return s
         n = self.n
+        ids = self._facts
         ghost = self._ghost_sigs.get(s.ghost)
         if ghost is None:
             votes: list[list[object]] = [[] for _ in range(n)]
             for a, b, v in s.ghost:
                 votes[a % n].append((a // n, b, v))
-            ghost = self._ghost_sigs[s.ghost] = tuple(hash(frozenset(f)) for f in votes)
+            ghost = self._ghost_sigs[s.ghost] = tuple(ids.id(frozenset(f)) for f in votes)
         net = self._net_sigs.get(s.net)
         if net is None:
             packets: list[list[object]] = [[] for _ in range(n)]
@@ -703,7 +728,7 @@ class Explorer:
             for p in s.net:
                 d = p_dst[p]
                 packets[d if d < n else p_src[p]].append(p_free[p])
-            net = self._net_sigs[s.net] = tuple(hash(frozenset(f)) for f in packets)
+            net = self._net_sigs[s.net] = tuple(ids.id(frozenset(f)) for f in packets)
         facts: list[list[object]] | None = None
         repl = s.repl
         if repl.stage:
@@ -713,29 +738,39 @@ class Explorer:
                 facts[a].append(("reported", floor))
             repl = repl._replace(victim=-1, reports=())
         clients = s.clients
-        if any(c.op >= 0 and self.op_split[c.op][1] for c in clients):
-            if facts is None:
-                facts = [[] for _ in range(n)]
-            stripped = []
-            for c in clients:
-                if c.op >= 0 and self.op_split[c.op][1]:
-                    bare, heard = self.op_split[c.op]
+        op_split = self.op_split
+        stripped: list[Client] | None = None
+        for i, c in enumerate(clients):
+            if c.op >= 0:
+                bare, heard = op_split[c.op]
+                if heard:
+                    if facts is None:
+                        facts = [[] for _ in range(n)]
                     for a, fact in heard:
                         facts[a].append(fact)
-                    c = c._replace(op=bare)
-                stripped.append(c)
-            clients = tuple(stripped)
+                    if stripped is None:
+                        stripped = list(clients)
+                    stripped[i] = c._replace(op=bare)
+        cid = self._clients.id(clients if stripped is None else tuple(stripped))
         accs = s.accs
+        acc_id = self._acc_facts.id
         if facts is None:
-            sigs = sorted([hash((accs[a], ghost[a], net[a])) for a in range(n)])
+            sigs = sorted([acc_id((accs[a], ghost[a], net[a])) for a in range(n)])
         else:
-            sigs = sorted([hash((accs[a], ghost[a], net[a], frozenset(facts[a]))) for a in range(n)])
-        return hash((clients, tuple(sigs), repl))
+            sigs = sorted([acc_id((accs[a], ghost[a], net[a], ids.id(frozenset(facts[a])))) for a in range(n)])
+        return (cid, self._repls.id(repl), *sigs)
 
     # -- decoding ------------------------------------------------------------------------------------
 
     def register(self, s: State, a: int) -> RegState:
         return self.reg[s.accs[a]]
+
+    def chosen_of(self, ghost: frozenset[GhostVote]) -> set[bytes]:
+        """``chosen`` of a state's ghost log, memoised on it (states share their logs; do not mutate)."""
+        hit = self._chosen.get(ghost)
+        if hit is None:
+            hit = self._chosen[ghost] = self.chosen(ghost)
+        return hit
 
     def chosen(self, ghost: Iterable[GhostVote]) -> set[bytes]:
         """The values chosen: votes from a quorum of acceptors at one ballot, the votes of both incarnations
@@ -1095,102 +1130,45 @@ class Report:
 
 
 def explore(cfg: ExploreConfig | None = None, *, progress: Callable[[int, int], None] | None = None) -> Report:
-    """Breadth-first search of every state reachable in ``cfg``, up to ``cfg.max_states`` states."""
+    """Breadth-first search of every state reachable in ``cfg``, up to ``cfg.max_states`` states (the
+    engine's ``bfs``, keyed by ``Explorer.key``)."""
     cfg = cfg if cfg is not None else default_config()
-    collecting = gc.isenabled()
-    gc.disable()  # millions of small immutable tuples: the cyclic collector would rescan them in vain
-    try:
-        return _explore(cfg, progress)
-    finally:
-        if collecting:
-            gc.enable()
-
-
-def _explore(cfg: ExploreConfig, progress: Callable[[int, int], None] | None) -> Report:
     ex = Explorer(cfg)
-    t0 = time.perf_counter()
-    init = ex.initial_state()
-    root = ex.fingerprint(init)
-    parent: dict[int, int] = {root: root}
-    frontier: deque[tuple[State, int]] = deque([(init, 0)])
-    witnessed: dict[str, int] = {}
-    pending = [item for item in SOMETIMES if item[0] in applicable(cfg)]
-    depth = 0
-    found: tuple[str, str, int, bool] | None = None  # property, why, fingerprint, broken by a step from it
+    checks = ALWAYS
+    chosen_of = ex.chosen_of
 
-    def visit(s: State, d: int) -> tuple[str, str] | None:
-        nonlocal pending
-        now = ex.chosen(s.ghost)
-        if pending:
-            met = [item for item in pending if item[1](s, now)]
-            for name, _ in met:
-                witnessed[name] = d
-            if met:
-                pending = [item for item in pending if item not in met]
-        for name, check in ALWAYS:
-            why = check(ex, s, now)
+    def check(s: State) -> tuple[str, str] | None:
+        now = chosen_of(s.ghost)
+        for name, prop in checks:
+            why = prop(ex, s, now)
             if why is not None:
                 return name, why
         return None
 
-    bad = visit(init, 0)
-    if bad is not None:
-        found = (bad[0], bad[1], root, False)
-    budget_hit = False
-    next_report = 10_000
-    while frontier and found is None and not budget_hit:
-        s, d = frontier.popleft()
-        depth = max(depth, d)
-        fs = ex.fingerprint(s)
-        try:
-            for _, nxt in ex.successors(s):
-                f = ex.fingerprint(nxt)
-                if f in parent:
-                    continue
-                parent[f] = fs
-                bad = visit(nxt, d + 1)
-                if bad is not None:
-                    found = (bad[0], bad[1], f, False)
-                    depth = max(depth, d + 1)
-                    break
-                if len(parent) >= cfg.max_states:
-                    budget_hit = True
-                    break
-                frontier.append((nxt, d + 1))
-        except StepViolation as e:
-            found = ("acceptor_invariants", str(e), fs, True)
-        if progress is not None and len(parent) >= next_report:
-            progress(len(parent), d)
-            next_report += 10_000
-    seconds = time.perf_counter() - t0
-    if found is not None:
-        prop, why, f, at_step = found
-        trace = _rebuild(ex, parent, f)
+    def seen(pred: Sometimes) -> Callable[[State], bool]:
+        return lambda s: pred(s, chosen_of(s.ghost))
+
+    sometimes = [(name, seen(pred)) for name, pred in SOMETIMES if name in applicable(cfg)]
+    init = ex.initial_state()
+    found = bfs(init, ex.successors, key=ex.key, check=check, sometimes=sometimes,
+                max_states=cfg.max_states, progress=progress)
+    if found.found is not None:
+        prop, why, f, at_step = found.found
+        trace = _rebuild(ex, found.parent, f)
         if at_step:
             trace.append(("a delivery from the last state breaks step_ok (see above)", trace[-1][1]))
-        return Report(config=cfg, verdict=VIOLATION, states=len(parent), depth=depth, seconds=seconds,
-                      violation=why, failed=prop, trace=trace, witnessed=witnessed)
-    verdict = UNKNOWN if budget_hit or frontier else VACUOUS if pending else CHECKED
-    return Report(config=cfg, verdict=verdict, states=len(parent), depth=depth, seconds=seconds, witnessed=witnessed)
+        return Report(config=cfg, verdict=VIOLATION, states=found.states, depth=found.depth,
+                      seconds=found.seconds, violation=why, failed=prop, trace=trace, witnessed=found.witnessed)
+    return Report(config=cfg, verdict=found.verdict, states=found.states, depth=found.depth,
+                  seconds=found.seconds, witnessed=found.witnessed)
 
 
-def _rebuild(ex: Explorer, parent: dict[int, int], target: int) -> list[tuple[str, str]]:
-    """Replay the search along the fingerprint chain from the initial state to ``target``. The replay
-    takes the steps themselves (not their symmetric images), so acceptor names stay put along the trace."""
-    chain = [target]
-    while parent[chain[-1]] != chain[-1]:
-        chain.append(parent[chain[-1]])
-    chain.reverse()
-    s = ex.initial_state()
-    trace = [("initial state", ex.summarize(s))]
-    for want in chain[1:]:
-        for action, nxt in ex.successors(s):
-            if ex.fingerprint(nxt) == want:
-                trace.append((ex.describe(s, action, nxt), ex.summarize(nxt)))
-                s = nxt
-                break
-        else:  # pragma: no cover - a fingerprint chain always replays
-            raise RuntimeError("could not replay the counterexample trace")
+def _rebuild(ex: Explorer, parent: dict[Hashable, Hashable], target: Hashable) -> list[tuple[str, str]]:
+    """The counterexample as readable steps: the engine's ``replay`` along the parent keys."""
+    path = replay(ex.initial_state(), ex.successors, ex.key, parent, target)
+    trace = [("initial state", ex.summarize(path[0][1]))]
+    for (_, before), (action, after) in pairwise(path):
+        trace.append((ex.describe(before, action, after), ex.summarize(after)))
     return trace
 
 

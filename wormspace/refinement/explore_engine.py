@@ -19,8 +19,12 @@ cores (``acceptor`` handlers, the WOR ``op_*`` functions), so both need the same
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, cast
+import gc
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, cast
 
 from wormspace.layers import acceptor as acc
 from wormspace.layers.effects import Persist, RegKey
@@ -78,6 +82,171 @@ def chosen_by_register(votes: Iterable[RegisterVote], quorum: int) -> dict[RegKe
 
 
 CERTAIN_FAILURE = "always_certain_failure_never_chosen"
+
+
+# ---- the one breadth-first search -----------------------------------------------------------------------
+
+S = TypeVar("S")
+
+
+class StepFailure(Exception):
+    """Raised by a configuration's successor function when a transition itself breaks a property (a
+    per-step rule such as ``step_ok``, or a process that fails): ``prop`` names the property."""
+
+    def __init__(self, prop: str, why: str) -> None:
+        super().__init__(why)
+        self.prop = prop
+        self.why = why
+
+
+@dataclass(slots=True)
+class Search(Generic[S]):
+    """What ``bfs`` found. ``found`` is ``(property, why, key, at_step)`` for the first violation (``key``: the
+    fingerprint of the violating state, or of the state whose step broke a per-step rule when ``at_step``);
+    ``exhausted``: every reachable state was visited; ``budget_hit``: the state budget ran out first.
+    ``parent`` maps each visited key to its parent's (the root to itself), for ``replay``."""
+
+    root: Hashable
+    parent: dict[Hashable, Hashable]
+    depth: int
+    seconds: float
+    witnessed: dict[str, int]
+    pending: list[str]
+    found: tuple[str, str, Hashable, bool] | None = None
+    budget_hit: bool = False
+    exhausted: bool = False
+    terminal: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def states(self) -> int:
+        return len(self.parent)
+
+    @property
+    def verdict(self) -> str:
+        if self.found is not None:
+            return VIOLATION
+        if not self.exhausted:
+            return UNKNOWN
+        return VACUOUS if self.pending else CHECKED
+
+
+def bfs(
+    init: S,
+    successors: Callable[[S], Iterable[tuple[Any, S]]],
+    *,
+    key: Callable[[S], Hashable],
+    check: Callable[[S], tuple[str, str] | None],
+    sometimes: Iterable[tuple[str, Callable[[S], bool]]] = (),
+    max_states: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> Search[S]:
+    """The breadth-first search every layer's explorer runs: from ``init`` over ``successors`` until every
+    reachable state was visited, a property failed, or ``max_states`` distinct states were seen.
+
+    ``key`` is a state's identity in the visited set: the state itself, or a compact fingerprint of it
+    (taken up to a symmetry -- the configuration says which and why that is sound); successors whose key
+    was seen are not expanded again. ``check`` returns ``(property, why)`` for a state that breaks an
+    "always" property (checked on every state, once, when first seen), and ``successors`` may raise
+    ``StepFailure`` for a transition that breaks one; ``sometimes`` are ``(name, predicate)`` pairs, each
+    recorded at the depth it is first met. The first violation found is at the least depth (breadth
+    first), so ``replay`` turns it into a shortest trace. The cyclic garbage collector is paused meanwhile:
+    the search makes millions of small immutable tuples it would rescan in vain."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _bfs(init, successors, key, check, list(sometimes), max_states, progress)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _bfs(
+    init: S,
+    successors: Callable[[S], Iterable[tuple[Any, S]]],
+    key: Callable[[S], Hashable],
+    check: Callable[[S], tuple[str, str] | None],
+    pending: list[tuple[str, Callable[[S], bool]]],
+    max_states: int,
+    progress: Callable[[int, int], None] | None,
+) -> Search[S]:
+    t0 = time.perf_counter()
+    root = key(init)
+    parent: dict[Hashable, Hashable] = {root: root}
+    witnessed: dict[str, int] = {}
+    frontier: deque[tuple[S, Hashable, int]] = deque([(init, root, 0)])
+    found: tuple[str, str, Hashable, bool] | None = None
+
+    def visit(s: S, d: int) -> tuple[str, str] | None:
+        nonlocal pending
+        if pending:
+            met = [item for item in pending if item[1](s)]
+            if met:
+                for name, _ in met:
+                    witnessed[name] = d
+                pending = [item for item in pending if item not in met]
+        return check(s)
+
+    bad = visit(init, 0)
+    if bad is not None:
+        found = (bad[0], bad[1], root, False)
+    depth = 0
+    budget_hit = False
+    next_report = 10_000
+    append, popleft = frontier.append, frontier.popleft
+    while frontier and found is None and not budget_hit:
+        s, fs, d = popleft()
+        if d > depth:
+            depth = d
+        try:
+            for _, nxt in successors(s):
+                f = key(nxt)
+                if f in parent:
+                    continue
+                parent[f] = fs
+                bad = visit(nxt, d + 1)
+                if bad is not None:
+                    found = (bad[0], bad[1], f, False)
+                    depth = max(depth, d + 1)
+                    break
+                if len(parent) >= max_states:
+                    budget_hit = True
+                    break
+                append((nxt, f, d + 1))
+        except StepFailure as e:
+            found = (e.prop, e.why, fs, True)
+        if progress is not None and len(parent) >= next_report:
+            progress(len(parent), d)
+            next_report += 10_000
+    return Search(
+        root=root, parent=parent, depth=depth, seconds=time.perf_counter() - t0, witnessed=witnessed,
+        pending=[name for name, _ in pending], found=found, budget_hit=budget_hit,
+        exhausted=found is None and not budget_hit and not frontier,
+    )
+
+
+def replay(
+    init: S, successors: Callable[[S], Iterable[tuple[Any, S]]], key: Callable[[S], Hashable],
+    parent: dict[Hashable, Hashable], target: Hashable,
+) -> list[tuple[Any, S]]:
+    """The path the search took from ``init`` to the state keyed ``target``: ``[(None, init), (action,
+    state), ...]``, replayed along the parent keys (the steps themselves, never their symmetric images, so
+    names stay put along the trace)."""
+    chain = [target]
+    while parent[chain[-1]] != chain[-1]:
+        chain.append(parent[chain[-1]])
+    chain.reverse()
+    s = init
+    path: list[tuple[Any, S]] = [(None, init)]
+    for want in chain[1:]:
+        for action, nxt in successors(s):
+            if key(nxt) == want:
+                path.append((action, nxt))
+                s = nxt
+                break
+        else:  # pragma: no cover - a parent chain always replays
+            raise RuntimeError("could not replay the counterexample trace")
+    return path
 
 
 def certain_failure_violation(who: str, what: str, value: bytes, chosen: bytes | None) -> str | None:
@@ -164,12 +333,16 @@ __all__ = [
     "UNKNOWN",
     "VACUOUS",
     "VIOLATION",
+    "Search",
+    "StepFailure",
     "View",
     "bare",
+    "bfs",
     "certain_failure_violation",
     "chosen_by_register",
     "config",
     "handle",
     "names",
+    "replay",
     "run",
 ]

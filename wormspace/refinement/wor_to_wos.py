@@ -49,8 +49,7 @@ Everything here is "checked (bounded)": for these clients, scripts, fault rates,
 from __future__ import annotations
 
 import random
-import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Generator, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -105,14 +104,14 @@ from wormspace.layers.wos import (
 from wormspace.refinement.explore_engine import (
     CERTAIN_FAILURE,
     CHECKED,
-    UNKNOWN,
-    VACUOUS,
     VIOLATION,
     View,
     bare,
+    bfs,
     certain_failure_violation,
     chosen_by_register,
     handle,
+    replay,
 )
 
 # ---- possibilities: the spec side of a lockstep run with indeterminate outcomes -------------------------
@@ -741,6 +740,10 @@ def chosen_registers(ghost: frozenset[Ghost], quorum: int) -> dict[RegKey, set[b
     return chosen_by_register(ghost, quorum)
 
 
+def _identity(s: SegState) -> SegState:
+    return s
+
+
 def _one(chosen: dict[RegKey, set[bytes]], index: int) -> bytes | None:
     vals = chosen.get((SEG, index))
     return min(vals) if vals else None
@@ -1042,56 +1045,25 @@ class SegmentExplorer:
     # -- the search ----------------------------------------------------------------------------------
 
     def explore(self) -> SegmentReport:
-        """Breadth-first search over every reachable state, up to the state budget."""
-        t0 = time.perf_counter()
-        init = self.initial()
-        parent: dict[SegState, SegState | None] = {init: None}
-        frontier: deque[tuple[SegState, int]] = deque([(init, 0)])
-        pending = {name: pred for name, pred in self.sometimes().items() if name in self.cfg.sometimes}
-        witnessed: dict[str, int] = {}
-        depth = 0
-
-        def visit(s: SegState, d: int) -> tuple[str, str] | None:
-            for name in [n for n, pred in pending.items() if pred(s)]:
-                witnessed[name] = d
-                del pending[name]
-            return self.violation(s)
-
-        bad = visit(init, 0)
-        found: tuple[str, str, SegState] | None = None if bad is None else (*bad, init)
-        budget_hit = False
-        while frontier and found is None and not budget_hit:
-            s, d = frontier.popleft()
-            depth = max(depth, d)
-            for _, raw in self.successors(s):
-                nxt = self.canonical(raw)
-                if nxt in parent:
-                    continue
-                parent[nxt] = s
-                bad = visit(nxt, d + 1)
-                if bad is not None:
-                    found = (*bad, nxt)
-                    depth = max(depth, d + 1)
-                    break
-                if len(parent) >= self.cfg.max_states:
-                    budget_hit = True
-                    break
-                frontier.append((nxt, d + 1))
-        seconds = time.perf_counter() - t0
+        """Breadth-first search over every reachable state, up to the state budget: the engine's ``bfs``
+        over canonical states (reduction 4), each its own key."""
+        sometimes = [(name, pred) for name, pred in self.sometimes().items() if name in self.cfg.sometimes]
+        found = bfs(self.initial(), self._canonical_successors, key=_identity, check=self.violation,
+                    sometimes=sometimes, max_states=self.cfg.max_states)
         names = list(self.cfg.sometimes)
-        if found is not None:
-            trace = []
-            cur: SegState | None = found[2]
-            while cur is not None:
-                trace.append(cur)
-                cur = parent[cur]
-            trace.reverse()
+        if found.found is not None:
+            prop, why, target, _ = found.found
+            path = replay(self.initial(), self._canonical_successors, _identity, found.parent, target)
             return SegmentReport(
-                self.cfg, VIOLATION, len(parent), depth, seconds, names, witnessed, found[0], found[1],
-                self._render(trace),
+                self.cfg, VIOLATION, found.states, found.depth, found.seconds, names, found.witnessed, prop, why,
+                self._render([st_ for _, st_ in path]),
             )
-        verdict = UNKNOWN if budget_hit or frontier else VACUOUS if pending else CHECKED
-        return SegmentReport(self.cfg, verdict, len(parent), depth, seconds, names, witnessed)
+        return SegmentReport(self.cfg, found.verdict, found.states, found.depth, found.seconds, names,
+                             found.witnessed)
+
+    def _canonical_successors(self, s: SegState) -> Iterator[tuple[str, SegState]]:
+        for label, raw in self.successors(s):
+            yield label, self.canonical(raw)
 
     def _render(self, trace: list[SegState]) -> list[str]:
         lines = []

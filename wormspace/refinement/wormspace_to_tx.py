@@ -28,8 +28,7 @@ are ``TxSpec``'s votes (EMPTY -> None). Three checks, each with planted-bug test
 from __future__ import annotations
 
 import json
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from wormspace.layers.network import Faults
 from wormspace.layers.wor import Kind, OpRequest, Outcome
 from wormspace.layers.wormspace import SLEPT, OpGen, Sleep, SpaceLogic
 from wormspace.layers.wos import encode_meta as wos_meta
+from wormspace.refinement.explore_engine import bfs, replay
 
 Regs = tuple[tuple[tuple[int, int], bytes], ...]  # sorted ((segment, index), value)
 
@@ -220,29 +220,26 @@ class _Explorer:
         return None
 
 
+TxState = tuple[Regs, tuple[Local, ...]]
+
+
 def explore_tx(cfg: TxExploreConfig, *, max_states: int = 2_000_000) -> TxReport:
-    """Breadth-first search of every interleaving of ``cfg``'s processes (see the module docstring)."""
+    """Breadth-first search of every interleaving of ``cfg``'s processes (see the module docstring), with
+    the engine's ``bfs`` (a state is its own key: it is already small, and no symmetry is used -- the
+    processes run different programs). Properties are checked on every state: no process failed, the
+    state-wide rule (``check_state``), and each finished process's result against the spec of the
+    registers (``check_done``; the registers are write-once and a finished result never changes, so a
+    result that holds when its process returns holds in every later state, and the converse); at terminal
+    states the outcome is tallied."""
     ex = _Explorer(cfg)
     init_regs: dict[tuple[int, int], bytes] = {(0, META): ex.meta}
-    init: tuple[Regs, tuple[Local, ...]] = (tuple(sorted(init_regs.items())), tuple(() for _ in cfg.procs))
-    parent: dict[Any, tuple[Any, str] | None] = {init: None}
-    depth_of = {init: 0}
-    queue = deque([init])
+    init: TxState = (tuple(sorted(init_regs.items())), tuple(() for _ in cfg.procs))
     outcomes: dict[str, int] = {}
     terminal = 0
-    depth = 0
 
-    def fail(state: Any, label: str, why: str) -> TxReport:
-        trace = [label]
-        while parent.get(state) is not None:
-            state, step = parent[state]  # type: ignore[misc]
-            trace.append(step)
-        return TxReport(cfg.name, len(parent), depth, terminal, outcomes, why, list(reversed(trace)))
-
-    while queue:
-        state = queue.popleft()
+    def successors(state: TxState) -> Iterator[tuple[str, TxState]]:
+        nonlocal terminal
         regs_t, locals_ = state
-        depth = max(depth, depth_of[state])
         moved = False
         results = []
         for p, seq in enumerate(locals_):
@@ -250,46 +247,62 @@ def explore_tx(cfg: TxExploreConfig, *, max_states: int = 2_000_000) -> TxReport
                 continue
             assert not isinstance(seq, str)
             kind, what = ex.local(p, seq)
-            if kind == "error":
-                return fail(state, f"{cfg.procs[p].name} fails", f"{cfg.procs[p].name} raised {what}")
-            if kind == "done":
+            if kind != "req":
                 results.append(what)
                 continue
             moved = True
             regs = dict(regs_t)
             out = answer(regs, what, node=p + 1)
-            new_seq = (*seq, out)
             label = f"{cfg.procs[p].name}: {what.kind.value} {what.targets()} -> {_show(out)}"
-            succ = (tuple(sorted(regs.items())), (*locals_[:p], new_seq, *locals_[p + 1:]))
-            why = ex.check_state(regs)
-            nkind, nwhat = ex.local(p, new_seq)
-            if why is None and nkind == "done":
-                why = ex.check_done(regs, nwhat)
-            if succ not in parent:
-                parent[succ] = (state, label)
-                depth_of[succ] = depth_of[state] + 1
-                if why is not None:
-                    return fail(succ, "(violation)", why)
-                queue.append(succ)
+            yield label, (tuple(sorted(regs.items())), (*locals_[:p], (*seq, out), *locals_[p + 1:]))
             if cfg.procs[p].crashable:
-                crash = (regs_t, (*locals_[:p], CRASHED, *locals_[p + 1:]))
-                if crash not in parent:
-                    parent[crash] = (state, f"{cfg.procs[p].name} crashes")
-                    depth_of[crash] = depth_of[state] + 1
-                    queue.append(crash)
-        if len(parent) > max_states:
-            raise RuntimeError(f"{cfg.name}: more than {max_states} states")
+                yield f"{cfg.procs[p].name} crashes", (regs_t, (*locals_[:p], CRASHED, *locals_[p + 1:]))
         if not moved:
             terminal += 1
-            decisions = {r["decision"] for r in results if r["decision"] is not None}
-            if len(decisions) > 1:
-                return fail(state, "(end)", f"deciders disagree: {decisions}")
             spec = ex.spec(dict(regs_t))
             key = {True: "commit", False: "abort", None: "open"}[spec.outcome()]
             if any(r["voted"] is False for r in results):
                 key += "+late-vote-lost"
             outcomes[key] = outcomes.get(key, 0) + 1
-    return TxReport(cfg.name, len(parent), depth, terminal, outcomes)
+
+    def check(state: TxState) -> tuple[str, str] | None:
+        regs_t, locals_ = state
+        regs = dict(regs_t)
+        why = ex.check_state(regs)
+        if why is not None:
+            return "tx_state", why
+        decisions = set()
+        for p, seq in enumerate(locals_):
+            if seq == CRASHED:
+                continue
+            assert not isinstance(seq, str)
+            kind, what = ex.local(p, seq)
+            if kind == "error":
+                return "tx_process_fails", f"{cfg.procs[p].name} raised {what}"
+            if kind == "done":
+                why = ex.check_done(regs, what)
+                if why is not None:
+                    return "tx_result_matches_spec", why
+                if what["decision"] is not None:
+                    decisions.add(what["decision"])
+        if len(decisions) > 1:
+            return "tx_deciders_agree", f"deciders disagree: {decisions}"
+        return None
+
+    found = bfs(init, successors, key=_identity, check=check, max_states=max_states + 1)
+    if found.budget_hit:
+        raise RuntimeError(f"{cfg.name}: more than {max_states} states")
+    if found.found is not None:
+        _, why, target, _ = found.found
+        report = TxReport(cfg.name, found.states, found.depth, terminal, dict(outcomes), why)
+        path = replay(init, successors, _identity, found.parent, target)
+        report.trace = [label for label, _ in path[1:]] + ["(violation)"]
+        return report
+    return TxReport(cfg.name, found.states, found.depth, terminal, outcomes)
+
+
+def _identity(state: TxState) -> TxState:
+    return state
 
 
 def _show(out: Outcome) -> str:
