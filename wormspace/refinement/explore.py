@@ -18,9 +18,11 @@ it answers nothing; the procedure asks the survivors' highest promises in the sa
 higher fence for every survivor, as ``replacement.FenceRound`` does), and, once ``replacement.fence_complete``,
 the victim is *rebuilt* (``replacement.rebuild_state`` over the survivors' registers at that step) and serves
 again; requests in flight to it stay in flight and may reach the new incarnation. The
-search is breadth-first from the initial state over every reachable state, up to a state budget, so the
-first violation found comes with a shortest trace. States are stored as 64-bit fingerprints (as TLC and
-stateright do); the trace of a violation is rebuilt by replaying the search along the fingerprints.
+search is the engine's (``explore_engine.bfs``, shared by every layer's explorer): breadth-first from the
+initial state over every reachable state, up to a state budget, so the first violation found comes with a
+shortest trace. States are stored by an exact, compact key (``Explorer.key``: a tuple of a few interned
+ints, canonical up to renaming acceptors; no hash compaction, so no collision can hide a state); the trace
+of a violation is rebuilt by replaying the search along the parent keys.
 
 The network is unordered, lossy and duplicating (DESIGN §3 rule 6). With ``duplicating`` a delivered
 message stays in flight, so it may arrive again, any number of times; a loss is a message that is never
@@ -41,10 +43,12 @@ Reductions (each exact: none removes a reachable register, client or ghost state
    configurations that both reach the same register, client and ghost states.
 2. *Finished operations are summarised* to what the properties read, and data no later step reads is
    forgotten (a capture's ballot once no write follows, the ballot hint once no operation follows).
-3. *Acceptor symmetry*: acceptors are interchangeable (each phase goes to all of them), so a state's
-   fingerprint is taken up to renaming them: every fact of a state names at most one acceptor, so two
-   states are equal up to renaming iff their acceptor-free parts agree and their per-acceptor fact sets
-   agree as multisets -- that multiset is what is hashed.
+3. *Acceptor symmetry*: acceptors are interchangeable (each phase goes to all of them, quorums are counted
+   by number, no property names an acceptor), so a state's key is taken up to renaming them: every fact of
+   a state names at most one acceptor, so two states are equal up to renaming iff their acceptor-free parts
+   agree and their per-acceptor fact sets agree as multisets -- that multiset, as sorted interned ids, is
+   the key (``symmetry=False`` keys states as they are; a test checks both agree on verdicts, witnesses
+   and depth, and that the reduced run catches the explorer mutants).
 4. *Replies are received in batches*: a client's receipts that move nothing (no new phase, no outcome, no
    message) are not steps of their own. Nobody outside the client sees them, they commute with every other
    process's steps and the replies stay deliverable until the client's phase ends, so each client step
@@ -554,7 +558,9 @@ class Explorer:
     def gc(self, net: frozenset[int], accs: tuple[int, ...], clients: tuple[Client, ...], repl: Repl, *,
            acceptor: int = -1, client: int = -1, extra: int = -1) -> frozenset[int]:
         """Remove the packets a step made dead: those of the ``acceptor`` and the ``client`` it changed, and
-        ``extra`` (deadness depends only on a packet's own acceptor and client)."""
+        ``extra`` (deadness depends only on a packet's own acceptor and client). Memoised on what it reads
+        -- the network, registers, the clients' running operations and the replacement stage -- in a table
+        cleared every ``GC_MEMO`` entries."""
         key = (net, accs, tuple([c.op for c in clients]), repl.stage, acceptor, client, extra)
         hit = self._gc.get(key)
         if hit is None:

@@ -1,9 +1,10 @@
 """The machinery shared by the explicit-state explorers of every layer.
 
-Two configurations families run on it: the WOR layer's (``explore``: one register, clients scripted with
-capture / write / read, the replacement procedure's steps) and the WOS layer's (``wor_to_wos``: one segment
-of a few WORs, clients scripted with ``SegmentLogic`` operations). Both search breadth-first over the pure
-cores (``acceptor`` handlers, the WOR ``op_*`` functions), so both need the same pieces, kept here once:
+Three configuration families run on it: the WOR layer's (``explore``: one register, clients scripted with
+capture / write / read, the replacement procedure's steps), the WOS layer's (``wor_to_wos``: one segment
+of a few WORs, clients scripted with ``SegmentLogic`` operations) and WormTX's (``wormspace_to_tx``: the
+app's processes over registers answered by the WOS spec). The first two search over the pure cores
+(``acceptor`` handlers, the WOR ``op_*`` functions), so they need the same pieces, kept here once:
 
 * ``View`` -- a ``StoreView`` over one acceptor's register dict (an immutable sorted tuple in the states);
 * ``bare`` / ``handle`` -- the cores without their icontract wrappers (the explorers check what those
@@ -13,8 +14,14 @@ cores (``acceptor`` handlers, the WOR ``op_*`` functions), so both need the same
   at one ballot (``wor.chosen_values`` per register);
 * ``certain_failure_violation`` -- the obligation "a reported certain failure implies its value is never
   chosen", in the form both explorers check on every reachable state;
-* the verdict names, and the named configurations of every layer (``CONFIGS``, ``quick_configs``,
-  ``full_configs``), so that ``race_config`` of one layer is never mistaken for another's.
+* ``bfs`` -- the one breadth-first search every explorer runs (WOR, WOS, and WormTX's core in
+  ``wormspace_to_tx``): a layer gives its initial state, successor function, state key (the state itself,
+  or an exact canonical key under a symmetry), "always" checks and "sometimes" predicates; ``bfs`` returns
+  the verdict, state count and depth, and ``replay`` rebuilds a shortest counterexample from the parent
+  keys;
+* the verdict names, and the named configurations of every layer (``CONFIGS``, looked up with ``config``,
+  listed with ``names``, explored with ``run``), so that ``race_config`` of one layer is never mistaken for
+  another's.
 """
 
 from __future__ import annotations

@@ -14,13 +14,13 @@ Three checks, each bounded and each printing its bounds (none is a proof):
    log) -- is one of the possible spec states (the set is then narrowed to those), and every acceptor that
    voted in a segment's TRIM register holds nothing else of that segment. The "sometimes" counters
    (``lockstep_witnessed``) show each kind of outcome was met.
-2. ``explore_segment`` -- an explicit-state breadth-first search over the pure cores (acceptor handlers, WOR
-   ``op_*`` functions, and the ``SegmentLogic`` generators, replayed from the outcomes they were fed) for one
-   segment of a few data WORs and two clients with short scripts (``segment_race_config``: A batch-captures and
-   batch-writes while B trims; ``alloc_race_config``; ``adopt_config``: a value chosen by a bare quorum must
-   be found by a batch capture). The network is a set of requests -- unordered and lossy (a request may
-   stay undelivered forever) and, if configured, duplicating; timers fire at any moment. Reductions, each
-   exact for the properties below:
+2. ``explore_segment`` -- an explicit-state breadth-first search (``explore_engine.bfs``) over the pure cores
+   (acceptor handlers, WOR ``op_*`` functions, and the ``SegmentLogic`` generators, replayed from the outcomes
+   they were fed) for one segment of a few data WORs and two clients with short scripts
+   (``segment_race_config``: A batch-captures and batch-writes while B trims; ``alloc_race_config``;
+   ``adopt_config``: a value chosen by a bare quorum must be found by a batch capture). The network is a set
+   of requests -- unordered and lossy (a request may stay undelivered forever) and, if configured,
+   duplicating; timers fire at any moment. Reductions, each exact for the properties below:
 
    1. requests nobody awaits a reply to and whose delivery would change nothing are dropped (promises and
       votes only grow and a trim is final, so they never would);

@@ -4,19 +4,21 @@ Abstraction function (``abstract_tx``): the transaction's vote registers, as the
 are ``TxSpec``'s votes (EMPTY -> None). Three checks, each with planted-bug tests in
 ``tests/mutants/test_tx_mutants.py``:
 
-1. ``explore_tx`` -- exhaustive exploration of a small configuration. The app's generator core runs as
-   several processes against registers answered by the WOS spec (each WOR-layer request applied atomically:
-   a write takes an empty register or reports ``AlreadyWritten(v)``; a read answers the spec's value), over
-   every interleaving of their requests. A process's local state is a function of the outcomes it has seen,
-   so a state is (registers, each process's outcome sequence); sleeps touch nothing shared and run
-   eagerly, so a decider's timeout may fire between any two steps (time is abstract). Crashable processes
-   may stop before any step. Captures always succeed here: in the WOR spec they are a liveness device, and
-   their preemptions (``CaptureStale`` and retries) are exercised by checks 2 and 3. Properties, at each
-   step: a decide returns ``TxSpec(abstract).outcome()`` of the moment it returns, which is already defined
-   (so all deciders agree, commit only if all voted YES, abort if any voted NO, and since ABORT is only
-   cast into empty votes, all YES means commit); a vote returns True iff the register holds its value; a
-   trimmed transaction has every ACK written; at the end, every process that did not crash returned.
-   "Sometimes" properties (non-vacuity): configurations report which outcomes were reached.
+1. ``explore_tx`` -- exhaustive exploration of a small configuration (``explore_engine.bfs``). The app's
+   generator core runs as several processes against registers answered by the WOS spec (each WOR-layer request
+   applied atomically: a write takes an empty register or reports ``AlreadyWritten(v)``; a read answers the
+   spec's value), over every interleaving of their requests. A process's local state is a function of the
+   outcomes it has seen, so a state is (registers, each process's outcome sequence); sleeps touch nothing
+   shared and run eagerly, so a decider's timeout may fire between any two steps (time is abstract). Crashable
+   processes may stop before any step. Captures always succeed here: in the WOR spec they are a liveness
+   device, and their preemptions (``CaptureStale`` and retries) are exercised by checks 2 and 3. Properties,
+   on every state (a finished process's result is checked when it returns and again in every later state; the
+   registers are write-once, so both agree): a decide returns ``TxSpec(abstract).outcome()`` of the moment it
+   returns, which is already defined (so all deciders agree, commit only if all voted YES, abort if any voted
+   NO, and since ABORT is only cast into empty votes, all YES means commit); a vote returns True iff the
+   register holds its value; a trimmed transaction has every ACK written; at the end, every process that did
+   not crash returned. "Sometimes" properties (non-vacuity): configurations report which outcomes were
+   reached.
 2. ``TxLockstep`` -- a Hypothesis state machine running ``WormTX`` on a simulated cluster with acceptor
    crashes, partitions, message loss and duplication, in lockstep with ``TxSpec``; ``Indeterminate``
    operations leave the spec to the abstraction function.
