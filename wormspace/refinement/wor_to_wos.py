@@ -1125,9 +1125,6 @@ def segment_race_config() -> SegmentExploreConfig:
     return SegmentExploreConfig()
 
 
-race_config = segment_race_config  # the older name, kept for callers; prefer ``segment_race_config``
-
-
 def write_trim_config() -> SegmentExploreConfig:
     """Allocated segment, A holding a capture of 0..1; A: batch write both; B: trim."""
     return SegmentExploreConfig(
@@ -1192,7 +1189,6 @@ __all__ = [
     "explore_segment",
     "lockstep_bounds",
     "lockstep_witnessed",
-    "race_config",
     "segment_race_config",
     "settle",
 ]
