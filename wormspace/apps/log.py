@@ -145,9 +145,11 @@ class LogCore:
 
     # -- naming (Rule 1) -----------------------------------------------------------------------------
 
-    def locate(self, logic: SpaceLogic, index: int, create: bool = False) -> OpGen[tuple[int | None, bool]]:
+    def locate(self, logic: SpaceLogic, index: int, create: bool = False,
+               fresh: bool = False) -> OpGen[tuple[int | None, bool]]:
         """-> (segment of ``index`` or None if it does not exist, whether this call allocated it).
-        Raises Trimmed for a trimmed index."""
+        Raises Trimmed for a trimmed index. ``fresh`` (with ``create``: the index is expected not to exist)
+        tries the alloc of the first probe at once, without checking the slot first: a lost alloc checks it."""
         if index < self.trimmed_idx:
             raise Trimmed(f"index {index} of log {self.name!r} is trimmed")
         if index in self.segs:
@@ -156,7 +158,10 @@ class LogCore:
         attempt = 0
         while attempt < PROBES:
             seg = slot(self.kind, self.name, index, attempt)
-            meta = yield from self._check(logic, seg)
+            if fresh and create and attempt == 0:
+                fresh, meta = False, None
+            else:
+                meta = yield from self._check(logic, seg)
             won = False
             if meta is None:
                 if not create:
@@ -269,10 +274,14 @@ class LogCore:
             self.claiming = False
 
     def _segment(self, logic: SpaceLogic) -> OpGen[tuple[int, CaptureId, int]]:
-        """Rule 3: win the alloc of the next index and capture the whole segment -> (index, capture, 0)."""
+        """Rule 3: win the alloc of the next index and capture the whole segment -> (index, capture, 0). The
+        first try is the index after the last one known to exist, allocated without a check (it holds
+        whenever this client made the last segment; if it does not, the lost alloc costs one round)."""
+        fresh = True
         while True:
-            index = yield from self.end(logic)
-            seg, won = yield from self.locate(logic, index, create=True)
+            index = self.count if fresh else (yield from self.end(logic))
+            seg, won = yield from self.locate(logic, index, create=True, fresh=fresh)
+            fresh = False
             if won:
                 assert seg is not None
                 cap = yield from self._retry(logic, logic.batch_capture, seg, 0)
