@@ -98,6 +98,8 @@ def test_trim_frees_whole_segments_below_upto() -> None:
     assert log.read(8) == b"8"
     late = WormLog(c.client(), name=b"tr")
     assert late.tail() == 10 and late.append(b"x") == 12
+    first_call_is_append = WormLog(c.client(), name=b"tr")  # a new client's first alloc meets trimmed index 0
+    assert first_call_is_append.append(b"y") == 16
     with pytest.raises(UsageError):
         log.trim(100)
 

@@ -279,9 +279,15 @@ class LogCore:
         whenever this client made the last segment; if it does not, the lost alloc costs one round)."""
         fresh = True
         while True:
-            index = self.count if fresh else (yield from self.end(logic))
-            seg, won = yield from self.locate(logic, index, create=True, fresh=fresh)
-            fresh = False
+            if fresh:
+                fresh, index = False, self.count
+                try:
+                    seg, won = yield from self.locate(logic, index, create=True, fresh=True)
+                except Trimmed:  # a client new to a trimmed log: find the end as usual
+                    continue
+            else:
+                index = yield from self.end(logic)
+                seg, won = yield from self.locate(logic, index, create=True)
             if won:
                 assert seg is not None
                 cap = yield from self._retry(logic, logic.batch_capture, seg, 0)
