@@ -201,3 +201,18 @@ def test_a_prefetch_that_numbers_positions_wrongly_is_caught() -> None:
         _, got, entries = _shared_core_appends(seed, "alloc", Broken)
         found += log_problems(got, entries)
     assert found
+
+
+def test_a_failed_prefetch_fails_no_append() -> None:
+    from wormspace import Indeterminate
+
+    class FlakyPrefetch(_Counting):  # every prefetch's alloc ends Indeterminate (a slow quorum, say)
+        def _segment(self, logic: Any) -> Any:
+            if self.own is not None:
+                yield from logic.sleep(0.001)
+                raise Indeterminate("planted: no quorum in time")
+            return (yield from super()._segment(logic))
+
+    core, got, entries = _shared_core_appends(5, "alloc", FlakyPrefetch)
+    assert FlakyPrefetch.prefetches > 0 and core._no_prefetch >= 0
+    assert len(got) == 8 * 12 and log_problems(got, entries) == []

@@ -30,13 +30,16 @@ Rule 7 (prefetch). An appender with many appends in flight gets its next segment
         its appends go on in the prefetched one at once, instead of all waiting for one claim. An appender
         with one append at a time never prefetches (no segment is wasted by a short-lived appender).
         Under ``sticky`` the next segment is the one after ours (index + 1) and a takeover of ours
-        drops the prefetched one, so the appender takes the tail again as Rule 6 says.
+        drops the prefetched one, so the appender takes the tail again as Rule 6 says. A prefetch is
+        optional: if it fails (an outcome such as ``Indeterminate``) it is logged and not tried again in
+        that segment, and the append that needs a new segment claims it as in Rules 3 and 6.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -48,6 +51,7 @@ from wormspace.client import (
     CaptureId,
     CaptureStale,
     Indeterminate,
+    OperationFailed,
     OpGen,
     SpaceLogic,
     Trimmed,
@@ -56,6 +60,7 @@ from wormspace.client import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("wormspace.apps.log")
 APP_MAGIC = b"WSAPP1"
 SLOT_BASE = 1 << 48
 PROBES = 8
@@ -139,6 +144,7 @@ class LogCore:
         self.next_off = 0
         self.next: tuple[int, CaptureId, int] | None = None  # Rule 7: (index, capture, start) prefetched
         self._known: tuple[CaptureId | None, dict[int, bytes]] = (None, {})  # own's capture's known offsets
+        self._no_prefetch = -1  # Rule 7: the index whose prefetch failed (no second try while in it)
         self.filled = 0  # every position below holds an entry
         self.pending: set[int] = set()  # positions of this client's writes in flight
         self.claiming = False  # a call of this client is getting a segment
@@ -232,7 +238,7 @@ class LogCore:
                 while self.next_off < size and self.next_off in known:
                     self.next_off += 1
                 if self.next_off < size:
-                    if self._should_prefetch(size):  # Rule 7: before taking an offset, so nobody waits on us
+                    if self._should_prefetch(index, size):  # Rule 7: before taking an offset, so nobody waits on us
                         yield from self._prefetch(logic, index)
                         continue
                     self.next_off += 1
@@ -253,9 +259,9 @@ class LogCore:
                 self.claiming = False
         raise AssertionError("unreachable")
 
-    def _should_prefetch(self, size: int) -> bool:
+    def _should_prefetch(self, index: int, size: int) -> bool:
         return (self.next is None and not self.claiming and self.policy != "rotating" and len(self.pending) > 1
-                and size - self.next_off < PREFETCH * len(self.pending))
+                and size - self.next_off < PREFETCH * len(self.pending) and index != self._no_prefetch)
 
     def _prefetch(self, logic: SpaceLogic, index: int) -> OpGen[None]:
         """Rule 7: get and capture the segment after ``index`` into ``next``."""
@@ -270,6 +276,9 @@ class LogCore:
                 got = (index + 1, cap, 0)
             if self.policy == "alloc" or (self.own is not None and self.own[0] == index):
                 self.next = got  # (sticky: ours was taken over meanwhile, so take the tail again instead)
+        except OperationFailed as e:  # a prefetch is optional: the append that needs a segment claims it
+            self._no_prefetch = index
+            log.info("log %r: prefetch after index %d failed (%s); claiming when needed", self.name, index, e)
         finally:
             self.claiming = False
 
