@@ -29,8 +29,9 @@ from .helpers import (
 def test_a_log_that_hands_one_position_to_two_appends_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     locate = LogCore.locate
 
-    def everyone_wins(self: LogCore, logic: SpaceLogic, index: int, create: bool = False) -> OpGen[Any]:
-        seg, won = yield from locate(self, logic, index, create)
+    def everyone_wins(self: LogCore, logic: SpaceLogic, index: int, create: bool = False,
+                      fresh: bool = False) -> OpGen[Any]:
+        seg, won = yield from locate(self, logic, index, create, fresh)
         return seg, won or (create and seg is not None)  # BUG 1: every appender thinks it won the segment
 
     def write(self: LogCore, logic: SpaceLogic, frame: bytes) -> OpGen[int]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from wormspace import Cluster, Trimmed, Unallocated, UsageError
 from wormspace.apps import WormLog
-from wormspace.apps.log import JUNK, LogSpec, app_metadata, slot
+from wormspace.apps.log import JUNK, LogCore, LogSpec, app_metadata, slot
 
 from .helpers import log_problems, log_scenario
 
@@ -96,6 +98,8 @@ def test_trim_frees_whole_segments_below_upto() -> None:
     assert log.read(8) == b"8"
     late = WormLog(c.client(), name=b"tr")
     assert late.tail() == 10 and late.append(b"x") == 12
+    first_call_is_append = WormLog(c.client(), name=b"tr")  # a new client's first alloc meets trimmed index 0
+    assert first_call_is_append.append(b"y") == 16
     with pytest.raises(UsageError):
         log.trim(100)
 
@@ -125,3 +129,90 @@ def test_concurrent_appenders_under_faults_never_share_a_position(seed: int) -> 
     got, entries, events = log_scenario(seed)
     assert got and log_problems(got, entries) == []
     assert len([e for e in events if e["type"] == "ok" and e["f"] == "append"]) == len(got)
+
+
+def _shared_core_appends(seed: int, policy: str, core_cls: type[LogCore] = LogCore) -> tuple[
+        LogCore, list[tuple[int, bytes]], dict[int, bytes | None]]:
+    """Eight processes of one client node append through one core (many appends in flight, Rule 7)."""
+    from collections.abc import Generator
+
+    from wormspace import Faults
+    from wormspace.client import OperationFailed, SpaceLogic
+
+    c = Cluster.simulated(acceptors=3, seed=seed, wos_size=16, faults=Faults(drop=0.03, duplicate=0.03))
+    core = core_cls(b"pf", policy=policy, hole_timeout=0.2)
+    got: list[tuple[int, bytes]] = []
+
+    def run(k: int) -> Any:
+        def gen(logic: SpaceLogic) -> Generator[Any, Any, None]:
+            for i in range(12):
+                data = b"p%d-%d" % (k, i)
+                try:
+                    pos = yield from core.append(logic, data)
+                except OperationFailed:
+                    continue
+                got.append((pos, data))
+        return gen
+
+    first = c.spawn(run(0))
+    for k in range(1, 8):
+        c.spawn(run(k), node_of=first)
+    c.run()
+    assert not c.failures
+    entries = dict(WormLog(c.client(), name=b"pf", hole_timeout=0.2).entries())
+    return core, got, entries
+
+
+class _Counting(LogCore):
+    prefetches = 0
+
+    def _prefetch(self, logic: Any, index: int) -> Any:
+        type(self).prefetches += 1
+        return (yield from super()._prefetch(logic, index))
+
+
+@pytest.mark.parametrize(("seed", "policy"), [(1, "alloc"), (2, "alloc"), (3, "sticky"), (4, "sticky")])
+def test_many_appends_in_flight_prefetch_the_next_segment_and_never_share_a_position(seed: int,
+                                                                                     policy: str) -> None:
+    _Counting.prefetches = 0
+    _, got, entries = _shared_core_appends(seed, policy, _Counting)
+    assert _Counting.prefetches > 0  # Rule 7 was exercised
+    assert len(got) > 48 and log_problems(got, entries) == []
+
+
+def test_one_append_at_a_time_never_prefetches() -> None:
+    _Counting.prefetches = 0
+    c = Cluster.simulated(acceptors=3, seed=1, wos_size=4)
+    log = WormLog(c.client(), name=b"one")
+    log.core = _Counting(b"one")
+    assert [log.append(b"x") for _ in range(10)] == list(range(10))
+    assert _Counting.prefetches == 0
+
+
+def test_a_prefetch_that_numbers_positions_wrongly_is_caught() -> None:
+    class Broken(LogCore):  # planted bug: the prefetched segment's positions are numbered as the one before
+        def _prefetch(self, logic: Any, index: int) -> Any:
+            yield from super()._prefetch(logic, index)
+            if self.next is not None:
+                self.next = (self.next[0] - 1, *self.next[1:])
+
+    found = []
+    for seed in (1, 2, 3):
+        _, got, entries = _shared_core_appends(seed, "alloc", Broken)
+        found += log_problems(got, entries)
+    assert found
+
+
+def test_a_failed_prefetch_fails_no_append() -> None:
+    from wormspace import Indeterminate
+
+    class FlakyPrefetch(_Counting):  # every prefetch's alloc ends Indeterminate (a slow quorum, say)
+        def _segment(self, logic: Any) -> Any:
+            if self.own is not None:
+                yield from logic.sleep(0.001)
+                raise Indeterminate("planted: no quorum in time")
+            return (yield from super()._segment(logic))
+
+    core, got, entries = _shared_core_appends(5, "alloc", FlakyPrefetch)
+    assert FlakyPrefetch.prefetches > 0 and core._no_prefetch >= 0
+    assert len(got) == 8 * 12 and log_problems(got, entries) == []

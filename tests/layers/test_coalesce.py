@@ -92,3 +92,27 @@ def test_a_batch_holds_at_most_max_registers() -> None:
     scheduled.pop()()
     sizes = sorted(len(e.msg.indices) for e in sent if isinstance(e, Send) and isinstance(e.msg, Read))
     assert sizes == [1, 1, 1, 2, 2, 2, 2, 2, 2]
+
+
+def test_split_all_is_split_for_each_caller() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from wormspace.layers.coalesce import split_all
+
+    regs = st.lists(st.integers(0, 12), max_size=6)
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        st.lists(regs.filter(bool), min_size=1, max_size=5),
+        st.lists(st.tuples(st.integers(0, 14), st.sampled_from([b"a", b"b"])), max_size=8),
+        regs, regs, regs, st.sampled_from([None, "Trimmed"]),
+    )
+    def check(asked: list[list[int]], chosen: list[tuple[int, bytes]], empty: list[int], stale: list[int],
+              unknown: list[int], error: str | None) -> None:
+        requests = [OpRequest(kind=Kind.READ, segment=3, indices=tuple(a)) for a in asked]
+        outcome = Outcome(error=error, chosen=tuple(sorted(chosen)), empty=tuple(sorted(empty)),
+                          stale=tuple(sorted(stale)), unknown=tuple(sorted(unknown)))
+        assert split_all(outcome, requests) == [split(outcome, r) for r in requests]
+
+    check()

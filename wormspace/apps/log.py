@@ -24,12 +24,22 @@ Rule 5 (trim). ``trim(upto)`` trims every segment wholly below ``upto`` (``upto 
 Rule 6 (other claim policies). ``sticky`` captures the rest of the tail's segment, taking over from
         whoever held it (a short-lived appender, e.g. the CLI, wastes no segment this way; WormPaxos' sticky
         leader); ``rotating`` writes in the segments ``i`` with ``i mod replicas == replica`` (WormPaxos).
+Rule 7 (prefetch). An appender with many appends in flight gets its next segment (Rules 3, 6: the same
+        alloc or locate, and the same batch capture) while its current one still has free offsets, once
+        fewer are left than ``PREFETCH`` times its writes in flight; when the current segment is used up
+        its appends go on in the prefetched one at once, instead of all waiting for one claim. An appender
+        with one append at a time never prefetches (no segment is wasted by a short-lived appender).
+        Under ``sticky`` the next segment is the one after ours (index + 1) and a takeover of ours
+        drops the prefetched one, so the appender takes the tail again as Rule 6 says. A prefetch is
+        optional: if it fails (an outcome such as ``Indeterminate``) it is logged and not tried again in
+        that segment, and the append that needs a new segment claims it as in Rules 3 and 6.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -41,6 +51,7 @@ from wormspace.client import (
     CaptureId,
     CaptureStale,
     Indeterminate,
+    OperationFailed,
     OpGen,
     SpaceLogic,
     Trimmed,
@@ -49,11 +60,13 @@ from wormspace.client import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("wormspace.apps.log")
 APP_MAGIC = b"WSAPP1"
 SLOT_BASE = 1 << 48
 PROBES = 8
 DATA, JUNK = b"D", b"J"
 POLICIES = ("alloc", "sticky", "rotating")
+PREFETCH = 4  # Rule 7: prefetch once fewer free offsets are left than this many times the writes in flight
 
 
 # ---- the trusted spec -----------------------------------------------------------------------------------
@@ -129,15 +142,20 @@ class LogCore:
         self.trimmed_idx = 0  # indices below are known trimmed
         self.own: tuple[int, CaptureId] | None = None  # (index, capture) this client writes through
         self.next_off = 0
+        self.next: tuple[int, CaptureId, int] | None = None  # Rule 7: (index, capture, start) prefetched
+        self._known: tuple[CaptureId | None, dict[int, bytes]] = (None, {})  # own's capture's known offsets
+        self._no_prefetch = -1  # Rule 7: the index whose prefetch failed (no second try while in it)
         self.filled = 0  # every position below holds an entry
         self.pending: set[int] = set()  # positions of this client's writes in flight
         self.claiming = False  # a call of this client is getting a segment
 
     # -- naming (Rule 1) -----------------------------------------------------------------------------
 
-    def locate(self, logic: SpaceLogic, index: int, create: bool = False) -> OpGen[tuple[int | None, bool]]:
+    def locate(self, logic: SpaceLogic, index: int, create: bool = False,
+               fresh: bool = False) -> OpGen[tuple[int | None, bool]]:
         """-> (segment of ``index`` or None if it does not exist, whether this call allocated it).
-        Raises Trimmed for a trimmed index."""
+        Raises Trimmed for a trimmed index. ``fresh`` (with ``create``: the index is expected not to exist)
+        tries the alloc of the first probe at once, without checking the slot first: a lost alloc checks it."""
         if index < self.trimmed_idx:
             raise Trimmed(f"index {index} of log {self.name!r} is trimmed")
         if index in self.segs:
@@ -146,7 +164,10 @@ class LogCore:
         attempt = 0
         while attempt < PROBES:
             seg = slot(self.kind, self.name, index, attempt)
-            meta = yield from self._check(logic, seg)
+            if fresh and create and attempt == 0:
+                fresh, meta = False, None
+            else:
+                meta = yield from self._check(logic, seg)
             won = False
             if meta is None:
                 if not create:
@@ -211,13 +232,23 @@ class LogCore:
         for waits in itertools.count():
             if self.own is not None:
                 index, cap = self.own
-                known = dict(cap.known)
+                if self._known[0] is not cap:
+                    self._known = (cap, dict(cap.known))
+                known = self._known[1]
                 while self.next_off < size and self.next_off in known:
                     self.next_off += 1
                 if self.next_off < size:
+                    if self._should_prefetch(index, size):  # Rule 7: before taking an offset, so nobody waits on us
+                        yield from self._prefetch(logic, index)
+                        continue
                     self.next_off += 1
                     return index, self.next_off - 1, cap
                 self.own = None
+            if self.next is not None:  # Rule 7: go on in the prefetched segment
+                index, cap, start = self.next
+                self.next = None
+                self.own, self.next_off = (index, cap), start
+                continue
             if self.claiming:  # another call of this client is getting a segment: use it when it has one
                 yield from pause(logic, waits)
                 continue
@@ -228,31 +259,69 @@ class LogCore:
                 self.claiming = False
         raise AssertionError("unreachable")
 
+    def _should_prefetch(self, index: int, size: int) -> bool:
+        return (self.next is None and not self.claiming and self.policy != "rotating" and len(self.pending) > 1
+                and size - self.next_off < PREFETCH * len(self.pending) and index != self._no_prefetch)
+
+    def _prefetch(self, logic: SpaceLogic, index: int) -> OpGen[None]:
+        """Rule 7: get and capture the segment after ``index`` into ``next``."""
+        self.claiming = True
+        try:
+            if self.policy == "alloc":
+                got = yield from self._segment(logic)
+            else:  # sticky: the segment after ours, from its start
+                seg, _ = yield from self.locate(logic, index + 1, create=True)
+                assert seg is not None
+                cap = yield from self._retry(logic, logic.batch_capture, seg, 0)
+                got = (index + 1, cap, 0)
+            if self.policy == "alloc" or (self.own is not None and self.own[0] == index):
+                self.next = got  # (sticky: ours was taken over meanwhile, so take the tail again instead)
+        except OperationFailed as e:  # a prefetch is optional: the append that needs a segment claims it
+            self._no_prefetch = index
+            log.info("log %r: prefetch after index %d failed (%s); claiming when needed", self.name, index, e)
+        finally:
+            self.claiming = False
+
+    def _segment(self, logic: SpaceLogic) -> OpGen[tuple[int, CaptureId, int]]:
+        """Rule 3: win the alloc of the next index and capture the whole segment -> (index, capture, 0). The
+        first try is the index after the last one known to exist, allocated without a check (it holds
+        whenever this client made the last segment; if it does not, the lost alloc costs one round)."""
+        fresh = True
+        while True:
+            if fresh:
+                fresh, index = False, self.count
+                try:
+                    seg, won = yield from self.locate(logic, index, create=True, fresh=True)
+                except Trimmed:  # a client new to a trimmed log: find the end as usual
+                    continue
+            else:
+                index = yield from self.end(logic)
+                seg, won = yield from self.locate(logic, index, create=True)
+            if won:
+                assert seg is not None
+                cap = yield from self._retry(logic, logic.batch_capture, seg, 0)
+                return index, cap, 0
+
     def _take(self, logic: SpaceLogic) -> OpGen[None]:
         """Get a segment to write in (Rules 3, 6) and capture it: sets ``own`` and ``next_off``."""
         size = logic.wos_size
-        while True:
-            if self.policy == "alloc":
-                index = yield from self.end(logic)
-                seg, won = yield from self.locate(logic, index, create=True)
-                start = 0
-                if not won:
-                    continue
-            else:
-                for waits in itertools.count():  # our writes in flight first: the tail must not pass them
-                    if not self.pending:
-                        break
-                    yield from pause(logic, waits)
-                tail = yield from self._tail(logic)
-                index, start = divmod(tail, size)
-                while self.policy == "rotating" and index % self.replicas != self.replica:
-                    yield from self.locate(logic, index, create=True)
-                    index, start = index + 1, 0
-                seg, _ = yield from self.locate(logic, index, create=True)
-            assert seg is not None
-            cap = yield from self._retry(logic, logic.batch_capture, seg, start)
+        if self.policy == "alloc":
+            index, cap, start = yield from self._segment(logic)
             self.own, self.next_off = (index, cap), start
             return
+        for waits in itertools.count():  # our writes in flight first: the tail must not pass them
+            if not self.pending:
+                break
+            yield from pause(logic, waits)
+        tail = yield from self._tail(logic)
+        index, start = divmod(tail, size)
+        while self.policy == "rotating" and index % self.replicas != self.replica:
+            yield from self.locate(logic, index, create=True)
+            index, start = index + 1, 0
+        seg, _ = yield from self.locate(logic, index, create=True)
+        assert seg is not None
+        cap = yield from self._retry(logic, logic.batch_capture, seg, start)
+        self.own, self.next_off = (index, cap), start
 
     def _write(self, logic: SpaceLogic, frame: bytes) -> OpGen[int]:
         size = logic.wos_size
@@ -272,7 +341,7 @@ class LogCore:
                 if got[off] == frame:
                     return pos
             except Trimmed:
-                self.own = None
+                self.own = self.next = None
             finally:
                 self.pending.discard(pos)
 
@@ -280,6 +349,8 @@ class LogCore:
         """Append ``data``; -> its position (Rules 3, 4)."""
         if type(data) is not bytes:
             raise UsageError(f"data must be bytes, got {type(data).__name__}")
+        if self.history is None:  # nothing to record: no wrapper on the hot path
+            return (yield from self._write(logic, DATA + data))
         return (yield from recorded(self.history, logic.process, ("log", self.name, "append", None, b64(data)),
                                     self._write(logic, DATA + data), lambda p: ("ok", p, b64(data))))
 
@@ -322,6 +393,8 @@ class LogCore:
             return
         rest = list(range(self.next_off, self.own[1].end))
         self.own = None
+        if self.policy == "sticky":
+            self.next = None  # Rule 7: after a takeover, take the tail again (Rule 6)
         if self.policy == "alloc" and rest:
             yield from self.fill(logic, index, rest)
 

@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
-from wormspace._contracts import ensure, require
+from wormspace._contracts import CONTRACTS, ensure, require
 from wormspace.layers.effects import Effect, Send, SetTimer
 from wormspace.layers.messages import (
     TRIM,
@@ -298,13 +298,41 @@ def phase_timeout(op: Op, config: Config) -> float:
     return config.timeout * min(2.0 ** max(op.rounds - 1, 0), config.max_backoff)
 
 
-def _phase_msg(op: Op) -> Prepare | Accept | Read:
+def checked_phase_msg(op: Op) -> Prepare | Accept | Read:
+    """The current phase's request, built by the messages' validating constructors."""
     seg = op.request.segment
     if op.phase is Phase.READ:
         return Read(req=op.req, segment=seg, indices=op.ask)
     if op.phase is Phase.PREPARE:
         return Prepare(req=op.req, segment=seg, indices=op.ask, ballot=op.ballot)
     return Accept(req=op.req, segment=seg, ballot=op.ballot, values=op.proposal)
+
+
+def fast_phase_msg(op: Op) -> Prepare | Accept | Read:
+    """``checked_phase_msg`` without the per-field validation of the message dataclasses (a per-register
+    loop on the client's hot path): every field comes from the operation's request, which the API layer
+    validated (segments, offsets, values), or from the operation's own request ids and ballots; the
+    acceptor's wire decoder validates every message it receives. Equality with ``checked_phase_msg`` is
+    checked by tests/layers/test_wor_messages.py."""
+    seg = op.request.segment
+    m: Prepare | Accept | Read
+    if op.phase is Phase.READ:
+        m = _new(Read)
+        _set(m, "indices", op.ask)
+    elif op.phase is Phase.PREPARE:
+        m = _new(Prepare)
+        _set(m, "indices", op.ask)
+        _set(m, "ballot", op.ballot)
+    else:
+        m = _new(Accept)
+        _set(m, "ballot", op.ballot)
+        _set(m, "values", op.proposal)
+    _set(m, "req", op.req)
+    _set(m, "segment", seg)
+    return m
+
+
+_phase_msg = checked_phase_msg if CONTRACTS else fast_phase_msg  # contracts on: every message validated
 
 
 def _enter(op: Op, ctx: Ctx, **changes: object) -> Step:
@@ -632,7 +660,9 @@ __all__ = [
     "WorSpec",
     "abstract_votes",
     "always_single_value_chosen",
+    "checked_phase_msg",
     "chosen_values",
+    "fast_phase_msg",
     "op_on_reply",
     "op_on_timeout",
     "op_start",
