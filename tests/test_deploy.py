@@ -231,6 +231,27 @@ def test_async_driver_runs_on_the_callers_loop_without_threads(local: LocalClust
 
 
 @pytest.mark.timeout(60)
+def test_sync_driver_runs_its_loop_in_the_calling_thread(local: LocalCluster) -> None:
+    threads_before = {t.ident for t in threading.enumerate()}
+    with TcpDriver.from_config(local.config, config=FAST) as driver:
+        cap = driver.execute(OpRequest(kind=Kind.CAPTURE, segment=51, indices=tuple(range(8))))
+        assert cap.error is None
+        for i in range(8):
+            out = driver.execute(OpRequest(kind=Kind.WRITE, segment=51, values=((i, b"%d" % i),), ballot=cap.ballot))
+            assert out.error is None
+        # no driver thread: the caller ran the loop; each operation was one frame per acceptor
+        assert {t.ident for t in threading.enumerate()} == threads_before
+        assert driver.transport.frames_sent == 9 * 3
+
+        async def blocking_call_inside_a_coroutine() -> object:
+            return driver.execute(OpRequest(kind=Kind.READ, segment=51, indices=(3,))).chosen_map()
+
+        assert asyncio.run(blocking_call_inside_a_coroutine()) == {3: b"3"}
+    with pytest.raises(UsageError, match="this client is closed"):
+        driver.execute(OpRequest(kind=Kind.READ, segment=51, indices=(3,)))
+
+
+@pytest.mark.timeout(60)
 def test_crash_pause_and_restart_acceptors(local: LocalCluster) -> None:
     with TcpDriver.from_config(local.config, config=FAST) as driver:
 

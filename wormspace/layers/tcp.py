@@ -22,8 +22,10 @@ Rules:
    disk fails can no longer promise durably.
 5. The client transport loses messages rather than block: a peer that cannot be reached, or refuses the
    hello, has its queued messages dropped and is retried with capped exponential backoff; the protocol
-   tolerates loss, and the client core retries on its timeouts. Everything queued for one peer while its
-   writer is busy goes out as one frame (coalescing).
+   tolerates loss, and the client core retries on its timeouts. Messages queued for a peer in one turn of
+   the loop go out as one frame at the end of that turn (``flush``: written at once while the connection is
+   up and its socket keeps up); everything queued while the peer's writer task is connecting or waiting for
+   a slow socket goes out as one frame after it (coalescing). A peer's messages keep their order.
 6. With a shared key every frame, hellos included, carries an HMAC; a peer without the key is refused and
    logged, and learns why from the refusal hello.
 7. Resources are bounded (``Limits``). Before its hello a peer may send at most ``HELLO_MAX_FRAME`` bytes a
@@ -589,6 +591,8 @@ class _Peer:
     __slots__ = (
         "addr",
         "backoff",
+        "busy",
+        "dirty",
         "down",
         "hello",
         "id",
@@ -612,6 +616,8 @@ class _Peer:
         self.retry_at = 0.0
         self.down = False
         self.hello: Hello | None = None  # the acceptor's hello on the current connection
+        self.dirty = False  # in the transport's list of peers to flush
+        self.busy = False  # the writer task is connecting or writing: ``flush`` leaves the queue to it
 
 
 @dataclass(slots=True)
@@ -674,7 +680,8 @@ def split_request(m: Request, limit: int, first_req: int) -> list[Request]:
 
 
 class TcpTransport:
-    """Client side: ``send(dst, msg)`` queues; one writer task a peer sends everything queued as one frame.
+    """Client side: ``send(dst, msg)`` queues; ``flush()`` (at the end of the turn) sends each peer's queue as
+    one frame, through the peer's writer task when it is connecting or its socket is slow.
 
     Connections are opened on first use and reused; each starts with the hello exchange (wire rule 4): the
     acceptor must answer with ``cluster_id``, the peer's id, and our nonce, else the connection is closed and
@@ -719,6 +726,8 @@ class TcpTransport:
         self._splits: dict[int, _Split] = {}  # chunk req -> its split
         self._next_chunk = _CHUNK_BASE
         self._closed = False
+        self._dirty: list[_Peer] = []  # peers with messages queued since the last flush
+        self._flush_scheduled = False
 
     def send(self, dst: int, msg: Message) -> None:
         """Queue ``msg`` for ``dst`` (must run on the event loop's thread)."""
@@ -732,9 +741,54 @@ class TcpTransport:
             self.dropped += 1
             return
         p.queue.append(msg)
+        if not p.dirty:
+            p.dirty = True
+            self._dirty.append(p)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Send everything queued now (rule 5): to a connected, idle peer whose socket keeps up, as one frame
+        written at once; otherwise the peer's writer task connects, writes and waits for the socket. Runs by
+        itself at the end of the turn of the first ``send``; callers that know a turn's sends are over (a
+        reply handled, a batch of operations started) call it at once, saving a turn of the loop."""
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for p in dirty:
+            p.dirty = False
+            if not p.queue:
+                continue
+            w = p.writer
+            if p.busy or w is None or w.is_closing() or w.transport.get_write_buffer_size():
+                self._wake(p)
+                continue
+            batch, p.queue = p.queue, []
+            try:
+                self._write(p, w, batch)
+            except (ConnectionError, OSError) as e:
+                log.info("peer %d: send failed (%s); %d messages lost", p.id, e, len(batch))
+                self.dropped += len(batch)
+                if p.writer is w:
+                    self._disconnect(p)
+
+    def _wake(self, p: _Peer) -> None:
+        p.busy = True
         if p.task is None:
-            p.task = asyncio.get_running_loop().create_task(self._pump(p), name=f"wormspace-send-{dst}")
+            p.task = asyncio.get_running_loop().create_task(self._pump(p), name=f"wormspace-send-{p.id}")
         p.wake.set()
+
+    def _write(self, p: _Peer, writer: asyncio.StreamWriter, batch: list[Message]) -> None:
+        """``batch`` as frames on ``writer`` (split under the peer's limits); counted."""
+        batch = self._split_oversized(p, batch)
+        frames, too_big = split_for_frames(batch, self.auth_key, self.max_frame)
+        for m in too_big:
+            log.warning("dropping a %s for peer %d: larger than a frame", type(m).__name__, p.id)
+        self.dropped += len(too_big)
+        for f in frames:
+            writer.write(f)
+        self.frames_sent += len(frames)
+        self.messages_sent += len(batch) - len(too_big)
 
     def connected(self, dst: int) -> bool:
         """Whether a connection to ``dst`` is open now."""
@@ -826,33 +880,31 @@ class TcpTransport:
         return why
 
     async def _pump(self, p: _Peer) -> None:
+        """The peer's writer task: connects, writes what ``flush`` could not, and waits for a slow socket
+        (while it is busy, ``flush`` leaves that peer's messages queued for it, so their order is kept)."""
         while not self._closed:
-            if not p.queue:
+            w = p.writer
+            if not p.queue and (w is None or not w.transport.get_write_buffer_size()):
+                p.busy = False
                 p.wake.clear()
                 await p.wake.wait()
                 continue
-            if (p.writer is None or p.writer.is_closing()) and not await self._connect(p):
+            p.busy = True
+            if p.queue and (w is None or w.is_closing()) and not await self._connect(p):
                 continue
             writer = p.writer
             assert writer is not None
             batch, p.queue = p.queue, []
-            batch = self._split_oversized(p, batch)
-            frames, too_big = split_for_frames(batch, self.auth_key, self.max_frame)
-            for m in too_big:
-                log.warning("dropping a %s for peer %d: larger than a frame", type(m).__name__, p.id)
-            self.dropped += len(too_big)
             try:
-                for f in frames:
-                    writer.write(f)
+                if batch:
+                    self._write(p, writer, batch)
                 await writer.drain()
             except (ConnectionError, OSError) as e:
                 log.info("peer %d: send failed (%s); %d messages lost", p.id, e, len(batch))
-                self.dropped += len(batch) - len(too_big)
+                self.dropped += len(batch)
                 if p.writer is writer:
                     self._disconnect(p)
                 continue
-            self.frames_sent += len(frames)
-            self.messages_sent += len(batch) - len(too_big)
 
     def _split_oversized(self, p: _Peer, batch: list[Message]) -> list[Message]:
         limit = p.hello.max_registers if p.hello is not None else 0
@@ -901,6 +953,7 @@ class TcpTransport:
                         self.on_message(p.id, m)
                     except Exception:
                         log.exception("on_message failed for a %s from peer %d", type(m).__name__, p.id)
+                self.flush()  # the requests these replies led to leave now, one frame per peer
         except RemoteProtocolError as e:
             log.warning("refused peer %d at %s:%d: %s; connection closed", p.id, *p.addr, e)
         except (ConnectionError, OSError) as e:
