@@ -239,9 +239,10 @@ def test_sync_driver_runs_its_loop_in_the_calling_thread(local: LocalCluster) ->
         for i in range(8):
             out = driver.execute(OpRequest(kind=Kind.WRITE, segment=51, values=((i, b"%d" % i),), ballot=cap.ballot))
             assert out.error is None
-        # no driver thread: the caller ran the loop; each operation was one frame per acceptor
+        # no driver thread: the caller ran the loop; one request per acceptor and operation, in at most as many
+        # frames (requests queued while a connection opens share one)
         assert {t.ident for t in threading.enumerate()} == threads_before
-        assert driver.transport.frames_sent == 9 * 3
+        assert driver.transport.messages_sent == 9 * 3 and driver.transport.frames_sent <= 9 * 3
 
         async def blocking_call_inside_a_coroutine() -> object:
             return driver.execute(OpRequest(kind=Kind.READ, segment=51, indices=(3,))).chosen_map()

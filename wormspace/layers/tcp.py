@@ -587,6 +587,122 @@ def _requests(msgs: list[Message]) -> list[Request]:
 # ---- the client transport -------------------------------------------------------------------------------
 
 
+class _ClientConn(asyncio.Protocol):
+    """One client connection (rule 5): the acceptor's hello first, then reply frames, each decoded and handed to
+    the transport as soon as its last byte arrives, from the socket's own callback (no reader task, no further
+    turn of the loop). ``write``/``drain``/``close``/``is_closing`` serve the peer's writer task and ``flush``."""
+
+    def __init__(self, owner: TcpTransport, peer: _Peer) -> None:
+        self.owner = owner
+        self.peer = peer
+        self.transport: asyncio.Transport | None = None
+        self._buf = bytearray()
+        self.hello: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._active = False  # the hello passed: frames are delivered
+        self._lost = False
+        self._paused = False
+        self._drained: asyncio.Future[None] | None = None
+
+    # -- asyncio.Protocol ------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        try:
+            if not self.hello.done():
+                self._take_hello()
+            elif self._active:
+                self._take_frames()
+        except RemoteProtocolError as e:
+            if not self.hello.done():  # a bad hello: the connecting task learns why
+                self.hello.set_exception(e)
+            else:
+                p = self.peer
+                log.warning("refused peer %d at %s:%d: %s; connection closed", p.id, *p.addr, e)
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if not self.hello.done():
+            if self._buf:
+                n = len(self._buf)
+                self.hello.set_exception(RemoteProtocolError(f"truncated frame: {n} bytes before the end"))
+            else:
+                self.hello.set_exception(ClosedBeforeHello("connection closed before the hello"))
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        if exc is not None:
+            log.debug("peer %d: connection lost: %s", self.peer.id, exc)
+        self.owner._lost(self.peer, self)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    # -- frames ----------------------------------------------------------------------------------------
+
+    def _take_hello(self) -> None:
+        buf = self._buf
+        if len(buf) < PREFIX_LEN:
+            return
+        n = check_length(bytes(buf[:PREFIX_LEN]), HELLO_MAX_FRAME)
+        if len(buf) < PREFIX_LEN + n:
+            return
+        body = bytes(buf[PREFIX_LEN : PREFIX_LEN + n])
+        del buf[: PREFIX_LEN + n]
+        self.hello.set_result(body)  # frames after it wait in the buffer until ``activate``
+
+    def activate(self) -> None:
+        """The hello passed: deliver the frames that came with it and every later one."""
+        self._active = True
+        if self._buf:
+            self.data_received(b"")
+
+    def _take_frames(self) -> None:
+        owner, buf = self.owner, self._buf
+        while len(buf) >= PREFIX_LEN and not self._lost:
+            n = check_length(bytes(buf[:PREFIX_LEN]), owner.max_frame)
+            if len(buf) < PREFIX_LEN + n:
+                return
+            body = bytes(buf[PREFIX_LEN : PREFIX_LEN + n])
+            del buf[: PREFIX_LEN + n]
+            owner._deliver(self.peer, decode_body(body, owner.auth_key, owner.max_value))
+
+    # -- the writer side -------------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def is_closing(self) -> bool:
+        return self._lost or self.transport is None or self.transport.is_closing()
+
+    def buffered(self) -> int:
+        """Bytes written but not yet taken by the socket."""
+        return 0 if self.transport is None else self.transport.get_write_buffer_size()
+
+    async def drain(self) -> None:
+        """Until the socket has taken what was written down to its low-water mark."""
+        if self.is_closing():
+            raise ConnectionResetError("connection closed")
+        if self._paused:
+            self._drained = asyncio.get_running_loop().create_future()
+            await self._drained
+            if self._lost:
+                raise ConnectionResetError("connection lost")
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
 class _Peer:
     __slots__ = (
         "addr",
@@ -597,7 +713,6 @@ class _Peer:
         "hello",
         "id",
         "queue",
-        "reader_task",
         "retry_at",
         "task",
         "wake",
@@ -610,8 +725,7 @@ class _Peer:
         self.queue: list[Message] = []
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
-        self.reader_task: asyncio.Task[None] | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        self.writer: _ClientConn | None = None
         self.backoff = backoff
         self.retry_at = 0.0
         self.down = False
@@ -760,7 +874,7 @@ class TcpTransport:
             if not p.queue:
                 continue
             w = p.writer
-            if p.busy or w is None or w.is_closing() or w.transport.get_write_buffer_size():
+            if p.busy or w is None or w.is_closing() or w.buffered():
                 self._wake(p)
                 continue
             batch, p.queue = p.queue, []
@@ -778,7 +892,7 @@ class TcpTransport:
             p.task = asyncio.get_running_loop().create_task(self._pump(p), name=f"wormspace-send-{p.id}")
         p.wake.set()
 
-    def _write(self, p: _Peer, writer: asyncio.StreamWriter, batch: list[Message]) -> None:
+    def _write(self, p: _Peer, writer: _ClientConn, batch: list[Message]) -> None:
         """``batch`` as frames on ``writer`` (split under the peer's limits); counted."""
         batch = self._split_oversized(p, batch)
         frames, too_big = split_for_frames(batch, self.auth_key, self.max_frame)
@@ -798,7 +912,7 @@ class TcpTransport:
     async def close(self) -> None:
         """Stop every task and close every connection; queued messages are dropped."""
         self._closed = True
-        tasks = [t for p in self.peers.values() for t in (p.task, p.reader_task) if t is not None]
+        tasks = [p.task for p in self.peers.values() if p.task is not None]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -820,14 +934,17 @@ class TcpTransport:
         if time.monotonic() < p.retry_at:
             self._drop_queue(p)
             return False
-        opened: list[asyncio.StreamWriter] = []
+        opened: list[_ClientConn] = []
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(*p.addr), self.connect_timeout)
-            opened.append(writer)
-            why = await self._exchange_hello(p, reader, writer)
+            loop = asyncio.get_running_loop()
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(lambda: _ClientConn(self, p), *p.addr), self.connect_timeout
+            )
+            opened.append(conn)
+            why = await self._exchange_hello(p, conn)
         except OSError as e:  # TimeoutError is an OSError; so is a hello that did not come (slow, or gone)
-            for w in opened:
-                w.close()
+            for c in opened:
+                c.close()
             if not p.down:
                 err = str(e) or type(e).__name__
                 log.info("peer %d at %s:%d unreachable (%s); dropping its messages", p.id, *p.addr, err)
@@ -837,7 +954,7 @@ class TcpTransport:
             if self.refusals.get(p.id) != why:
                 log.warning("peer %d at %s:%d: %s", p.id, *p.addr, why)
             self.refusals[p.id] = why
-            writer.close()
+            conn.close()
             self._mark_down(p)
             return False
         if p.down:
@@ -845,11 +962,9 @@ class TcpTransport:
         self.refusals.pop(p.id, None)
         p.down = False
         p.backoff = self.backoff_initial
-        p.writer = writer
+        p.writer = conn
         self.connects += 1
-        p.reader_task = asyncio.get_running_loop().create_task(
-            self._read(p, reader, writer), name=f"wormspace-recv-{p.id}"
-        )
+        conn.activate()
         return True
 
     def _mark_down(self, p: _Peer) -> None:
@@ -858,18 +973,17 @@ class TcpTransport:
         p.backoff = min(p.backoff * 2, self.backoff_max)
         self._drop_queue(p)
 
-    async def _exchange_hello(
-        self, p: _Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> str | None:
+    async def _exchange_hello(self, p: _Peer, conn: _ClientConn) -> str | None:
         """Send our hello, check the acceptor's; ``None`` if it is the acceptor we want, else why not (a
         refusal). ``OSError`` if no hello came (a slow or vanished peer is unreachable, not refusing)."""
         nonce = secrets.token_bytes(NONCE_LEN)
-        writer.write(encode_hello(Hello(cluster_id=self.cluster_id, acceptor_id=None, nonce=nonce), self.auth_key))
-        await writer.drain()
+        conn.write(encode_hello(Hello(cluster_id=self.cluster_id, acceptor_id=None, nonce=nonce), self.auth_key))
         try:
-            hello = await read_hello(reader, self.auth_key, self.connect_timeout)
-        except PeerTimeout as e:
-            raise TimeoutError(str(e)) from None
+            async with asyncio.timeout(self.connect_timeout):
+                body = await conn.hello
+            hello = decode_hello(body, self.auth_key)
+        except TimeoutError:
+            raise TimeoutError(f"no hello within {self.connect_timeout} s") from None
         except ClosedBeforeHello:
             raise ConnectionResetError("closed the connection before its hello") from None
         except RemoteProtocolError as e:
@@ -884,7 +998,7 @@ class TcpTransport:
         (while it is busy, ``flush`` leaves that peer's messages queued for it, so their order is kept)."""
         while not self._closed:
             w = p.writer
-            if not p.queue and (w is None or not w.transport.get_write_buffer_size()):
+            if not p.queue and (w is None or not w.buffered()):
                 p.busy = False
                 p.wake.clear()
                 await p.wake.wait()
@@ -939,31 +1053,23 @@ class TcpTransport:
         for req in [r for r, sp in self._splits.items() if sp.peer == peer]:
             del self._splits[req]
 
-    async def _read(self, p: _Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                msgs = await read_frame(reader, self.auth_key, self.max_frame, self.max_value)
-                if msgs is None:
-                    break
-                for raw in msgs:
-                    m = self._merged(p.id, raw)
-                    if m is None:
-                        continue
-                    try:
-                        self.on_message(p.id, m)
-                    except Exception:
-                        log.exception("on_message failed for a %s from peer %d", type(m).__name__, p.id)
-                self.flush()  # the requests these replies led to leave now, one frame per peer
-        except RemoteProtocolError as e:
-            log.warning("refused peer %d at %s:%d: %s; connection closed", p.id, *p.addr, e)
-        except (ConnectionError, OSError) as e:
-            log.debug("peer %d: connection lost: %s", p.id, e)
-        finally:
-            if p.writer is writer:
-                p.writer = None
-                p.hello = None
+    def _deliver(self, p: _Peer, msgs: list[Message]) -> None:
+        """One reply frame from ``p``: each message to ``on_message``, then the requests they led to leave."""
+        for raw in msgs:
+            m = self._merged(p.id, raw)
+            if m is None:
+                continue
+            try:
+                self.on_message(p.id, m)
+            except Exception:
+                log.exception("on_message failed for a %s from peer %d", type(m).__name__, p.id)
+        self.flush()  # the requests these replies led to leave now, one frame per peer
+
+    def _lost(self, p: _Peer, conn: _ClientConn) -> None:
+        if p.writer is conn:
+            p.writer = None
+            p.hello = None
             self._forget_splits(p.id)
-            writer.close()
 
 
 def hello_mismatch(hello: Hello, *, cluster_id: str, acceptor_id: int, nonce: bytes) -> str | None:
