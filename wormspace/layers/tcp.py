@@ -25,7 +25,9 @@ Rules:
    tolerates loss, and the client core retries on its timeouts. Messages queued for a peer in one turn of
    the loop go out as one frame at the end of that turn (``flush``: written at once while the connection is
    up and its socket keeps up); everything queued while the peer's writer task is connecting or waiting for
-   a slow socket goes out as one frame after it (coalescing). A peer's messages keep their order.
+   a slow socket goes out as one frame after it (coalescing). A peer's messages keep their order. A reply
+   frame is decoded and handed over by the connection's own data callback as soon as it is whole (a frame
+   that fails to decode closes that connection, logged); the requests its replies lead to leave at once.
 6. With a shared key every frame, hellos included, carries an HMAC; a peer without the key is refused and
    logged, and learns why from the refusal hello.
 7. Resources are bounded (``Limits``). Before its hello a peer may send at most ``HELLO_MAX_FRAME`` bytes a
