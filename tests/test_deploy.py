@@ -252,6 +252,19 @@ def test_sync_driver_runs_its_loop_in_the_calling_thread(local: LocalCluster) ->
         driver.execute(OpRequest(kind=Kind.READ, segment=51, indices=(3,)))
 
 
+@pytest.mark.timeout(90)
+def test_sync_driver_sees_connections_closed_while_its_loop_was_not_running(local: LocalCluster) -> None:
+    # A long timeout: a request written to a connection the acceptor had closed would show as a resend.
+    with TcpDriver.from_config(local.config, config=Config(timeout=2.0)) as driver:
+        assert driver.execute(OpRequest(kind=Kind.READ, segment=52, indices=(0,))).error is None
+        for i in range(3):  # every connection closes while no call runs the client's loop
+            local.crash(i)
+            local.restart(i)
+        sent = driver.transport.messages_sent
+        assert driver.execute(OpRequest(kind=Kind.READ, segment=52, indices=(0,))).error is None
+        assert driver.transport.messages_sent - sent == 3  # one request per acceptor, on new connections
+
+
 @pytest.mark.timeout(60)
 def test_crash_pause_and_restart_acceptors(local: LocalCluster) -> None:
     with TcpDriver.from_config(local.config, config=FAST) as driver:

@@ -333,15 +333,12 @@ class TcpDriver:
                 raise UsageError("this client is closed")
             loop = self._private_loop()
             self._pending += 1
-            if self._runner is None:  # nobody runs the loop: queue directly, then run it here
+            if self._runner is None:  # nobody runs the loop: this thread runs it
                 self._runner = threading.get_ident()
                 lead = True
-                try:
-                    self._sync.submit_on(loop, request, lambda outcome: self._deliver(request, outcome, done))
-                except BaseException:
-                    self._pending -= 1
-                    self._runner = None
-                    raise
+                # Submitted from the loop's first turn, after that turn's I/O events: a connection the acceptor
+                # closed while the loop was not running is seen closed before the request is written to it.
+                loop.call_soon(self._submit_foreign, request, done)
             else:  # another thread runs the loop: hand the operation over to it
                 lead = False
                 loop.call_soon_threadsafe(self._submit_foreign, request, done)
@@ -357,6 +354,7 @@ class TcpDriver:
                 lead = True
 
     def _submit_foreign(self, request: OpRequest, done: ConcurrentFuture[Outcome]) -> None:
+        """On the private loop: start a caller's operation (or tell it why not)."""
         loop = self._loop
         assert loop is not None
         try:
