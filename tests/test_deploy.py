@@ -262,7 +262,9 @@ def test_sync_driver_sees_connections_closed_while_its_loop_was_not_running(loca
             local.restart(i)
         sent = driver.transport.messages_sent
         assert driver.execute(OpRequest(kind=Kind.READ, segment=52, indices=(0,))).error is None
-        assert driver.transport.messages_sent - sent == 3  # one request per acceptor, on new connections
+        # at most one request per acceptor, on new connections (the third may still be opening when a quorum
+        # has answered); a request written to a closed connection would have been resent
+        assert driver.transport.messages_sent - sent <= 3
 
 
 @pytest.mark.timeout(60)
