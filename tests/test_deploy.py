@@ -231,6 +231,43 @@ def test_async_driver_runs_on_the_callers_loop_without_threads(local: LocalClust
 
 
 @pytest.mark.timeout(60)
+def test_sync_driver_runs_its_loop_in_the_calling_thread(local: LocalCluster) -> None:
+    threads_before = {t.ident for t in threading.enumerate()}
+    with TcpDriver.from_config(local.config, config=FAST) as driver:
+        cap = driver.execute(OpRequest(kind=Kind.CAPTURE, segment=51, indices=tuple(range(8))))
+        assert cap.error is None
+        for i in range(8):
+            out = driver.execute(OpRequest(kind=Kind.WRITE, segment=51, values=((i, b"%d" % i),), ballot=cap.ballot))
+            assert out.error is None
+        # no driver thread: the caller ran the loop; one request per acceptor and operation, in at most as many
+        # frames (requests queued while a connection opens share one)
+        assert {t.ident for t in threading.enumerate()} == threads_before
+        assert driver.transport.messages_sent == 9 * 3 and driver.transport.frames_sent <= 9 * 3
+
+        async def blocking_call_inside_a_coroutine() -> object:
+            return driver.execute(OpRequest(kind=Kind.READ, segment=51, indices=(3,))).chosen_map()
+
+        assert asyncio.run(blocking_call_inside_a_coroutine()) == {3: b"3"}
+    with pytest.raises(UsageError, match="this client is closed"):
+        driver.execute(OpRequest(kind=Kind.READ, segment=51, indices=(3,)))
+
+
+@pytest.mark.timeout(90)
+def test_sync_driver_sees_connections_closed_while_its_loop_was_not_running(local: LocalCluster) -> None:
+    # A long timeout: a request written to a connection the acceptor had closed would show as a resend.
+    with TcpDriver.from_config(local.config, config=Config(timeout=2.0)) as driver:
+        assert driver.execute(OpRequest(kind=Kind.READ, segment=52, indices=(0,))).error is None
+        for i in range(3):  # every connection closes while no call runs the client's loop
+            local.crash(i)
+            local.restart(i)
+        sent = driver.transport.messages_sent
+        assert driver.execute(OpRequest(kind=Kind.READ, segment=52, indices=(0,))).error is None
+        # at most one request per acceptor, on new connections (the third may still be opening when a quorum
+        # has answered); a request written to a closed connection would have been resent
+        assert driver.transport.messages_sent - sent <= 3
+
+
+@pytest.mark.timeout(60)
 def test_crash_pause_and_restart_acceptors(local: LocalCluster) -> None:
     with TcpDriver.from_config(local.config, config=FAST) as driver:
 

@@ -227,6 +227,25 @@ def test_group_commits_all_or_nothing(db: Path) -> None:
     assert [r[:2] for r in rows(db)] == [(0, 0), (0, 1)]
 
 
+def test_a_group_that_changes_nothing_runs_no_transaction(db: Path) -> None:
+    s = SqliteStorage(db)
+    node = AcceptorNode(0, s, fast=True)
+    statements: list[str] = []
+    s._db.set_trace_callback(statements.append)
+    with s.group():  # a read: its reply depends only on committed state, nothing to make durable
+        node.handle(1, Read(req=1, segment=0, indices=(0, 1)))
+    assert statements == []
+    with s.group():
+        node.handle(1, Read(req=2, segment=0, indices=(0,)))
+        node.handle(1, Accept(req=3, segment=0, ballot=Ballot(1, 1), values=((0, b"x"),)))
+    assert statements[0] == "BEGIN IMMEDIATE" and statements[-1] == "COMMIT"
+    s._db.set_trace_callback(None)
+    s.close()
+    again = SqliteStorage(db)
+    assert again.get(0, 0) == RegState(promised=Ballot(1, 1), accepted=Ballot(1, 1), value=b"x")
+    again.close()
+
+
 TRIM_KEY = (0, TRIM)
 TRIM_STATE = RegState(promised=Ballot(4, 1), accepted=Ballot(4, 1), value=b"t")
 

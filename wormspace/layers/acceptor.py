@@ -468,7 +468,9 @@ class SqliteStorage:
 
     ``group()`` lets a runtime apply several ``Persist`` effects in one transaction (group commit): inside the
     block nothing is durable, so the caller must hold back every reply computed inside it until the block has
-    exited normally; on an exception everything in the block is rolled back, the mirror included.
+    exited normally; on an exception everything in the block is rolled back, the mirror included. The
+    transaction begins with the block's first ``apply``: a block that applies nothing (reads, refusals) costs
+    no transaction and no ``fsync`` (its replies depend only on state committed before it).
 
     The file carries ``meta.storage_format``; a format-1 file is migrated to format 2 (``STORAGE_FORMAT``)
     when opened writable; a file of any other format is refused (``UsageError``), as is a row that does not
@@ -619,6 +621,8 @@ class SqliteStorage:
             for (s, i), r in persist.puts
             if not (s in purged and i != TRIM)
         ]  # built first: a put that is not a RegState fails here, before anything changed
+        if not self._db.in_transaction:  # the group's transaction starts with its first change
+            self._db.execute("BEGIN IMMEDIATE")
         if persist.purge:
             self._flush()  # the rows written before the purge, then the purge
             for seg in persist.purge:
@@ -662,13 +666,13 @@ class SqliteStorage:
         """One transaction for every ``apply`` inside the block; durable when the block exits normally."""
         if self._grouped or self.read_only:
             raise UsageError("SqliteStorage.group() does not nest and needs a writable store")
-        self._db.execute("BEGIN IMMEDIATE")
         self._grouped = True
         self._undo = {}
         try:
             yield
-            self._flush()
-            self._db.execute("COMMIT")
+            if self._db.in_transaction:  # nothing to commit (or fsync) for a block that changed nothing
+                self._flush()
+                self._db.execute("COMMIT")
         except BaseException:
             self._grouped = False
             self._rollback()

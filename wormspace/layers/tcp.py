@@ -22,8 +22,12 @@ Rules:
    disk fails can no longer promise durably.
 5. The client transport loses messages rather than block: a peer that cannot be reached, or refuses the
    hello, has its queued messages dropped and is retried with capped exponential backoff; the protocol
-   tolerates loss, and the client core retries on its timeouts. Everything queued for one peer while its
-   writer is busy goes out as one frame (coalescing).
+   tolerates loss, and the client core retries on its timeouts. Messages queued for a peer in one turn of
+   the loop go out as one frame at the end of that turn (``flush``: written at once while the connection is
+   up and its socket keeps up); everything queued while the peer's writer task is connecting or waiting for
+   a slow socket goes out as one frame after it (coalescing). A peer's messages keep their order. A reply
+   frame is decoded and handed over by the connection's own data callback as soon as it is whole (a frame
+   that fails to decode closes that connection, logged); the requests its replies lead to leave at once.
 6. With a shared key every frame, hellos included, carries an HMAC; a peer without the key is refused and
    logged, and learns why from the refusal hello.
 7. Resources are bounded (``Limits``). Before its hello a peer may send at most ``HELLO_MAX_FRAME`` bytes a
@@ -585,15 +589,132 @@ def _requests(msgs: list[Message]) -> list[Request]:
 # ---- the client transport -------------------------------------------------------------------------------
 
 
+class _ClientConn(asyncio.Protocol):
+    """One client connection (rule 5): the acceptor's hello first, then reply frames, each decoded and handed to
+    the transport as soon as its last byte arrives, from the socket's own callback (no reader task, no further
+    turn of the loop). ``write``/``drain``/``close``/``is_closing`` serve the peer's writer task and ``flush``."""
+
+    def __init__(self, owner: TcpTransport, peer: _Peer) -> None:
+        self.owner = owner
+        self.peer = peer
+        self.transport: asyncio.Transport | None = None
+        self._buf = bytearray()
+        self.hello: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._active = False  # the hello passed: frames are delivered
+        self._lost = False
+        self._paused = False
+        self._drained: asyncio.Future[None] | None = None
+
+    # -- asyncio.Protocol ------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        try:
+            if not self.hello.done():
+                self._take_hello()
+            elif self._active:
+                self._take_frames()
+        except RemoteProtocolError as e:
+            if not self.hello.done():  # a bad hello: the connecting task learns why
+                self.hello.set_exception(e)
+            else:
+                p = self.peer
+                log.warning("refused peer %d at %s:%d: %s; connection closed", p.id, *p.addr, e)
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if not self.hello.done():
+            if self._buf:
+                n = len(self._buf)
+                self.hello.set_exception(RemoteProtocolError(f"truncated frame: {n} bytes before the end"))
+            else:
+                self.hello.set_exception(ClosedBeforeHello("connection closed before the hello"))
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        if exc is not None:
+            log.debug("peer %d: connection lost: %s", self.peer.id, exc)
+        self.owner._lost(self.peer, self)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    # -- frames ----------------------------------------------------------------------------------------
+
+    def _take_hello(self) -> None:
+        buf = self._buf
+        if len(buf) < PREFIX_LEN:
+            return
+        n = check_length(bytes(buf[:PREFIX_LEN]), HELLO_MAX_FRAME)
+        if len(buf) < PREFIX_LEN + n:
+            return
+        body = bytes(buf[PREFIX_LEN : PREFIX_LEN + n])
+        del buf[: PREFIX_LEN + n]
+        self.hello.set_result(body)  # frames after it wait in the buffer until ``activate``
+
+    def activate(self) -> None:
+        """The hello passed: deliver the frames that came with it and every later one."""
+        self._active = True
+        if self._buf:
+            self.data_received(b"")
+
+    def _take_frames(self) -> None:
+        owner, buf = self.owner, self._buf
+        while len(buf) >= PREFIX_LEN and not self._lost:
+            n = check_length(bytes(buf[:PREFIX_LEN]), owner.max_frame)
+            if len(buf) < PREFIX_LEN + n:
+                return
+            body = bytes(buf[PREFIX_LEN : PREFIX_LEN + n])
+            del buf[: PREFIX_LEN + n]
+            owner._deliver(self.peer, decode_body(body, owner.auth_key, owner.max_value))
+
+    # -- the writer side -------------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def is_closing(self) -> bool:
+        return self._lost or self.transport is None or self.transport.is_closing()
+
+    def buffered(self) -> int:
+        """Bytes written but not yet taken by the socket."""
+        return 0 if self.transport is None else self.transport.get_write_buffer_size()
+
+    async def drain(self) -> None:
+        """Until the socket has taken what was written down to its low-water mark."""
+        if self.is_closing():
+            raise ConnectionResetError("connection closed")
+        if self._paused:
+            self._drained = asyncio.get_running_loop().create_future()
+            await self._drained
+            if self._lost:
+                raise ConnectionResetError("connection lost")
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
 class _Peer:
     __slots__ = (
         "addr",
         "backoff",
+        "busy",
+        "dirty",
         "down",
         "hello",
         "id",
         "queue",
-        "reader_task",
         "retry_at",
         "task",
         "wake",
@@ -606,12 +727,13 @@ class _Peer:
         self.queue: list[Message] = []
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
-        self.reader_task: asyncio.Task[None] | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        self.writer: _ClientConn | None = None
         self.backoff = backoff
         self.retry_at = 0.0
         self.down = False
         self.hello: Hello | None = None  # the acceptor's hello on the current connection
+        self.dirty = False  # in the transport's list of peers to flush
+        self.busy = False  # the writer task is connecting or writing: ``flush`` leaves the queue to it
 
 
 @dataclass(slots=True)
@@ -674,7 +796,8 @@ def split_request(m: Request, limit: int, first_req: int) -> list[Request]:
 
 
 class TcpTransport:
-    """Client side: ``send(dst, msg)`` queues; one writer task a peer sends everything queued as one frame.
+    """Client side: ``send(dst, msg)`` queues; ``flush()`` (at the end of the turn) sends each peer's queue as
+    one frame, through the peer's writer task when it is connecting or its socket is slow.
 
     Connections are opened on first use and reused; each starts with the hello exchange (wire rule 4): the
     acceptor must answer with ``cluster_id``, the peer's id, and our nonce, else the connection is closed and
@@ -719,6 +842,8 @@ class TcpTransport:
         self._splits: dict[int, _Split] = {}  # chunk req -> its split
         self._next_chunk = _CHUNK_BASE
         self._closed = False
+        self._dirty: list[_Peer] = []  # peers with messages queued since the last flush
+        self._flush_scheduled = False
 
     def send(self, dst: int, msg: Message) -> None:
         """Queue ``msg`` for ``dst`` (must run on the event loop's thread)."""
@@ -732,9 +857,54 @@ class TcpTransport:
             self.dropped += 1
             return
         p.queue.append(msg)
+        if not p.dirty:
+            p.dirty = True
+            self._dirty.append(p)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Send everything queued now (rule 5): to a connected, idle peer whose socket keeps up, as one frame
+        written at once; otherwise the peer's writer task connects, writes and waits for the socket. Runs by
+        itself at the end of the turn of the first ``send``; callers that know a turn's sends are over (a
+        reply handled, a batch of operations started) call it at once, saving a turn of the loop."""
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for p in dirty:
+            p.dirty = False
+            if not p.queue:
+                continue
+            w = p.writer
+            if p.busy or w is None or w.is_closing() or w.buffered():
+                self._wake(p)
+                continue
+            batch, p.queue = p.queue, []
+            try:
+                self._write(p, w, batch)
+            except (ConnectionError, OSError) as e:
+                log.info("peer %d: send failed (%s); %d messages lost", p.id, e, len(batch))
+                self.dropped += len(batch)
+                if p.writer is w:
+                    self._disconnect(p)
+
+    def _wake(self, p: _Peer) -> None:
+        p.busy = True
         if p.task is None:
-            p.task = asyncio.get_running_loop().create_task(self._pump(p), name=f"wormspace-send-{dst}")
+            p.task = asyncio.get_running_loop().create_task(self._pump(p), name=f"wormspace-send-{p.id}")
         p.wake.set()
+
+    def _write(self, p: _Peer, writer: _ClientConn, batch: list[Message]) -> None:
+        """``batch`` as frames on ``writer`` (split under the peer's limits); counted."""
+        batch = self._split_oversized(p, batch)
+        frames, too_big = split_for_frames(batch, self.auth_key, self.max_frame)
+        for m in too_big:
+            log.warning("dropping a %s for peer %d: larger than a frame", type(m).__name__, p.id)
+        self.dropped += len(too_big)
+        for f in frames:
+            writer.write(f)
+        self.frames_sent += len(frames)
+        self.messages_sent += len(batch) - len(too_big)
 
     def connected(self, dst: int) -> bool:
         """Whether a connection to ``dst`` is open now."""
@@ -744,7 +914,7 @@ class TcpTransport:
     async def close(self) -> None:
         """Stop every task and close every connection; queued messages are dropped."""
         self._closed = True
-        tasks = [t for p in self.peers.values() for t in (p.task, p.reader_task) if t is not None]
+        tasks = [p.task for p in self.peers.values() if p.task is not None]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -766,14 +936,17 @@ class TcpTransport:
         if time.monotonic() < p.retry_at:
             self._drop_queue(p)
             return False
-        opened: list[asyncio.StreamWriter] = []
+        opened: list[_ClientConn] = []
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(*p.addr), self.connect_timeout)
-            opened.append(writer)
-            why = await self._exchange_hello(p, reader, writer)
+            loop = asyncio.get_running_loop()
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(lambda: _ClientConn(self, p), *p.addr), self.connect_timeout
+            )
+            opened.append(conn)
+            why = await self._exchange_hello(p, conn)
         except OSError as e:  # TimeoutError is an OSError; so is a hello that did not come (slow, or gone)
-            for w in opened:
-                w.close()
+            for c in opened:
+                c.close()
             if not p.down:
                 err = str(e) or type(e).__name__
                 log.info("peer %d at %s:%d unreachable (%s); dropping its messages", p.id, *p.addr, err)
@@ -783,7 +956,7 @@ class TcpTransport:
             if self.refusals.get(p.id) != why:
                 log.warning("peer %d at %s:%d: %s", p.id, *p.addr, why)
             self.refusals[p.id] = why
-            writer.close()
+            conn.close()
             self._mark_down(p)
             return False
         if p.down:
@@ -791,11 +964,9 @@ class TcpTransport:
         self.refusals.pop(p.id, None)
         p.down = False
         p.backoff = self.backoff_initial
-        p.writer = writer
+        p.writer = conn
         self.connects += 1
-        p.reader_task = asyncio.get_running_loop().create_task(
-            self._read(p, reader, writer), name=f"wormspace-recv-{p.id}"
-        )
+        conn.activate()
         return True
 
     def _mark_down(self, p: _Peer) -> None:
@@ -804,18 +975,17 @@ class TcpTransport:
         p.backoff = min(p.backoff * 2, self.backoff_max)
         self._drop_queue(p)
 
-    async def _exchange_hello(
-        self, p: _Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> str | None:
+    async def _exchange_hello(self, p: _Peer, conn: _ClientConn) -> str | None:
         """Send our hello, check the acceptor's; ``None`` if it is the acceptor we want, else why not (a
         refusal). ``OSError`` if no hello came (a slow or vanished peer is unreachable, not refusing)."""
         nonce = secrets.token_bytes(NONCE_LEN)
-        writer.write(encode_hello(Hello(cluster_id=self.cluster_id, acceptor_id=None, nonce=nonce), self.auth_key))
-        await writer.drain()
+        conn.write(encode_hello(Hello(cluster_id=self.cluster_id, acceptor_id=None, nonce=nonce), self.auth_key))
         try:
-            hello = await read_hello(reader, self.auth_key, self.connect_timeout)
-        except PeerTimeout as e:
-            raise TimeoutError(str(e)) from None
+            async with asyncio.timeout(self.connect_timeout):
+                body = await conn.hello
+            hello = decode_hello(body, self.auth_key)
+        except TimeoutError:
+            raise TimeoutError(f"no hello within {self.connect_timeout} s") from None
         except ClosedBeforeHello:
             raise ConnectionResetError("closed the connection before its hello") from None
         except RemoteProtocolError as e:
@@ -826,33 +996,31 @@ class TcpTransport:
         return why
 
     async def _pump(self, p: _Peer) -> None:
+        """The peer's writer task: connects, writes what ``flush`` could not, and waits for a slow socket
+        (while it is busy, ``flush`` leaves that peer's messages queued for it, so their order is kept)."""
         while not self._closed:
-            if not p.queue:
+            w = p.writer
+            if not p.queue and (w is None or not w.buffered()):
+                p.busy = False
                 p.wake.clear()
                 await p.wake.wait()
                 continue
-            if (p.writer is None or p.writer.is_closing()) and not await self._connect(p):
+            p.busy = True
+            if p.queue and (w is None or w.is_closing()) and not await self._connect(p):
                 continue
             writer = p.writer
             assert writer is not None
             batch, p.queue = p.queue, []
-            batch = self._split_oversized(p, batch)
-            frames, too_big = split_for_frames(batch, self.auth_key, self.max_frame)
-            for m in too_big:
-                log.warning("dropping a %s for peer %d: larger than a frame", type(m).__name__, p.id)
-            self.dropped += len(too_big)
             try:
-                for f in frames:
-                    writer.write(f)
+                if batch:
+                    self._write(p, writer, batch)
                 await writer.drain()
             except (ConnectionError, OSError) as e:
                 log.info("peer %d: send failed (%s); %d messages lost", p.id, e, len(batch))
-                self.dropped += len(batch) - len(too_big)
+                self.dropped += len(batch)
                 if p.writer is writer:
                     self._disconnect(p)
                 continue
-            self.frames_sent += len(frames)
-            self.messages_sent += len(batch) - len(too_big)
 
     def _split_oversized(self, p: _Peer, batch: list[Message]) -> list[Message]:
         limit = p.hello.max_registers if p.hello is not None else 0
@@ -887,30 +1055,23 @@ class TcpTransport:
         for req in [r for r, sp in self._splits.items() if sp.peer == peer]:
             del self._splits[req]
 
-    async def _read(self, p: _Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                msgs = await read_frame(reader, self.auth_key, self.max_frame, self.max_value)
-                if msgs is None:
-                    break
-                for raw in msgs:
-                    m = self._merged(p.id, raw)
-                    if m is None:
-                        continue
-                    try:
-                        self.on_message(p.id, m)
-                    except Exception:
-                        log.exception("on_message failed for a %s from peer %d", type(m).__name__, p.id)
-        except RemoteProtocolError as e:
-            log.warning("refused peer %d at %s:%d: %s; connection closed", p.id, *p.addr, e)
-        except (ConnectionError, OSError) as e:
-            log.debug("peer %d: connection lost: %s", p.id, e)
-        finally:
-            if p.writer is writer:
-                p.writer = None
-                p.hello = None
+    def _deliver(self, p: _Peer, msgs: list[Message]) -> None:
+        """One reply frame from ``p``: each message to ``on_message``, then the requests they led to leave."""
+        for raw in msgs:
+            m = self._merged(p.id, raw)
+            if m is None:
+                continue
+            try:
+                self.on_message(p.id, m)
+            except Exception:
+                log.exception("on_message failed for a %s from peer %d", type(m).__name__, p.id)
+        self.flush()  # the requests these replies led to leave now, one frame per peer
+
+    def _lost(self, p: _Peer, conn: _ClientConn) -> None:
+        if p.writer is conn:
+            p.writer = None
+            p.hello = None
             self._forget_splits(p.id)
-            writer.close()
 
 
 def hello_mismatch(hello: Hello, *, cluster_id: str, acceptor_id: int, nonce: bytes) -> str | None:

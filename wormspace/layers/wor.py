@@ -458,8 +458,12 @@ def _read_progress(op: Op, ctx: Ctx) -> Step:
     chosen: dict[int, bytes] = {}
     empty: list[int] = []
     half: list[int] = []
+    by_index: dict[int, list[Vote]] = {}  # one pass over the votes, not one per register asked
+    for r in replies:
+        for v in r.votes:
+            by_index.setdefault(v.index, []).append(v)
     for i in op.ask:
-        votes = [v for r in replies for v in r.votes if v.index == i]
+        votes = by_index.get(i)
         if not votes:
             empty.append(i)
             continue

@@ -9,9 +9,14 @@ Rules:
    loop shares the driver (one node id, one connection per acceptor). Calling it from another loop is a
    ``UsageError``.
 2. Operations submitted in one turn of the loop run merged (``wormspace.layers.coalesce``): concurrent single
-   writes, reads or captures on one segment become one batch operation, one request per acceptor.
-3. ``TcpDriver`` is the synchronous facade: ``execute(request)`` blocks the calling thread while an
-   ``AsyncTcpDriver`` runs on a private loop in a background thread (started on the first synchronous call).
+   writes, reads or captures on one segment become one batch operation, one request per acceptor; at the
+   end of that turn their requests are written at once, one frame per acceptor.
+3. ``TcpDriver`` is the synchronous facade: ``execute(request)`` runs an ``AsyncTcpDriver`` on a private
+   loop that the calling thread runs itself until its outcome (no thread hop, no background thread; the
+   loop does not run between calls, and replies or timers that come meanwhile are handled by the next call).
+   When several threads call at once, the first runs the loop until every caller's operation has ended and
+   the others hand theirs to it and wait; if it is interrupted, a waiting caller takes the loop over. A
+   blocking call from inside a coroutine (a thread whose own loop is running) runs in a short-lived thread.
    ``await execute_async(request)`` on a ``TcpDriver`` never hops threads either: each calling event loop
    gets its own ``AsyncTcpDriver`` (its own node id and connections), created on first use.
 4. ``close()`` (or ``await aclose()``) ends a driver: operations still running end ``Indeterminate``; any
@@ -32,7 +37,7 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future as ConcurrentFuture
 from typing import Any
 
@@ -105,8 +110,7 @@ class AsyncTcpDriver:
     def closed(self) -> bool:
         return self._closed
 
-    def _bind(self) -> Coalescer:
-        loop = asyncio.get_running_loop()
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> Coalescer:
         if self._loop is None:
             self._loop = loop
         elif loop is not self._loop:
@@ -116,8 +120,19 @@ class AsyncTcpDriver:
                 self._peers, self._on_message, self._auth_key, cluster_id=self._cluster_id,
                 max_value=self._max_value,
             )
-            self._coalescer = Coalescer(self.core, schedule=loop.call_soon, carry_out=self._carry_out)
+            self._coalescer = Coalescer(self.core, schedule=self._schedule_turn_end, carry_out=self._carry_out)
         return self._coalescer
+
+    def _schedule_turn_end(self, flush: Callable[[], None]) -> None:
+        assert self._loop is not None
+        self._loop.call_soon(self._turn_end, flush)
+
+    def _turn_end(self, flush: Callable[[], None]) -> None:
+        """Rule 2's end of a turn: the queued operations start merged, and their requests leave at once (one
+        frame per acceptor, no further turn of the loop)."""
+        flush()
+        if self._transport is not None:
+            self._transport.flush()
 
     def _carry_out(self, effects: list[Effect]) -> None:
         transport = self._transport
@@ -143,10 +158,11 @@ class AsyncTcpDriver:
         """Run one operation to its outcome on the running loop (the driver's)."""
         if self._closed:
             raise UsageError("this client is closed")
+        loop = asyncio.get_running_loop()
         coalescer = self._coalescer
-        if coalescer is None or asyncio.get_running_loop() is not self._loop:
-            coalescer = self._bind()
-        fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        if coalescer is None or loop is not self._loop:
+            coalescer = self._bind(loop)
+        fut: asyncio.Future[Outcome] = loop.create_future()
 
         def then(outcome: Outcome) -> None:
             if not fut.done():
@@ -154,6 +170,18 @@ class AsyncTcpDriver:
 
         coalescer.submit(request, then)
         return self._explain(request, await fut)
+
+    def submit_on(self, loop: asyncio.AbstractEventLoop, request: OpRequest, then: Callable[[Outcome], None]) -> None:
+        """Queue one operation on ``loop`` (the driver's) without awaiting: ``then(outcome)`` runs on that loop
+        when it ends. Must be called from the loop's thread, or while no thread runs the loop (the synchronous
+        facade's caller, which runs the loop itself next). The outcome is not explained (``explain``)."""
+        if self._closed:
+            raise UsageError("this client is closed")
+        self._bind(loop).submit(request, then)
+
+    def explain(self, request: OpRequest, outcome: Outcome) -> Outcome:
+        """Rule 5 for an outcome delivered by ``submit_on``: the outcome, or ``PeersRefused`` raised."""
+        return self._explain(request, outcome)
 
     def _explain(self, request: OpRequest, outcome: Outcome) -> Outcome:
         """Rule 5: an indeterminate outcome while acceptors of the request's group refuse this client is
@@ -234,8 +262,9 @@ class AsyncTcpDriver:
 class TcpDriver:
     """The synchronous facade over ``AsyncTcpDriver`` (Rule 3).
 
-    ``execute(request)`` blocks until the operation's outcome (thread-safe; not from the private loop's
-    thread); ``await execute_async(request)`` runs on the caller's own loop without a thread hop.
+    ``execute(request)`` blocks until the operation's outcome, running the private loop in the calling thread
+    (thread-safe; not from a callback of the private loop); ``await execute_async(request)`` runs on the
+    caller's own loop without a thread hop.
     ``close()`` ends it and every per-loop driver it made."""
 
     def __init__(
@@ -264,8 +293,11 @@ class TcpDriver:
             weakref.WeakKeyDictionary()
         )
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._cond = threading.Condition()  # guards the private loop's runner and pending operations
+        self._loop: asyncio.AbstractEventLoop | None = None  # the private loop (not running between calls)
+        self._runner: int | None = None  # the thread running the private loop now
+        self._pending = 0  # synchronous callers' operations not ended yet
+        self._idle: asyncio.Future[None] | None = None  # set when ``_pending`` drops to 0
         self._closed = False
 
     @classmethod
@@ -280,43 +312,111 @@ class TcpDriver:
             **kwargs,
         )
 
-    # -- the private loop, for synchronous callers ----------------------------------------------------
+    # -- the private loop, run by the synchronous callers themselves ----------------------------------
 
     def _private_loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._closed:
-                raise UsageError("this client is closed")
-            if self._loop is None:
-                loop = new_event_loop()
-                ready: ConcurrentFuture[None] = ConcurrentFuture()
-                thread = threading.Thread(
-                    target=self._run, args=(loop, ready), name="wormspace-tcp-driver", daemon=True
-                )
-                thread.start()
-                ready.result()
-                self._loop, self._thread = loop, thread
-            return self._loop
-
-    @staticmethod
-    def _run(loop: asyncio.AbstractEventLoop, ready: ConcurrentFuture[None]) -> None:
-        asyncio.set_event_loop(loop)
-        loop.call_soon(ready.set_result, None)
-        try:
-            loop.run_forever()
-        finally:
-            loop.close()
-
-    def _in_loop_thread(self) -> bool:
-        return self._thread is not None and threading.get_ident() == self._thread.ident
+        if self._loop is None:
+            self._loop = new_event_loop()
+        return self._loop
 
     def execute(self, request: OpRequest) -> Outcome:
-        """Run one operation to its outcome, blocking this thread."""
-        if self._in_loop_thread():
-            raise UsageError("TcpDriver.execute would deadlock on the driver's own loop; use execute_async")
-        if self._closed:
-            raise UsageError("this client is closed")
-        loop = self._private_loop()
-        return asyncio.run_coroutine_threadsafe(self._sync.execute_async(request), loop).result()
+        """Run one operation to its outcome, blocking this thread (Rule 3: the calling thread runs the
+        private loop itself unless another caller's thread is running it)."""
+        running = asyncio._get_running_loop()
+        if running is not None:
+            if running is self._loop:
+                raise UsageError("TcpDriver.execute would deadlock on the driver's own loop; use execute_async")
+            return self._execute_from_coroutine(request)
+        done: ConcurrentFuture[Outcome] = ConcurrentFuture()
+        with self._cond:
+            if self._closed:
+                raise UsageError("this client is closed")
+            loop = self._private_loop()
+            self._pending += 1
+            if self._runner is None:  # nobody runs the loop: this thread runs it
+                self._runner = threading.get_ident()
+                lead = True
+                # Submitted from the loop's first turn, after that turn's I/O events: a connection the acceptor
+                # closed while the loop was not running is seen closed before the request is written to it.
+                loop.call_soon(self._submit_foreign, request, done)
+            else:  # another thread runs the loop: hand the operation over to it
+                lead = False
+                loop.call_soon_threadsafe(self._submit_foreign, request, done)
+        while True:
+            if lead:
+                self._run_loop(loop)
+            with self._cond:
+                while not done.done() and self._runner is not None:
+                    self._cond.wait()
+                if done.done():
+                    return done.result()
+                self._runner = threading.get_ident()  # the runner left before our outcome: take over
+                lead = True
+
+    def _submit_foreign(self, request: OpRequest, done: ConcurrentFuture[Outcome]) -> None:
+        """On the private loop: start a caller's operation (or tell it why not)."""
+        loop = self._loop
+        assert loop is not None
+        try:
+            self._sync.submit_on(loop, request, lambda outcome: self._deliver(request, outcome, done))
+        except BaseException as e:  # closed meanwhile: the caller learns why
+            self._settle(done, None, e)
+
+    def _deliver(self, request: OpRequest, outcome: Outcome, done: ConcurrentFuture[Outcome]) -> None:
+        """On the private loop: an operation's outcome (explained, Rule 5) to its caller."""
+        try:
+            self._settle(done, self._sync.explain(request, outcome), None)
+        except BaseException as e:
+            self._settle(done, None, e)
+
+    def _settle(self, done: ConcurrentFuture[Outcome], outcome: Outcome | None, error: BaseException | None) -> None:
+        with self._cond:
+            if done.done():
+                return
+            if error is not None:
+                done.set_exception(error)
+            else:
+                assert outcome is not None
+                done.set_result(outcome)
+            self._pending -= 1
+            idle = self._pending == 0
+            self._cond.notify_all()
+        if idle and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
+    def _run_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run the private loop in this thread until no caller's operation is pending, then leave it (the
+        next caller runs it again). Another thread may take over if this one is interrupted."""
+        try:
+            with self._cond:
+                if self._pending == 0:
+                    return
+                self._idle = loop.create_future()
+            loop.run_until_complete(self._idle)
+        finally:
+            with self._cond:
+                self._idle = None
+                self._runner = None
+                self._cond.notify_all()
+
+    def _execute_from_coroutine(self, request: OpRequest) -> Outcome:
+        """A blocking call made inside a coroutine of another loop: this thread cannot run a second loop,
+        so a short-lived thread runs the operation while this one blocks."""
+        result: list[Outcome] = []
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                result.append(self.execute(request))
+            except BaseException as e:
+                errors.append(e)
+
+        t = threading.Thread(target=run, name="wormspace-tcp-call", daemon=True)
+        t.start()
+        t.join()
+        if errors:
+            raise errors[0]
+        return result[0]
 
     def sleep(self, seconds: float) -> None:
         """Pause the calling thread (an app's timeout over TCP runs on real time)."""
@@ -349,7 +449,8 @@ class TcpDriver:
 
     def close(self) -> None:
         """End every driver (waiting operations end ``Indeterminate``) and the private loop. Idempotent."""
-        if self._in_loop_thread():
+        running = asyncio._get_running_loop()
+        if running is not None and running is self._loop:
             raise UsageError("TcpDriver.close must not run on the driver's own loop")
         with self._lock:
             if self._closed:
@@ -359,13 +460,32 @@ class TcpDriver:
             self._per_loop.clear()
         for d in others:
             d.close_from_outside()
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None or not thread.is_alive():
-            self._sync.close_from_outside()
-            return
-        asyncio.run_coroutine_threadsafe(self._sync.aclose(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
+        with self._cond:
+            self._closed = True
+            while self._runner is not None:  # wait for the thread running the private loop to leave it
+                self._cond.wait()
+            loop = self._loop
+            self._runner = threading.get_ident()
+        try:
+            if loop is None or loop.is_closed():
+                self._sync.close_from_outside()
+                return
+            if running is not None:  # inside another loop's coroutine: a thread may run this loop
+                t = threading.Thread(target=self._close_loop, args=(loop,), daemon=True)
+                t.start()
+                t.join()
+            else:
+                self._close_loop(loop)
+        finally:
+            with self._cond:
+                self._runner = None
+                self._cond.notify_all()
+
+    def _close_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            loop.run_until_complete(self._sync.aclose())  # waiting callers get ``Indeterminate``
+        finally:
+            loop.close()
 
     def __enter__(self) -> TcpDriver:
         return self
