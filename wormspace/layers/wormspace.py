@@ -369,19 +369,23 @@ class SpaceLogic:
 
     @require(lambda self, metadata: meta_ok(self, metadata), "metadata is bytes within the limit", error=UsageError)
     def alloc_any(self, metadata: bytes = b"", attempts: int = 256) -> OpGen[int]:
-        """Allocate a free segment: probe upwards from the highest segment this client has seen allocated,
-        skipping trimmed and contended ones. Returns the segment won."""
+        """Allocate a free segment: try the highest segment this client has seen allocated, plus one; when
+        that one is taken, find a free segment by exponential then binary probing of the segments'
+        allocation state (``SegmentLogic.free_from``: O(log n) reads with n segments taken, however many)
+        and try it. ``attempts`` bounds the races lost in a row (Indeterminate after that). Returns the
+        segment won."""
         self._data(metadata, self.max_value - META_OVERHEAD)
         segment = self.seg.next_segment
-        for _ in range(attempts):
+        for lost in range(attempts):
+            if lost:
+                segment = yield from self.seg.free_from(max(segment + 1, self.seg.next_segment))
             try:
                 won = yield from self.alloc(segment, metadata)
             except (Trimmed, CaptureStale):
                 won = False
             if won:
                 return segment
-            segment = max(segment + 1, self.seg.next_segment)
-        raise Indeterminate(f"no free segment found in {attempts} attempts")
+        raise Indeterminate(f"lost the race for {attempts} free segments in a row")
 
     @require(lambda segment: segment_ok(segment), "a segment is a non-negative int", error=UsageError)
     def check(self, segment: int) -> OpGen[bytes | None]:
