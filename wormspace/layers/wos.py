@@ -515,7 +515,7 @@ class SegmentLogic:
 
     def free_from(self, segment: int) -> Generator[OpRequest, Outcome, int]:
         """A segment ``>= segment`` that was free when probed, found with O(log used) reads however many
-        segments are taken: ``segment`` itself if free, else probe ``segment + 2**k - 1`` for k = 1, 2, ...
+        segments are taken: ``segment`` itself if free, else probe ``segment + 2**k`` for k = 0, 1, ...
         until a free one, then bisect between the last taken and the first free probe. Segments are taken
         mostly in order, so this finds the first gap above the hint; any free segment will do."""
         if not (yield from self.used(segment)):
