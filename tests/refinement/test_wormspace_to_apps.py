@@ -206,7 +206,7 @@ def test_paxos_history_checks_one_sequence_in_real_time_order() -> None:
 
 
 @pytest.mark.parametrize(("events", "message"), [
-    ([{"process": 0, "type": "invoke", "f": "append", "app": "tx", "name": "dA==", "time": 0}], "unknown app"),
+    ([{"process": 0, "type": "invoke", "f": "append", "app": "bank", "name": "dA==", "time": 0}], "unknown app"),
     ([{"process": 0, "type": "invoke", "f": "cas", "app": "log", "name": "dA==", "time": 0}], "unknown f"),
     ([{"process": 0, "type": "ok", "f": "read", "key": 0, "app": "log", "name": "dA==", "time": 0}],
      "without its invoke"),
