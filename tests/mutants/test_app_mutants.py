@@ -11,6 +11,9 @@ Each fixture monkeypatches one broken function into ``wormspace.apps`` for one t
   positions the previous sequencer already handed out.
 * ``hole_is_end`` -- a reader that meets a hole stops there, as if the log ended, instead of waiting for
   it and filling it.
+* ``fail_after_own_write`` -- the app history records an outcome raised after the operation's own write
+  may have landed (``CaptureStale``, ``Trimmed``) as ``fail`` (certainly no effect) instead of ``info``:
+  caught by the history checks on a WormTX run where that vote's value is chosen.
 
 The checks: the lockstep machines (``LogLockstep``, ``PaxosLockstep``, ``KvLockstep``) and the concurrent
 runs (``app_run`` + ``check_run``: the app history and the replicas). Each mutant must make the check fail.
@@ -25,13 +28,16 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
+from tests.apps.helpers import tx_vote_lands_then_stale
+from wormspace.apps import history
 from wormspace.apps.kv import YES, KvCore, _unfield
 from wormspace.apps.log import LogCore
 from wormspace.apps.paxos import PaxosCore
 from wormspace.client import EMPTY, AlreadyWritten, CaptureStale, Indeterminate, OpGen, SpaceLogic, Trimmed
 from wormspace.refinement.apps_lockstep import KvLockstep, LogLockstep, PaxosLockstep
 from wormspace.refinement.linearizability import ILLEGAL
-from wormspace.refinement.wormspace_to_apps import RunConfig, app_run, check_run
+from wormspace.refinement.wormspace_to_apps import RunConfig, app_run, check_app_history, check_run
+from wormspace.refinement.wormspace_to_tx import check_tx_history
 
 # no shrinking: the first failure found is the verdict (shrinking a stateful failure costs minutes)
 MUTANT_LOCKSTEP = settings(max_examples=200, stateful_step_count=25, deadline=None, database=None,
@@ -158,6 +164,12 @@ def hole_is_end(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+@pytest.fixture
+def fail_after_own_write(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(history, "WRITES", frozenset())  # BUG: no operation may have written: all fail
+    yield
+
+
 # ---- each caught ------------------------------------------------------------------------------------------
 
 
@@ -194,3 +206,13 @@ def test_a_reader_that_treats_a_hole_as_the_end_of_the_log_is_caught() -> None:
     assert lockstep_failure(LogLockstep)
     problems = caught_by_runs("log", range(20))
     assert any("tail() ->" in p for p in problems), problems
+
+
+@pytest.mark.usefixtures("fail_after_own_write")
+def test_recording_an_outcome_after_the_own_write_as_fail_is_caught() -> None:
+    events, chosen = tx_vote_lands_then_stale()
+    assert next(e for e in events if e["f"] == "vote" and e["type"] != "invoke")["type"] == "fail"
+    problems = check_tx_history(events, chosen=chosen)
+    assert any("recorded as failed" in p for p in problems), problems
+    [verdict] = check_app_history(events)  # the file alone, as `wormspace check` judges it
+    assert verdict.verdict == ILLEGAL and "commit, but TxSpec" in verdict.problems[0], verdict.problems

@@ -298,11 +298,13 @@ class TxLogic:
 
 
 class WormTX:
-    """Atomic commit on a synchronous client (simulated or TCP). ``variant="C5"`` adds a coordinator."""
+    """Atomic commit on a synchronous client (simulated or TCP). ``variant="C5"`` adds a coordinator;
+    ``history`` (an ``AppHistory``) records the calls (Rule 6)."""
 
-    def __init__(self, ws: WormSpace, *, variant: str = "E3", poll: float = DEFAULT_POLL) -> None:
+    def __init__(self, ws: WormSpace, *, variant: str = "E3", poll: float = DEFAULT_POLL,
+                 history: AppHistory | None = None, name: bytes = NAME) -> None:
         self.ws = ws
-        self.core = TxLogic(ws.logic, variant=variant, poll=poll)
+        self.core = TxLogic(ws.logic, variant=variant, poll=poll, history=history, name=name)
 
     def begin(self, participants: int = 3, *, metadata: bytes = b"") -> int:
         return self.ws.run(self.core.begin(participants, metadata))
@@ -323,9 +325,10 @@ class WormTX:
 class AsyncWormTX:
     """asyncio twin of ``WormTX`` on an ``AsyncClient`` (e.g. ``ws.aio`` of a TCP client)."""
 
-    def __init__(self, client: AsyncClient, *, variant: str = "E3", poll: float = DEFAULT_POLL) -> None:
+    def __init__(self, client: AsyncClient, *, variant: str = "E3", poll: float = DEFAULT_POLL,
+                 history: AppHistory | None = None, name: bytes = NAME) -> None:
         self.client = client
-        self.core = TxLogic(client.logic, variant=variant, poll=poll)
+        self.core = TxLogic(client.logic, variant=variant, poll=poll, history=history, name=name)
 
     async def begin(self, participants: int = 3, *, metadata: bytes = b"") -> int:
         return await self.client.run(self.core.begin(participants, metadata))

@@ -24,10 +24,16 @@ Checks:
    * ``paxos`` -- ``submit`` is an append of a command to one sequence: no two submits at one position,
      and a submit that returned before another was invoked is earlier in the sequence.
 
-   An app operation is several WormSpace operations; an outcome one of them raises (``CaptureStale``,
-   ``Trimmed``, ...) ends the app operation with ``fail`` and that error, but an earlier write of it may
-   have landed. So a failed ``write``, ``cas`` or ``append`` that carries an ``error`` counts as
-   indeterminate here; a ``cas`` that ``fail``s without one is a refused swap (an observation).
+   ``fail`` is certain (``wormspace.apps.history`` Rule 4: an operation that may have written records an
+   outcome raised mid-way as ``info``): a ``write``, ``cas``, ``append`` or ``submit`` that ``fail``s with an
+   ``error`` had no effect, so its value must never show up (a log read of a failed append's data, a
+   replica applying a failed submit's command, a KV read of a failed write's value that no other write
+   may have put there are ILLEGAL); a ``cas`` that ``fail``s without one is a refused swap (an
+   observation).
+   * ``tx`` -- WormTX (``apps/tx.py``): per transaction, judged by the trusted ``TxSpec`` (``tx_problems``):
+     deciders agree; no commit unless ``TxSpec`` commits from the votes the history allows; an E3 decide
+     invoked after every YES returned commits. A history of WormTX's first format (no ``app`` field) is
+     read as app ``tx``.
 
 2. ``check_replicas`` -- WormPaxos runs: every replica's applied list is a prefix of one command sequence
    (``SmrSpec.applied_ok``); each command appears in it at most once, and exactly once if its ``submit``
@@ -610,6 +616,7 @@ def check_replicas(
     machine: Callable[[], Callable[[bytes], bytes]],
     *,
     unique: bool = True,
+    failed: Iterable[bytes] = (),
 ) -> ReplicaVerdict:
     """Judge a WormPaxos run (check 2).
 
@@ -617,6 +624,7 @@ def check_replicas(
     submitted command (unique in a run) to what its ``submit`` returned, None when it did not return (an
     indeterminate or abandoned submit); ``machine()`` gives a fresh deterministic ``apply``. With
     ``unique=False`` (WormKV: two deletes of a key are equal commands) only the prefix rule is checked.
+    ``failed``: commands whose submit was recorded ``fail`` (certainly not submitted): none may be applied.
     """
     problems: list[str] = []
     sequence: tuple[bytes, ...] = max((tuple(a) for a in applied.values()), key=len, default=())
@@ -637,6 +645,8 @@ def check_replicas(
             problems.append(f"command {cmd!r} applied {n} times")
         if cmd not in submitted:
             problems.append(f"command {cmd!r} applied but never submitted")
+    for cmd in sorted(set(failed) & set(counts)):
+        problems.append(f"command {cmd!r} applied, but its submit was recorded as failed (certainly no effect)")
     for cmd, result in sorted(submitted.items()):
         if result is None:
             continue
@@ -868,7 +878,10 @@ def check_run(run: AppRun, budget: int = DEFAULT_BUDGET) -> RunVerdict:
     checks = tuple(check_app_history(run.events, budget))
     replicas = None
     if run.machine is not None:
-        replicas = check_replicas(run.applied, run.submitted, run.machine, unique=run.app == "paxos")
+        failed = [op.value for data in parse_app_history(run.events) for op in data.ops
+                  if op.f == "submit" and op.outcome == "fail"]
+        replicas = check_replicas(run.applied, run.submitted, run.machine, unique=run.app == "paxos",
+                                  failed=failed)
     verdict = overall(checks)
     if verdict != ILLEGAL and ((replicas is not None and not replicas.ok) or run.failures):
         verdict = ILLEGAL
