@@ -137,3 +137,10 @@ def test_history_check_flags_bad_histories() -> None:
     assert any("disagree" in p for p in check_tx_history(two, {0: ("E3", 2)}))
     begin = [_ev(9, "invoke", "begin", {"participants": 3, "variant": "E3"}, 0, None), _ev(9, "ok", "begin", 0, 0)]
     assert "commit, but TxSpec" in check_tx_history([*begin, *yes, *decide, _ev(5, "ok", "decide", "commit", 3)])[0]
+
+
+def test_the_history_format_page_shows_a_recorded_history() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "history-format.md").read_text()
+    block = page.split('simulate_tx(TxScenario(1, ("yes", "no")))', 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+    history, _, _ = simulate_tx(TxScenario(1, ("yes", "no")))
+    assert block == history.to_jsonl()

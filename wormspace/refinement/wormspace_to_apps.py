@@ -23,17 +23,17 @@ Checks:
      reads that failed ``Trimmed`` observe nothing here.
    * ``paxos`` -- ``submit`` is an append of a command to one sequence: no two submits at one position,
      and a submit that returned before another was invoked is earlier in the sequence.
+   * ``tx`` -- WormTX (``apps/tx.py``): per transaction, judged by the trusted ``TxSpec`` (``tx_problems``):
+     deciders agree; no commit unless ``TxSpec`` commits from the votes the history allows; an E3 decide
+     invoked after every YES returned commits. A history of WormTX's first format (no ``app`` field) is
+     read as app ``tx``.
 
    ``fail`` is certain (``wormspace.apps.history`` Rule 4: an operation that may have written records an
    outcome raised mid-way as ``info``): a ``write``, ``cas``, ``append`` or ``submit`` that ``fail``s with an
    ``error`` had no effect, so its value must never show up (a log read of a failed append's data, a
    replica applying a failed submit's command, a KV read of a failed write's value that no other write
-   may have put there are ILLEGAL); a ``cas`` that ``fail``s without one is a refused swap (an
-   observation).
-   * ``tx`` -- WormTX (``apps/tx.py``): per transaction, judged by the trusted ``TxSpec`` (``tx_problems``):
-     deciders agree; no commit unless ``TxSpec`` commits from the votes the history allows; an E3 decide
-     invoked after every YES returned commits. A history of WormTX's first format (no ``app`` field) is
-     read as app ``tx``.
+   may have put there are ILLEGAL; likewise a failed vote, ``wormspace_to_tx``); a ``cas`` that ``fail``s
+   without one is a refused swap (an observation).
 
 2. ``check_replicas`` -- WormPaxos runs: every replica's applied list is a prefix of one command sequence
    (``SmrSpec.applied_ok``); each command appears in it at most once, and exactly once if its ``submit``
