@@ -4,6 +4,7 @@ and app-level histories of concurrent runs (Hypothesis scenarios), with their JS
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,29 @@ def test_the_history_format_page_shows_a_recorded_history() -> None:
     block = page.split('simulate_tx(TxScenario(1, ("yes", "no")))', 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
     history, _, _ = simulate_tx(TxScenario(1, ("yes", "no")))
     assert block == history.to_jsonl()
+
+
+def test_bad_arguments_are_refused_before_anything_is_recorded() -> None:
+    from wormspace import Cluster, UsageError
+    from wormspace.apps.history import AppHistory
+    from wormspace.apps.tx import WormTX
+
+    cluster = Cluster.simulated(acceptors=3, seed=2)
+    history = AppHistory.of(cluster)
+    tx = WormTX(cluster.client(), history=history)
+    calls: list[Callable[[], object]] = [
+        lambda: tx.begin(0),
+        lambda: tx.vote(-1, 0, True),
+        lambda: tx.vote(0, "a", True),  # type: ignore[arg-type]
+        lambda: tx.decide(0, wait=-1),
+        lambda: tx.decide(0, participant=-2),
+        lambda: tx.coordinate("t"),  # type: ignore[arg-type]
+    ]
+    for call in calls:
+        with pytest.raises(UsageError):
+            call()
+    assert history.events == []
+    t = tx.begin(2)
+    with pytest.raises(UsageError, match="participant in"):  # beyond n: known once the shape is read
+        tx.vote(t, 5, True)
+    assert check_tx_history(history.events) == []  # recorded (indeterminate), and the file stays readable

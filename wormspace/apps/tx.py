@@ -123,6 +123,14 @@ def decode_meta(t: int, raw: bytes) -> tuple[str, int]:
     return variant, struct.unpack(">H", raw[6:8])[0]
 
 
+def _check_args(t: int, wait: float = 0.0) -> None:
+    """What a history records of a call must be valid (Rule 6): checked before anything is recorded."""
+    if type(t) is not int or t < 0:
+        raise UsageError(f"a transaction id is an int >= 0, got {t!r}")
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not wait >= 0:
+        raise UsageError(f"wait must be a non-negative number of seconds, got {wait!r}")
+
+
 def _decided(outcome: bool) -> tuple[str, object, object]:
     return "ok", None, "commit" if outcome else "abort"
 
@@ -151,13 +159,13 @@ class TxLogic:
 
     def begin(self, participants: int = 3, metadata: bytes = b"") -> OpGen[int]:
         """Allocate a transaction of ``participants`` voters -> its id (a segment)."""
-        return (yield from self._rec("begin", None, {"participants": participants, "variant": self.variant},
-                                     self._begin(participants, metadata), lambda t: ("ok", t, t)))
-
-    def _begin(self, participants: int, metadata: bytes) -> OpGen[int]:
         n = participants
         if type(n) is not int or not n >= 1 or 2 * n + 1 > self.logic.wos_size or n > 0xFFFF:
             raise UsageError(f"participants must be an int in [1, {(self.logic.wos_size - 1) // 2}], got {n!r}")
+        return (yield from self._rec("begin", None, {"participants": participants, "variant": self.variant},
+                                     self._begin(participants, metadata), lambda t: ("ok", t, t)))
+
+    def _begin(self, n: int, metadata: bytes) -> OpGen[int]:
         for attempt in range(ATTEMPTS):  # Rule 5; an indeterminate alloc may leave a segment unused
             try:
                 t = yield from self.logic.alloc_any(encode_meta(self.variant, n, metadata))
@@ -206,6 +214,9 @@ class TxLogic:
 
     def vote(self, t: int, i: int, yes: bool) -> OpGen[bool]:
         """Participant ``i`` votes (Rule 1): True iff its vote stands; False if an ABORT pre-empted it."""
+        _check_args(t)
+        if type(i) is not int or i < 0 or type(yes) is not bool:
+            raise UsageError(f"vote needs a participant (an int >= 0) and a bool, got {i!r}, {yes!r}")
         return (yield from self._rec("vote", t, {"participant": i, "vote": "YES" if yes else "NO"},
                                      self._vote(t, i, yes), lambda b: ("ok", None, b)))
 
@@ -230,12 +241,13 @@ class TxLogic:
     def decide(self, t: int, wait: float = 1.0, participant: int | None = None) -> OpGen[bool]:
         """The outcome of ``t`` (True: commit), by Rule 2 (E3) or Rule 3 (C5); a ``participant`` also
         acknowledges it (Rule 4)."""
+        _check_args(t, wait)
+        if participant is not None and (type(participant) is not int or participant < 0):
+            raise UsageError(f"participant must be None or an int >= 0, got {participant!r}")
         return (yield from self._rec("decide", t, {"participant": participant, "wait": wait},
                                      self._decide(t, wait, participant), _decided))
 
     def _decide(self, t: int, wait: float, participant: int | None) -> OpGen[bool]:
-        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not wait >= 0:
-            raise UsageError(f"wait must be a non-negative number of seconds, got {wait!r}")
         variant, n = yield from self.shape(t)
         if participant is not None and (type(participant) is not int or not 0 <= participant < n):
             raise UsageError(f"participant must be in [0, {n}), got {participant!r}")
@@ -254,6 +266,7 @@ class TxLogic:
 
     def coordinate(self, t: int, wait: float = 1.0) -> OpGen[bool]:
         """C5's coordinator (Rule 3): decide from the votes, record it in the decision register."""
+        _check_args(t, wait)
         return (yield from self._rec("decide", t, {"coordinator": True, "wait": wait}, self._coordinate(t, wait),
                                      _decided))
 
