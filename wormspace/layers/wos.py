@@ -95,6 +95,7 @@ TRIM_VALUE = b"trim"
 
 TRIMMED = "Trimmed"
 UNALLOCATED = "Unallocated"
+LINEAR_PROBES = 8  # alloc_any's tries upward one by one before it probes allocation state
 MAX_PROBE_STEP = 1 << 62  # alloc_any's exponential probing gives up beyond this many segments
 CACHE_SEGMENTS = 4096  # segments a client remembers METADATA values of, and trims of (Rule 8)
 
@@ -538,14 +539,16 @@ class SegmentLogic:
         return free
 
     def alloc_any(self, metadata: bytes, attempts: int = 256) -> Generator[OpRequest, Outcome, int]:
-        """Allocate a free segment: try the hint (``next_segment``) first; when it is taken, find a free one
-        with ``free_from`` (exponential, then binary probing) and try it. Only lost races count against
-        ``attempts`` (a segment that is trimmed or contended, CaptureStale, is a lost race); an
-        Indeterminate alloc ends the search (it may have won)."""
+        """Allocate a free segment: try the hint (``next_segment``) and the segments above it one by one,
+        ``LINEAR_PROBES`` tries; after that, find a free segment with ``free_from`` (exponential, then
+        binary probing) before each try. A try lost (taken, trimmed, or contended: CaptureStale) counts
+        against ``attempts``; an Indeterminate alloc ends the search (it may have won)."""
         segment = self.next_segment
         for lost in range(attempts):
             if lost:
-                segment = yield from self.free_from(max(segment + 1, self.next_segment))
+                segment = max(segment + 1, self.next_segment)
+                if lost >= LINEAR_PROBES:
+                    segment = yield from self.free_from(segment)
             try:
                 won = yield from self.alloc(segment, metadata)
             except (Trimmed, CaptureStale):
