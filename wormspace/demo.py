@@ -14,6 +14,9 @@ a simulated cluster with message loss and duplication, a crashed and restarted a
 then it checks the app history against the app's spec (and, for WormPaxos and WormKV, that every replica's
 applied list is a prefix of one command sequence), prints the verdict, and with ``--history-out`` writes
 the app history (re-check it with ``wormspace check FILE``). See ``refinement/wormspace_to_apps.py``.
+``wormspace demo --app bank`` runs concurrent bank transfers (WormTX transactions) under faults, checks the
+bank's invariant and the transactions' WormTX app history (the same format: app ``"tx"``), and with
+``--history-out`` writes that history.
 """
 
 from __future__ import annotations
@@ -272,16 +275,21 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--real", action="store_true", help="run against real acceptor processes on loopback")
     p.add_argument("--app", choices=[*APPS, "bank"], help="run one app under faults instead and check it "
                    "(simulated): log, paxos, kv check their app history (--history-out writes it); bank checks "
-                   "the bank's invariant over WormTX transfers")
+                   "the bank's invariant over WormTX transfers and their WormTX app history (--history-out "
+                   "writes it)")
     p.set_defaults(func=main)
 
 
 def run_bank(seed: int, workers: int = 4, transfers: int = 5, accounts: int = 6) -> dict[str, Any]:
-    """Concurrent transfers between accounts on 3 shards under faults, then the bank's invariant."""
+    """Concurrent transfers between accounts on 3 shards under faults, then the bank's invariant and the
+    check of the transactions' WormTX app history (``history``, an ``AppHistory``)."""
     from wormspace.apps.bank import Bank, BankLogic, check_bank
+    from wormspace.apps.history import AppHistory
     from wormspace.cluster import Cluster
+    from wormspace.refinement.wormspace_to_apps import check_app_history, overall
 
     cluster = Cluster.simulated(acceptors=3, seed=seed, faults=Faults(drop=0.05, duplicate=0.05), record=False)
+    history = AppHistory.of(cluster)
     bank = Bank.create(cluster.client(), accounts=accounts, opening=100)
     cores: list[BankLogic] = []
     errors: Counter[str] = Counter()
@@ -290,7 +298,7 @@ def run_bank(seed: int, workers: int = 4, transfers: int = 5, accounts: int = 6)
         rng = random.Random(seed * 1000 + k)
 
         def workload(logic: SpaceLogic) -> Generator[ClientRequest, Outcome, None]:
-            core = BankLogic(logic, bank.layout)
+            core = BankLogic(logic, bank.layout, history=history)
             cores.append(core)
             for _ in range(transfers):
                 src, dst = rng.sample(range(accounts), 2)
@@ -310,6 +318,8 @@ def run_bank(seed: int, workers: int = 4, transfers: int = 5, accounts: int = 6)
     cluster.run()
     audit = bank.audit()
     reported = {t: ok for core in cores for t, ok in core.outcomes.items()}
+    checks = check_app_history(history.events)
+    tx_problems = [f"WormTX history: {p}" for c in checks for p in c.problems]
     return {
         "seed": seed,
         "transfers": workers * transfers,
@@ -320,14 +330,20 @@ def run_bank(seed: int, workers: int = 4, transfers: int = 5, accounts: int = 6)
         "balances": {a: balance for a, (balance, _) in audit.items()},
         "total": sum(balance for balance, _ in audit.values()),
         "opening_total": 100 * accounts,
-        "problems": check_bank(audit, 100, reported),
+        "problems": check_bank(audit, 100, reported) + tx_problems,
         "virtual_seconds": cluster.net.now,
+        "tx_history": overall(checks),
+        "tx_events": len(history.events),
+        "history": history,
     }
 
 
 def bank_main(args: argparse.Namespace) -> int:
     summary = run_bank(args.seed)
     ok = not summary["problems"] and not summary["failures"]
+    history = summary.pop("history")
+    if args.history_out:
+        history.write(args.history_out)
     if args.json:
         json.dump(summary, sys.stdout, indent=2)
         print()
@@ -344,6 +360,9 @@ def bank_main(args: argparse.Namespace) -> int:
     print(f"balances {summary['balances']}: total {summary['total']} (opened with {summary['opening_total']})")
     for problem in summary["problems"] + summary["failures"]:
         print(f"VIOLATED: {problem}")
+    print(f"WormTX app history: {summary['tx_events']} events, {summary['tx_history']} (atomic commitment)")
+    if args.history_out:
+        print(f"app history written to {args.history_out} (re-check it: wormspace check {args.history_out})")
     print("invariant held: total unchanged, every transfer applied to both accounts or neither, at most once"
           if ok else "invariant VIOLATED")
     return 0 if ok else 1

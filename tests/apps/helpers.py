@@ -174,3 +174,33 @@ def kv_sequential_problems(seed: int, policy: str = "sticky", steps: int = 40) -
         if got != want:
             problems.append(f"step {step}: {op} {key!r} answered {got!r}, the spec {want!r}")
     return problems
+
+
+def tx_vote_lands_then_stale() -> tuple[list[dict[str, Any]], dict[tuple[int, int], bytes | None]]:
+    """A WormTX run on a simulated cluster where a vote's write lands but every attempt then answers
+    ``CaptureStale`` (a lost reply, then a preempted retry), so ``vote`` raises after its value was chosen;
+    a decider then commits. -> (the app history's events, the chosen registers)."""
+    from wormspace.apps.history import AppHistory
+    from wormspace.apps.tx import WormTX
+    from wormspace.client import CaptureId, CaptureStale, OpGen
+    from wormspace.cluster import Cluster
+
+    cluster = Cluster.simulated(acceptors=3, seed=5)
+    history = AppHistory.of(cluster)
+    t = WormTX(cluster.client(), history=history).begin(participants=1)
+    voter = cluster.client()
+    write = voter.logic.write
+
+    def landed_then_stale(address: int, data: bytes, cap: CaptureId) -> OpGen[None]:
+        yield from write(address, data, cap)
+        raise CaptureStale("preempted after the write landed")
+
+    voter.logic.write = landed_then_stale  # type: ignore[method-assign]
+    try:
+        WormTX(voter, history=history).vote(t, 0, True)
+    except CaptureStale:
+        pass
+    else:
+        raise AssertionError("the vote was meant to end with CaptureStale")
+    assert WormTX(cluster.client(), history=history).decide(t, wait=0) is True
+    return history.events, cluster.chosen()

@@ -341,3 +341,23 @@ def test_the_reference_page_example_runs() -> None:
     page = Path(__file__).resolve().parents[2] / "docs" / "layers" / "wormspace.md"
     (block,) = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
     exec(compile(block, str(page), "exec"), {})
+
+
+def test_a_fresh_client_allocates_however_many_segments_are_taken(cluster: SimCluster, ws: WormSpace) -> None:
+    """More than 256 segments taken (the old probe limit), some trimmed, one far above the rest: a fresh
+    client still gets a free segment: 8 tries upward from its hint, then the gap its probes found."""
+    taken = [ws.alloc(b"old") for _ in range(300)]
+    assert taken == list(range(300))
+    for s in (0, 150, 299):
+        ws.trim(s)
+    assert ws.alloc(b"far", segment=700) is True
+    fresh = cluster.client()
+    mark = len(cluster.history())
+    got = fresh.alloc(b"new")
+    assert isinstance(got, int) and got not in {*taken, 700}
+    assert fresh.check(got) == b"new"
+    allocs = [e for e in list(cluster.history())[mark:] if e.f == "alloc" and e.type == "invoke"]
+    assert len(allocs) == 9  # 8 tries from its hint, segment 0 (trimmed), upward; then the free one probing found
+    assert fresh.alloc(b"next") == got + 1
+    with pytest.raises(Trimmed):
+        fresh.check(0)

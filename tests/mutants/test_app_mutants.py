@@ -11,13 +11,22 @@ Each fixture monkeypatches one broken function into ``wormspace.apps`` for one t
   positions the previous sequencer already handed out.
 * ``hole_is_end`` -- a reader that meets a hole stops there, as if the log ended, instead of waiting for
   it and filling it.
+* ``every_appender_wins`` -- every appender that tried to create a log segment thinks it won it, and a
+  write that lost its position is reported as the appender's own (two bugs at once).
+* ``get_without_sync`` -- a WormKV get answers from the replica's state without syncing to the log's tail.
+* ``fail_after_own_write`` -- the app history records an outcome raised after the operation's own write
+  may have landed (``CaptureStale``, ``Trimmed``) as ``fail`` (certainly no effect) instead of ``info``:
+  caught by the history checks on a WormTX run where that vote's value is chosen.
 
-The checks: the lockstep machines (``LogLockstep``, ``PaxosLockstep``, ``KvLockstep``) and the concurrent
-runs (``app_run`` + ``check_run``: the app history and the replicas). Each mutant must make the check fail.
+The checks: the lockstep machines (``LogLockstep``, ``PaxosLockstep``, ``KvLockstep``), the concurrent
+runs (``app_run`` + ``check_run``: the app history and the replicas), and the app tests' own scenario checks
+(``tests/apps/helpers.py``: a log scenario's positions, WormPaxos replicas' sequences and results, WormKV
+against a sequential model). Each mutant must make the checks named in its test fail.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,13 +34,24 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
+from tests.apps.helpers import (
+    kv_sequential_problems,
+    log_problems,
+    log_scenario,
+    real_time_order_violations,
+    smr_problems,
+    smr_scenario,
+    tx_vote_lands_then_stale,
+)
+from wormspace.apps import history
 from wormspace.apps.kv import YES, KvCore, _unfield
 from wormspace.apps.log import LogCore
 from wormspace.apps.paxos import PaxosCore
 from wormspace.client import EMPTY, AlreadyWritten, CaptureStale, Indeterminate, OpGen, SpaceLogic, Trimmed
 from wormspace.refinement.apps_lockstep import KvLockstep, LogLockstep, PaxosLockstep
 from wormspace.refinement.linearizability import ILLEGAL
-from wormspace.refinement.wormspace_to_apps import RunConfig, app_run, check_run
+from wormspace.refinement.wormspace_to_apps import RunConfig, app_run, check_app_history, check_run
+from wormspace.refinement.wormspace_to_tx import check_tx_history
 
 # no shrinking: the first failure found is the verdict (shrinking a stateful failure costs minutes)
 MUTANT_LOCKSTEP = settings(max_examples=200, stateful_step_count=25, deadline=None, database=None,
@@ -158,6 +178,42 @@ def hole_is_end(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+@pytest.fixture
+def every_appender_wins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    locate = LogCore.locate
+
+    def everyone_wins(self: LogCore, logic: SpaceLogic, index: int, create: bool = False,
+                      fresh: bool = False) -> OpGen[Any]:
+        seg, won = yield from locate(self, logic, index, create, fresh)
+        return seg, won or (create and seg is not None)  # BUG 1: every appender thinks it won the segment
+
+    def write(self: LogCore, logic: SpaceLogic, frame: bytes) -> OpGen[int]:
+        index, off, cap = yield from self._claim(logic)
+        with contextlib.suppress(CaptureStale, AlreadyWritten):  # BUG 2: a lost position reported as ours
+            yield from logic.write(cap.segment * logic.wos_size + off, frame, cap)
+        return index * logic.wos_size + off
+
+    monkeypatch.setattr(LogCore, "locate", everyone_wins)
+    monkeypatch.setattr(LogCore, "_write", write)
+    yield
+
+
+@pytest.fixture
+def get_without_sync(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    def stale(self: KvCore, logic: SpaceLogic, key: bytes) -> OpGen[bytes | None]:
+        yield from ()  # BUG: answers from this replica's state, without syncing to the log's tail
+        return self.data.get(key)
+
+    monkeypatch.setattr(KvCore, "_get", stale)
+    yield
+
+
+@pytest.fixture
+def fail_after_own_write(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(history, "WRITES", frozenset())  # BUG: no operation may have written: all fail
+    yield
+
+
 # ---- each caught ------------------------------------------------------------------------------------------
 
 
@@ -173,6 +229,7 @@ def test_a_replica_that_applies_out_of_order_is_caught() -> None:
     assert lockstep_failure(PaxosLockstep)
     problems = caught_by_runs("paxos", range(20))
     assert any("not a prefix" in p or "spec's result" in p for p in problems), problems
+    assert any(smr_problems(*smr_scenario("sticky", seed)[:3]) != [] for seed in (1, 2))
 
 
 @pytest.mark.usefixtures("cas_ignores_expected")
@@ -180,6 +237,7 @@ def test_a_kv_cas_that_ignores_expected_is_caught() -> None:
     assert "cas(" in lockstep_failure(KvLockstep)
     problems = caught_by_runs("kv", range(20))
     assert any("cas(" in p for p in problems), problems
+    assert kv_sequential_problems(1) != []
 
 
 @pytest.mark.usefixtures("takeover_reuses_positions")
@@ -194,3 +252,35 @@ def test_a_reader_that_treats_a_hole_as_the_end_of_the_log_is_caught() -> None:
     assert lockstep_failure(LogLockstep)
     problems = caught_by_runs("log", range(20))
     assert any("tail() ->" in p for p in problems), problems
+
+
+@pytest.mark.usefixtures("fail_after_own_write")
+def test_recording_an_outcome_after_the_own_write_as_fail_is_caught() -> None:
+    events, chosen = tx_vote_lands_then_stale()
+    assert next(e for e in events if e["f"] == "vote" and e["type"] != "invoke")["type"] == "fail"
+    problems = check_tx_history(events, chosen=chosen)
+    assert any("recorded as failed" in p for p in problems), problems
+    [verdict] = check_app_history(events)  # the file alone, as `wormspace check` judges it
+    assert verdict.verdict == ILLEGAL and "commit, but TxSpec" in verdict.problems[0], verdict.problems
+
+
+@pytest.mark.usefixtures("every_appender_wins")
+def test_a_log_where_every_appender_wins_its_segment_is_caught() -> None:
+    got, entries, _ = log_scenario(1)
+    assert "a position was given to two appends" in log_problems(got, entries)
+
+
+@pytest.mark.usefixtures("get_without_sync")
+def test_a_get_that_answers_without_syncing_is_caught() -> None:
+    assert kv_sequential_problems(1) != []
+
+
+def test_the_real_time_order_check_sees_a_later_op_at_a_lower_position() -> None:
+    """Not a mutant of the apps: the scenario checks' real-time order rule, fed an out-of-order history."""
+    def ev(process: int, type_: str, time: int, key: int | None) -> dict[str, Any]:
+        return {"process": process, "type": type_, "f": "submit", "key": key, "value": None, "time": time}
+
+    events = [ev(0, "invoke", 0, None), ev(0, "ok", 10, 5), ev(1, "invoke", 20, None), ev(1, "ok", 30, 4)]
+    assert real_time_order_violations(events) == [(5, 4)]
+    events[3]["key"] = 6
+    assert real_time_order_violations(events) == []

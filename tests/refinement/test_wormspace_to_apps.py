@@ -206,7 +206,7 @@ def test_paxos_history_checks_one_sequence_in_real_time_order() -> None:
 
 
 @pytest.mark.parametrize(("events", "message"), [
-    ([{"process": 0, "type": "invoke", "f": "append", "app": "tx", "name": "dA==", "time": 0}], "unknown app"),
+    ([{"process": 0, "type": "invoke", "f": "append", "app": "bank", "name": "dA==", "time": 0}], "unknown app"),
     ([{"process": 0, "type": "invoke", "f": "cas", "app": "log", "name": "dA==", "time": 0}], "unknown f"),
     ([{"process": 0, "type": "ok", "f": "read", "key": 0, "app": "log", "name": "dA==", "time": 0}],
      "without its invoke"),
@@ -397,3 +397,55 @@ def test_an_exhausted_budget_is_unknown_never_a_pass(capsys: pytest.CaptureFixtu
     assert check_cli(["check", str(path), "--budget", "1"]) == 3
     assert "UNKNOWN" in capsys.readouterr().out
     assert check_cli(["check", str(path)]) == 0
+
+
+# ---- an outcome raised after the operation's own write: info, never fail -----------------------------------
+
+
+def _op(app: str, p: int, f: str, key: object, value: object, end: str, out: object = None, *, t: int = 0,
+        error: str | None = None) -> list[dict[str, object]]:
+    name = base64.b64encode(app.encode()).decode()
+    done: dict[str, object] = {"process": p, "type": end, "f": f, "key": key, "value": out, "time": t + 1,
+                               "app": app, "name": name}
+    if error is not None:
+        done["error"] = error
+    return [{"process": p, "type": "invoke", "f": f, "key": key, "value": value, "time": t, "app": app,
+             "name": name}, done]
+
+
+@pytest.mark.parametrize("app", ["log", "kv"])
+def test_a_write_that_may_have_landed_is_info_and_one_that_failed_must_not_show_up(app: str) -> None:
+    """A write ended by ``CaptureStale`` after its value was sent is recorded ``info``: its value showing
+    up later is legal. Recorded ``fail`` (certainly no effect), the same history is ILLEGAL."""
+    v = base64.b64encode(b"v").decode()
+    for end, verdict in (("info", OK), ("fail", ILLEGAL)):
+        if app == "log":
+            events = [*_op("log", 0, "append", None, v, end, error="CaptureStale"),
+                      *_op("log", 1, "read", 0, None, "ok", v, t=5)]
+        else:
+            events = [*_op("kv", 0, "write", "aw==", v, end, error="CaptureStale"),
+                      *_op("kv", 1, "read", "aw==", None, "ok", v, t=5)]
+        [result] = check_app_history(events)
+        assert result.verdict == verdict, (end, result.problems)
+    if app == "log":
+        [failed] = check_app_history([*_op("log", 0, "append", None, v, "fail", error="CaptureStale"),
+                                      *_op("log", 1, "read", 0, None, "ok", v, t=5)])
+        assert any("certainly not appended" in p for p in failed.problems), failed.problems
+
+
+def test_a_failed_submit_must_not_be_applied() -> None:
+    verdict = check_replicas({"r0": [b"a"]}, {b"a": None}, counter, failed=[b"a"])
+    assert any("recorded as failed" in p for p in verdict.problems)
+    assert check_replicas({"r0": [b"a"]}, {b"a": None}, counter).ok  # an indeterminate submit may be applied
+
+
+def test_a_tx_vote_that_landed_before_capture_stale_is_recorded_info_and_judged_legal() -> None:
+    from tests.apps.helpers import tx_vote_lands_then_stale
+    from wormspace.refinement.wormspace_to_tx import check_tx_history
+
+    events, chosen = tx_vote_lands_then_stale()
+    vote_end = next(e for e in events if e["f"] == "vote" and e["type"] != "invoke")
+    assert vote_end["type"] == "info" and vote_end["error"] == "CaptureStale"
+    assert chosen[(0, 0)] == b"YES"  # its value is chosen, and the decide committed on it
+    assert check_tx_history(events, chosen=chosen) == []
+    assert [c.verdict for c in check_app_history(events)] == [OK]

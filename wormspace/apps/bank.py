@@ -19,7 +19,8 @@ Rule 2 (vote, decide). A transfer is a WormTX E3 transaction of 2 participants (
         else NO), then decides.
 Rule 3 (apply or release). The outcome is written into the resolution register after each lock (capture,
         write; an existing value is adopted: Rule 5 makes it the same), then the participant acknowledges;
-        the last acknowledgement trims the transaction (WormTX Rule 4).
+        the last acknowledgement trims the transaction (WormTX Rule 4). With ``history``, the transactions'
+        ``begin``, ``vote`` and ``decide`` calls are recorded in it (WormTX Rule 6).
 Rule 4 (immediate restart). On a conflict the transfer votes NO, releases what it locked, resolves the lock
         in its way -- it decides that transaction (an E3 decide after ``lock_wait`` casts ABORT for its empty
         votes, so a crashed transfer blocks nobody) and writes its resolution -- and restarts with a new
@@ -37,6 +38,7 @@ import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from wormspace.apps.history import AppHistory
 from wormspace.apps.tx import TxLogic
 from wormspace.client import EMPTY, Indeterminate, OpGen, SpaceLogic, Trimmed, UsageError, WormSpace
 
@@ -91,9 +93,10 @@ class Layout:
 class BankLogic:
     """The bank as generators over the client API (one per client)."""
 
-    def __init__(self, logic: SpaceLogic, layout: Layout, *, lock_wait: float = 0.2, tx_wait: float = 0.2) -> None:
+    def __init__(self, logic: SpaceLogic, layout: Layout, *, lock_wait: float = 0.2, tx_wait: float = 0.2,
+                 history: AppHistory | None = None) -> None:
         self.logic, self.layout, self.lock_wait, self.tx_wait = logic, layout, lock_wait, tx_wait
-        self.tx = TxLogic(logic)
+        self.tx = TxLogic(logic, history=history)
         self.known: dict[int, tuple[int, int]] = {}  # account -> (first lock not known resolved, balance)
         self.outcomes: dict[int, bool] = {}  # transaction -> what its transfer returned
 
@@ -282,9 +285,9 @@ def check_bank(
 class Bank:
     """The bank on a synchronous client: ``Bank.create(ws, accounts=6, opening=100)``."""
 
-    def __init__(self, ws: WormSpace, layout: Layout, **waits: float) -> None:
+    def __init__(self, ws: WormSpace, layout: Layout, *, history: AppHistory | None = None, **waits: float) -> None:
         self.ws, self.layout = ws, layout
-        self.core = BankLogic(ws.logic, layout, **waits)
+        self.core = BankLogic(ws.logic, layout, history=history, **waits)
 
     @staticmethod
     def create(ws: WormSpace, accounts: int = 6, opening: int = 100, shards: int = 3) -> Bank:

@@ -1,7 +1,8 @@
 """App-level histories: what the apps' callers saw, in the Jepsen convention, apart from WOR-level events.
 
 Rule 1. An app history is its own list of events (JSON lines), never mixed into ``cluster.history()``; every
-        event carries ``"app"`` (``"log"``, ``"paxos"`` or ``"kv"``) and ``"name"`` (the app's name, base64),
+        event carries ``"app"`` (``"log"``, ``"paxos"``, ``"kv"`` or ``"tx"``) and ``"name"`` (the app's name,
+        base64; WormTX's is ``b"tx"`` unless given),
         so a file holding both kinds can still be told apart (WOR-level events have no ``app`` field).
 Rule 2. Fields and outcomes follow docs/history-format.md: ``process``, ``type`` (``invoke`` | ``ok`` |
         ``fail`` | ``info``), ``f``, ``key``, ``value``, ``time`` (ns on the cluster's clock), ``error``.
@@ -13,8 +14,17 @@ Rule 3. The ``f``/``key``/``value`` of each app (docs/history-format.md, "App-le
         kv: Jepsen's register workload per key (key = the map key, base64): ``read`` (ok value or null:
         absent), ``write`` (value, or null for a delete), ``cas`` (value ``[expected or null, new]``; ok =
         swapped, fail = not swapped);
-        paxos: ``submit`` (invoke value the command; ok key the position, value apply's result).
-Rule 4. One operation is open per process at a time: ``process`` is the client's process number, and a
+        paxos: ``submit`` (invoke value the command; ok key the position, value apply's result);
+        tx: ``begin`` (invoke value ``{"participants": n, "variant": v}``; ok key and value the transaction),
+        ``vote`` (key the transaction, value ``{"participant": i, "vote": "YES" | "NO"}``; ok value a bool),
+        ``decide`` (key the transaction, value ``{"participant": i | null, "wait": s}`` or, for C5's
+        coordinator, ``{"coordinator": true, "wait": s}``; ok value ``"commit"`` | ``"abort"``).
+Rule 4. ``fail`` only when the operation certainly had no effect. An operation that may write (``WRITES``:
+        append, trim, submit, a KV write or cas, begin, vote, decide) is several WormSpace operations, and
+        an outcome raised by a later one (``CaptureStale``, ``Trimmed``, ...) may follow an earlier write
+        of its own that landed: it is recorded ``info`` (indeterminate), with the outcome's name as its
+        ``error``. Reads (log read and tail, KV read) record their outcome as ``fail``.
+Rule 5. One operation is open per process at a time: ``process`` is the client's process number, and a
         client running several operations at once (asyncio) gets a fresh number ``process + k * 1_000_000``
         for each extra one.
 """
@@ -34,6 +44,8 @@ from wormspace.client import Indeterminate, OperationFailed, Trimmed
 T = TypeVar("T")
 
 PROCESS_STRIDE = 1_000_000
+WRITES = frozenset({("log", "append"), ("log", "trim"), ("paxos", "submit"), ("kv", "write"), ("kv", "cas"),
+                    ("tx", "begin"), ("tx", "vote"), ("tx", "decide")})  # Rule 4
 
 
 def b64(data: bytes | None) -> str | None:
@@ -59,7 +71,7 @@ class AppHistory:
         return cls()
 
     def invoke(self, process: int, app: str, name: bytes, f: str, key: Any, value: Any) -> int:
-        """Record a call; returns the process number the operation runs under (Rule 4)."""
+        """Record a call; returns the process number the operation runs under (Rule 5)."""
         with self._lock:
             p = process
             while p in self._open:
@@ -89,6 +101,11 @@ class AppHistory:
         Path(path).write_text(self.to_jsonl())
 
 
+def outcome_name(e: OperationFailed) -> str:
+    """The name a history gives an outcome: ``Trimmed`` for every trimmed answer, else the class's name."""
+    return "Trimmed" if isinstance(e, Trimmed) else type(e).__name__
+
+
 def recorded(
     history: AppHistory | None,
     process: int,
@@ -98,7 +115,8 @@ def recorded(
 ) -> Generator[Any, Any, T]:
     """Run ``gen`` (an app core's operation), recording it when ``history`` is set. ``what`` is (app, name,
     f, key, value) of the invoke; ``finish(result)`` -> (type, key, value) of the completion. An outcome
-    exception is recorded as ``fail`` when certain, ``info`` when indeterminate, and re-raised."""
+    exception is recorded (Rule 4) as ``fail`` when the operation writes nothing (certainly no effect), as
+    ``info`` when it is indeterminate or the operation may have written, and re-raised."""
     if history is None:
         return (yield from gen)
     app, name, f, key, value = what
@@ -108,11 +126,8 @@ def recorded(
     except Indeterminate as e:  # first: TrimmedInFlight is Indeterminate too
         history.complete(p, "info", error="Indeterminate")
         raise e
-    except Trimmed as e:
-        history.complete(p, "fail", error="Trimmed")
-        raise e
     except OperationFailed as e:
-        history.complete(p, "fail", error=type(e).__name__)
+        history.complete(p, "info" if (app, f) in WRITES else "fail", error=outcome_name(e))
         raise e
     except BaseException as e:
         history.complete(p, "info", error="Indeterminate")
@@ -122,4 +137,4 @@ def recorded(
     return result
 
 
-__all__ = ["PROCESS_STRIDE", "AppHistory", "b64", "recorded"]
+__all__ = ["PROCESS_STRIDE", "WRITES", "AppHistory", "b64", "outcome_name", "recorded"]

@@ -32,6 +32,9 @@ Rule 4 (finish). A participant that has learned the outcome writes its ACK regis
 Rule 5 (retries). A capture or write that is preempted (``CaptureStale``) or indeterminate is retried with
         a fresh capture, a bounded number of times, after a short random pause; writing the same value again
         is harmless (write-once registers accept a rewrite of their value).
+Rule 6 (history). With ``history`` (an ``AppHistory``), ``begin``, ``vote``, ``decide`` and ``coordinate``
+        are recorded as app ``"tx"`` operations named ``name`` (``wormspace/apps/history.py``, Rules 3-4;
+        ``coordinate`` as a ``decide`` with ``"coordinator": true``); ``ack`` alone is not recorded.
 """
 
 from __future__ import annotations
@@ -39,8 +42,11 @@ from __future__ import annotations
 import contextlib
 import random
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+from wormspace.apps.history import AppHistory, recorded
 from wormspace.client import (
     EMPTY,
     AlreadyWritten,
@@ -60,6 +66,8 @@ VARIANTS = ("E3", "C5")
 MAGIC = b"WTX1"
 DEFAULT_POLL = 0.01  # seconds between reads of a decider that waits for votes
 ATTEMPTS = 8  # Rule 5
+NAME = b"tx"  # Rule 6
+T = TypeVar("T")
 
 
 # ---- the trusted spec -----------------------------------------------------------------------------------
@@ -115,25 +123,49 @@ def decode_meta(t: int, raw: bytes) -> tuple[str, int]:
     return variant, struct.unpack(">H", raw[6:8])[0]
 
 
+def _check_args(t: int, wait: float = 0.0) -> None:
+    """What a history records of a call must be valid (Rule 6): checked before anything is recorded."""
+    if type(t) is not int or t < 0:
+        raise UsageError(f"a transaction id is an int >= 0, got {t!r}")
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not wait >= 0:
+        raise UsageError(f"wait must be a non-negative number of seconds, got {wait!r}")
+
+
+def _decided(outcome: bool) -> tuple[str, object, object]:
+    return "ok", None, "commit" if outcome else "abort"
+
+
 class TxLogic:
     """WormTX as generators over the client API (``SpaceLogic``); one per client. Caches each transaction's
     shape, and ``begin``'s batch capture so that this client's votes cost one write."""
 
-    def __init__(self, logic: SpaceLogic, *, variant: str = "E3", poll: float = DEFAULT_POLL) -> None:
+    def __init__(self, logic: SpaceLogic, *, variant: str = "E3", poll: float = DEFAULT_POLL,
+                 history: AppHistory | None = None, name: bytes = NAME) -> None:
         if variant not in VARIANTS:
             raise UsageError(f"variant must be one of {VARIANTS}, got {variant!r}")
         if isinstance(poll, bool) or not isinstance(poll, (int, float)) or not poll > 0:
             raise UsageError(f"poll must be a positive number of seconds, got {poll!r}")
+        if type(name) is not bytes:
+            raise UsageError(f"name must be bytes, got {type(name).__name__}")
         self.logic, self.variant, self.poll = logic, variant, float(poll)
+        self.history, self.name = history, name
         self.shapes: dict[int, tuple[str, int]] = {}
         self.caps: dict[int, CaptureId] = {}
         self.rng = random.Random(logic.process * 7919 + 17)
+
+    def _rec(self, f: str, t: int | None, value: dict[str, object], gen: OpGen[T],
+             finish: Callable[[T], tuple[str, object, object]]) -> OpGen[T]:
+        return (yield from recorded(self.history, self.logic.process, ("tx", self.name, f, t, value), gen, finish))
 
     def begin(self, participants: int = 3, metadata: bytes = b"") -> OpGen[int]:
         """Allocate a transaction of ``participants`` voters -> its id (a segment)."""
         n = participants
         if type(n) is not int or not n >= 1 or 2 * n + 1 > self.logic.wos_size or n > 0xFFFF:
             raise UsageError(f"participants must be an int in [1, {(self.logic.wos_size - 1) // 2}], got {n!r}")
+        return (yield from self._rec("begin", None, {"participants": participants, "variant": self.variant},
+                                     self._begin(participants, metadata), lambda t: ("ok", t, t)))
+
+    def _begin(self, n: int, metadata: bytes) -> OpGen[int]:
         for attempt in range(ATTEMPTS):  # Rule 5; an indeterminate alloc may leave a segment unused
             try:
                 t = yield from self.logic.alloc_any(encode_meta(self.variant, n, metadata))
@@ -182,6 +214,13 @@ class TxLogic:
 
     def vote(self, t: int, i: int, yes: bool) -> OpGen[bool]:
         """Participant ``i`` votes (Rule 1): True iff its vote stands; False if an ABORT pre-empted it."""
+        _check_args(t)
+        if type(i) is not int or i < 0 or type(yes) is not bool:
+            raise UsageError(f"vote needs a participant (an int >= 0) and a bool, got {i!r}, {yes!r}")
+        return (yield from self._rec("vote", t, {"participant": i, "vote": "YES" if yes else "NO"},
+                                     self._vote(t, i, yes), lambda b: ("ok", None, b)))
+
+    def _vote(self, t: int, i: int, yes: bool) -> OpGen[bool]:
         _, n = yield from self.shape(t)
         if type(i) is not int or not 0 <= i < n or type(yes) is not bool:
             raise UsageError(f"vote needs a participant in [0, {n}) and a bool, got {i!r}, {yes!r}")
@@ -202,8 +241,13 @@ class TxLogic:
     def decide(self, t: int, wait: float = 1.0, participant: int | None = None) -> OpGen[bool]:
         """The outcome of ``t`` (True: commit), by Rule 2 (E3) or Rule 3 (C5); a ``participant`` also
         acknowledges it (Rule 4)."""
-        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not wait >= 0:
-            raise UsageError(f"wait must be a non-negative number of seconds, got {wait!r}")
+        _check_args(t, wait)
+        if participant is not None and (type(participant) is not int or participant < 0):
+            raise UsageError(f"participant must be None or an int >= 0, got {participant!r}")
+        return (yield from self._rec("decide", t, {"participant": participant, "wait": wait},
+                                     self._decide(t, wait, participant), _decided))
+
+    def _decide(self, t: int, wait: float, participant: int | None) -> OpGen[bool]:
         variant, n = yield from self.shape(t)
         if participant is not None and (type(participant) is not int or not 0 <= participant < n):
             raise UsageError(f"participant must be in [0, {n}), got {participant!r}")
@@ -222,6 +266,11 @@ class TxLogic:
 
     def coordinate(self, t: int, wait: float = 1.0) -> OpGen[bool]:
         """C5's coordinator (Rule 3): decide from the votes, record it in the decision register."""
+        _check_args(t, wait)
+        return (yield from self._rec("decide", t, {"coordinator": True, "wait": wait}, self._coordinate(t, wait),
+                                     _decided))
+
+    def _coordinate(self, t: int, wait: float) -> OpGen[bool]:
         variant, n = yield from self.shape(t)
         if variant != "C5":
             raise UsageError(f"transaction {t} is {variant}: only C5 transactions have a coordinator")
@@ -262,11 +311,13 @@ class TxLogic:
 
 
 class WormTX:
-    """Atomic commit on a synchronous client (simulated or TCP). ``variant="C5"`` adds a coordinator."""
+    """Atomic commit on a synchronous client (simulated or TCP). ``variant="C5"`` adds a coordinator;
+    ``history`` (an ``AppHistory``) records the calls (Rule 6)."""
 
-    def __init__(self, ws: WormSpace, *, variant: str = "E3", poll: float = DEFAULT_POLL) -> None:
+    def __init__(self, ws: WormSpace, *, variant: str = "E3", poll: float = DEFAULT_POLL,
+                 history: AppHistory | None = None, name: bytes = NAME) -> None:
         self.ws = ws
-        self.core = TxLogic(ws.logic, variant=variant, poll=poll)
+        self.core = TxLogic(ws.logic, variant=variant, poll=poll, history=history, name=name)
 
     def begin(self, participants: int = 3, *, metadata: bytes = b"") -> int:
         return self.ws.run(self.core.begin(participants, metadata))
@@ -287,9 +338,10 @@ class WormTX:
 class AsyncWormTX:
     """asyncio twin of ``WormTX`` on an ``AsyncClient`` (e.g. ``ws.aio`` of a TCP client)."""
 
-    def __init__(self, client: AsyncClient, *, variant: str = "E3", poll: float = DEFAULT_POLL) -> None:
+    def __init__(self, client: AsyncClient, *, variant: str = "E3", poll: float = DEFAULT_POLL,
+                 history: AppHistory | None = None, name: bytes = NAME) -> None:
         self.client = client
-        self.core = TxLogic(client.logic, variant=variant, poll=poll)
+        self.core = TxLogic(client.logic, variant=variant, poll=poll, history=history, name=name)
 
     async def begin(self, participants: int = 3, *, metadata: bytes = b"") -> int:
         return await self.client.run(self.core.begin(participants, metadata))

@@ -60,6 +60,7 @@ from wormspace.layers.effects import RegKey
 from wormspace.layers.messages import MAX_INDEX, MAX_VALUE
 from wormspace.layers.wor import EMPTY, OpRequest, Outcome, _Empty
 from wormspace.layers.wos import (
+    LINEAR_PROBES,
     META_OVERHEAD,
     CaptureId,
     Listener,
@@ -369,19 +370,25 @@ class SpaceLogic:
 
     @require(lambda self, metadata: meta_ok(self, metadata), "metadata is bytes within the limit", error=UsageError)
     def alloc_any(self, metadata: bytes = b"", attempts: int = 256) -> OpGen[int]:
-        """Allocate a free segment: probe upwards from the highest segment this client has seen allocated,
-        skipping trimmed and contended ones. Returns the segment won."""
+        """Allocate a free segment: try the highest segment this client has seen allocated, plus one, and
+        the segments above it one by one (``LINEAR_PROBES`` tries: the cheapest when the hint is close);
+        after that, find a free segment before each try by exponential then binary probing of the segments'
+        allocation state (``SegmentLogic.free_from``: O(log n) reads with n segments taken, however many).
+        ``attempts`` bounds the tries lost in a row (Indeterminate after that). Returns the segment won."""
         self._data(metadata, self.max_value - META_OVERHEAD)
         segment = self.seg.next_segment
-        for _ in range(attempts):
+        for lost in range(attempts):
+            if lost:
+                segment = max(segment + 1, self.seg.next_segment)
+                if lost >= LINEAR_PROBES:
+                    segment = yield from self.seg.free_from(segment)
             try:
                 won = yield from self.alloc(segment, metadata)
             except (Trimmed, CaptureStale):
                 won = False
             if won:
                 return segment
-            segment = max(segment + 1, self.seg.next_segment)
-        raise Indeterminate(f"no free segment found in {attempts} attempts")
+        raise Indeterminate(f"lost the race for {attempts} free segments in a row")
 
     @require(lambda segment: segment_ok(segment), "a segment is a non-negative int", error=UsageError)
     def check(self, segment: int) -> OpGen[bytes | None]:

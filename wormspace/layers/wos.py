@@ -95,6 +95,8 @@ TRIM_VALUE = b"trim"
 
 TRIMMED = "Trimmed"
 UNALLOCATED = "Unallocated"
+LINEAR_PROBES = 8  # alloc_any's tries upward one by one before it probes allocation state
+MAX_PROBE_STEP = 1 << 62  # alloc_any's exponential probing gives up beyond this many segments
 CACHE_SEGMENTS = 4096  # segments a client remembers METADATA values of, and trims of (Rule 8)
 
 
@@ -502,20 +504,58 @@ class SegmentLogic:
         self.next_segment = max(self.next_segment, segment + 1)
         return chosen == mine
 
+    def used(self, segment: int) -> Generator[OpRequest, Outcome, bool]:
+        """Is ``segment`` taken (allocated, trimmed, or its allocation unsettled)? Reads its METADATA register
+        unless this client already knows the answer; allocates nothing."""
+        if segment in self.meta_cache or segment in self.trimmed:
+            return True
+        try:
+            return (yield from self.metadata(segment)) is not None
+        except (Trimmed, Indeterminate):
+            return True
+
+    def free_from(self, segment: int) -> Generator[OpRequest, Outcome, int]:
+        """A segment ``>= segment`` that was free when probed, found with O(log used) reads however many
+        segments are taken: ``segment`` itself if free, else probe ``segment + 2**k`` for k = 0, 1, ...
+        until a free one, then bisect between the last taken and the first free probe. Segments are taken
+        mostly in order, so this finds the first gap above the hint; any free segment will do."""
+        if not (yield from self.used(segment)):
+            return segment
+        taken, step = segment, 1
+        while True:
+            if step > MAX_PROBE_STEP:
+                raise Indeterminate(f"no free segment found between {segment} and {segment + step}")
+            probe = segment + step
+            if not (yield from self.used(probe)):
+                break
+            taken, step = probe, 2 * step
+        free = probe
+        while free - taken > 1:
+            mid = (taken + free) // 2
+            if (yield from self.used(mid)):
+                taken = mid
+            else:
+                free = mid
+        return free
+
     def alloc_any(self, metadata: bytes, attempts: int = 256) -> Generator[OpRequest, Outcome, int]:
-        """Allocate the first segment this client can win, probing upwards from its hint. A segment that is
-        trimmed or contended (CaptureStale) is skipped; an Indeterminate alloc ends the search (it may
-        have won)."""
+        """Allocate a free segment: try the hint (``next_segment``) and the segments above it one by one,
+        ``LINEAR_PROBES`` tries; after that, find a free segment with ``free_from`` (exponential, then
+        binary probing) before each try. A try lost (taken, trimmed, or contended: CaptureStale) counts
+        against ``attempts``; an Indeterminate alloc ends the search (it may have won)."""
         segment = self.next_segment
-        for _ in range(attempts):
+        for lost in range(attempts):
+            if lost:
+                segment = max(segment + 1, self.next_segment)
+                if lost >= LINEAR_PROBES:
+                    segment = yield from self.free_from(segment)
             try:
                 won = yield from self.alloc(segment, metadata)
             except (Trimmed, CaptureStale):
                 won = False
             if won:
                 return segment
-            segment = max(segment + 1, self.next_segment)
-        raise Indeterminate(f"no free segment found in {attempts} attempts")
+        raise Indeterminate(f"lost the race for {attempts} free segments in a row")
 
     def trim(self, segment: int) -> Generator[OpRequest, Outcome, None]:
         """Rule 3."""

@@ -23,11 +23,17 @@ Checks:
      reads that failed ``Trimmed`` observe nothing here.
    * ``paxos`` -- ``submit`` is an append of a command to one sequence: no two submits at one position,
      and a submit that returned before another was invoked is earlier in the sequence.
+   * ``tx`` -- WormTX (``apps/tx.py``): per transaction, judged by the trusted ``TxSpec`` (``tx_problems``):
+     deciders agree; no commit unless ``TxSpec`` commits from the votes the history allows; an E3 decide
+     invoked after every YES returned commits. A history of WormTX's first format (no ``app`` field) is
+     read as app ``tx``.
 
-   An app operation is several WormSpace operations; an outcome one of them raises (``CaptureStale``,
-   ``Trimmed``, ...) ends the app operation with ``fail`` and that error, but an earlier write of it may
-   have landed. So a failed ``write``, ``cas`` or ``append`` that carries an ``error`` counts as
-   indeterminate here; a ``cas`` that ``fail``s without one is a refused swap (an observation).
+   ``fail`` is certain (``wormspace.apps.history`` Rule 4: an operation that may have written records an
+   outcome raised mid-way as ``info``): a ``write``, ``cas``, ``append`` or ``submit`` that ``fail``s with an
+   ``error`` had no effect, so its value must never show up (a log read of a failed append's data, a
+   replica applying a failed submit's command, a KV read of a failed write's value that no other write
+   may have put there are ILLEGAL; likewise a failed vote, ``wormspace_to_tx``); a ``cas`` that ``fail``s
+   without one is a refused swap (an observation).
 
 2. ``check_replicas`` -- WormPaxos runs: every replica's applied list is a prefix of one command sequence
    (``SmrSpec.applied_ok``); each command appears in it at most once, and exactly once if its ``submit``
@@ -57,6 +63,7 @@ from typing import Any
 from wormspace.apps.kv import KvSpec
 from wormspace.apps.log import LogSpec
 from wormspace.apps.paxos import SmrSpec
+from wormspace.apps.tx import ABORT, YES, TxSpec
 from wormspace.history import History, HistoryFormatError, Operation, json_line
 from wormspace.layers.network import Faults
 from wormspace.refinement.linearizability import (
@@ -69,8 +76,11 @@ from wormspace.refinement.linearizability import (
 )
 from wormspace.refinement.models import Input, LogModel, ModelOp, Output, RegisterModel, Slot
 
-APPS = ("log", "paxos", "kv")
-FUNCTIONS = {"log": ("append", "read", "tail", "trim"), "paxos": ("submit",), "kv": ("read", "write", "cas")}
+APPS = ("log", "paxos", "kv")  # the apps ``app_run`` runs
+HISTORY_APPS = (*APPS, "tx")  # the apps whose histories ``check_app_history`` reads
+FUNCTIONS = {"log": ("append", "read", "tail", "trim"), "paxos": ("submit",), "kv": ("read", "write", "cas"),
+             "tx": ("begin", "vote", "decide")}
+TX_NAME = "dHg="  # base64 of b"tx", WormTX's default name; a file in the old WormTX format gets it
 _TYPES = ("invoke", "ok", "fail", "info")
 _KEY = b"k"  # the one key of a per-key KvSpec
 
@@ -166,15 +176,21 @@ class AppHistoryData:
     events: int
 
 
+def _legacy_tx(obj: object) -> bool:
+    """An event of the first WormTX history format: no ``app`` field, ``f`` one of WormTX's."""
+    return isinstance(obj, dict) and "app" not in obj and obj.get("f") in FUNCTIONS["tx"]
+
+
 def is_app_history(text: str) -> bool:
-    """Does the first event of this JSON-lines text carry an ``app`` field?"""
+    """Does the first event of this JSON-lines text carry an ``app`` field (or is it a WormTX event of the
+    first format, which had none)?"""
     for raw in text.splitlines():
         if raw.strip():
             try:
                 obj = json.loads(raw)
             except (ValueError, RecursionError):  # bad input: the history parser names the line
                 return False
-            return isinstance(obj, dict) and "app" in obj
+            return isinstance(obj, dict) and ("app" in obj or _legacy_tx(obj))
     return False
 
 
@@ -208,6 +224,8 @@ def parse_app_history(source: str | Iterable[Mapping[str, Any]]) -> list[AppHist
     for line, obj in rows:
         if not isinstance(obj, Mapping):
             raise HistoryFormatError(line, "an event must be a JSON object")
+        if _legacy_tx(obj):
+            obj = {**obj, "app": "tx", "name": TX_NAME}
         if "app" not in obj:
             raise HistoryFormatError(line, "a WormSpace event (no 'app' field) in an app history: check the two "
                                      "kinds from separate files")
@@ -215,8 +233,8 @@ def parse_app_history(source: str | Iterable[Mapping[str, Any]]) -> list[AppHist
             if required not in obj:
                 raise HistoryFormatError(line, f"missing field {required!r}")
         app, type_, f, process, time = obj["app"], obj["type"], obj["f"], obj["process"], obj["time"]
-        if app not in APPS:
-            raise HistoryFormatError(line, f"unknown app {app!r} (expected one of {', '.join(APPS)})")
+        if app not in HISTORY_APPS:
+            raise HistoryFormatError(line, f"unknown app {app!r} (expected one of {', '.join(HISTORY_APPS)})")
         if type_ not in _TYPES:
             raise HistoryFormatError(line, f"unknown type {type_!r}")
         if f not in FUNCTIONS[app]:
@@ -269,6 +287,8 @@ def _app_op(op_id: int, app: str, inv: Mapping[str, Any], line: int, end: Mappin
         _b64(line, "key", key)
     if ((f in ("read",) and app == "log") or f in ("trim",)) and (type(key) is not int or key < 0):
         raise HistoryFormatError(line, f"a {f} key is a non-negative int position")
+    if app == "tx":
+        _tx_event(line, where, f, key, value, outcome, out_key, out_value)
     if outcome == "ok":
         if f in ("append", "submit") and (type(out_key) is not int or out_key < 0):
             raise HistoryFormatError(where, f"an ok {f} completion's key is its position")
@@ -282,6 +302,34 @@ def _app_op(op_id: int, app: str, inv: Mapping[str, Any], line: int, end: Mappin
         error=None if end is None else end.get("error"), out_key=out_key, out_value=out_value, line=line,
         events=((line, inv),) if end is None or ret_line is None else ((line, inv), (ret_line, end)),
     )
+
+
+def _tx_event(line: int, where: int, f: str, key: Any, value: Any, outcome: str, out_key: Any,
+              out_value: Any) -> None:
+    """Validate a WormTX operation (``f``, its invoke's key and value, its completion's)."""
+    def is_nat(v: object) -> bool:
+        return type(v) is int and v >= 0
+
+    if f != "begin" and not is_nat(key):
+        raise HistoryFormatError(line, f"a tx {f} key is the transaction (a non-negative int)")
+    if not isinstance(value, Mapping):
+        raise HistoryFormatError(line, f"a tx {f} value is an object")
+    if f == "begin" and (not is_nat(value.get("participants")) or value.get("variant", "E3") not in ("E3", "C5")):
+        raise HistoryFormatError(line, 'a tx begin value is {"participants": n, "variant": "E3" | "C5"}')
+    if f == "vote" and (not is_nat(value.get("participant")) or value.get("vote") not in ("YES", "NO")):
+        raise HistoryFormatError(line, 'a tx vote value is {"participant": i, "vote": "YES" | "NO"}')
+    if f == "decide" and not (value.get("coordinator") is True or value.get("participant") is None
+                              or is_nat(value.get("participant"))):
+        raise HistoryFormatError(line, 'a tx decide value is {"participant": i | null, "wait": s} or '
+                                 '{"coordinator": true, "wait": s}')
+    if outcome != "ok":
+        return
+    if f == "begin" and not (is_nat(out_key) and out_value == out_key):
+        raise HistoryFormatError(where, "an ok tx begin completion's key and value are the transaction")
+    if f == "vote" and type(out_value) is not bool:
+        raise HistoryFormatError(where, "an ok tx vote completion's value is true or false")
+    if f == "decide" and out_value not in ("commit", "abort"):
+        raise HistoryFormatError(where, 'an ok tx decide completion\'s value is "commit" or "abort"')
 
 
 # ---- checking app histories (check 1) ------------------------------------------------------------------------
@@ -346,14 +394,15 @@ def _kv_operations(ops: Sequence[AppOp]) -> tuple[list[Operation], tuple[str, ..
     out: list[Operation] = []
     for op in ops:
         key = index[str(op.key)]
-        unsure = op.outcome == "fail" and op.error is not None  # an outcome raised mid-way: indeterminate
         if op.f == "read":
             out.append(_as_operation(op, "read", key, None, output=op.out_value))
+        elif op.outcome == "fail" and op.error is not None:
+            continue  # a write or cas that certainly had no effect, and observed nothing
         elif op.f == "write":
-            out.append(_as_operation(op, "write", key, op.value, info=unsure))
+            out.append(_as_operation(op, "write", key, op.value))
         else:
             expected, new = op.value
-            out.append(_as_operation(op, "cas", key, new, existing=expected, info=unsure))
+            out.append(_as_operation(op, "cas", key, new, existing=expected))
     shown = tuple(repr(base64.b64decode(k)) for k in labels)
     return out, shown
 
@@ -368,12 +417,28 @@ def _log_operations(ops: Sequence[AppOp]) -> list[Operation]:
         if op.f == "append":
             if op.outcome == "ok":
                 out.append(_as_operation(op, "append", op.out_key, op.value))
-            else:  # info, or failed mid-way (indeterminate): wherever its data was read, if anywhere
+            elif op.outcome == "info":  # wherever its data was read, if anywhere
                 for pos in sorted(read_at.get(op.value, ())):
                     out.append(_as_operation(op, "append", pos, op.value, info=True))
         elif op.f == "read" and op.outcome == "ok":
             out.append(_as_operation(op, "read", op.key, None, output=op.out_value))
     return out
+
+
+def _failed_append_problems(ops: Sequence[AppOp]) -> list[str]:
+    """An append recorded ``fail`` certainly appended nothing: its data must not be read anywhere (unless
+    another append of the same data may have put it there)."""
+    read_at: dict[bytes, list[AppOp]] = {}
+    for op in ops:
+        if op.f == "read" and op.outcome == "ok" and op.out_value is not None:
+            read_at.setdefault(op.out_value, []).append(op)
+    others = Counter(op.value for op in ops if op.f == "append" and op.outcome != "fail")
+    return [
+        f"append op {op.id} of {op.value!r} failed {op.error} (certainly not appended), but read op {r.id} "
+        f"found its data at position {r.key}"
+        for op in ops if op.f == "append" and op.outcome == "fail" and not others[op.value]
+        for r in read_at.get(op.value, ())[:1]
+    ]
 
 
 def _tail_problems(ops: Sequence[AppOp]) -> list[str]:
@@ -433,6 +498,62 @@ def _submit_problems(ops: Sequence[AppOp]) -> list[str]:
     return problems
 
 
+Shape = tuple[str | None, int]  # a transaction's variant (None: not recorded) and participant count
+
+
+def tx_shapes(ops: Sequence[AppOp]) -> dict[int, Shape]:
+    """Each transaction's shape, from the ``begin`` operations that returned it."""
+    return {op.out_key: (op.value.get("variant"), op.value["participants"])
+            for op in ops if op.f == "begin" and op.outcome == "ok"}
+
+
+def _spec_of(n: int, votes: Iterable[tuple[int, bytes]]) -> TxSpec:
+    spec = TxSpec.fresh(n)
+    for i, v in votes:
+        if 0 <= i < n:
+            spec = spec.vote(i, v)[0]
+    return spec
+
+
+def tx_problems(ops: Sequence[AppOp], shapes: Mapping[int, Shape] | None = None) -> list[str]:
+    """The atomic-commitment properties over a WormTX history, judged by the trusted ``TxSpec``, per
+    transaction: deciders agree; a decide's outcome is one ``TxSpec`` can reach from the votes the history
+    allows -- never commit when the votes certainly in (returned True; an ABORT for each pre-empted one)
+    give abort, nor when some participant has no YES that may have landed (every vote but a ``fail``);
+    and an E3 decide invoked after every participant's YES returned commits. ``shapes`` (transaction ->
+    (variant, n)) adds to the shapes the history's ``begin``s give; for a transaction of unknown shape,
+    ``n`` is taken as the highest participant seen plus one and the E3 rule is skipped."""
+    known = {**tx_shapes(ops), **(shapes or {})}
+    problems: list[str] = []
+    votes: dict[int, list[AppOp]] = {}
+    decides: dict[int, list[AppOp]] = {}
+    for op in ops:
+        if op.f == "vote":
+            votes.setdefault(op.key, []).append(op)
+        elif op.f == "decide" and op.outcome == "ok":
+            decides.setdefault(op.key, []).append(op)
+    for t, ds in sorted(decides.items()):
+        vs = votes.get(t, [])
+        variant, n = known.get(t, (None, 1 + max((v.value["participant"] for v in vs), default=-1)))
+        outs = {d.out_value for d in ds}
+        if len(outs) > 1:
+            problems.append(f"transaction {t}: deciders disagree {sorted(outs)}")
+        certain = _spec_of(n, [(v.value["participant"], v.value["vote"].encode() if v.out_value else ABORT)
+                               for v in vs if v.outcome == "ok"])
+        may_yes = _spec_of(n, [(v.value["participant"], YES) for v in vs
+                               if v.value["vote"] == "YES" and v.outcome != "fail"])
+        for d in ds:
+            if d.out_value == "commit" and (certain.outcome() is False or may_yes.outcome() is not True):
+                problems.append(f"transaction {t}: commit, but TxSpec gives no commit from the votes: certainly "
+                                f"in {list(certain.votes)}, YES that may have landed {list(may_yes.votes)}")
+            before = _spec_of(n, [(v.value["participant"], YES) for v in vs if v.value["vote"] == "YES"
+                                  and v.outcome == "ok" and v.out_value is True and v.ret is not None
+                                  and v.ret <= d.call])
+            if variant == "E3" and d.out_value == "abort" and before.outcome() is True:
+                problems.append(f"transaction {t}: abort although every YES was in before the decide")
+    return problems
+
+
 def check_app_ops(data: AppHistoryData, budget: int = DEFAULT_BUDGET) -> AppCheck:
     """Check one app instance's operations (check 1)."""
     problems: list[str] = []
@@ -443,7 +564,9 @@ def check_app_ops(data: AppHistoryData, budget: int = DEFAULT_BUDGET) -> AppChec
     elif data.app == "log":
         result = check_operations(_log_operations(data.ops), WormLogModel(), budget, events=data.events,
                                   history_of=_no_events)
-        problems = _tail_problems(data.ops)
+        problems = _tail_problems(data.ops) + _failed_append_problems(data.ops)
+    elif data.app == "tx":
+        problems = tx_problems(data.ops)
     else:
         problems = _submit_problems(data.ops)
     return AppCheck(app=data.app, name=data.name, verdict=_verdict(problems, result), operations=len(data.ops),
@@ -493,6 +616,7 @@ def check_replicas(
     machine: Callable[[], Callable[[bytes], bytes]],
     *,
     unique: bool = True,
+    failed: Iterable[bytes] = (),
 ) -> ReplicaVerdict:
     """Judge a WormPaxos run (check 2).
 
@@ -500,6 +624,7 @@ def check_replicas(
     submitted command (unique in a run) to what its ``submit`` returned, None when it did not return (an
     indeterminate or abandoned submit); ``machine()`` gives a fresh deterministic ``apply``. With
     ``unique=False`` (WormKV: two deletes of a key are equal commands) only the prefix rule is checked.
+    ``failed``: commands whose submit was recorded ``fail`` (certainly not submitted): none may be applied.
     """
     problems: list[str] = []
     sequence: tuple[bytes, ...] = max((tuple(a) for a in applied.values()), key=len, default=())
@@ -520,6 +645,8 @@ def check_replicas(
             problems.append(f"command {cmd!r} applied {n} times")
         if cmd not in submitted:
             problems.append(f"command {cmd!r} applied but never submitted")
+    for cmd in sorted(set(failed) & set(counts)):
+        problems.append(f"command {cmd!r} applied, but its submit was recorded as failed (certainly no effect)")
     for cmd, result in sorted(submitted.items()):
         if result is None:
             continue
@@ -751,7 +878,10 @@ def check_run(run: AppRun, budget: int = DEFAULT_BUDGET) -> RunVerdict:
     checks = tuple(check_app_history(run.events, budget))
     replicas = None
     if run.machine is not None:
-        replicas = check_replicas(run.applied, run.submitted, run.machine, unique=run.app == "paxos")
+        failed = [op.value for data in parse_app_history(run.events) for op in data.ops
+                  if op.f == "submit" and op.outcome == "fail"]
+        replicas = check_replicas(run.applied, run.submitted, run.machine, unique=run.app == "paxos",
+                                  failed=failed)
     verdict = overall(checks)
     if verdict != ILLEGAL and ((replicas is not None and not replicas.ok) or run.failures):
         verdict = ILLEGAL
@@ -775,7 +905,8 @@ def app_report(console: Any, checks: Sequence[AppCheck], name: str, elapsed: flo
         table.add_column(column)
     for c in checks:
         lin = c.linearizability
-        table.add_row(c.app, repr(c.name), str(c.operations), lin.model if lin is not None else "submit order",
+        model = lin.model if lin is not None else "TxSpec (atomic commit)" if c.app == "tx" else "submit order"
+        table.add_row(c.app, repr(c.name), str(c.operations), model,
                       str(len(lin.partitions)) if lin is not None else "-",
                       Text(c.verdict, style=style[c.verdict]))
     console.print(table)

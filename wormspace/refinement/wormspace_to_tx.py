@@ -22,22 +22,22 @@ are ``TxSpec``'s votes (EMPTY -> None). Three checks, each with planted-bug test
 2. ``TxLockstep`` -- a Hypothesis state machine running ``WormTX`` on a simulated cluster with acceptor
    crashes, partitions, message loss and duplication, in lockstep with ``TxSpec``; ``Indeterminate``
    operations leave the spec to the abstraction function.
-3. ``check_tx_history`` -- the atomic-commitment properties over an app-level history (``TxRecorder``;
-   Jepsen convention, ``docs/history-format.md``) of concurrent simulated processes, and each decide against
-   the abstraction of the registers at the end.
+3. ``check_tx_history`` -- the atomic-commitment properties (``tx_problems`` in ``wormspace_to_apps``,
+   judged by ``TxSpec``; what ``wormspace check`` applies to a WormTX history) over the app history
+   (``AppHistory``, app ``"tx"``, ``docs/history-format.md``) of concurrent simulated processes, and each
+   decide and each failed vote against the abstraction of the registers at the end.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from wormspace.apps.history import AppHistory
 from wormspace.apps.tx import COMMIT, NO, YES, TxLogic, TxSpec, encode_meta
 from wormspace.errors import Indeterminate, OperationFailed, UsageError
 from wormspace.layers.messages import META, TRIM, Ballot
@@ -46,6 +46,7 @@ from wormspace.layers.wor import Kind, OpRequest, Outcome
 from wormspace.layers.wormspace import SLEPT, OpGen, Sleep, SpaceLogic
 from wormspace.layers.wos import encode_meta as wos_meta
 from wormspace.refinement.explore_engine import bfs, replay
+from wormspace.refinement.wormspace_to_apps import parse_app_history, tx_problems, tx_shapes
 
 Regs = tuple[tuple[tuple[int, int], bytes], ...]  # sorted ((segment, index), value)
 
@@ -399,128 +400,41 @@ class TxLockstep(RuleBasedStateMachine):
 TX_FUNCTIONS = ("begin", "vote", "decide")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TxEvent:
-    """One line of a WormTX history (docs/history-format.md, "WormTX histories")."""
-
-    process: int
-    type: str
-    f: str
-    key: int | None
-    value: Any
-    time: int
-    error: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.type not in ("invoke", "ok", "fail", "info") or self.f not in TX_FUNCTIONS:
-            raise UsageError(f"not a WormTX event: type {self.type!r}, f {self.f!r}")
-        if type(self.process) is not int or type(self.time) is not int:
-            raise UsageError("process and time must be ints")
-        if self.key is not None and (type(self.key) is not int or self.key < 0):
-            raise UsageError(f"key must be a transaction id, got {self.key!r}")
-
-    def to_json(self) -> dict[str, Any]:
-        out = {"process": self.process, "type": self.type, "f": self.f, "key": self.key, "value": self.value}
-        out["time"] = self.time
-        if self.error is not None:
-            out["error"] = self.error
-        return out
-
-
-class TxRecorder:
-    """Records app-level events of WormTX calls wrapped by ``recorded``."""
-
-    def __init__(self, clock: Callable[[], int]) -> None:
-        self.clock = clock
-        self.events: list[TxEvent] = []
-
-    def add(self, process: int, type_: str, f: str, key: int | None, value: Any, error: str | None = None) -> None:
-        self.events.append(TxEvent(process=process, type=type_, f=f, key=key, value=value, time=self.clock(),
-                                   error=error))
-
-    def write(self, path: str | Path) -> None:
-        Path(path).write_text("".join(json.dumps(e.to_json()) + "\n" for e in self.events))
-
-    @staticmethod
-    def read(path: str | Path) -> list[TxEvent]:
-        events = []
-        for no, line in enumerate(Path(path).read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    events.append(TxEvent(**json.loads(line)))
-                except (TypeError, ValueError) as e:
-                    raise UsageError(f"line {no}: {e}") from e
-        return events
-
-
-def recorded(rec: TxRecorder, process: int, f: str, key: int | None, value: Any, gen: OpGen[Any]) -> OpGen[Any]:
-    """Run one WormTX generator call, recording its invoke and completion."""
-    rec.add(process, "invoke", f, key, value)
-    try:
-        result = yield from gen
-    except Indeterminate:
-        rec.add(process, "info", f, key, None, "Indeterminate")
-        raise
-    except OperationFailed as e:
-        rec.add(process, "fail", f, key, None, type(e).__name__)
-        raise
-    if f == "begin":
-        key, result = result, result
-    rec.add(process, "ok", f, key, "commit" if f == "decide" and result else
-            "abort" if f == "decide" else result)
-    return result
-
-
-def check_tx_history(events: Iterable[TxEvent], shapes: Mapping[int, tuple[str, int]],
+def check_tx_history(events: Iterable[Mapping[str, Any]] | str, shapes: Mapping[int, tuple[str, int]] | None = None,
                      chosen: Mapping[tuple[int, int], bytes | None] | None = None) -> list[str]:
-    """The atomic-commitment properties over a history (``shapes``: transaction -> (variant, participants));
-    with ``chosen`` (``cluster.chosen()`` at the end) also each decide against the abstraction (E3: the
-    votes; C5: the decision register). -> problems."""
+    """The atomic-commitment properties over a WormTX app history (``AppHistory`` events or JSON-lines text;
+    ``tx_problems`` of ``wormspace_to_apps``, what ``wormspace check`` applies), with ``shapes``
+    (transaction -> (variant, participants)) beside the history's ``begin``s; with ``chosen``
+    (``cluster.chosen()`` at the end) also each decide against the abstraction (E3: ``TxSpec`` of the vote
+    registers; C5: the decision register), and each vote recorded ``fail`` (certainly not written) against
+    its register, which must not hold that vote unless another vote of it may have put it there."""
     problems: list[str] = []
-    open_: dict[int, TxEvent] = {}
-    votes: dict[int, list[tuple[TxEvent, TxEvent | None]]] = {}
-    decides: dict[int, list[tuple[TxEvent, TxEvent]]] = {}
-    for e in events:
-        if e.type == "invoke":
-            open_[e.process] = e
+    for data in parse_app_history(events):
+        if data.app != "tx":
             continue
-        inv = open_.pop(e.process, None)
-        if inv is None or inv.f != e.f:
-            problems.append(f"completion without invoke: {e}")
+        known = {**tx_shapes(data.ops), **(shapes or {})}
+        problems.extend(tx_problems(data.ops, known))
+        if chosen is None:
             continue
-        if e.f == "vote" and e.key is not None:
-            votes.setdefault(e.key, []).append((inv, e))
-        if e.f == "decide" and e.type == "ok" and e.key is not None:
-            decides.setdefault(e.key, []).append((inv, e))
-    for inv in open_.values():
-        if inv.f == "vote" and inv.key is not None:
-            votes.setdefault(inv.key, []).append((inv, None))
-    for t, ds in decides.items():
-        variant, n = shapes[t]
-        outs = {d.value for _, d in ds}
-        if len(outs) > 1:
-            problems.append(f"transaction {t}: deciders disagree {sorted(outs)}")
-        vs = votes.get(t, [])
-        yes_in = {inv.value["participant"] for inv, c in vs if inv.value["vote"] == "YES"
-                  and (c is None or c.type != "fail")}
-        no_ok = {inv.value["participant"] for inv, c in vs if inv.value["vote"] == "NO" and c is not None
-                 and c.type == "ok" and c.value is True}
-        lost = {inv.value["participant"] for inv, c in vs if c is not None and c.type == "ok" and c.value is False}
-        for inv_d, d in ds:
-            if d.value == "commit" and (len(yes_in) < n or no_ok or lost):
-                problems.append(f"transaction {t}: commit without every YES (yes {sorted(yes_in)}, no {sorted(no_ok)},"
-                                f" pre-empted {sorted(lost)})")
-            all_yes_before = {inv.value["participant"] for inv, c in vs if inv.value["vote"] == "YES"
-                              and c is not None and c.type == "ok" and c.value is True and c.time <= inv_d.time}
-            if variant == "E3" and d.value == "abort" and len(all_yes_before) == n:
-                problems.append(f"transaction {t}: abort although every YES was in before the decide")
-            if chosen is not None:
+        for op in data.ops:
+            t = op.key
+            if t not in known:
+                continue
+            variant, n = known[t]
+            if op.f == "decide" and op.outcome == "ok":
                 spec = abstract_tx(chosen, t, n).outcome()
                 if variant == "C5":
                     d_reg = chosen.get((t, 2 * n))
                     spec = None if d_reg is None else d_reg == COMMIT
-                if spec is None or d.value != ("commit" if spec else "abort"):
-                    problems.append(f"transaction {t}: decided {d.value}, the registers say {spec}")
+                if spec is None or op.out_value != ("commit" if spec else "abort"):
+                    problems.append(f"transaction {t}: decided {op.out_value}, the registers say {spec}")
+            if op.f == "vote" and op.outcome == "fail":
+                i, v = op.value["participant"], op.value["vote"]
+                others = [o for o in data.ops if o.f == "vote" and o.key == t and o.outcome != "fail"
+                          and o.value == op.value]
+                if chosen.get((t, i)) == v.encode() and not others:
+                    problems.append(f"transaction {t}: vote {v} of participant {i} recorded as failed "
+                                    f"({op.error}: certainly not written), but its register holds {v}")
     return problems
 
 
@@ -545,31 +459,28 @@ class TxScenario:
     wait: float = 0.1
 
 
-def simulate_tx(sc: TxScenario) -> tuple[TxRecorder, dict[int, tuple[str, int]], dict[tuple[int, int], bytes | None]]:
-    """Run ``sc`` as concurrent processes on ``Cluster.simulated``; -> (history, shapes, chosen registers)."""
+def simulate_tx(sc: TxScenario) -> tuple[AppHistory, dict[int, tuple[str, int]], dict[tuple[int, int], bytes | None]]:
+    """Run ``sc`` as concurrent processes on ``Cluster.simulated``; -> (app history, shapes, chosen
+    registers)."""
     from wormspace.cluster import Cluster
 
     cluster = Cluster.simulated(acceptors=3, seed=sc.seed, faults=Faults(drop=sc.drop, duplicate=sc.duplicate))
-    rec = TxRecorder(clock=lambda: int(cluster.net.now * 1e9))
+    history = AppHistory.of(cluster)
     n = len(sc.behaviours)
-    setup = TxLogic(cluster.client().logic, variant=sc.variant)
-    t = cluster.client().run(recorded(rec, 10_000, "begin", None, {"participants": n}, setup.begin(n)))
+    setup = cluster.client()
+    t = setup.run(TxLogic(setup.logic, variant=sc.variant, history=history).begin(n))
 
     def proc(role: str, i: int) -> Callable[[SpaceLogic], OpGen[None]]:
         def run(logic: SpaceLogic) -> OpGen[None]:
-            tx = TxLogic(logic, variant=sc.variant, poll=sc.wait / 4)
-            p = logic.process
+            tx = TxLogic(logic, variant=sc.variant, poll=sc.wait / 4, history=history)
             if role == "late":
                 yield from logic.sleep(sc.wait * 20)
             if role in ("yes", "no", "late"):
-                yes = role != "no"
-                yield from recorded(rec, p, "vote", t, tx_vote_value(i, yes), tx.vote(t, i, yes))
+                yield from tx.vote(t, i, role != "no")
             if role == "coordinator":
-                yield from recorded(rec, p, "decide", t, {"coordinator": True}, tx.coordinate(t, sc.wait))
+                yield from tx.coordinate(t, sc.wait)
             elif role != "silent":
-                who = i if role != "observer" else None
-                value = {"participant": who, "wait": sc.wait}
-                yield from recorded(rec, p, "decide", t, value, tx.decide(t, sc.wait, who))
+                yield from tx.decide(t, sc.wait, i if role != "observer" else None)
 
         return run
 
@@ -586,7 +497,7 @@ def simulate_tx(sc: TxScenario) -> tuple[TxRecorder, dict[int, tuple[str, int]],
         cluster.at(0.01, lambda: cluster.partition({sc.partition}, set(range(3)) - {sc.partition}))  # type: ignore[arg-type]
         cluster.at(0.3, cluster.heal)
     cluster.run()
-    return rec, {t: (sc.variant, n)}, cluster.chosen()
+    return history, {t: (sc.variant, n)}, cluster.chosen()
 
 
 @dataclass(frozen=True, slots=True)
@@ -613,8 +524,8 @@ def check_tx(quick: bool) -> TxObligationReport:
         for variant in ("E3", "C5"):
             sc = TxScenario(seed=seed, behaviours=("yes", "yes", "silent" if seed % 2 else "no"), variant=variant,
                             drop=0.05, duplicate=0.05, crash=seed % 3, wait=0.1)
-            rec, shapes, chosen = simulate_tx(sc)
-            problems.extend(f"seed {seed} {variant}: {p}" for p in check_tx_history(rec.events, shapes, chosen))
+            history, shapes, chosen = simulate_tx(sc)
+            problems.extend(f"seed {seed} {variant}: {p}" for p in check_tx_history(history.events, shapes, chosen))
     explored = "; ".join(f"{r.config} {r.states} states depth {r.depth}" for r in reports)
     bounds = f"explorer: {explored}; {seeds} simulated seeds x E3/C5 with 5% loss/duplication and a crash"
     lines = [bounds, *(r.describe() for r in reports if not r.ok), *problems]
@@ -622,10 +533,8 @@ def check_tx(quick: bool) -> TxObligationReport:
 
 
 __all__ = [
-    "TxEvent",
     "TxExploreConfig",
     "TxLockstep",
-    "TxRecorder",
     "TxReport",
     "TxObligationReport",
     "TxScenario",
@@ -636,7 +545,6 @@ __all__ = [
     "crashing_config",
     "default_tx_configs",
     "explore_tx",
-    "recorded",
     "silent_config",
     "simulate_tx",
     "tx_vote_value",
