@@ -15,7 +15,7 @@ import ast
 import re
 import subprocess
 import sys
-from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -169,3 +169,35 @@ def test_every_mutant_names_real_obligations_and_a_check() -> None:
             assert m.expected, name
         if not m.expected:
             assert "not a layer obligation" in m.check or m.check.startswith("composition"), name
+
+
+def test_the_proofs_page_lists_every_mutant() -> None:
+    page = (ROOT / "docs" / "proofs.md").read_text()
+    for name, m in catalog.MUTANTS.items():
+        assert f"| `{name}` | {m.description} |" in page, name
+
+
+def test_the_verdict_of_prove_mutants_fails_a_surviving_mutant() -> None:
+    """``prove --mutants`` counts a mutant caught only on positive evidence (a planted fault in the verdict
+    itself would pass every mutant; this pins the rule)."""
+    from wormspace.proofs.prove import _mutant_row
+
+    tested = catalog.Mutant(description="d", expected=("wor.agreement",), check="c", tests=("a::t1", "a::t2"),
+                            plants=("a::p",))
+    discharged = catalog.Mutant(description="d", expected=("wor.agreement", "wor.linearizable"), check="c",
+                                tests=("a::t",), plants=("a::p",), how=catalog.DISCHARGE)
+
+    def row(m: catalog.Mutant, statuses: dict[str, str], results: dict[str, str], quick: bool = False) -> Any:
+        tests = {n: {"status": s, "seconds": 1.0, "detail": "why"} for n, s in statuses.items()}
+        got = {("m", k): {"result": r, "bounds": "b", "detail": "", "seconds": 1.0} for k, r in results.items()}
+        return _mutant_row("m", m, catalog.DISCHARGE, got, tests, quick)
+
+    assert row(tested, {"a::t1": "passed", "a::t2": "passed"}, {})["caught_by"] == ["wor.agreement"]
+    assert not row(tested, {"a::t1": "passed", "a::t2": "failed"}, {})["caught"]
+    assert not row(tested, {"a::t1": "passed", "a::t2": "not run"}, {})["caught"]
+    assert not row(tested, {"a::t1": "skipped", "a::t2": "skipped"}, {})["caught"]
+    assert row(tested, {"a::t1": "passed", "a::t2": "skipped"}, {})["caught"]
+    assert row(tested, {"a::t1": "passed"}, {}, quick=True)["caught"]  # --quick: the first test only
+    both = {"wor.agreement": "checked", "wor.linearizable": "counterexample"}
+    assert row(discharged, {}, both)["caught_by"] == ["wor.linearizable"]
+    assert not row(discharged, {}, {"wor.agreement": "checked", "wor.linearizable": "unknown"})["caught"]
