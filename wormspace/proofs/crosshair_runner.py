@@ -66,24 +66,12 @@ def check(target: str, timeout: float, launcher: list[str] | None = None) -> Out
     return Outcome(target, proc.returncode, time.monotonic() - start, timeout, (proc.stdout + proc.stderr).strip())
 
 
-def _cost(target: str) -> int:
-    """A rank of a target's expected time: the whole-step lemmas, then the per-case lemmas (each condition runs
-    to its time budget), then the rest (measured at 0.4-5 s each)."""
-    name = target.rsplit(".", 1)[1]
-    return 2 if name in SLOW else 1 if "_case_" in name else 0
-
-
 def run(timeout: float, targets: tuple[str, ...] = DEFAULT_TARGETS, jobs: int = 2) -> list[Outcome]:
-    """Check ``targets``, ``jobs`` processes at a time, the longest first (so that no long target starts last
-    and runs alone); the outcomes come back in the order of ``targets``."""
-
     def one(t: str) -> Outcome:
         return check(t, timeout * (1.5 if t.rsplit(".", 1)[1] in SLOW else 1))
 
-    order = sorted(targets, key=_cost, reverse=True)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        done = dict(zip(order, pool.map(one, order), strict=True))
-    return [done[t] for t in targets]
+        return list(pool.map(one, targets))
 
 
 def main(argv: list[str] | None = None) -> int:
