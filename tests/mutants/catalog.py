@@ -1,92 +1,390 @@
-"""The planted-bug catalog of ``wormspace prove --mutants``: each mutant, and the obligations expected to
-catch it (never shipped: tests/ is not in the wheel).
+"""The planted-bug catalog: every planted bug ("mutant") of the test suite, the obligations expected to catch
+it, and the tests that plant it (never shipped: tests/ is not in the wheel).
 
-``python tests/mutants/catalog.py MUTANT LAYER.OBLIGATION [--quick]`` plants one mutant in this process
-(the same broken functions the mutant tests plant, taken from ``conftest.py``, ``crosshair_launch.py`` and
-``test_wos_mutants.py``), discharges one obligation, and prints its evidence as one JSON line. CrossHair runs
-in its own process, so for the mutants of the CrossHair lemmas the launcher is pointed at
-``crosshair_launch.py``, which plants the same mutant there.
+One source of truth. A mutant's broken code is defined once, in the test module named by its ``plants``
+(``path::function``: the fixture or test that plants it, or the broken function a planting function takes),
+and planted only from there: the tests plant it through those fixtures, and ``wormspace prove --mutants``
+plants it through this catalog (``plant`` below calls the same planting functions). ``tests/mutants/
+test_catalog.py`` checks that every planting in tests/ is catalogued, so a new mutant cannot be added
+without an entry here.
 
-A mutant counts as caught when at least one of its expected obligations reports ``counterexample``.
+How ``prove --mutants`` runs a mutant (``how``):
+
+* ``DISCHARGE`` -- ``python tests/mutants/catalog.py MUTANT LAYER.OBLIGATION [--quick]`` plants the mutant in
+  a fresh process, discharges each expected obligation there (the same check ``wormspace prove`` runs) and
+  prints its evidence as one JSON line. CrossHair runs in its own process, so for a mutant with a
+  ``crosshair`` name the launcher is pointed at ``crosshair_launch.py``, which plants the same mutant there.
+  Caught when at least one expected obligation reports ``counterexample``.
+* ``TESTS`` -- the mutant's tests (pytest node ids) run in a fresh pytest process. Each plants the mutant and
+  asserts that the check named in ``check`` -- the method of the expected obligation, at the bounds the test
+  states -- reports it; caught when every one of them passes (``--quick``: the first one only).
+
+``expected`` is empty only for a check that is not a layer obligation (a runtime contract of the client API,
+a resource bound of the TCP server, the composition check); ``check`` then says which check owns it.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = str(Path(__file__).with_name("crosshair_launch.py"))
 
+DISCHARGE = "discharge"
+TESTS = "tests"
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Mutant:
     description: str
-    expected: tuple[str, ...]  # obligations ("layer.name") expected to catch it
+    expected: tuple[str, ...]  # obligations ("layer.name") expected to catch it; () for a non-obligation check
+    check: str  # the check that catches it (the method of the expected obligation, or the check that owns it)
+    tests: tuple[str, ...]  # pytest node ids that plant it and assert it is caught
+    plants: tuple[str, ...]  # "path::function": where it is defined / planted (the coverage test's key)
+    how: str = TESTS  # DISCHARGE or TESTS: how prove --mutants runs it
     crosshair: str | None = None  # the crosshair_launch.py name, for mutants CrossHair must see too
 
 
+M = "tests/mutants/"
+CORE = M + "conftest.py::plant_core"
+CH = M + "test_crosshair_mutants.py::test_crosshair_finds_the_planted_bug"
+AL = "wormspace.proofs.acceptor_lemmas."
+WL = "wormspace.proofs.wor_lemmas."
+SL = "wormspace.proofs.wos_lemmas."
+
+
+def _core_tests(name: str) -> tuple[str, ...]:
+    return tuple(f"{M}test_core_mutants.py::test_{kind}_catches_the_mutant[{name}]"
+                 for kind in ("explorer", "lockstep", "linearizability"))
+
+
+def _ch(mutant: str, lemma: str) -> str:
+    return f"{CH}[{mutant}-{lemma}]"
+
+
+def _tx(name: str) -> tuple[str, ...]:
+    return tuple(f"{M}test_tx_mutants.py::test_{kind}[{name}]"
+                 for kind in ("explorer_catches", "simulated_history_catches", "lockstep_catches"))
+
+
+API = "tests/layers/test_api_contracts.py"
+API_CHECK = "client API postconditions (icontract @ensure, ContractViolation)"
+WOS_CHECKS = "segment explorer + WosLockstep"
+
 MUTANTS: dict[str, Mutant] = {
-    "quorum_of_one": Mutant("operations settle on one acceptor's answer",
-                            ("wor.agreement", "acceptor.vote_at_most_one_value_per_ballot"), "quorum_of_one"),
-    "accept_below_promise": Mutant("the acceptor votes below its promise (keeping step_ok)", ("wor.agreement",)),
-    "accept_lower_ballot": Mutant("Rule 2 without the ballot comparison (CrossHair's mutant)",
-                                  ("acceptor.vote_never_above_promise",), "accept_lower_ballot"),
-    "capture_without_adoption": Mutant("phase 1 never adopts a value it finds", ("wor.agreement",), "no_adopt"),
-    "read_half_as_empty": Mutant("a read of a half-written register answers EMPTY",
-                                 ("wor.agreement", "wor.linearizable")),
-    "read_half_as_seen": Mutant("a read of a half-written register answers the value seen, uncompleted",
-                                ("wor.agreement",)),
-    "trim_undone": Mutant("a trimmed acceptor still votes for data", ("wos.trim_permanent",)),
-    "alloc_without_token": Mutant("allocs with equal metadata both win", ("wos.alloc_unique",)),
-    "capture_skips_a_promise": Mutant("a batch capture goes ahead one promise short of a quorum",
-                                      ("wos.batch_equals_sequence",)),
-    "minority_batch_write": Mutant("a batch write reports ok when a minority accepted",
-                                   ("wos.trim_permanent", "wormspace.segments_independent")),
+    # ---- acceptor / WOR cores (conftest.plant_core) ----
+    "quorum_of_one": Mutant(
+        description="operations settle on one acceptor's answer",
+        expected=("wor.agreement", "acceptor.vote_at_most_one_value_per_ballot"),
+        check="WOR explorer; CrossHair propose_step_preserves", how=DISCHARGE, crosshair="quorum_of_one",
+        tests=(*_core_tests("quorum_of_one"), _ch("quorum_of_one", AL + "propose_step_preserves"),
+               "tests/refinement/test_explore.py::test_shortest_counterexample_for_a_quorum_of_one",
+               "tests/refinement/test_explore.py::test_explore_default_stops_at_the_first_violation",
+               "tests/proofs/test_prove.py::test_explorer_trace_becomes_a_message_sequence"),
+        plants=(CORE, M + "crosshair_launch.py::plant")),
+    "accept_below_promise": Mutant(
+        description="the acceptor votes below its promise (keeping step_ok)", expected=("wor.agreement",),
+        check="WOR explorer", how=DISCHARGE, tests=_core_tests("accept_below_promise"),
+        plants=(CORE, M + "conftest.py::_accept_below_promise")),
+    "accept_lower_ballot": Mutant(
+        description="Rule 2 without the ballot comparison (votes below the promise)",
+        expected=("acceptor.vote_never_above_promise",), check="CrossHair accept_respects_promise",
+        how=DISCHARGE, crosshair="accept_lower_ballot",
+        tests=(_ch("accept_lower_ballot", AL + "accept_respects_promise"),
+               _ch("accept_lower_ballot", AL + "accept_case_below_promise")),
+        plants=(M + "crosshair_launch.py::_accept_lower_ballot",)),
+    "capture_without_adoption": Mutant(
+        description="phase 1 never adopts a value it finds", expected=("wor.agreement",),
+        check="WOR explorer; CrossHair proposer_adopts_highest", how=DISCHARGE, crosshair="no_adopt",
+        tests=(*_core_tests("capture_without_adoption"), _ch("no_adopt", AL + "proposer_adopts_highest"),
+               _ch("no_adopt", AL + "propose_case_adopts")),
+        plants=(CORE,)),
+    "read_half_as_empty": Mutant(
+        description="a read of a half-written register answers EMPTY",
+        expected=("wor.agreement", "wor.linearizable"), check="WOR explorer; linearizability", how=DISCHARGE,
+        tests=_core_tests("read_half_as_empty"), plants=(CORE, M + "conftest.py::_read_without_completion")),
+    "read_half_as_seen": Mutant(
+        description="a read of a half-written register answers the value seen, uncompleted",
+        expected=("wor.agreement",), check="WOR explorer", how=DISCHARGE,
+        tests=_core_tests("read_half_as_seen"), plants=(CORE, M + "conftest.py::_read_without_completion")),
+    "stale_after_sent": Mutant(
+        description="a write that gives up reports CaptureStale though its own value was sent",
+        expected=("wor.agreement",), check="WOR explorer (certain failure implies never chosen)",
+        tests=(f"{M}test_explorer_mutants.py::test_the_explorer_catches_the_mutant_directly[stale_after_sent]",),
+        plants=(M + "test_explorer_mutants.py::explorer_mutant", M + "test_explorer_mutants.py::_give_up_stale")),
+    "adoption_ballot_tie": Mutant(
+        description="the adoption rule compares ballot numbers only: two proposers' votes at one number tie",
+        expected=("wor.agreement",), check="WOR explorer race configuration; CrossHair adoption_picks_highest_ballot",
+        tests=(f"{M}test_explorer_mutants.py::test_the_explorer_catches_the_mutant_directly[adoption_ballot_tie]",
+               _ch("ballot_tie", WL + "adoption_picks_highest_ballot")),
+        plants=(M + "test_explorer_mutants.py::explorer_mutant", M + "crosshair_launch.py::_highest_by_number")),
+    "stale_in_retry_rounds": Mutant(
+        description="Rule 2's certain failure applied in retry rounds, not only the first",
+        expected=("wor.agreement",), check="WOR explorer race configuration; CrossHair write_stale_only_when_certain",
+        tests=(f"{M}test_explorer_mutants.py::test_the_explorer_catches_the_mutant_directly[stale_in_retry_rounds]",
+               _ch("stale_in_retry", WL + "write_stale_only_when_certain")),
+        plants=(M + "test_explorer_mutants.py::explorer_mutant", M + "crosshair_launch.py::_stale_in_retry")),
+    "ignore_floor": Mutant(
+        description="the acceptor's handlers ignore the fence's floor", expected=("acceptor.fence_floor_respected",),
+        check="CrossHair floor_refuses_below", how=DISCHARGE, crosshair="ignore_floor",
+        tests=(_ch("ignore_floor", AL + "floor_refuses_below"),), plants=(M + "crosshair_launch.py::plant",)),
+    "forgetful_fast_path": Mutant(
+        description="the acceptor's fast path forgets the fence's floor", expected=("acceptor.fence_floor_respected",),
+        check="differential test: fast path equals handle_request",
+        tests=(f"{M}test_fast_path_mutant.py::test_the_differential_test_catches_a_fast_path_that_forgets_the_floor",),
+        plants=(M + "test_fast_path_mutant.py::forgetful_fast_path",)),
+    "snapshot_without_fence": Mutant(
+        description="acceptor replacement copies a snapshot without fencing the old ballots",
+        expected=("wor.agreement",), check="explorer replacement configuration; simulated schedule",
+        tests=(f"{M}test_replace_mutants.py::test_explorer_catches_the_snapshot_without_a_fence",
+               f"{M}test_replace_mutants.py::test_simulated_schedule_catches_the_snapshot_without_a_fence"),
+        plants=(M + "test_replace_mutants.py::snapshot_without_fence",)),
+    "mixed_floor_quorum": Mutant(
+        description="phase 1 counts a quorum of promises with different floors", expected=("wor.agreement",),
+        check="directed replay (a value chosen twice); explorer replacement configuration",
+        tests=(f"{M}test_replace_mutants.py::test_the_directed_replay_catches_a_quorum_of_mixed_floors",
+               f"{M}test_replace_mutants.py::test_explorer_catches_a_quorum_of_mixed_floors"),
+        plants=(M + "test_replace_mutants.py::mixed_floor_quorum",)),
+    "forgetful_storage": Mutant(
+        description="an acceptor that loses its SQLite state on restart (real processes)",
+        expected=("acceptor.promise_never_decreases",), check="real acceptor processes restarted: a read after",
+        tests=(f"{M}test_durability_mutant.py::test_forgetful_storage_is_caught",),
+        plants=(M + "test_durability_mutant.py::test_forgetful_storage_is_caught",)),
+    "old_reductions": Mutant(
+        description="the history checker's register model treats every register as write-once",
+        expected=("wor.linearizable",), check="linearizability checker: overwrite history; differential test",
+        tests=(f"{M}test_checker_mutant.py::test_old_reductions_judge_the_overwrite_history_illegal",
+               f"{M}test_checker_mutant.py::test_differential_test_finds_the_old_reductions_on_random_histories"),
+        plants=(M + "test_checker_mutant.py::old_reductions",)),
+    # ---- WOS (test_wos_mutants.py fixtures) ----
+    "trim_undone": Mutant(
+        description="a trimmed acceptor still votes for data", expected=("wos.trim_permanent",),
+        check=WOS_CHECKS, how=DISCHARGE,
+        tests=(f"{M}test_wos_mutants.py::test_trim_undone_by_a_later_write_is_caught",),
+        plants=(M + "test_wos_mutants.py::trim_undone",)),
+    "alloc_without_token": Mutant(
+        description="allocs with equal metadata both win", expected=("wos.alloc_unique",), check=WOS_CHECKS,
+        how=DISCHARGE, tests=(f"{M}test_wos_mutants.py::test_alloc_won_twice_is_caught",),
+        plants=(M + "test_wos_mutants.py::alloc_without_token",)),
+    "capture_skips_a_promise": Mutant(
+        description="a batch capture goes ahead one promise short of a quorum", expected=("wos.batch_equals_sequence",),
+        check=WOS_CHECKS, how=DISCHARGE,
+        tests=(f"{M}test_wos_mutants.py::test_batch_capture_short_of_a_quorum_is_caught",),
+        plants=(M + "test_wos_mutants.py::capture_skips_a_promise",)),
+    "minority_batch_write": Mutant(
+        description="a batch write reports ok when a minority accepted",
+        expected=("wos.trim_permanent",), check=WOS_CHECKS, how=DISCHARGE,
+        tests=(f"{M}test_wos_mutants.py::test_batch_write_ok_on_a_minority_is_caught",),
+        plants=(M + "test_wos_mutants.py::minority_batch_write",)),
+    "batch_stale_widened": Mutant(
+        description="one stale offset makes a batch write report every offset stale",
+        expected=("wos.batch_equals_sequence",), check="CrossHair batch_write_per_offset",
+        tests=(_ch("batch_stale_widened", SL + "batch_write_per_offset"),),
+        plants=(M + "crosshair_launch.py::_write_stale_once_and_for_all",)),
+    "trim_forgets_metadata": Mutant(
+        description="the segment spec's trim drops the metadata", expected=("wos.trim_permanent",),
+        check="CrossHair spec_flags_monotone", tests=(_ch("trim_forgets_metadata", SL + "spec_flags_monotone"),),
+        plants=(M + "crosshair_launch.py::_trim_forgets_metadata",)),
+    "lost_alloc_model": Mutant(
+        description="the checker's segment model accepts a lost alloc's failure on an unallocated segment",
+        expected=("wormspace.segments_independent",), check="differential test of the checker's models vs WosSpec",
+        tests=("tests/refinement/test_spec_models.py::test_differential_check_catches_the_lost_alloc_mutant",
+               "tests/refinement/test_spec_models.py::test_checker_rejects_a_lost_alloc_on_an_unallocated_segment"),
+        plants=("tests/refinement/test_spec_models.py::lost_alloc_mutant",)),
+    "wrong_owner": Mutant(
+        description="the coalescer hands merged outcomes to the wrong callers",
+        expected=("wormspace.segments_independent",), check="linearizability of coalesced simulated histories",
+        tests=(f"{M}test_coalesce_mutants.py::test_broken_merges_are_caught[wrong_owner]",),
+        plants=(M + "test_coalesce_mutants.py::mutant", M + "test_coalesce_mutants.py::_rotate")),
+    # ---- apps ----
+    "one_position_two_appends": Mutant(
+        description="WormLog reports a lost write's position as the appender's own",
+        expected=("apps.log_positions_unique",), check="LogLockstep + check_log runs",
+        tests=(f"{M}test_app_mutants.py::test_a_log_that_hands_one_position_to_two_appends_is_caught",),
+        plants=(M + "test_app_mutants.py::one_position_two_appends",)),
+    "log_everyone_wins": Mutant(
+        description="WormLog's locate lets every appender win one position",
+        expected=("apps.log_positions_unique",), check="log_problems of a seeded WormLog scenario",
+        tests=("tests/apps/test_checks_catch_mutants.py::test_a_log_that_hands_one_position_to_two_appends_is_caught",),
+        plants=("tests/apps/test_checks_catch_mutants.py::test_a_log_that_hands_one_position_to_two_appends_is_caught",)),
+    "takeover_reuses_positions": Mutant(
+        description="a sequencer takeover numbers positions as if its segment were the previous one",
+        expected=("apps.log_positions_unique",), check="LogLockstep + check_log runs",
+        tests=(f"{M}test_app_mutants.py::test_a_sequencer_takeover_that_reuses_a_position_is_caught",),
+        plants=(M + "test_app_mutants.py::takeover_reuses_positions",)),
+    "hole_is_end": Mutant(
+        description="a WormLog reader stops at a hole as if the log ended", expected=("apps.log_positions_unique",),
+        check="check_log runs",
+        tests=(f"{M}test_app_mutants.py::test_a_reader_that_treats_a_hole_as_the_end_of_the_log_is_caught",),
+        plants=(M + "test_app_mutants.py::hole_is_end",)),
+    "applies_out_of_order": Mutant(
+        description="a WormPaxos replica applies each batch last command first", expected=("apps.smr_replicas_agree",),
+        check="PaxosLockstep + check_paxos runs",
+        tests=(f"{M}test_app_mutants.py::test_a_replica_that_applies_out_of_order_is_caught",
+               "tests/apps/test_checks_catch_mutants.py::test_a_replica_that_applies_out_of_order_is_caught"),
+        plants=(M + "test_app_mutants.py::applies_out_of_order",
+                "tests/apps/test_checks_catch_mutants.py::test_a_replica_that_applies_out_of_order_is_caught")),
+    "cas_ignores_expected": Mutant(
+        description="WormKV's cas swaps whatever the value is", expected=("apps.kv_linearizable",),
+        check="KvLockstep + check_kv runs",
+        tests=(f"{M}test_app_mutants.py::test_a_kv_cas_that_ignores_expected_is_caught",
+               "tests/apps/test_checks_catch_mutants.py::test_a_cas_that_ignores_expected_is_caught"),
+        plants=(M + "test_app_mutants.py::cas_ignores_expected",
+                "tests/apps/test_checks_catch_mutants.py::test_a_cas_that_ignores_expected_is_caught")),
+    "get_without_sync": Mutant(
+        description="a WormKV get answers without syncing first", expected=("apps.kv_linearizable",),
+        check="kv_sequential_problems of a seeded WormKV scenario",
+        tests=("tests/apps/test_checks_catch_mutants.py::test_a_get_that_answers_without_syncing_is_caught",),
+        plants=("tests/apps/test_checks_catch_mutants.py::test_a_get_that_answers_without_syncing_is_caught",)),
+    **{name: Mutant(description=desc, expected=("apps.atomic_commit",),
+                    check="WormTX explorer + simulated histories + TxLockstep", tests=_tx(name),
+                    plants=(M + "test_tx_mutants.py::tx_mutant",))
+       for name, desc in (
+           ("commit_with_empty_vote", "WormTX's decision rule reads a missing vote as YES"),
+           ("no_weaker_than_yes", "WormTX's decision rule lets a majority of YES outvote a NO"),
+           ("abort_without_capture", "a WormTX decider casts ABORT blind, ignoring a late YES it found"),
+           ("deciders_disagree", "a WormTX decider that gave up decides ABORT alone, casting nothing"))},
+    "lock_without_cas": Mutant(
+        description="the bank takes a lock register somebody else wrote first (no cas)",
+        expected=("apps.atomic_commit",), check="the bank's conservation invariant over simulated transfers",
+        tests=(f"{M}test_tx_mutants.py::test_bank_invariant_catches_a_lock_without_cas",),
+        plants=(M + "test_tx_mutants.py::test_bank_invariant_catches_a_lock_without_cas",)),
+    # ---- deployment (TCP, identity) ----
+    "trusting_client": Mutant(
+        description="the client accepts any acceptor's hello (no cluster, acceptor or nonce check)",
+        expected=("wor.agreement",), check="TCP client refuses an acceptor of another cluster",
+        tests=(f"{M}test_deploy_mutants.py::test_trusting_client_is_caught",),
+        plants=(M + "test_deploy_mutants.py::test_trusting_client_is_caught",)),
+    "lenient_identity": Mutant(
+        description="check_data_dir trusts identity.json and never looks at the database",
+        expected=("acceptor.promise_never_decreases",), check="a served data dir refuses a damaged database",
+        tests=tuple(f"{M}test_deploy_mutants.py::test_lenient_identity_is_caught[{a}]"
+                    for a in ("deleted", "truncated", "corrupted")),
+        plants=(M + "test_deploy_mutants.py::test_lenient_identity_is_caught",)),
+    "optimistic_merge": Mutant(
+        description="a split Accept partly accepted, partly refused, is reported as a refusal",
+        expected=("wor.agreement",), check="merged replies never claim more than every chunk said",
+        tests=(f"{M}test_deploy_mutants.py::test_optimistic_merge_is_caught",),
+        plants=(M + "test_deploy_mutants.py::test_optimistic_merge_is_caught",)),
+    "no_pre_hello_limit": Mutant(
+        description="the hello is read with the full frame limit", expected=(),
+        check="TCP server resource bound (pre-hello frame limit): not a layer obligation",
+        tests=(f"{M}test_deploy_mutants.py::test_no_pre_hello_limit_is_caught",),
+        plants=(M + "test_deploy_mutants.py::test_no_pre_hello_limit_is_caught",)),
+    "uncapped_requests": Mutant(
+        description="the acceptor counts no registers: a request over the limit is applied", expected=(),
+        check="TCP server resource bound (registers per request): not a layer obligation",
+        tests=(f"{M}test_deploy_mutants.py::test_uncapped_requests_are_caught",),
+        plants=(M + "test_deploy_mutants.py::test_uncapped_requests_are_caught",)),
+    "one_transaction_per_frame": Mutant(
+        description="the acceptor applies a whole frame without yielding to other clients", expected=(),
+        check="TCP server fairness (a large frame does not stall others): not a layer obligation",
+        tests=(f"{M}test_deploy_mutants.py::test_one_transaction_per_frame_is_caught",),
+        plants=(M + "test_deploy_mutants.py::test_one_transaction_per_frame_is_caught",)),
+    # ---- contracts of the client API and of the specs ----
+    "postcondition_breaches": Mutant(
+        description="a client method returns a result its postcondition forbids (12 plantings, sync client)",
+        expected=(), check=API_CHECK + ": not a layer obligation",
+        tests=tuple(f"{API}::test_a_planted_postcondition_breach_is_a_contract_violation[{m}-{i}]"
+                    for i, m in enumerate(("alloc_any", "alloc_any", "alloc", "check", "capture", "batch_capture",
+                                           "batch_write", "batch_write", "read", "read", "batch_read",
+                                           "batch_read"))),
+        plants=(API + "::mutant_client",)),
+    "address_breaches": Mutant(
+        description="address/split that do not invert each other", expected=(),
+        check=API_CHECK + ": not a layer obligation",
+        tests=(f"{API}::test_a_planted_address_breach_is_a_contract_violation",),
+        plants=(API + "::test_a_planted_address_breach_is_a_contract_violation",)),
+    "async_postcondition_breaches": Mutant(
+        description="an asyncio client method returns a result its postcondition forbids (3 plantings)",
+        expected=(), check=API_CHECK + ": not a layer obligation",
+        tests=tuple(f"{API}::test_a_planted_breach_on_the_async_client_is_a_contract_violation[{p}]"
+                    for p in ("alloc_any--4", "read-x", "batch_write-value2")),
+        plants=(API + "::test_a_planted_breach_on_the_async_client_is_a_contract_violation",)),
+    "overwriting_register_spec": Mutant(
+        description="the register spec under WosSpec overwrites a written value", expected=(),
+        check="WosSpec postcondition (a written offset never changes): not a layer obligation",
+        tests=(f"{API}::test_a_planted_overwrite_in_the_segment_spec_is_a_contract_violation",),
+        plants=(API + "::test_a_planted_overwrite_in_the_segment_spec_is_a_contract_violation",)),
+    # ---- the pytest plugin (docs/testing.md) ----
+    "cached_miss": Mutant(
+        description="docs/testing.md's example app caches a miss (a user's app, not the library)", expected=(),
+        check="the pytest plugin's linearizability check of a user's app at teardown: not a layer obligation",
+        tests=("tests/test_testing_plugin.py::test_the_planted_bug_is_caught_with_its_minimal_history",),
+        plants=("tests/test_testing_plugin.py::test_the_planted_bug_is_caught_with_its_minimal_history",)),
+    # ---- the composition check ----
+    "missing_app_module": Mutant(
+        description="an app obligation whose app module is missing", expected=(),
+        check="composition (a named gap; the obligation unknown)",
+        tests=("tests/proofs/test_prove.py::test_a_missing_app_module_is_a_named_gap",
+               "tests/proofs/test_prove.py::test_an_app_obligation_is_unknown_while_its_app_is_missing"),
+        plants=("tests/proofs/test_prove.py::test_a_missing_app_module_is_a_named_gap",
+                "tests/proofs/test_prove.py::test_an_app_obligation_is_unknown_while_its_app_is_missing")),
+    "uncovered_spec_primitive": Mutant(
+        description="a spec primitive without an obligation", expected=(), check="composition (a named gap)",
+        tests=("tests/proofs/test_prove.py::test_a_spec_primitive_without_an_obligation_is_a_gap",),
+        plants=("tests/proofs/test_prove.py::test_a_spec_primitive_without_an_obligation_is_a_gap",)),
+    "pair_against_another_spec": Mutant(
+        description="a refinement pair that judges against another layer's spec", expected=(),
+        check="composition (a named gap)",
+        tests=("tests/proofs/test_prove.py::test_a_pair_that_judges_against_another_layers_spec_is_a_gap",),
+        plants=("tests/proofs/test_prove.py::test_a_pair_that_judges_against_another_layers_spec_is_a_gap",)),
+    "reliance_on_a_higher_guarantee": Mutant(
+        description="an obligation relying on an undischarged or higher-layer guarantee", expected=(),
+        check="composition (a named gap)",
+        tests=("tests/proofs/test_prove.py::test_reliance_on_an_undischarged_or_higher_guarantee_is_a_gap",),
+        plants=("tests/proofs/test_prove.py::test_reliance_on_an_undischarged_or_higher_guarantee_is_a_gap",)),
 }
 
-#: planted bugs checked elsewhere than by an obligation of prove
-ELSEWHERE = {
-    "forgetful_storage": "an acceptor that loses its SQLite state on restart; real processes:"
-    " tests/mutants/test_durability_mutant.py",
+#: functions in tests/ that monkeypatch shipped code but plant no bug (scaffolding of the tests themselves)
+NOT_MUTANTS: dict[str, str] = {
+    "tests/proofs/test_prove.py::test_json_is_the_design_shape_and_a_counterexample_prints_its_trace":
+        "replaces the registry with fake obligations to test the verb's output",
+    "tests/proofs/test_prove.py::test_mutants_outside_a_source_checkout_say_so": "points the verb at no catalog",
+    "tests/proofs/test_prove.py::test_the_verb_reruns_itself_with_the_fixed_hash_seed": "fakes subprocess.run",
+    "tests/layers/test_api_contracts.py::test_the_unplanted_clients_keep_their_postconditions": "the clean control",
 }
 
 
-def plant(name: str) -> None:
-    """Plant mutant ``name`` in this process (for good: the process exists to run it)."""
+# ---- planting in this process (for prove --mutants) ------------------------------------------------------
+
+
+def plant(name: str, mp: Any = None) -> None:
+    """Plant mutant ``name`` (one with ``how == DISCHARGE``) through its planting function in the tests."""
     sys.path.insert(0, str(ROOT))
     import pytest
 
-    from tests.mutants import conftest, test_wos_mutants
-    from wormspace.layers import acceptor, wor
+    from tests.mutants import conftest, crosshair_launch, test_wos_mutants
 
-    mp = pytest.MonkeyPatch()
-    wos_fixtures: dict[str, Callable[..., None]] = {
-        "trim_undone": test_wos_mutants.trim_undone.__wrapped__,  # type: ignore[attr-defined]
-        "alloc_without_token": test_wos_mutants.alloc_without_token.__wrapped__,  # type: ignore[attr-defined]
-        "capture_skips_a_promise": test_wos_mutants.capture_skips_a_promise.__wrapped__,  # type: ignore[attr-defined]
-        "minority_batch_write": test_wos_mutants.minority_batch_write.__wrapped__,  # type: ignore[attr-defined]
-    }
-    if name == "quorum_of_one":
-        mp.setattr(wor.Ctx, "quorum", property(lambda self: 1))
-    elif name == "accept_below_promise":
-        mp.setattr(acceptor, "on_accept", conftest._accept_below_promise)
-    elif name == "accept_lower_ballot":
-        from tests.mutants import crosshair_launch
-
-        crosshair_launch.plant(name)
-    elif name == "capture_without_adoption":
-        mp.setattr(wor, "_highest_votes", lambda promises: {})
-    elif name in ("read_half_as_empty", "read_half_as_seen"):
-        mp.setattr(wor, "_read_progress", conftest._read_without_completion(as_seen=name == "read_half_as_seen"))
-    elif name in wos_fixtures:
-        wos_fixtures[name](mp)
+    mp = mp if mp is not None else pytest.MonkeyPatch()
+    if name in conftest.CORE_MUTANTS:
+        conftest.plant_core(mp, name)
+    elif name in ("accept_lower_ballot", "ignore_floor"):
+        crosshair_launch.plant(name, mp)
+    elif name in MUTANTS and MUTANTS[name].how == DISCHARGE:
+        fixture = getattr(test_wos_mutants, name)
+        _call_fixture(fixture, mp)
     else:
-        raise SystemExit(f"unknown mutant {name!r}; known: {', '.join(MUTANTS)}")
+        raise SystemExit(f"mutant {name!r} is not planted by discharge; known: "
+                         f"{', '.join(n for n, m in MUTANTS.items() if m.how == DISCHARGE)}")
+
+
+def _call_fixture(fixture: Any, mp: Any) -> None:
+    """Call a pytest fixture function's body (``fixture.__wrapped__``, or pytest 8.4+'s wrapped function)."""
+    fn = getattr(fixture, "__wrapped__", None)
+    if fn is None and hasattr(fixture, "_get_wrapped_function"):
+        fn = fixture._get_wrapped_function()
+    if fn is None:
+        fn = fixture
+    got = fn(mp)
+    if inspect.isgenerator(got):
+        next(got)
 
 
 def main(argv: list[str]) -> int:

@@ -81,20 +81,26 @@ def _read_without_completion(as_seen: bool) -> object:
     return read_progress
 
 
+def plant_core(mp: pytest.MonkeyPatch, name: str) -> None:
+    """Plant the core mutant ``name`` with ``mp`` (the one planting of these mutants: the fixture below, the
+    catalog of ``prove --mutants``, the CrossHair launcher and the explorer tests all call it)."""
+    if name == "quorum_of_one":
+        mp.setattr(wor.Ctx, "quorum", property(lambda self: 1))
+    elif name == "accept_below_promise":
+        mp.setattr(acceptor, "on_accept", _accept_below_promise)
+    elif name == "capture_without_adoption":
+        mp.setattr(wor, "_highest_votes", lambda promises: {})
+    elif name == "read_half_as_empty":
+        mp.setattr(wor, "_read_progress", _read_without_completion(as_seen=False))
+    elif name == "read_half_as_seen":
+        mp.setattr(wor, "_read_progress", _read_without_completion(as_seen=True))
+    else:
+        raise ValueError(f"unknown core mutant {name!r}; known: {', '.join(CORE_MUTANTS)}")
+
+
 @pytest.fixture(params=CORE_MUTANTS)
 def mutant(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Plant one mutant of the acceptor/WOR cores; yields its name."""
     name: str = request.param
-    if name == "quorum_of_one":
-        monkeypatch.setattr(wor.Ctx, "quorum", property(lambda self: 1))
-    elif name == "accept_below_promise":
-        monkeypatch.setattr(acceptor, "on_accept", _accept_below_promise)
-    elif name == "capture_without_adoption":
-        monkeypatch.setattr(wor, "_highest_votes", lambda promises: {})
-    elif name == "read_half_as_empty":
-        monkeypatch.setattr(wor, "_read_progress", _read_without_completion(as_seen=False))
-    elif name == "read_half_as_seen":
-        monkeypatch.setattr(wor, "_read_progress", _read_without_completion(as_seen=True))
-    else:  # pragma: no cover - CORE_MUTANTS lists every name above
-        raise AssertionError(name)
+    plant_core(monkeypatch, name)
     yield name

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Generator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from wormspace.errors import AlreadyWritten, CaptureStale, OperationFailed
 from wormspace.layers import acceptor, wor, wos
 from wormspace.layers.effects import Persist
 from wormspace.layers.messages import ZERO_BALLOT, Accept, Accepted, Nack, Promise, RegState, Vote
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _accept_lower_ballot(view: acceptor.StoreView, msg: Accept) -> tuple[Persist | None, Any]:
@@ -76,25 +79,36 @@ def _trim_forgets_metadata(self: wos.WosSpec) -> tuple[wos.WosSpec, None]:
     return wos.WosSpec(None, True, ()), None
 
 
-def plant(name: str) -> None:
-    if name == "quorum_of_one":
-        wor.Ctx.quorum = property(lambda self: 1)  # type: ignore[method-assign,assignment]
+#: the names ``plant`` knows (``tests/mutants/catalog.py`` catalogues each)
+NAMES = ("quorum_of_one", "accept_lower_ballot", "no_adopt", "ballot_tie", "stale_in_retry", "batch_stale_widened",
+         "trim_forgets_metadata", "ignore_floor", "none")
+
+
+def plant(name: str, mp: Any = None) -> None:
+    """Plant mutant ``name`` with ``mp`` (a ``pytest.MonkeyPatch``; a new one, never undone, when None: the
+    launcher's process exists to run it). The core mutants are planted by ``conftest.plant_core``."""
+    sys.path.insert(0, str(ROOT))
+    import pytest
+
+    from tests.mutants.conftest import plant_core
+
+    mp = mp if mp is not None else pytest.MonkeyPatch()
+    if name in ("quorum_of_one", "no_adopt"):
+        plant_core(mp, "capture_without_adoption" if name == "no_adopt" else name)
     elif name == "accept_lower_ballot":
-        acceptor.on_accept = _accept_lower_ballot
-    elif name == "no_adopt":
-        wor._highest_votes = lambda promises: {}
+        mp.setattr(acceptor, "on_accept", _accept_lower_ballot)
     elif name == "ballot_tie":
-        wor._highest_votes = _highest_by_number
+        mp.setattr(wor, "_highest_votes", _highest_by_number)
     elif name == "stale_in_retry":
-        wor._accept_progress = _stale_in_retry
+        mp.setattr(wor, "_accept_progress", _stale_in_retry)
     elif name == "batch_stale_widened":
-        wos.SegmentLogic.write = _write_stale_once_and_for_all  # type: ignore[method-assign]
+        mp.setattr(wos.SegmentLogic, "write", _write_stale_once_and_for_all)
     elif name == "trim_forgets_metadata":
-        wos.WosSpec.trim = _trim_forgets_metadata  # type: ignore[method-assign]
+        mp.setattr(wos.WosSpec, "trim", _trim_forgets_metadata)
     elif name == "ignore_floor":
-        acceptor.fence_floor = lambda view: ZERO_BALLOT
+        mp.setattr(acceptor, "fence_floor", lambda view: ZERO_BALLOT)
     elif name != "none":
-        raise SystemExit(f"unknown mutant {name!r}")
+        raise SystemExit(f"unknown mutant {name!r}; known: {', '.join(NAMES)}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.mutants.conftest import plant_core
 from wormspace.cli import main
 from wormspace.layers import wor, wos
 from wormspace.proofs import apps as proofs_apps
@@ -185,7 +186,7 @@ def test_trace_text_and_svg() -> None:
 
 def test_explorer_trace_becomes_a_message_sequence(monkeypatch: pytest.MonkeyPatch) -> None:
     """With a planted bug (a quorum of one) the WOR explorer's counterexample comes back as arrows."""
-    monkeypatch.setattr(wor.Ctx, "quorum", property(lambda self: 1))
+    plant_core(monkeypatch, "quorum_of_one")
     e = checks.wor_explorer(Run(quick=True))
     assert e.result == COUNTEREXAMPLE
     assert e.detail.startswith("outcomes_match_spec: ")

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from wormspace.layers import wor
+from tests.mutants.conftest import plant_core
 from wormspace.refinement.acceptor_to_wor import explore_default
 from wormspace.refinement.explore import (
     CAPTURE,
@@ -91,7 +91,7 @@ def test_reductions_reach_what_the_literal_model_reaches(
 
 def test_shortest_counterexample_for_a_quorum_of_one(monkeypatch: pytest.MonkeyPatch) -> None:
     """BFS finds the shortest violation; the trace is pinned, step by step."""
-    monkeypatch.setattr(wor.Ctx, "quorum", property(lambda self: 1))
+    plant_core(monkeypatch, "quorum_of_one")
     report = explore(ExploreConfig(scripts=((CAPTURE, write(b"a")),), max_rounds=1))
     print("\n" + report.render())
     assert report.verdict == VIOLATION
@@ -156,7 +156,7 @@ def test_race_configuration_is_checked_exhaustively() -> None:
 
 @pytest.mark.slow
 def test_explore_default_stops_at_the_first_violation(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(wor.Ctx, "quorum", property(lambda self: 1))
+    plant_core(monkeypatch, "quorum_of_one")
     reports = explore_default()
     assert [r.verdict for r in reports] == [VIOLATION]
 
