@@ -134,6 +134,16 @@ MUTANTS: dict[str, Mutant] = {
         description="the acceptor's handlers ignore the fence's floor", expected=("acceptor.fence_floor_respected",),
         check="CrossHair floor_refuses_below", how=DISCHARGE, crosshair="ignore_floor",
         tests=(_ch("ignore_floor", AL + "floor_refuses_below"),), plants=(M + "crosshair_launch.py::plant",)),
+    "prefetch_misnumbers": Mutant(
+        description="WormLog numbers a prefetched segment's positions as the segment before",
+        expected=("apps.log_positions_unique",), check="log_problems of shared-core appends, 3 seeds",
+        tests=("tests/apps/test_log.py::test_a_prefetch_that_numbers_positions_wrongly_is_caught",),
+        plants=("tests/apps/test_log.py::test_a_prefetch_that_numbers_positions_wrongly_is_caught",)),
+    "fast_builder_wrong_ballot": Mutant(
+        description="the contracts-off phase-message builder puts the highest ballot seen on an Accept",
+        expected=("wor.agreement",), check="differential test: fast builder equals the validated constructors",
+        tests=("tests/layers/test_wor_messages.py::test_a_fast_builder_with_a_wrong_ballot_is_caught",),
+        plants=("tests/layers/test_wor_messages.py::test_a_fast_builder_with_a_wrong_ballot_is_caught",)),
     "forgetful_fast_path": Mutant(
         description="the acceptor's fast path forgets the fence's floor", expected=("acceptor.fence_floor_respected",),
         check="differential test: fast path equals handle_request",
@@ -211,8 +221,8 @@ MUTANTS: dict[str, Mutant] = {
     "log_everyone_wins": Mutant(
         description="WormLog's locate lets every appender win one position",
         expected=("apps.log_positions_unique",), check="log_problems of a seeded WormLog scenario",
-        tests=("tests/apps/test_checks_catch_mutants.py::test_a_log_that_hands_one_position_to_two_appends_is_caught",),
-        plants=("tests/apps/test_checks_catch_mutants.py::test_a_log_that_hands_one_position_to_two_appends_is_caught",)),
+        tests=(f"{M}test_app_mutants.py::test_a_log_where_every_appender_wins_its_segment_is_caught",),
+        plants=(M + "test_app_mutants.py::every_appender_wins",)),
     "takeover_reuses_positions": Mutant(
         description="a sequencer takeover numbers positions as if its segment were the previous one",
         expected=("apps.log_positions_unique",), check="LogLockstep + check_log runs",
@@ -226,22 +236,24 @@ MUTANTS: dict[str, Mutant] = {
     "applies_out_of_order": Mutant(
         description="a WormPaxos replica applies each batch last command first", expected=("apps.smr_replicas_agree",),
         check="PaxosLockstep + check_paxos runs",
-        tests=(f"{M}test_app_mutants.py::test_a_replica_that_applies_out_of_order_is_caught",
-               "tests/apps/test_checks_catch_mutants.py::test_a_replica_that_applies_out_of_order_is_caught"),
-        plants=(M + "test_app_mutants.py::applies_out_of_order",
-                "tests/apps/test_checks_catch_mutants.py::test_a_replica_that_applies_out_of_order_is_caught")),
+        tests=(f"{M}test_app_mutants.py::test_a_replica_that_applies_out_of_order_is_caught",),
+        plants=(M + "test_app_mutants.py::applies_out_of_order",)),
     "cas_ignores_expected": Mutant(
         description="WormKV's cas swaps whatever the value is", expected=("apps.kv_linearizable",),
         check="KvLockstep + check_kv runs",
-        tests=(f"{M}test_app_mutants.py::test_a_kv_cas_that_ignores_expected_is_caught",
-               "tests/apps/test_checks_catch_mutants.py::test_a_cas_that_ignores_expected_is_caught"),
-        plants=(M + "test_app_mutants.py::cas_ignores_expected",
-                "tests/apps/test_checks_catch_mutants.py::test_a_cas_that_ignores_expected_is_caught")),
+        tests=(f"{M}test_app_mutants.py::test_a_kv_cas_that_ignores_expected_is_caught",),
+        plants=(M + "test_app_mutants.py::cas_ignores_expected",)),
     "get_without_sync": Mutant(
         description="a WormKV get answers without syncing first", expected=("apps.kv_linearizable",),
         check="kv_sequential_problems of a seeded WormKV scenario",
-        tests=("tests/apps/test_checks_catch_mutants.py::test_a_get_that_answers_without_syncing_is_caught",),
-        plants=("tests/apps/test_checks_catch_mutants.py::test_a_get_that_answers_without_syncing_is_caught",)),
+        tests=(f"{M}test_app_mutants.py::test_a_get_that_answers_without_syncing_is_caught",),
+        plants=(M + "test_app_mutants.py::get_without_sync",)),
+    "fail_after_own_write": Mutant(
+        description="an app records an outcome raised after its own write was sent as a certain failure",
+        expected=("apps.atomic_commit",),
+        check="the app checks read fail as certain (a failed op's value seen later is ILLEGAL)",
+        tests=(f"{M}test_app_mutants.py::test_recording_an_outcome_after_the_own_write_as_fail_is_caught",),
+        plants=(M + "test_app_mutants.py::fail_after_own_write",)),
     **{name: Mutant(description=desc, expected=("apps.atomic_commit",),
                     check="WormTX explorer + simulated histories + TxLockstep", tests=_tx(name),
                     plants=(M + "test_tx_mutants.py::tx_mutant",))

@@ -29,6 +29,12 @@ STDLIB_TARGETS = {"sys", "os", "subprocess", "io", "builtins", "time", "asyncio"
 
 #: tests that match the nets but plant no bug: the clean runs beside the mutants, and tests of the verb
 CONTROLS: dict[str, str] = {
+    "tests/mutants/test_explorer_mutants.py::test_the_symmetry_reduction_agrees_with_the_unreduced_search_on_every_mutant[adoption_ballot_tie]":
+        "compares the reduced and unreduced search on a catalogued mutant",
+    "tests/mutants/test_explorer_mutants.py::test_the_symmetry_reduction_agrees_with_the_unreduced_search_on_every_mutant[stale_after_sent]":
+        "compares the reduced and unreduced search on a catalogued mutant",
+    "tests/mutants/test_explorer_mutants.py::test_the_symmetry_reduction_agrees_with_the_unreduced_search_on_every_mutant[stale_in_retry_rounds]":
+        "compares the reduced and unreduced search on a catalogued mutant",
     "tests/mutants/test_crosshair_mutants.py::test_the_unmutated_lemma_holds_in_the_same_setup": "clean run",
     "tests/mutants/test_crosshair_mutants.py::test_every_lemma_module_is_in_the_default_run": "runner set-up",
     "tests/mutants/test_durability_mutant.py::test_durable_storage_keeps_the_acknowledged_write": "clean run",
@@ -43,7 +49,7 @@ CONTROLS: dict[str, str] = {
         "clean run",
     "tests/mutants/test_coalesce_mutants.py::test_merged_operations_give_each_caller_its_own_outcome[2]":
         "clean run",
-    "tests/apps/test_checks_catch_mutants.py::test_the_real_time_order_check_sees_a_later_op_at_a_lower_position":
+    "tests/mutants/test_app_mutants.py::test_the_real_time_order_check_sees_a_later_op_at_a_lower_position":
         "a hand-made history fed to a check; no code planted",
     "tests/proofs/test_prove.py::test_the_mutant_catalog_plants_a_bug_that_its_obligation_catches":
         "runs a catalogued mutant through the verb",
