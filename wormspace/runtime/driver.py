@@ -55,6 +55,12 @@ log = logging.getLogger("wormspace.runtime.driver")
 _REQUEST_TYPES = (Prepare, Accept, Read, Fence)
 
 
+
+def _config_kwargs(cfg: ClusterConfig) -> dict[str, Any]:
+    """The driver settings a cluster file fixes besides the addresses."""
+    return {"groups": cfg.acceptor_groups(), "cluster_id": cfg.cluster_id, "auth_key": cfg.auth_key(),
+            "max_value": cfg.max_value}
+
 class AsyncTcpDriver:
     """Runs a ``ClientCore`` over TCP on the caller's event loop (Rules 1, 2, 4, 5).
 
@@ -92,14 +98,7 @@ class AsyncTcpDriver:
     @classmethod
     def from_config(cls, cfg: ClusterConfig, **kwargs: Any) -> AsyncTcpDriver:
         """A driver for the cluster described by ``cfg`` (addresses, groups, auth key, max value)."""
-        return cls(
-            cfg.addresses(),
-            groups=cfg.acceptor_groups(),
-            cluster_id=cfg.cluster_id,
-            auth_key=cfg.auth_key(),
-            max_value=cfg.max_value,
-            **kwargs,
-        )
+        return cls(cfg.addresses(), **_config_kwargs(cfg), **kwargs)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -303,14 +302,7 @@ class TcpDriver:
     @classmethod
     def from_config(cls, cfg: ClusterConfig, **kwargs: Any) -> TcpDriver:
         """A driver for the cluster described by ``cfg`` (addresses, groups, auth key, max value)."""
-        return cls(
-            cfg.addresses(),
-            groups=cfg.acceptor_groups(),
-            cluster_id=cfg.cluster_id,
-            auth_key=cfg.auth_key(),
-            max_value=cfg.max_value,
-            **kwargs,
-        )
+        return cls(cfg.addresses(), **_config_kwargs(cfg), **kwargs)
 
     # -- the private loop, run by the synchronous callers themselves ----------------------------------
 
