@@ -33,6 +33,7 @@ from wormspace.proofs.obligations import (
     Run,
     TraceStep,
     discharge,
+    load,
     obligations,
 )
 from wormspace.proofs.report import TABLE_HEADER, TITLE, markdown, svg, trace_text
@@ -51,6 +52,12 @@ NAMES = {
     "wormspace": ["segments_independent"],
     "apps": ["log_positions_unique", "smr_replicas_agree", "kv_linearizable", "atomic_commit"],
 }
+
+
+@pytest.fixture(autouse=True)
+def _registry_loaded() -> None:
+    """Tests read ``REGISTRY`` directly: load every layer's obligations first, whatever ran before."""
+    load()
 
 
 def test_every_layer_registers_its_named_obligations() -> None:
@@ -261,6 +268,16 @@ def test_a_real_obligation_is_checked_with_its_bounds() -> None:
     print(o.to_json())
     assert o.result == CHECKED, o.evidence.detail
     assert re.search(r"explorer adopt: [\d,]+ states, depth \d+; WosLockstep: [\d,]+ examples", o.evidence.bounds)
+
+
+def test_every_segment_configuration_a_check_names_exists() -> None:
+    """The full-only configurations run only in a full ``prove``: a stale name must fail here, not there."""
+    from wormspace.refinement import explore_engine
+    from wormspace.refinement.wor_to_wos import SegmentExploreConfig
+
+    for label, (name, _quick) in checks.SEGMENT_CONFIGS.items():
+        assert isinstance(explore_engine.config(name), SegmentExploreConfig), label
+        assert explore_engine.CONFIGS[name][0] == "wos", label
 
 
 def test_the_mutant_catalog_plants_a_bug_that_its_obligation_catches() -> None:

@@ -186,24 +186,25 @@ def wor_witnessed(run: Run, prop: str) -> Evidence:
     return Evidence(result=NOT_CONFIRMED, bounds=bounds, detail=f"{prop} never met: the checks would be vacuous")
 
 
+# label -> the configuration's name in ``explore_engine.CONFIGS``, and whether quick runs include it.
 SEGMENT_CONFIGS = {
-    "alloc race": ("alloc_race_config", True),
-    "adopt": ("adopt_config", True),
-    "write/trim race": ("write_trim_config", True),
-    "race": ("race_config", False),
+    "alloc race": ("wos.alloc_race", True),
+    "adopt": ("wos.adopt", True),
+    "write/trim race": ("wos.write_trim", True),
+    "race": ("wos.race", False),
 }
 
 
 def segment_explorer(run: Run, *names: str) -> Evidence:
     """The segment explorer on the named configurations (those marked full-only are skipped in quick runs)."""
-    from wormspace.refinement import wor_to_wos
+    from wormspace.refinement import explore_engine, wor_to_wos
 
     parts = []
     for name in names:
-        factory, in_quick = SEGMENT_CONFIGS[name]
+        config_name, in_quick = SEGMENT_CONFIGS[name]
         if run.quick and not in_quick:
             continue
-        cfg = getattr(wor_to_wos, factory)()
+        cfg = explore_engine.config(config_name)
         r: Any = run.shared(f"segment explorer {name}", functools.partial(wor_to_wos.explore_segment, cfg))
         bounds = _explorer_bounds(r, name)
         if r.verdict == wor_to_wos.CHECKED:
