@@ -490,6 +490,8 @@ def _pair(history: History, lines: list[int] | None) -> list[Operation]:
             )
         if e.time < inv.time:
             raise HistoryFormatError(line, f"completion time {e.time} is before its invoke's {inv.time}")
+        if (why := _value_mismatch(inv, e)) is not None:
+            raise HistoryFormatError(line, f"{why} (line {inv_line})")
         if e.results is not None:
             assert isinstance(inv.value, dict)  # checked per event: a batch_write invoke maps offsets
             if set(e.results) != set(inv.value):
@@ -501,6 +503,15 @@ def _pair(history: History, lines: list[int] | None) -> list[Operation]:
         done.append((op_id, _operation(op_id, inv, inv_line, None, None)))
     done.sort(key=lambda p: p[0])
     return [op for _, op in done]
+
+
+def _value_mismatch(inv: Event, end: Event) -> str | None:
+    """A completion of a write, alloc or batch_write may repeat the data its invoke wrote, and nothing else
+    (an outside tool reading the completion's value would judge other data than this checker)."""
+    writes = inv.f in _NEEDS_VALUE or inv.f == "batch_write"
+    if writes and end.value is not None and end.value != inv.value:
+        return f"the {inv.f} completion's value differs from the data its invoke wrote"
+    return None
 
 
 def _operation(op_id: int, inv: Event, line: int, end: Event | None, ret_line: int | None) -> Operation:
@@ -592,7 +603,7 @@ class Recorder:
             res = dict(results) if results is not None else None
             if res is not None and isinstance(inv.value, dict) and set(res) != set(inv.value):
                 raise UsageError(f"results name offsets {sorted(res)}, the invoke wrote {sorted(inv.value)}")
-            event = Event(
+            end = Event(
                 process=inv.process,
                 type=type_,
                 f=inv.f,
@@ -603,9 +614,11 @@ class Recorder:
                 existing=existing,
                 results=res,
             )
+            if (why := _value_mismatch(inv, end)) is not None:
+                raise UsageError(why)
             del self._open[handle]
             self._busy.discard(inv.process)
-            self.history.append(event)
+            self.history.append(end)
 
 
 __all__ = [

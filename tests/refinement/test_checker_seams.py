@@ -159,6 +159,34 @@ def test_a_model_level_error_names_the_line_of_the_file(tmp_path: Path, capsys: 
     assert "line 3: batch_write offset 5000 >= wos size 1024" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("invoke", "completion"),
+    [
+        ('"f": "write", "key": 0, "value": "YQ=="', '"f": "write", "key": 0, "value": "Yg=="'),
+        ('"f": "alloc", "key": 0, "value": "YQ=="', '"f": "alloc", "key": 0, "value": "Yg=="'),
+        ('"f": "batch_write", "key": 0, "value": {"0": "YQ=="}',
+         '"f": "batch_write", "key": 0, "value": {"0": "Yg=="}'),
+    ],
+)
+def test_a_completion_naming_other_data_than_its_invoke_wrote_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], invoke: str, completion: str
+) -> None:
+    """Which value was written? An outside tool reading the completion would judge another history."""
+    lines = [f'{{"process": 0, "type": "invoke", {invoke}, "time": 1}}',
+             f'{{"process": 0, "type": "ok", {completion}, "time": 2}}']
+    assert run(["check", write_lines(tmp_path, lines)]) == check.EXIT_BAD_INPUT
+    assert "line 2: the" in capsys.readouterr().err
+    same = [lines[0], lines[1].replace("Yg==", "YQ==")]
+    assert run(["check", write_lines(tmp_path, same)]) == check.EXIT_OK
+    from wormspace.errors import UsageError
+    from wormspace.history import Recorder
+
+    rec = Recorder(clock=lambda: 0)
+    handle = rec.invoke(0, "write", 0, b"a")
+    with pytest.raises(UsageError, match="differs"):
+        rec.ok(handle, b"b")
+
+
 def big_illegal_history(n: int = 600) -> History:
     """A valid random history on one address with one read result changed: ILLEGAL, and slow to shrink."""
     events = list(simulate(random.Random(1), operations=n, addresses=1, processes=4, values=3))
