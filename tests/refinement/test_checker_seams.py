@@ -187,6 +187,29 @@ def test_a_completion_naming_other_data_than_its_invoke_wrote_is_bad_input(
         rec.ok(handle, b"b")
 
 
+@pytest.mark.parametrize(
+    ("invoke", "done", "other", "same"),
+    [
+        ('"app": "log", "f": "append", "key": null, "value": "eDA="', '"app": "log", "f": "append", "key": 0',
+         '"eDE="', '"eDA="'),
+        ('"app": "kv", "f": "write", "key": "aw==", "value": "dg=="', '"app": "kv", "f": "write", "key": "aw=="',
+         '"dw=="', '"dg=="'),
+        ('"app": "kv", "f": "cas", "key": "aw==", "value": [null, "dw=="]', '"app": "kv", "f": "cas", "key": "aw=="',
+         '[null, "eg=="]', '[null, "dw=="]'),
+    ],
+)
+def test_an_app_completion_naming_other_data_than_its_invoke_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], invoke: str, done: str, other: str, same: str
+) -> None:
+    def lines(value: str) -> list[str]:
+        return [f'{{"process": 0, "type": "invoke", {invoke}, "time": 1, "name": "bg=="}}',
+                f'{{"process": 0, "type": "ok", {done}, "value": {value}, "time": 2, "name": "bg=="}}']
+
+    assert run(["check", write_lines(tmp_path, lines(other))]) == check.EXIT_BAD_INPUT
+    assert "line 2: the" in capsys.readouterr().err
+    assert run(["check", write_lines(tmp_path, lines(same))]) == check.EXIT_OK
+
+
 def big_illegal_history(n: int = 600) -> History:
     """A valid random history on one address with one read result changed: ILLEGAL, and slow to shrink."""
     events = list(simulate(random.Random(1), operations=n, addresses=1, processes=4, values=3))
