@@ -86,6 +86,7 @@ observed another value). Reads that did not return ``ok`` observe nothing.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -149,6 +150,27 @@ class ModelOp:
     @property
     def process(self) -> int:
         return self.source.process
+
+    @property
+    def call_at(self) -> tuple[int, float]:
+        """When it was called, for real-time order: the time, then the invoke's line (see ``precedes``)."""
+        return self.call, self.source.line
+
+    @property
+    def ret_at(self) -> tuple[float, float]:
+        """When it returned (+infinity for an indeterminate one): the time, then the completion's line, or
+        +infinity when the line is not known (ties are then concurrent)."""
+        if self.ret is None:
+            return math.inf, math.inf
+        line = self.source.ret_line
+        return self.ret, math.inf if line is None else line
+
+
+def precedes(a: ModelOp, b: ModelOp) -> bool:
+    """Real-time order: ``a`` returned before ``b`` was called. Times decide; at equal times the lines of the
+    history do (events are written in the order they happened, as in Jepsen, where that order is the
+    real-time order): a completion on an earlier line than an invoke at the same time came first."""
+    return a.ret_at < b.call_at
 
 
 S = TypeVar("S")
@@ -537,7 +559,7 @@ class SegmentModel:
         changes = [s for s in wide if s.input.f in ("alloc", "trim") and s.output.outcome != "fail"]
         narrow = [s for s in subs if s.input.f not in _SEGMENT_WIDE]
         complete = all(
-            (n.ret is not None and n.ret < c.call) or (c.ret is not None and c.ret < n.call)
+            precedes(n, c) or precedes(c, n)
             for c in changes
             for n in narrow
         )

@@ -383,7 +383,8 @@ def _as_operation(op: AppOp, f: str, key: int, value: bytes | None, *, output: b
     return Operation(
         id=op.id, process=op.process, f=f, key=key, value=value, call=op.call,
         ret=None if info else op.ret, end=None if info else op.ret, outcome="info" if info else op.outcome,
-        error=op.error, existing=existing, output=output, results=None, line=op.line, ret_line=None,
+        error=op.error, existing=existing, output=output, results=None, line=op.line,
+        ret_line=op.events[1][0] if len(op.events) == 2 else None,  # ties in time: the lines decide
     )
 
 
