@@ -1,10 +1,23 @@
-"""Shared test configuration: the Hypothesis CI profile (derandomized, no deadline)."""
+"""Shared test configuration: the Hypothesis CI profile (derandomized, no deadline), and every package
+module imported up front.
+
+Why the imports: Hypothesis draws some of its values from the constants of the *local* modules loaded so
+far (its "local constants" pool, extended whenever ``sys.modules`` grows). A package module first imported
+by one test (``wormspace.apps``, ``wormspace.demo``, ...) would change what every later derandomized test
+generates, so a test's examples -- and the counts it prints -- would depend on which tests ran before it.
+With every module imported before the first test, the pool is the same whatever the order; it still
+depends on which test files are collected.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 
 from hypothesis import HealthCheck, settings
+
+import wormspace
 
 settings.register_profile(
     "ci",
@@ -14,3 +27,14 @@ settings.register_profile(
 )
 settings.register_profile("dev", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+def import_every_module() -> list[str]:
+    """Import every module of the package (not ``__main__``, which runs the command); returns their names."""
+    names = [m.name for m in pkgutil.walk_packages(wormspace.__path__, "wormspace.") if m.name != "wormspace.__main__"]
+    for name in names:
+        importlib.import_module(name)
+    return names
+
+
+import_every_module()

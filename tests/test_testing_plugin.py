@@ -55,3 +55,33 @@ def test_app_operations_are_reads_or_writes(pytester: pytest.Pytester) -> None:
         """
     )
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [
+        ("acceptor=5", "unknown option(s) acceptor (the options are acceptors, wos_size, drop, duplicate, faults)"),
+        ("5", "takes keyword options only"),
+        ("drop=2.0", "drop must be a rate in [0, 1), got 2.0"),
+        ("duplicate=-0.1", "duplicate must be a rate in [0, 1), got -0.1"),
+        ("acceptors=0", "acceptors must be a positive int, got 0"),
+        ("wos_size=0", "wos_size must be a positive int, got 0"),
+        ("faults='yes'", "faults must be True or False, got 'yes'"),
+    ],
+)
+def test_a_bad_marker_fails_the_test_saying_which_option(pytester: pytest.Pytester, marker: str, message: str) -> None:
+    """A typo or an out-of-range option is named, never a TypeError from deep inside, never silently run."""
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.wormspace({marker})
+        def test_it(wormspace_cluster):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    out = result.stdout.str()
+    assert message in out
+    assert "Traceback" not in out and "TypeError" not in out

@@ -41,6 +41,7 @@ import binascii
 import gc
 import json
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -231,16 +232,37 @@ def _decode_offset(name: str, k: str) -> int:
 _MAX_OFFSET_DIGITS = 19  # offsets are below any segment size; longer keys are bad input, not a slow int()
 
 
+class _DuplicateName(ValueError):
+    pass
+
+
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose names are all distinct (the parser would keep the last of two silently)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise _DuplicateName(f"the name {name[:40]!r} appears twice in one object")
+            seen.add(name)
+    return obj
+
+
 def json_line(n: int, raw: str) -> object:
-    """One JSON value of line ``n``, or ``HistoryFormatError`` naming the line: invalid JSON, an integer of
-    more digits than Python converts (``sys.get_int_max_str_digits``), or nesting deeper than the parser's
-    recursion limit are bad input, not a crash."""
+    """One JSON value of line ``n``, or ``HistoryFormatError`` naming the line: invalid JSON, an object that
+    names a field (or a batch offset) twice, an integer of more digits than Python converts
+    (``sys.get_int_max_str_digits``, 4,300), or nesting deeper than the parser's recursion limit are bad
+    input, not a crash."""
     try:
-        return json.loads(raw)
+        return json.loads(raw, object_pairs_hook=_unique_names)
     except json.JSONDecodeError as e:
         raise HistoryFormatError(n, f"not valid JSON: {e.msg}") from None
-    except ValueError as e:  # e.g. "Exceeds the limit (4300 digits) for integer string conversion"
+    except _DuplicateName as e:
         raise HistoryFormatError(n, f"not a usable JSON value: {e}") from None
+    except ValueError as e:  # "Exceeds the limit (4300 digits) for integer string conversion: ..."
+        limit = sys.get_int_max_str_digits()
+        why = f"an integer of more than {limit:,} digits" if "integer string conversion" in str(e) else str(e)
+        raise HistoryFormatError(n, f"not a usable JSON value: {why}") from None
     except RecursionError:
         raise HistoryFormatError(n, "not a usable JSON value: nested too deeply") from None
 
@@ -324,16 +346,21 @@ def _check_initial(initial: object) -> str:
 class History:
     """An ordered list of events; ``read`` parses and validates the JSON-lines export format.
 
-    ``initial`` is the state the run began from (rule 7): ``empty`` or ``unknown``."""
+    ``initial`` is the state the run began from (rule 7): ``empty`` or ``unknown``. A history read from
+    text keeps each event's line in the text, and its operations as paired while validating (``operations``
+    gives them, naming those lines); ``append`` drops both."""
 
-    __slots__ = ("_events", "initial")
+    __slots__ = ("_events", "_lines", "_ops", "initial")
 
     def __init__(self, events: Iterable[Event] = (), *, initial: str = "empty") -> None:
         self._events: list[Event] = list(events)
+        self._lines: list[int] | None = None
+        self._ops: list[Operation] | None = None
         self.initial = _check_initial(initial)
 
     def append(self, event: Event) -> None:
         self._events.append(event)
+        self._lines = self._ops = None
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self._events)
@@ -401,7 +428,8 @@ class History:
                 raise HistoryFormatError(n, "a field is nested too deeply") from None
             lines.append(n)
         history = cls(events, initial=initial)
-        _pair(history, lines)  # validates the pairing rules
+        history._ops = _pair(history, lines)  # validates the pairing rules
+        history._lines = lines
         return history
 
     @classmethod
@@ -427,10 +455,15 @@ class History:
 def operations(history: Iterable[Event]) -> list[Operation]:
     """Pair invokes with completions (rules 1-2); open invokes become ``info`` operations.
 
-    Raises ``HistoryFormatError`` with the 1-based event position when the pairing rules are broken.
-    Operations are numbered in invoke order, from 0.
+    Raises ``HistoryFormatError`` with the 1-based event position (for a history read from text, its line)
+    when the pairing rules are broken. Operations are numbered in invoke order, from 0; their ``line`` and
+    ``ret_line`` are likewise lines of the text for a history read from it.
     """
-    return _pair(history if isinstance(history, History) else History(history), None)
+    if isinstance(history, History):
+        if history._ops is not None:
+            return list(history._ops)
+        return _pair(history, history._lines)
+    return _pair(History(history), None)
 
 
 def _pair(history: History, lines: list[int] | None) -> list[Operation]:
@@ -457,6 +490,8 @@ def _pair(history: History, lines: list[int] | None) -> list[Operation]:
             )
         if e.time < inv.time:
             raise HistoryFormatError(line, f"completion time {e.time} is before its invoke's {inv.time}")
+        if (why := _value_mismatch(inv, e)) is not None:
+            raise HistoryFormatError(line, f"{why} (line {inv_line})")
         if e.results is not None:
             assert isinstance(inv.value, dict)  # checked per event: a batch_write invoke maps offsets
             if set(e.results) != set(inv.value):
@@ -468,6 +503,15 @@ def _pair(history: History, lines: list[int] | None) -> list[Operation]:
         done.append((op_id, _operation(op_id, inv, inv_line, None, None)))
     done.sort(key=lambda p: p[0])
     return [op for _, op in done]
+
+
+def _value_mismatch(inv: Event, end: Event) -> str | None:
+    """A completion of a write, alloc or batch_write may repeat the data its invoke wrote, and nothing else
+    (an outside tool reading the completion's value would judge other data than this checker)."""
+    writes = inv.f in _NEEDS_VALUE or inv.f == "batch_write"
+    if writes and end.value is not None and end.value != inv.value:
+        return f"the {inv.f} completion's value differs from the data its invoke wrote"
+    return None
 
 
 def _operation(op_id: int, inv: Event, line: int, end: Event | None, ret_line: int | None) -> Operation:
@@ -559,7 +603,7 @@ class Recorder:
             res = dict(results) if results is not None else None
             if res is not None and isinstance(inv.value, dict) and set(res) != set(inv.value):
                 raise UsageError(f"results name offsets {sorted(res)}, the invoke wrote {sorted(inv.value)}")
-            event = Event(
+            end = Event(
                 process=inv.process,
                 type=type_,
                 f=inv.f,
@@ -570,9 +614,11 @@ class Recorder:
                 existing=existing,
                 results=res,
             )
+            if (why := _value_mismatch(inv, end)) is not None:
+                raise UsageError(why)
             del self._open[handle]
             self._busy.discard(inv.process)
-            self.history.append(event)
+            self.history.append(end)
 
 
 __all__ = [

@@ -14,7 +14,8 @@ Installed with the package (entry point ``pytest11: wormspace``); see docs/testi
   the seed, and how to replay it.
 * ``--wormspace-seeds N`` runs every test that uses the fixture over seeds 0..N-1 (default 1);
   ``@pytest.mark.wormspace(acceptors=3, wos_size=16, drop=0.05, duplicate=0.05, faults=True)`` sets the
-  cluster of one test.
+  cluster of one test; an unknown option, a positional argument or a value out of range fails the test
+  with a message saying which (``UsageError`` from ``Harness``).
 * Contracts are forced on: the fixture refuses to run with ``WORMSPACE_CONTRACTS=0`` (a test using it
   fails, saying so), since contracts are decided when the package is imported.
 
@@ -73,11 +74,43 @@ class _Op:
         self.done = True
 
 
+#: The options of ``@pytest.mark.wormspace`` (the keyword arguments of ``Harness``) and their defaults.
+OPTIONS: dict[str, object] = {"acceptors": 3, "wos_size": 16, "drop": 0.05, "duplicate": 0.05, "faults": True}
+
+
+def _check_options(seed: object, acceptors: object, wos_size: object, drop: object, duplicate: object,
+                   faults: object) -> None:
+    """``UsageError`` naming the first option that is out of range or of the wrong type."""
+    if type(seed) is not int or seed < 0:
+        raise UsageError(f"seed must be a non-negative int, got {seed!r}")
+    if type(acceptors) is not int or acceptors < 1:
+        raise UsageError(f"acceptors must be a positive int, got {acceptors!r}")
+    if type(wos_size) is not int or wos_size < 1:
+        raise UsageError(f"wos_size must be a positive int, got {wos_size!r}")
+    for name, rate in (("drop", drop), ("duplicate", duplicate)):
+        if type(rate) not in (int, float) or not 0 <= rate < 1:  # type: ignore[operator]
+            raise UsageError(f"{name} must be a rate in [0, 1), got {rate!r}")
+    if type(faults) is not bool:
+        raise UsageError(f"faults must be True or False, got {faults!r}")
+
+
+def marker_options(args: tuple[object, ...], kwargs: dict[str, object]) -> dict[str, Any]:
+    """The options of a ``@pytest.mark.wormspace(...)`` marker, or ``UsageError`` saying what is wrong."""
+    if args:
+        raise UsageError(f"@pytest.mark.wormspace takes keyword options only ({', '.join(OPTIONS)}), got {args!r}")
+    unknown = sorted(set(kwargs) - set(OPTIONS))
+    if unknown:
+        raise UsageError(f"@pytest.mark.wormspace: unknown option(s) {', '.join(unknown)}"
+                         f" (the options are {', '.join(OPTIONS)})")
+    return dict(kwargs)
+
+
 class Harness:
     """What the ``wormspace_cluster`` fixture yields (see the module docstring)."""
 
     def __init__(self, seed: int, *, acceptors: int = 3, wos_size: int = 16, drop: float = 0.05,
                  duplicate: float = 0.05, faults: bool = True) -> None:
+        _check_options(seed, acceptors, wos_size, drop, duplicate, faults)
         from wormspace.cluster import Cluster
         from wormspace.layers.network import Faults
         from wormspace.layers.wor import Config
@@ -160,8 +193,11 @@ def wormspace_cluster(request: pytest.FixtureRequest, wormspace_seed: int) -> It
         pytest.fail("wormspace_cluster runs with contracts on, but WORMSPACE_CONTRACTS turned them off when"
                     " wormspace was imported: unset it", pytrace=False)
     marker = request.node.get_closest_marker("wormspace")
-    options = dict(marker.kwargs) if marker is not None else {}
-    harness = Harness(wormspace_seed, **options)
+    try:
+        options = marker_options(marker.args, marker.kwargs) if marker is not None else {}
+        harness = Harness(wormspace_seed, **options)
+    except UsageError as e:
+        pytest.fail(f"wormspace_cluster: {e}", pytrace=False)
     yield harness
     result = harness.check()
     if result.verdict == "OK":

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from wormspace.history import Operation
 from wormspace.refinement.linearizability import ILLEGAL, OK, _search
-from wormspace.refinement.models import LogModel, Model, ModelOp, RegisterModel
+from wormspace.refinement.models import LogModel, Model, ModelOp, RegisterModel, precedes
 
 A, B = b"a", b"b"
 BUDGET = 1_000_000
@@ -26,7 +26,7 @@ def brute_force(model: Model[Any], subs: Sequence[ModelOp]) -> bool:
         if all(s.ret is None for s in rest):
             return True  # what is left is indeterminate: at the end, or never
         for s in rest:
-            if any(o is not s and o.ret is not None and o.ret < s.call for o in rest):
+            if any(o is not s and precedes(o, s) for o in rest):
                 continue  # something still pending returned before s was called
             ok, nxt = model.step(state, s.input, s.output)
             if ok and extend(nxt, [o for o in rest if o is not s]):

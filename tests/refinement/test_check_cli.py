@@ -128,6 +128,17 @@ def test_missing_file_and_bad_options_exit_2(tmp_path: Path, capsys: pytest.Capt
     assert exit_.value.code == 2
 
 
+def test_an_unwritable_html_path_is_refused_before_the_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not after a long check whose verdict was already printed: before any of it, as a bad option."""
+    for out in (tmp_path / "absent-dir" / "t.html", tmp_path):
+        assert run(["check", str(DATA / "two-writes-bad.jsonl"), "--html", str(out)]) == check.EXIT_BAD_INPUT
+        got = capsys.readouterr()
+        assert f"cannot write {out}" in got.err
+        assert "Verdict" not in got.out
+
+
 def test_wormspace_command_dispatches_to_check(capsys: pytest.CaptureFixture[str]) -> None:
     from wormspace.cli import main
 

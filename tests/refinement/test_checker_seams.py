@@ -116,6 +116,100 @@ def test_d_non_canonical_batch_offsets_are_rejected(key: str) -> None:
         History.from_jsonl(results)
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        # the same offset twice: JSON parsers keep the last silently, so the two values would merge
+        '{"process": 0, "type": "invoke", "f": "batch_write", "key": 0, "value": {"0": "YQ==", "0": "Yg=="}, '
+        '"time": 1}',
+        # a field twice: which type is this event?
+        '{"process": 0, "type": "invoke", "f": "write", "key": 0, "value": "YQ==", "time": 1, "type": "ok"}',
+        # in an app history too
+        '{"process": 0, "type": "invoke", "f": "append", "key": null, "value": "eDA=", "time": 0, "app": "log", '
+        '"name": "bG9n", "name": "b3RoZXI="}',
+    ],
+)
+def test_d_a_name_given_twice_in_one_object_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str
+) -> None:
+    assert run(["check", write_lines(tmp_path, [line])]) == check.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "line 1" in err and "appears twice" in err
+
+
+def test_c_the_integer_limit_is_named_for_the_user_not_the_interpreter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = _event_line().replace('"time": 1', f'"time": {"9" * 4301}')
+    assert run(["check", write_lines(tmp_path, [line])]) == check.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "line 1: not a usable JSON value: an integer of more than 4,300 digits" in err
+    assert "sys.set_int_max_str_digits" not in err
+
+
+def test_a_model_level_error_names_the_line_of_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """After an initial line and a blank line, the third line is the third line (not the first event)."""
+    lines = ['{"initial": "empty"}', "",
+             '{"process": 0, "type": "invoke", "f": "alloc", "key": 5, "value": "YQ==", "time": 1}']
+    assert run(["check", write_lines(tmp_path, lines)]) == check.EXIT_BAD_INPUT
+    assert "line 3: alloc key 5 is not the first address of a segment" in capsys.readouterr().err
+    batch = [*lines[:2], '{"process": 0, "type": "invoke", "f": "batch_write", "key": 0, "value": {"5000": "YQ=="}, '
+             '"time": 1}']
+    assert run(["check", write_lines(tmp_path, batch)]) == check.EXIT_BAD_INPUT
+    assert "line 3: batch_write offset 5000 >= wos size 1024" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("invoke", "completion"),
+    [
+        ('"f": "write", "key": 0, "value": "YQ=="', '"f": "write", "key": 0, "value": "Yg=="'),
+        ('"f": "alloc", "key": 0, "value": "YQ=="', '"f": "alloc", "key": 0, "value": "Yg=="'),
+        ('"f": "batch_write", "key": 0, "value": {"0": "YQ=="}',
+         '"f": "batch_write", "key": 0, "value": {"0": "Yg=="}'),
+    ],
+)
+def test_a_completion_naming_other_data_than_its_invoke_wrote_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], invoke: str, completion: str
+) -> None:
+    """Which value was written? An outside tool reading the completion would judge another history."""
+    lines = [f'{{"process": 0, "type": "invoke", {invoke}, "time": 1}}',
+             f'{{"process": 0, "type": "ok", {completion}, "time": 2}}']
+    assert run(["check", write_lines(tmp_path, lines)]) == check.EXIT_BAD_INPUT
+    assert "line 2: the" in capsys.readouterr().err
+    same = [lines[0], lines[1].replace("Yg==", "YQ==")]
+    assert run(["check", write_lines(tmp_path, same)]) == check.EXIT_OK
+    from wormspace.errors import UsageError
+    from wormspace.history import Recorder
+
+    rec = Recorder(clock=lambda: 0)
+    handle = rec.invoke(0, "write", 0, b"a")
+    with pytest.raises(UsageError, match="differs"):
+        rec.ok(handle, b"b")
+
+
+@pytest.mark.parametrize(
+    ("invoke", "done", "other", "same"),
+    [
+        ('"app": "log", "f": "append", "key": null, "value": "eDA="', '"app": "log", "f": "append", "key": 0',
+         '"eDE="', '"eDA="'),
+        ('"app": "kv", "f": "write", "key": "aw==", "value": "dg=="', '"app": "kv", "f": "write", "key": "aw=="',
+         '"dw=="', '"dg=="'),
+        ('"app": "kv", "f": "cas", "key": "aw==", "value": [null, "dw=="]', '"app": "kv", "f": "cas", "key": "aw=="',
+         '[null, "eg=="]', '[null, "dw=="]'),
+    ],
+)
+def test_an_app_completion_naming_other_data_than_its_invoke_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], invoke: str, done: str, other: str, same: str
+) -> None:
+    def lines(value: str) -> list[str]:
+        return [f'{{"process": 0, "type": "invoke", {invoke}, "time": 1, "name": "bg=="}}',
+                f'{{"process": 0, "type": "ok", {done}, "value": {value}, "time": 2, "name": "bg=="}}']
+
+    assert run(["check", write_lines(tmp_path, lines(other))]) == check.EXIT_BAD_INPUT
+    assert "line 2: the" in capsys.readouterr().err
+    assert run(["check", write_lines(tmp_path, lines(same))]) == check.EXIT_OK
+
+
 def big_illegal_history(n: int = 600) -> History:
     """A valid random history on one address with one read result changed: ILLEGAL, and slow to shrink."""
     events = list(simulate(random.Random(1), operations=n, addresses=1, processes=4, values=3))

@@ -34,6 +34,7 @@ from wormspace.refinement.models import (
     WorModel,
     choose_model,
     decompose,
+    precedes,
     simulate,
 )
 
@@ -72,7 +73,7 @@ def assert_witness(history: History, result: CheckResult, model: Model[Any] | No
             ok, state = m.step(state, sub.input, sub.output)
             assert ok, f"{part.label}: step {k} {m.describe(sub.input, sub.output)} refused"
             for later in part.order[k + 1 :]:
-                assert later.ret is None or not later.ret < sub.call, "order contradicts real time"
+                assert not precedes(later, sub), "order contradicts real time"
 
 
 # --- data files, Porcupine style ---------------------------------------------------------------------
@@ -384,7 +385,7 @@ def brute_force_linearizable(model: WorModel | SegmentModel, history: History) -
         if all(s.ret is None for s in rest):
             return True  # what is left is indeterminate: at the end, or never
         for s in rest:
-            if any(o is not s and o.ret is not None and o.ret < s.call for o in rest):
+            if any(o is not s and precedes(o, s) for o in rest):
                 continue  # something still pending returned before s was called
             ok, nxt = model.step(state, s.input, s.output)  # type: ignore[arg-type]
             if ok and extend(nxt, [o for o in rest if o is not s]):

@@ -109,6 +109,46 @@ def test_already_written_naming_the_value_written_is_illegal() -> None:
     assert m.step(b"a", w, Output(outcome="ok"))[0]
 
 
+def unknown_wor_mismatches(depth: int) -> tuple[list[str], int]:
+    """``WorModel(initial="unknown")`` against the spec from every initial register at once: for every
+    sequence of definite outcomes (``ok`` and ``fail``) up to ``depth``, the model accepts it exactly when
+    the spec accepts it from some initial state -- EMPTY, one of the data values, or data no operation
+    names (``b"c"``). Indeterminate outcomes are left out: from an unknown register the model lets one
+    take effect or not, which the search's freedom to place it last covers anyway."""
+    model = WorModel(initial="unknown")
+    found: list[str] = []
+    steps = 0
+    starts = (WorSpec(), *(WorSpec(v) for v in (*DATA, *META, b"c")))
+    frontier: list[tuple[tuple[WorSpec, ...], Any, tuple[str, ...]]] = [(starts, model.init(), ())]
+    for _ in range(depth):
+        nxt = []
+        for specs, state, trace in frontier:
+            for inp in WOR_INPUTS:
+                for out in outputs(inp):
+                    if out.outcome == "info" or out.error in (TRIMMED, UNALLOCATED):
+                        continue
+                    steps += 1
+                    alive = tuple(after for spec in specs for ok, after in [wor_allowed(spec, inp, out)] if ok)
+                    got, state2 = model.step(state, inp, out)
+                    here = (*trace, model.describe(inp, out))
+                    if got != bool(alive):
+                        found.append(f"{'; '.join(here)}: model {got}, spec from some initial state {bool(alive)}")
+                    elif got:
+                        nxt.append((alive, state2, here))
+        frontier = nxt
+    return found, steps
+
+
+def test_the_unknown_initial_wor_model_equals_the_spec_from_some_initial_state() -> None:
+    found, steps = unknown_wor_mismatches(UNKNOWN_DEPTH)
+    print(f"WorModel(initial=unknown) vs WorSpec from EMPTY, a, b or other data: every sequence of up to "
+          f"{UNKNOWN_DEPTH} definite outcomes, {steps} steps")
+    assert not found, "\n".join(found[:10])
+
+
+UNKNOWN_DEPTH = 6
+
+
 # --- WOS ------------------------------------------------------------------------------------------------
 
 SEG_INPUTS = (

@@ -40,6 +40,20 @@ def test_lockstep_with_wormspace_spec_under_faults() -> None:
     assert not missing, f"never witnessed (the runs are vacuous for these): {missing}"
 
 
+def test_every_package_module_is_imported_before_the_lockstep_runs() -> None:
+    """The lockstep's derandomized examples (and the counts above) must not depend on which tests ran first:
+    Hypothesis draws some values from the constants of the local modules loaded so far, so tests/conftest.py
+    imports every package module before any test runs."""
+    import pkgutil
+    import sys
+
+    import wormspace
+
+    names = [m.name for m in pkgutil.walk_packages(wormspace.__path__, "wormspace.")]
+    missing = [name for name in names if name not in sys.modules and name != "wormspace.__main__"]
+    assert not missing, f"imported only later, by some test: {missing}"
+
+
 def test_concurrent_histories_are_linearizable_against_the_segment_model() -> None:
     report = check_concurrent(SEEDS, ConcurrentConfig())
     print("\n" + report.render())

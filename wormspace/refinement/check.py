@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -116,9 +117,23 @@ def _bad_input(args: argparse.Namespace, message: str, line: int | None = None) 
     return EXIT_BAD_INPUT
 
 
+def _unwritable(path: str) -> str | None:
+    """Why ``path`` cannot be written (checked before the history is, so a long check does not end in it)."""
+    target = Path(path)
+    if target.is_dir():
+        return "Is a directory"
+    if not target.parent.is_dir():
+        return "No such file or directory"
+    if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        return "Permission denied"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Check ``args.file``; returns the exit code."""
     name = "<stdin>" if args.file == "-" else args.file
+    if args.html and (why := _unwritable(args.html)) is not None:
+        return _bad_input(args, f"cannot write {args.html}: {why}")
     try:
         text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
     except OSError as e:

@@ -9,7 +9,9 @@ linearizable iff every part is.
 Per part (Wing & Gong, with Lowe's memoisation, as in Porcupine):
 
 1. Each operation contributes a call entry and a return entry (``info`` operations return at +infinity);
-   entries are sorted by time, calls before returns at equal times (so touching intervals count as
+   entries are sorted by time, and at equal times by the lines of the history (``models.precedes``: events
+   are written in the order they happened, so a return on an earlier line than a call at the same time
+   came first; when the lines are not known, calls go before returns and touching intervals count as
    concurrent), into a doubly linked list.
 2. Walk the list. The call entries before the first return entry are the candidates to take effect next.
    To try one, step the model: if it accepts, and the pair (set of linearized operations as a bitset,
@@ -68,7 +70,6 @@ The verdicts say what was checked, for these histories and this model; they prov
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -201,9 +202,8 @@ def _search(
     use as the reference the reduced search must agree with.
     """
     n = len(ops)
-    entries = sorted(
-        [(op.call, 0, i) for i, op in enumerate(ops)]
-        + [(op.ret if op.ret is not None else math.inf, 1, i) for i, op in enumerate(ops)]
+    entries = sorted(  # real-time order: times, then lines (models.precedes); at a tie, calls first
+        [(*op.call_at, 0, i) for i, op in enumerate(ops)] + [(*op.ret_at, 1, i) for i, op in enumerate(ops)]
     )
     size = 2 * n + 2
     head, tail = 0, size - 1
@@ -213,7 +213,7 @@ def _search(
     opi = [0] * size
     match = [0] * size  # call node -> return node
     call_node = [0] * n
-    for k, (_t, kind, i) in enumerate(entries):
+    for k, (_t, _line, kind, i) in enumerate(entries):
         node = k + 1
         opi[node] = i
         if kind == 0:
@@ -409,12 +409,12 @@ def _explain(model: Model[S], label: str, ops: Sequence[ModelOp], budget: int) -
     state: Any = found.best_state
     done = set(found.best)
     rest = sorted(
-        [(op.call, 0, i) for i, op in enumerate(ops) if i not in done]
-        + [(op.ret if op.ret is not None else math.inf, 1, i) for i, op in enumerate(ops) if i not in done]
+        [(*op.call_at, 0, i) for i, op in enumerate(ops) if i not in done]
+        + [(*op.ret_at, 1, i) for i, op in enumerate(ops) if i not in done]
     )
     candidates: list[int] = []
     blocker: int | None = None
-    for _t, kind, i in rest:
+    for _t, _line, kind, i in rest:
         if kind == 1:
             blocker = i
             break
@@ -563,11 +563,11 @@ def _merge(orders: list[tuple[ModelOp, ...]]) -> tuple[ModelOp, ...]:
 def _replays(model: Model[S], order: Sequence[ModelOp]) -> bool:
     """Is ``order`` a witness: accepted step by step, and never against real time?"""
     state = model.init()
-    latest_call: int | None = None
+    latest_call: tuple[int, float] | None = None
     for sub in order:
-        if latest_call is not None and sub.ret is not None and sub.ret < latest_call:
+        if latest_call is not None and sub.ret_at < latest_call:
             return False  # sub returned before an operation placed ahead of it was called
-        latest_call = sub.call if latest_call is None else max(latest_call, sub.call)
+        latest_call = sub.call_at if latest_call is None else max(latest_call, sub.call_at)
         ok, state = model.step(state, sub.input, sub.output)
         if not ok:
             return False

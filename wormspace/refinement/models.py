@@ -58,9 +58,10 @@ starts on a fresh cluster. A run recorded on a cluster that already held data (`
 segment's allocated and trimmed flags, are unknown until the first operation observes them, which fixes
 them (an ``ok`` read of ``v`` fixes ``Written(v)`` or EMPTY; an ``ok`` write of ``v`` leaves ``Written(v)``;
 a ``Trimmed`` observation fixes trimmed; an ``ok`` operation on a segment fixes it allocated and not
-trimmed; ``Unallocated`` fixes it unallocated). Observations that do not fix a state -- an indeterminate
-operation met in an unknown state, an ``AlreadyWritten`` that does not name the data -- leave it unknown:
-this mode may pass a history that the empty mode would judge, never the other way round. It assumes every
+trimmed; ``Unallocated`` fixes it unallocated). An ``AlreadyWritten`` that does not name the data, for a
+write of ``v``, fixes the register written with data other than ``v`` (``WrittenOther``), which later
+observations must agree with. An indeterminate operation met in an unknown state fixes nothing. This mode
+may pass a history that the empty mode would judge, never the other way round. It assumes every
 client that touched the cluster during the run was recorded.
 
 Rules of ``RegisterModel`` (Jepsen's cas-register: one overwritable register per key; partition = key;
@@ -85,6 +86,7 @@ observed another value). Reads that did not return ``ok`` observe nothing.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -149,6 +151,27 @@ class ModelOp:
     def process(self) -> int:
         return self.source.process
 
+    @property
+    def call_at(self) -> tuple[int, float]:
+        """When it was called, for real-time order: the time, then the invoke's line (see ``precedes``)."""
+        return self.call, self.source.line
+
+    @property
+    def ret_at(self) -> tuple[float, float]:
+        """When it returned (+infinity for an indeterminate one): the time, then the completion's line, or
+        +infinity when the line is not known (ties are then concurrent)."""
+        if self.ret is None:
+            return math.inf, math.inf
+        line = self.source.ret_line
+        return self.ret, math.inf if line is None else line
+
+
+def precedes(a: ModelOp, b: ModelOp) -> bool:
+    """Real-time order: ``a`` returned before ``b`` was called. Times decide; at equal times the lines of the
+    history do (events are written in the order they happened, as in Jepsen, where that order is the
+    real-time order): a completion on an earlier line than an invoke at the same time came first."""
+    return a.ret_at < b.call_at
+
 
 S = TypeVar("S")
 
@@ -193,7 +216,19 @@ class _Unknown:
 
 
 UNKNOWN_STATE = _Unknown()
-RegValue = bytes | _Unknown | None  # a register in a model: Written(bytes), EMPTY (None) or not known yet
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenOther:
+    """A register known to hold data, but not which: none of ``excluded``. Only an unknown initial state
+    meets it: an ``AlreadyWritten`` without ``existing`` for a write of ``v`` shows the register holds data
+    other than ``v``, for good (a register is write-once)."""
+
+    excluded: frozenset[bytes]
+
+
+#: A register in a model: Written(bytes), EMPTY (None), not known yet, or written with data not known yet.
+RegValue = bytes | _Unknown | WrittenOther | None
 
 
 def show(b: bytes | None, limit: int = 24) -> str:
@@ -313,19 +348,24 @@ def _describe(input: Input, output: Output) -> str:
     return f"{call} -> ok"
 
 
-def _unknown_wor_step(input: Input, output: Output) -> tuple[bool, RegValue]:
-    """A register whose state is not known yet: the first observation that names it fixes it (to the state
-    the observation needs), and the trusted spec then judges the step from there."""
+def _unknown_wor_step(state: _Unknown | WrittenOther, input: Input, output: Output) -> tuple[bool, RegValue]:
+    """A register whose state is not known yet (or known written, with data none of ``excluded``): the first
+    observation that names it fixes it (to the state the observation needs, which must be one ``state``
+    allows), and the trusted spec then judges the step from there."""
     if output.outcome == "info":
-        return True, UNKNOWN_STATE  # EMPTY -> v, or it held data already: not known either way
+        return True, state  # EMPTY -> v, or it held data already: not known either way
     if input.f == "read":
         fixed: bytes | None = output.value
-    elif output.outcome == "fail":  # AlreadyWritten: the data it names, or some data other than v (not kept)
+    elif output.outcome == "fail":  # AlreadyWritten: the data it names, or some data other than v
         if output.existing is None:
-            return True, UNKNOWN_STATE
+            assert input.value is not None, "a write carries its data"
+            before = state.excluded if isinstance(state, WrittenOther) else frozenset()
+            return True, WrittenOther(before | {input.value})
         fixed = output.existing
-    else:
-        fixed = None  # an ok write: it was EMPTY or held v already; from either it holds v now
+    else:  # an ok write: it was EMPTY or held v already; from either it holds v now
+        fixed = input.value if isinstance(state, WrittenOther) else None
+    if isinstance(state, WrittenOther) and (fixed is None or fixed in state.excluded):
+        return False, state  # it holds data, and none of these
     return _wor_step(fixed, input, output)
 
 
@@ -335,8 +375,8 @@ def _wor_step(state: RegValue, input: Input, output: Output) -> tuple[bool, RegV
     The spec gives the one answer the operation may return; an ``ok`` or ``fail`` output must be it (a
     ``fail`` is an ``AlreadyWritten``, whose ``existing``, when given, must be the data the spec names), and
     an ``info`` output is the run in which the operation took effect."""
-    if isinstance(state, _Unknown):
-        return _unknown_wor_step(input, output)
+    if isinstance(state, (_Unknown, WrittenOther)):
+        return _unknown_wor_step(state, input, output)
     spec = WorSpec(state)
     if input.f == "read":
         return (output.outcome == "info" or spec.read() == (EMPTY if output.value is None else output.value)), state
@@ -391,6 +431,8 @@ class WorModel:
 def _describe_reg(state: RegValue) -> str:
     if isinstance(state, _Unknown):
         return "unknown"
+    if isinstance(state, WrittenOther):
+        return "written, none of {" + ", ".join(show(v) for v in sorted(state.excluded)) + "}"
     return "EMPTY" if state is None else f"Written({show(state)})"
 
 
@@ -400,7 +442,7 @@ class SegmentState:
 
     With an unknown initial state, ``allocated``/``trimmed`` may be None (not known yet), ``metadata``
     ``UNKNOWN_STATE``, and ``unknown`` says that an offset neither written nor in ``empty`` is not known
-    yet (otherwise it is EMPTY)."""
+    yet (otherwise it is EMPTY); ``others`` holds the offsets known written with data not known yet."""
 
     allocated: bool | None = False
     metadata: bytes | _Unknown | None = None
@@ -409,6 +451,7 @@ class SegmentState:
     index: dict[int, bytes] = field(default_factory=dict, compare=False, hash=False, repr=False)
     empty: frozenset[int] = frozenset()
     unknown: bool = False
+    others: frozenset[tuple[int, WrittenOther]] = frozenset()
 
     def written(self, offset: int, data: bytes) -> SegmentState:
         index = dict(self.index)
@@ -418,14 +461,24 @@ class SegmentState:
     def register(self, offset: int) -> RegValue:
         if offset in self.index:
             return self.index[offset]
+        for o, other in self.others:
+            if o == offset:
+                return other
         return UNKNOWN_STATE if self.unknown and offset not in self.empty else None
 
     def with_register(self, offset: int, before: RegValue, after: RegValue) -> SegmentState:
-        if isinstance(after, bytes) and offset not in self.index:
-            return self.written(offset, after)
+        if after is before:
+            return self
+        state = self
+        if isinstance(before, WrittenOther):
+            state = replace(state, others=state.others - {(offset, before)})
+        if isinstance(after, WrittenOther):
+            return replace(state, others=state.others | {(offset, after)})
+        if isinstance(after, bytes) and offset not in state.index:
+            return state.written(offset, after)
         if after is None and isinstance(before, _Unknown):
-            return replace(self, empty=self.empty | {offset})
-        return self
+            return replace(state, empty=state.empty | {offset})
+        return state
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,7 +525,8 @@ class SegmentModel:
         if state.allocated:
             m = state.metadata
             meta = ", metadata unknown" if isinstance(m, _Unknown) else f", metadata {show(m)}"
-        regs = ", ".join(f"{o}: {show(d)}" for o, d in sorted(state.registers))
+        regs = ", ".join([f"{o}: {show(d)}" for o, d in sorted(state.registers)]
+                         + [f"{o}: {_describe_reg(w)}" for o, w in sorted(state.others, key=lambda p: p[0])])
         rest = "; every other offset unknown" if state.unknown else ""
         return f"{flags}{meta}; written {{{regs}}}{rest}"
 
@@ -505,7 +559,7 @@ class SegmentModel:
         changes = [s for s in wide if s.input.f in ("alloc", "trim") and s.output.outcome != "fail"]
         narrow = [s for s in subs if s.input.f not in _SEGMENT_WIDE]
         complete = all(
-            (n.ret is not None and n.ret < c.call) or (c.ret is not None and c.ret < n.call)
+            precedes(n, c) or precedes(c, n)
             for c in changes
             for n in narrow
         )

@@ -281,6 +281,15 @@ def _app_op(op_id: int, app: str, inv: Mapping[str, Any], line: int, end: Mappin
         value = (_b64(line, "cas expected", value[0]), _b64(line, "cas new", value[1], none_ok=False))
     elif f in ("append", "submit", "write"):
         value = _b64(line, f"{f} value", value, none_ok=f == "write")
+    if end is not None and f in ("append", "write", "cas") and out_value is not None:
+        # a completion may repeat what its invoke wrote, and nothing else (which data was written?)
+        if f == "cas":
+            got = out_value if isinstance(out_value, list) and len(out_value) == 2 else None
+            same = got is not None and (_b64(where, "cas expected", got[0]), _b64(where, "cas new", got[1])) == value
+        else:
+            same = _b64(where, f"{f} value", out_value) == value
+        if not same:
+            raise HistoryFormatError(where, f"the {f} completion's value differs from its invoke's (line {line})")
     if app == "kv":
         if not isinstance(key, str):
             raise HistoryFormatError(line, "a kv key is a base64 string")
@@ -374,7 +383,8 @@ def _as_operation(op: AppOp, f: str, key: int, value: bytes | None, *, output: b
     return Operation(
         id=op.id, process=op.process, f=f, key=key, value=value, call=op.call,
         ret=None if info else op.ret, end=None if info else op.ret, outcome="info" if info else op.outcome,
-        error=op.error, existing=existing, output=output, results=None, line=op.line, ret_line=None,
+        error=op.error, existing=existing, output=output, results=None, line=op.line,
+        ret_line=op.events[1][0] if len(op.events) == 2 else None,  # ties in time: the lines decide
     )
 
 
