@@ -142,7 +142,7 @@ def test_the_wor_key_is_exact_and_canonical_up_to_renaming_acceptors() -> None:
 def _rename(ex: explore.Explorer, s: explore.State, perm: tuple[int, ...]) -> explore.State | None:
     """``s`` with its acceptors renamed, or None when a running operation has heard replies (their
     acceptor names sit inside the interned ``Op``)."""
-    if any(c.op >= 0 and ex.op_split[c.op][1] for c in s.clients) or s.repl.stage:
+    if any(ex.cl_split[c][1] for c in s.clients) or s.repl.stage:
         return None
     n = ex.n
     accs = [0] * n

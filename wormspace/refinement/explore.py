@@ -264,12 +264,13 @@ NO_REPL = Repl()
 
 
 class State(NamedTuple):
-    """A global state. Register dicts, packets and operations are interned by the ``Explorer`` (ids into
-    its tables), so states hash and compare as small tuples of ints. A ghost vote's acceptor is
+    """A global state. Register dicts, clients, packets and operations are interned by the ``Explorer`` (ids
+    into its tables), so states hash and compare as small tuples of ints and frozensets of them (whose
+    hashes Python caches). A ghost vote's acceptor is
     ``a + n * incarnation`` (the victim's new incarnation votes as ``victim + n``)."""
 
     accs: tuple[int, ...]  # per acceptor: the id of its register dict
-    clients: tuple[Client, ...]
+    clients: tuple[int, ...]  # per client: the id of its ``Client`` (``Explorer.client``)
     net: frozenset[int]  # ids of the packets in flight
     ghost: frozenset[GhostVote]
     repl: Repl = NO_REPL
@@ -350,13 +351,17 @@ class Explorer:
         self.op_heard: list[frozenset[int]] = []
         self.op_split: list[tuple[int, tuple[tuple[int, int], ...]]] = []  # (op without replies, heard facts)
         self._acc: dict[tuple[int, int], tuple[int, int, tuple[tuple[Ballot, bytes], ...]]] = {}
-        self._moves: dict[tuple[int, int, tuple[int, ...]], list[Move]] = {}
-        self._settled: dict[tuple[int, Client, int], Client] = {}
+        self._moves: dict[tuple[int, int, frozenset[int]], list[Move]] = {}
+        self._settled: dict[tuple[int, int, int], int] = {}
+        self.cls = _Table()  # interned clients: ``State.clients`` holds their ids
+        self.cl_op: list[int] = []  # per client id: its running operation's id, or -1
+        self.cl_split: list[tuple[int, tuple[tuple[int, int], ...]]] = []  # (stripped client id, heard facts)
         self._ghost_sigs: dict[frozenset[GhostVote], tuple[int, ...]] = {}  # per-acceptor fact-set ids
         self._chosen: dict[frozenset[GhostVote], set[bytes]] = {}
         self._facts = _Table()  # interned per-acceptor fact sets (``key``)
         self._acc_facts = _Table()  # interned (registers, votes, packets[, other facts]) of one acceptor
-        self._clients = _Table()  # interned client tuples, replies heard stripped of acceptor names
+        self._clients = _Table()  # interned tuples of stripped client ids (``key``)
+        self._stripped = _Table()  # interned (client index, client with its running operation's replies removed)
         self._repls = _Table()  # interned replacement progress, stripped of acceptor names
         self._gc: dict[tuple[Any, ...], frozenset[int]] = {}  # memo of ``gc`` (see there), cleared when full
         self._net_sigs: dict[frozenset[int], tuple[int, ...]] = {}
@@ -405,6 +410,28 @@ class Explorer:
             self.reg.append(dict(regs).get(REGISTER, EMPTY_REG))
         return i
 
+    def client_id(self, k: int, c: Client) -> int:
+        """The id of client ``k``'s state ``c``; on first sight, its running operation and its split for
+        ``key``: ``c`` without the acceptor names of the replies its running operation heard (interned with
+        ``k``), and those replies as ``(acceptor, fact id)``, the fact naming the client and the reply."""
+        n = len(self.cls.values)
+        i = self.cls.id(c)
+        if i == n:
+            self.cl_op.append(c.op)
+            heard: tuple[tuple[int, int], ...] = ()
+            stripped = c
+            if c.op >= 0:
+                bare_op, replies = self.op_split[c.op]
+                if replies:
+                    stripped = c._replace(op=bare_op)
+                    heard = tuple((a, self._free.id(("heard", k, fact))) for a, fact in replies)
+            self.cl_split.append((self._stripped.id((k, stripped)), heard))
+        return i
+
+    def client(self, s: State, k: int) -> Client:
+        """Client ``k`` of state ``s``."""
+        return cast(Client, self.cls.values[s.clients[k]])
+
     # -- acceptors -----------------------------------------------------------------------------------
 
     def _handle(self, view: View, msg: Message) -> tuple[Persist | None, Reply]:
@@ -443,13 +470,13 @@ class Explorer:
 
     # -- clients -------------------------------------------------------------------------------------
 
-    def _settle(self, k: int, c: Client, opid: int) -> Client:
-        """The client after its operation took a step: still running, or finished and summarised (memoised:
-        a pure function of its arguments)."""
-        key = (k, c, opid)
+    def _settle(self, k: int, cid: int, opid: int) -> int:
+        """The client (an id) after its operation took a step: still running, or finished and summarised
+        (memoised: a pure function of its arguments)."""
+        key = (k, cid, opid)
         hit = self._settled.get(key)
         if hit is None:
-            hit = self._settled[key] = self._settle_now(k, c, opid)
+            hit = self._settled[key] = self.client_id(k, self._settle_now(k, self.cls.values[cid], opid))
         return hit
 
     def _settle_now(self, k: int, c: Client, opid: int) -> Client:
@@ -471,16 +498,18 @@ class Explorer:
         node = client_node(k)
         return tuple(self.packet((node, e.dst, e.msg)) for e in effects if isinstance(e, Send))
 
-    def start(self, k: int, c: Client, ghost: frozenset[GhostVote]) -> tuple[Client, tuple[int, ...]]:
+    def start(self, k: int, cid: int, ghost: frozenset[GhostVote]) -> tuple[int, tuple[int, ...]]:
+        """Client ``k`` (an id) starts its next scripted step: the client after it, the packets it sent."""
+        c: Client = self.cls.values[cid]
         step = self.cfg.scripts[k][c.pc]
         if step.kind == "write":
             if c.cap_ballot is None:
                 r = Result("write", "skipped", value=step.value)
-                return self._normalise(k, c._replace(pc=c.pc + 1, results=(*c.results, r))), ()
+                return self.client_id(k, self._normalise(k, c._replace(pc=c.pc + 1, results=(*c.results, r)))), ()
             if c.cap_known is not None:  # the capture completed the register: answered at once (as WOS does)
                 res = "ok" if c.cap_known == step.value else "already"
                 r = Result("write", res, value=step.value, data=c.cap_known, ballot=c.cap_ballot)
-                return self._normalise(k, c._replace(pc=c.pc + 1, results=(*c.results, r))), ()
+                return self.client_id(k, self._normalise(k, c._replace(pc=c.pc + 1, results=(*c.results, r)))), ()
             request = OpRequest(kind=Kind.WRITE, segment=SEGMENT, values=((INDEX, step.value),), ballot=c.cap_ballot)
         elif step.kind == "capture":
             request = OpRequest(kind=Kind.CAPTURE, segment=SEGMENT, indices=(INDEX,))
@@ -489,19 +518,19 @@ class Explorer:
             now = self.chosen_of(ghost)
             c = c._replace(chosen_at_start=min(now) if now else None)
         op, effects = self.op_start(c.pc + 1, request, self.ctxs[k], c.hint)
-        return self._settle(k, c, self.op(op)), self._sent(k, effects)
+        return self._settle(k, self.client_id(k, c), self.op(op)), self._sent(k, effects)
 
     def client_moves(self, s: State, k: int) -> list[Move]:
         """The steps of client ``k``'s running operation: receipts (reduction 4) and timeouts. They depend
         only on the operation and the replies in flight to it, so they are memoised on those."""
-        opid = s.clients[k].op
+        opid = self.cl_op[s.clients[k]]
         node = client_node(k)
         p_dst = self.p_dst
-        replies = tuple(sorted((p for p in s.net if p_dst[p] == node), key=self.p_key.__getitem__))
+        replies = frozenset([p for p in s.net if p_dst[p] == node])
         key = (k, opid, replies)
         hit = self._moves.get(key)
         if hit is None:
-            hit = list(self._client_moves(k, opid, replies))
+            hit = list(self._client_moves(k, opid, tuple(sorted(replies, key=self.p_key.__getitem__))))
             self._moves[key] = hit
         return hit
 
@@ -540,12 +569,12 @@ class Explorer:
 
     # -- dead packets (reduction 1) ------------------------------------------------------------------
 
-    def is_dead(self, p: int, accs: tuple[int, ...], clients: tuple[Client, ...], repl: Repl) -> bool:
+    def is_dead(self, p: int, accs: tuple[int, ...], clients: tuple[int, ...], repl: Repl) -> bool:
         dst = self.p_dst[p]
         if dst >= CLIENT_BASE:
-            opid = clients[dst - CLIENT_BASE].op
+            opid = self.cl_op[clients[dst - CLIENT_BASE]]
             return opid < 0 or self.p_req[p] != self.op_req[opid] or self.p_src[p] in self.op_heard[opid]
-        opid = clients[self.p_src[p] - CLIENT_BASE].op
+        opid = self.cl_op[clients[self.p_src[p] - CLIENT_BASE]]
         if opid >= 0 and self.p_req[p] == self.op_req[opid]:
             return False
         if self.p_read[p]:
@@ -555,13 +584,14 @@ class Explorer:
         rid = accs[dst]
         return self.acceptor_step(rid, p)[0] == rid
 
-    def gc(self, net: frozenset[int], accs: tuple[int, ...], clients: tuple[Client, ...], repl: Repl, *,
+    def gc(self, net: frozenset[int], accs: tuple[int, ...], clients: tuple[int, ...], repl: Repl, *,
            acceptor: int = -1, client: int = -1, extra: int = -1) -> frozenset[int]:
         """Remove the packets a step made dead: those of the ``acceptor`` and the ``client`` it changed, and
         ``extra`` (deadness depends only on a packet's own acceptor and client). Memoised on what it reads
         -- the network, registers, the clients' running operations and the replacement stage -- in a table
         cleared every ``GC_MEMO`` entries."""
-        key = (net, accs, tuple([c.op for c in clients]), repl.stage, acceptor, client, extra)
+        cl_op = self.cl_op
+        key = (net, accs, tuple([cl_op[c] for c in clients]), repl.stage, acceptor, client, extra)
         hit = self._gc.get(key)
         if hit is None:
             node = client_node(client) if client >= 0 else -2
@@ -582,7 +612,10 @@ class Explorer:
     def initial_state(self) -> State:
         return State(
             accs=tuple(0 for _ in range(self.n)),
-            clients=tuple(Client(0, -1, None, None, None, ZERO_BALLOT, ()) for _ in self.cfg.scripts),
+            clients=tuple(
+                self.client_id(k, Client(0, -1, None, None, None, ZERO_BALLOT, ()))
+                for k in range(len(self.cfg.scripts))
+            ),
             net=frozenset(),
             ghost=frozenset(),
         )
@@ -611,8 +644,8 @@ class Explorer:
             elif not cfg.batch_replies:
                 k = dst - CLIENT_BASE
                 c = s.clients[k]
-                op, effects = self.op_on_reply(self.ops.values[c.op], self.p_src[p], self.packets.values[p][2],
-                                               self.ctxs[k])
+                op, effects = self.op_on_reply(self.ops.values[self.cl_op[c]], self.p_src[p],
+                                               self.packets.values[p][2], self.ctxs[k])
                 nc = self._settle(k, c, self.op(op))
                 clients = (*s.clients[:k], nc, *s.clients[k + 1 :])
                 net = self.gc(keep.union(self._sent(k, effects)), s.accs, clients, repl, client=k)
@@ -620,8 +653,8 @@ class Explorer:
             if cfg.drops:
                 yield ("drop", p), State(s.accs, s.clients, s.net - {p}, s.ghost, repl)
         for k, c in enumerate(s.clients):
-            if c.op < 0:
-                if c.pc < len(cfg.scripts[k]):
+            if self.cl_op[c] < 0:
+                if self.cls.values[c].pc < len(cfg.scripts[k]):
                     nc, sent = self.start(k, c, s.ghost)
                     clients = (*s.clients[:k], nc, *s.clients[k + 1 :])
                     net = self.gc(s.net.union(sent), s.accs, clients, repl, client=k)
@@ -743,21 +776,17 @@ class Explorer:
             for a, floor in repl.reports:
                 facts[a].append(("reported", floor))
             repl = repl._replace(victim=-1, reports=())
-        clients = s.clients
-        op_split = self.op_split
-        stripped: list[Client] | None = None
-        for i, c in enumerate(clients):
-            if c.op >= 0:
-                bare, heard = op_split[c.op]
-                if heard:
-                    if facts is None:
-                        facts = [[] for _ in range(n)]
-                    for a, fact in heard:
-                        facts[a].append(fact)
-                    if stripped is None:
-                        stripped = list(clients)
-                    stripped[i] = c._replace(op=bare)
-        cid = self._clients.id(clients if stripped is None else tuple(stripped))
+        cl_split = self.cl_split
+        stripped: list[int] = []
+        for c in s.clients:
+            bare, heard = cl_split[c]
+            stripped.append(bare)
+            if heard:
+                if facts is None:
+                    facts = [[] for _ in range(n)]
+                for a, fact in heard:
+                    facts[a].append(fact)
+        cid = self._clients.id(tuple(stripped))
         accs = s.accs
         acc_id = self._acc_facts.id
         if facts is None:
@@ -832,7 +861,7 @@ class Explorer:
             k = dst - CLIENT_BASE
         elif what == "start":
             k = cast(int, arg)
-            label = f"{_node(client_node(k))} starts: {self.cfg.scripts[k][s.clients[k].pc]}"
+            label = f"{_node(client_node(k))} starts: {self.cfg.scripts[k][self.client(s, k).pc]}"
         else:
             k, heard = cast(tuple[int, tuple[int, ...]], arg)
             name = _node(client_node(k))
@@ -843,7 +872,7 @@ class Explorer:
                 label = f"{name} receives {got}"
             else:
                 label = f"{name} receives {got}, then times out" if heard else f"{name} times out"
-        before, after = s.clients[k], t.clients[k]
+        before, after = self.client(s, k), self.client(t, k)
         if len(after.results) > len(before.results):
             label += f"; {_node(client_node(k))} finishes: {show_result(after.results[-1])}"
         return label
@@ -998,9 +1027,9 @@ def _acceptor_invariants(ex: Explorer, s: State, now: set[bytes]) -> str | None:
 
 
 def _outcomes(ex: Explorer, s: State, now: set[bytes]) -> str | None:
-    for k, c in enumerate(s.clients):
+    for k, cid in enumerate(s.clients):
         who = CLIENT_NAMES[k]
-        for r in c.results:
+        for r in ex.cls.values[cid].results:
             if r.kind == "write":
                 if r.result == "ok" and r.value not in now:
                     return f"{who}'s write of {r.value!r} returned ok, but {r.value!r} is not chosen"
@@ -1022,9 +1051,9 @@ def _certain_failure(ex: Explorer, s: State, now: set[bytes]) -> str | None:
     in every later state, in every state after it. Checked for values written by one script step only (a
     value two steps write may be chosen through the other)."""
     chosen_now = min(now) if now else None
-    for k, c in enumerate(s.clients):
+    for k, cid in enumerate(s.clients):
         who = CLIENT_NAMES[k]
-        for r in c.results:
+        for r in ex.cls.values[cid].results:
             if r.kind != "write" or r.result != "stale" or r.value is None:
                 continue
             if any(b == r.ballot and v == r.value for _, b, v in s.ghost):
@@ -1045,24 +1074,30 @@ ALWAYS: tuple[tuple[str, Check], ...] = (
 )
 
 
-def _results(s: State) -> Iterator[Result]:
+def _results(ex: Explorer, s: State) -> Iterator[Result]:
     for c in s.clients:
-        yield from c.results
+        yield from ex.cls.values[c].results
 
 
-Sometimes = Callable[[State, set[bytes]], bool]
+Sometimes = Callable[[Explorer, State, set[bytes]], bool]
 
 SOMETIMES: tuple[tuple[str, Sometimes], ...] = (
-    ("sometimes_value_chosen", lambda s, now: bool(now)),
-    ("sometimes_write_stale", lambda s, now: any(r.kind == "write" and r.result == "stale" for r in _results(s))),
+    ("sometimes_value_chosen", lambda ex, s, now: bool(now)),
+    (
+        "sometimes_write_stale",
+        lambda ex, s, now: any(r.kind == "write" and r.result == "stale" for r in _results(ex, s)),
+    ),
     (
         "sometimes_read_completes_a_half_write",
-        lambda s, now: any(
+        lambda ex, s, now: any(
             r.kind == "read" and r.result == "value" and r.proposed and r.chosen_at_start is None
-            for r in _results(s)
+            for r in _results(ex, s)
         ),
     ),
-    ("sometimes_already_written", lambda s, now: any(r.kind == "write" and r.result == "already" for r in _results(s))),
+    (
+        "sometimes_already_written",
+        lambda ex, s, now: any(r.kind == "write" and r.result == "already" for r in _results(ex, s)),
+    ),
 )
 
 
@@ -1152,7 +1187,7 @@ def explore(cfg: ExploreConfig | None = None, *, progress: Callable[[int, int], 
         return None
 
     def seen(pred: Sometimes) -> Callable[[State], bool]:
-        return lambda s: pred(s, chosen_of(s.ghost))
+        return lambda s: pred(ex, s, chosen_of(s.ghost))
 
     sometimes = [(name, seen(pred)) for name, pred in SOMETIMES if name in applicable(cfg)]
     init = ex.initial_state()
@@ -1197,7 +1232,11 @@ def reachable_projections(cfg: ExploreConfig) -> set[Projection]:
                 seen.add(nxt)
                 stack.append(nxt)
     return {
-        (tuple(ex.register(s, a) for a in range(ex.n)), s.ghost, tuple((c.pc, c.results) for c in s.clients))
+        (
+            tuple(ex.register(s, a) for a in range(ex.n)),
+            s.ghost,
+            tuple((c.pc, c.results) for c in map(ex.cls.values.__getitem__, s.clients)),
+        )
         for s in seen
     }
 
