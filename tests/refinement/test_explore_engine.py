@@ -146,13 +146,13 @@ def _rename(ex: explore.Explorer, s: explore.State, perm: tuple[int, ...]) -> ex
         return None
     n = ex.n
     accs = [0] * n
-    for a in range(n):
-        accs[perm[a]] = s.accs[a]
+    for a, rid in enumerate(ex.accs(s)):
+        accs[perm[a]] = rid
     net = []
-    for p in s.net:
+    for p in ex.net(s):
         src, dst, msg = ex.packets.values[p]
         src = perm[src] if src < n else src
         dst = perm[dst] if dst < n else dst
         net.append(ex.packet((src, dst, msg)))
-    ghost = frozenset((perm[a % n] + n * (a // n), b, v) for a, b, v in s.ghost)
-    return s._replace(accs=tuple(accs), net=frozenset(net), ghost=ghost)
+    ghost = frozenset((perm[a % n] + n * (a // n), b, v) for a, b, v in ex.ghost(s))
+    return ex.make_state(accs, s.clients, net, ghost, s.repl)
