@@ -760,12 +760,13 @@ class Explorer:
         opid = self.cl_op[nc]
         if live is None:
             live = self.live(s.repl)
-        memo = self._client_slots
-        new: list[int] = []
-        for a, x in enumerate(s.locs if locs is None else locs):
-            y = memo.get((x, split[a], k, opid, live))
-            new.append(self.client_slot(x, split[a], k, opid, live) if y is None else y)
-        return State(tuple(new), (*s.clients[:k], nc, *s.clients[k + 1 :]), s.repl)
+        if locs is None:
+            locs = s.locs
+        get = self._client_slots.get
+        new = tuple([get((x, split[a], k, opid, live)) for a, x in enumerate(locs)])
+        if None in new:
+            new = tuple([self.client_slot(x, split[a], k, opid, live) for a, x in enumerate(locs)])
+        return State(cast(tuple[int, ...], new), (*s.clients[:k], nc, *s.clients[k + 1 :]), s.repl)
 
     def _split(self, sent: tuple[int, ...]) -> tuple[frozenset[int], ...]:
         """The packets ``sent`` per slot."""
