@@ -156,3 +156,23 @@ def _rename(ex: explore.Explorer, s: explore.State, perm: tuple[int, ...]) -> ex
         net.append(ex.packet((src, dst, msg)))
     ghost = frozenset((perm[a % n] + n * (a // n), b, v) for a, b, v in ex.ghost(s))
     return ex.make_state(accs, s.clients, net, ghost, s.repl)
+
+
+@pytest.mark.parametrize("make", [explore.read_config, explore.replace_config], ids=["read", "replace"])
+def test_the_wor_slots_encode_the_state_exactly(make: Callable[[], explore.ExploreConfig]) -> None:
+    """A state kept per acceptor slot decodes to its registers, packets and ghost log and encodes back to
+    itself; every packet sits in the slot of the acceptor it names."""
+    ex = explore.Explorer(make())
+    seen = {ex.initial_state()}
+    frontier = [ex.initial_state()]
+    while frontier and len(seen) < 3000:
+        s = frontier.pop(0)
+        for _, nxt in ex.successors(s):
+            if nxt not in seen:
+                seen.add(nxt)
+                frontier.append(nxt)
+    assert any(s.repl.stage for s in seen) == (make is explore.replace_config)
+    for s in seen:
+        assert ex.make_state(ex.accs(s), s.clients, ex.net(s), ex.ghost(s), s.repl) == s
+        for a, x in enumerate(s.locs):
+            assert all(ex.slot(p) == a for p in ex.loc_net[x])
