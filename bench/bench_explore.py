@@ -1,6 +1,7 @@
 """The explorer's figures for its default configurations: distinct states, depth, seconds, states/s.
 
-``python -m bench.bench_explore [--quick] [--json]`` (``wormspace bench explore``). Contracts are switched
+``python -m bench.bench_explore [--quick] [--full] [--json]`` (``wormspace bench explore``; ``--full`` adds
+the full race, ``wor.race_duplicating``: 1.5 million states, over a minute of CPU). Contracts are switched
 off by ``make bench`` (WORMSPACE_CONTRACTS=0; the explorer calls the cores without their contract wrappers
 either way). Each default configuration is explored exhaustively and its verdict printed with its bounds,
 as every explorer report is; ``--quick`` explores the first configuration with a budget of 5,000 states
@@ -19,11 +20,13 @@ from collections.abc import Sequence
 from bench.common import Result, cli
 
 
-def run(quick: bool) -> Result:
-    from wormspace.refinement.explore import default_configs, explore
+def run(quick: bool, full: bool = False) -> Result:
+    from wormspace.refinement.explore import default_configs, explore, race_duplicating_config
 
     configs = default_configs()
-    names = ("wor.read", "wor.race")  # default_configs(), as named in explore_engine.CONFIGS
+    names: tuple[str, ...] = ("wor.read", "wor.race")  # default_configs(), as named in explore_engine.CONFIGS
+    if full and not quick:
+        configs, names = (*configs, race_duplicating_config()), (*names, "wor.race_duplicating")
     if quick:
         configs = (dataclasses.replace(configs[0], max_states=5_000),)
     res = Result("explore", "Explorer: default configurations, breadth-first, exhaustive")
@@ -48,7 +51,10 @@ def run(quick: bool) -> Result:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    cli("python -m bench.bench_explore", __doc__, run, argv)
+    args = list(argv) if argv is not None else sys.argv[1:]
+    full = "--full" in args
+    cli("python -m bench.bench_explore", __doc__, lambda quick: run(quick, full),
+        [a for a in args if a != "--full"])
 
 
 if __name__ == "__main__":

@@ -192,7 +192,7 @@ def test_a_disk_loss_keeps_the_reductions_exact_on_small_configurations(
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("WORMSPACE_FULL"), reason="full runs only (WORMSPACE_FULL=1): about 8 minutes")
+@pytest.mark.skipif(not os.environ.get("WORMSPACE_FULL"), reason="full runs only (WORMSPACE_FULL=1): over a minute")
 def test_full_race_with_duplicates_is_checked_exhaustively() -> None:
     """Two proposers, one ballot each, three acceptors, duplicating network: every reachable state."""
     report = explore(race_duplicating_config())

@@ -142,17 +142,37 @@ def test_the_wor_key_is_exact_and_canonical_up_to_renaming_acceptors() -> None:
 def _rename(ex: explore.Explorer, s: explore.State, perm: tuple[int, ...]) -> explore.State | None:
     """``s`` with its acceptors renamed, or None when a running operation has heard replies (their
     acceptor names sit inside the interned ``Op``)."""
-    if any(c.op >= 0 and ex.op_split[c.op][1] for c in s.clients) or s.repl.stage:
+    if any(ex.cl_split[c][1] for c in s.clients) or s.repl.stage:
         return None
     n = ex.n
     accs = [0] * n
-    for a in range(n):
-        accs[perm[a]] = s.accs[a]
+    for a, rid in enumerate(ex.accs(s)):
+        accs[perm[a]] = rid
     net = []
-    for p in s.net:
+    for p in ex.net(s):
         src, dst, msg = ex.packets.values[p]
         src = perm[src] if src < n else src
         dst = perm[dst] if dst < n else dst
         net.append(ex.packet((src, dst, msg)))
-    ghost = frozenset((perm[a % n] + n * (a // n), b, v) for a, b, v in s.ghost)
-    return s._replace(accs=tuple(accs), net=frozenset(net), ghost=ghost)
+    ghost = frozenset((perm[a % n] + n * (a // n), b, v) for a, b, v in ex.ghost(s))
+    return ex.make_state(accs, s.clients, net, ghost, s.repl)
+
+
+@pytest.mark.parametrize("make", [explore.read_config, explore.replace_config], ids=["read", "replace"])
+def test_the_wor_slots_encode_the_state_exactly(make: Callable[[], explore.ExploreConfig]) -> None:
+    """A state kept per acceptor slot decodes to its registers, packets and ghost log and encodes back to
+    itself; every packet sits in the slot of the acceptor it names."""
+    ex = explore.Explorer(make())
+    seen = {ex.initial_state()}
+    frontier = [ex.initial_state()]
+    while frontier and len(seen) < 3000:
+        s = frontier.pop(0)
+        for _, nxt in ex.successors(s):
+            if nxt not in seen:
+                seen.add(nxt)
+                frontier.append(nxt)
+    assert any(s.repl.stage for s in seen) == (make is explore.replace_config)
+    for s in seen:
+        assert ex.make_state(ex.accs(s), s.clients, ex.net(s), ex.ghost(s), s.repl) == s
+        for a, x in enumerate(s.locs):
+            assert all(ex.slot(p) == a for p in ex.loc_net[x])

@@ -67,3 +67,47 @@ def test_segment_explorer(config: SegmentExploreConfig, states: int) -> None:
     assert report.verdict == CHECKED, report.render()
     # Regression guard: the exact number of distinct states (update it when the cores change on purpose).
     assert report.states == states
+
+
+def _renamed(s: wor_to_wos.SegState, perm: tuple[int, ...], n: int) -> wor_to_wos.SegState:
+    """``s`` with acceptor ``a`` renamed ``perm[a]``."""
+    from dataclasses import replace
+
+    def rn(x: int) -> int:
+        return perm[x] if x < n else x
+
+    accs = [s.accs[0]] * n
+    for a in range(n):
+        accs[perm[a]] = s.accs[a]
+    clients = tuple(
+        c if c.op is None else c._replace(op=replace(c.op, replies=tuple(sorted(
+            ((perm[a], r) for a, r in c.op.replies), key=lambda p: p[0]))))
+        for c in s.clients
+    )
+    return wor_to_wos.SegState(
+        tuple(accs), clients, frozenset((rn(x), rn(y), m) for x, y, m in s.net),
+        frozenset((k, perm[a], b, v) for k, a, b, v in s.ghost), frozenset((k, perm[a], b, v) for k, a, b, v in s.late),
+    )
+
+
+@pytest.mark.parametrize("config", [adopt_config(), segment_race_config()], ids=["adopt", "capture-write-trim-race"])
+def test_segment_symmetry_is_exact(config: SegmentExploreConfig) -> None:
+    """The canonical form is one per class of states equal up to renaming acceptors: every renaming of a
+    reachable state has the same form (a form that kept tied acceptors in their order would not)."""
+    from itertools import permutations
+
+    ex = wor_to_wos.SegmentExplorer(config)
+    n = config.acceptors
+    seen = {ex.initial()}
+    frontier = [ex.initial()]
+    while frontier and len(seen) < 1500:
+        s = frontier.pop(0)
+        for _, raw in ex.successors(s):
+            nxt = ex.canonical(raw)
+            if nxt not in seen:
+                seen.add(nxt)
+                frontier.append(nxt)
+    for s in seen:
+        assert ex.canonical(s) == s
+        for perm in permutations(range(n)):
+            assert ex.canonical(_renamed(s, perm, n)) == s

@@ -22,7 +22,7 @@ Rules.
    that the obligation's check reports it. The table shows which obligation (or, for a check that is not a
    layer obligation, which check) caught each, with its evidence and time; ``--json`` gives it as data.
    The obligations are discharged at their quick bounds in both modes (the full WOR explorer adds the race
-   with duplicates, which a mutant caught elsewhere would still explore for tens of minutes); ``--quick``
+   with duplicates, which a mutant caught elsewhere would still explore for minutes); ``--quick``
    runs only the first test of each tested mutant. Exit 0 iff every mutant was caught.
 5. ``--report FILE`` writes the markdown report (``docs/proof-report.md`` is generated this way).
 6. A run replays: the Hypothesis machines are derandomized, and the checks run with ``PYTHONHASHSEED=0``

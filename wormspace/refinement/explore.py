@@ -5,8 +5,20 @@ Theory of operation. A *global state* is everything the protocol is made of, as 
 * per acceptor, its register dict as a sorted tuple ``((segment, index), RegState)``;
 * per client, its position in its script, the ``Op`` state of its running operation (the pure WOR core)
   and summaries of its finished operations;
-* the network: a frozenset of in-flight packets ``(src, dst, message)``;
+* the network: the in-flight packets ``(src, dst, message)``;
 * the ghost log of every vote ever cast, ``(acceptor, ballot, value)`` (Lamport's *Voting* abstraction).
+
+Encoding. Every value is interned to a small int (register dicts, packets, operations, clients), and every
+fact but the clients' and the replacement's progress names exactly one acceptor (a packet is a request to
+it or its reply; a vote is its own), so a state is stored per acceptor: ``State`` is a tuple of *slot* ids,
+one per acceptor (its register dict, its votes, the packets that name it), a tuple of client ids and the
+replacement's progress. A delivery to an acceptor rewrites its slot alone, memoised on (slot, packet, the
+clients' running operations): the core's handler runs once per distinct register dict and request, and a
+repeated delivery is one table lookup. A client's step rewrites its own id and each slot (the requests it
+sent, its packets made dead), each memoised on (slot, packets sent, client, operation); its receipts and
+timeouts are memoised on its operation and the replies in flight to it, the core's ``op_on_reply`` and
+``op_on_timeout`` on the operation's id. The properties decode the registers and the ghost log from the
+slots (``Explorer.accs``, ``ghost``, ``net``; memoised on the slots' vote ids).
 
 Transitions: deliver a request to an acceptor (``acceptor.on_prepare`` / ``on_accept`` / ``on_read`` and
 ``apply_to_dict``, exactly as ``handle_request`` dispatches them), deliver replies to a client
@@ -21,8 +33,9 @@ again; requests in flight to it stay in flight and may reach the new incarnation
 search is the engine's (``explore_engine.bfs``, shared by every layer's explorer): breadth-first from the
 initial state over every reachable state, up to a state budget, so the first violation found comes with a
 shortest trace. States are stored by an exact, compact key (``Explorer.key``: a tuple of a few interned
-ints, canonical up to renaming acceptors; no hash compaction, so no collision can hide a state); the trace
-of a violation is rebuilt by replaying the search along the parent keys.
+ints -- the clients' id, the replacement's, and the acceptors' slots sorted by their acceptor-free ids --
+canonical up to renaming acceptors; no hash compaction, so no collision can hide a state); the trace of a
+violation is rebuilt by replaying the search along the parent keys.
 
 The network is unordered, lossy and duplicating (DESIGN §3 rule 6). With ``duplicating`` a delivered
 message stays in flight, so it may arrive again, any number of times; a loss is a message that is never
@@ -46,9 +59,10 @@ Reductions (each exact: none removes a reachable register, client or ghost state
 3. *Acceptor symmetry*: acceptors are interchangeable (each phase goes to all of them, quorums are counted
    by number, no property names an acceptor), so a state's key is taken up to renaming them: every fact of
    a state names at most one acceptor, so two states are equal up to renaming iff their acceptor-free parts
-   agree and their per-acceptor fact sets agree as multisets -- that multiset, as sorted interned ids, is
-   the key (``symmetry=False`` keys states as they are; a test checks both agree on verdicts, witnesses
-   and depth, and that the reduced run catches the explorer mutants).
+   agree and their per-acceptor fact sets agree as multisets -- that multiset, as sorted interned ids (each
+   slot's acceptor-free id, with the replies clients heard from it when there are any), is the key
+   (``symmetry=False`` keys states as they are; a test checks both agree on verdicts, witnesses and depth,
+   and that the reduced run catches the explorer mutants).
 4. *Replies are received in batches*: a client's receipts that move nothing (no new phase, no outcome, no
    message) are not steps of their own. Nobody outside the client sees them, they commute with every other
    process's steps and the replies stay deliverable until the client's phase ends, so each client step
@@ -264,14 +278,17 @@ NO_REPL = Repl()
 
 
 class State(NamedTuple):
-    """A global state. Register dicts, packets and operations are interned by the ``Explorer`` (ids into
-    its tables), so states hash and compare as small tuples of ints. A ghost vote's acceptor is
-    ``a + n * incarnation`` (the victim's new incarnation votes as ``victim + n``)."""
+    """A global state, as small ints interned by the ``Explorer``. Every fact of a state but the clients'
+    and the replacement's progress names exactly one acceptor, so the state is kept per acceptor: its
+    *slot* (``Explorer.loc``) holds its register dict, its ghost votes ``(incarnation, ballot, value)``
+    and the packets in flight that name it (requests to it, its replies). A step of one acceptor rewrites
+    its slot alone (a memoised function of the slot, the packet and the clients' running operations), and
+    the symmetric key is the sorted slots' acceptor-free ids. ``Explorer.accs``, ``net`` and ``ghost``
+    decode the whole: in the ghost log, a vote's acceptor is ``a + n * incarnation`` (the victim's new
+    incarnation votes as ``victim + n``)."""
 
-    accs: tuple[int, ...]  # per acceptor: the id of its register dict
-    clients: tuple[Client, ...]
-    net: frozenset[int]  # ids of the packets in flight
-    ghost: frozenset[GhostVote]
+    locs: tuple[int, ...]  # per acceptor: the id of its slot
+    clients: tuple[int, ...]  # per client: the id of its ``Client`` (``Explorer.client``)
     repl: Repl = NO_REPL
 
 
@@ -350,16 +367,33 @@ class Explorer:
         self.op_heard: list[frozenset[int]] = []
         self.op_split: list[tuple[int, tuple[tuple[int, int], ...]]] = []  # (op without replies, heard facts)
         self._acc: dict[tuple[int, int], tuple[int, int, tuple[tuple[Ballot, bytes], ...]]] = {}
-        self._moves: dict[tuple[int, int, tuple[int, ...]], list[Move]] = {}
-        self._settled: dict[tuple[int, Client, int], Client] = {}
-        self._ghost_sigs: dict[frozenset[GhostVote], tuple[int, ...]] = {}  # per-acceptor fact-set ids
+        self._moves: dict[tuple[int, int, tuple[frozenset[int], ...]], list[Move]] = {}
+        self._settled: dict[tuple[int, int, int], int] = {}
+        self.cls = _Table()  # interned clients: ``State.clients`` holds their ids
+        self.cl_op: list[int] = []  # per client id: its running operation's id, or -1
+        self.cl_split: list[tuple[int, tuple[tuple[int, int], ...]]] = []  # (stripped client id, heard facts)
         self._chosen: dict[frozenset[GhostVote], set[bytes]] = {}
         self._facts = _Table()  # interned per-acceptor fact sets (``key``)
         self._acc_facts = _Table()  # interned (registers, votes, packets[, other facts]) of one acceptor
-        self._clients = _Table()  # interned client tuples, replies heard stripped of acceptor names
+        self._clients = _Table()  # interned tuples of stripped client ids (``key``)
+        self._stripped = _Table()  # interned (client index, client with its running operation's replies removed)
         self._repls = _Table()  # interned replacement progress, stripped of acceptor names
-        self._gc: dict[tuple[Any, ...], frozenset[int]] = {}  # memo of ``gc`` (see there), cleared when full
-        self._net_sigs: dict[frozenset[int], tuple[int, ...]] = {}
+        self._repls.id(NO_REPL)  # id 0: no replacement under way
+        self.locs = _Table()  # interned slots (registers id, votes, packets): ``State.locs`` holds their ids
+        self.loc_rid: list[int] = []
+        self.loc_vid: list[int] = []
+        self.loc_net: list[frozenset[int]] = []
+        self.loc_free: list[int] = []  # the slot without its acceptor's name (for symmetry)
+        self.loc_to: list[tuple[frozenset[int], ...]] = []  # per client: the slot's replies to it
+        self._votes = _Table()
+        self._ghosts: dict[tuple[int, ...], frozenset[GhostVote]] = {}
+        self._delivered: dict[tuple[Any, ...], int] = {}  # memo of ``deliver``, cleared when full
+        self._client_slots: dict[tuple[Any, ...], int] = {}  # memo of ``client_slot``, cleared when full
+        self._timeouts: dict[tuple[int, int], tuple[int, tuple[int, ...]]] = {}
+        self._replies: dict[tuple[int, int, int], tuple[int, tuple[int, ...], bool] | None] = {}
+        self._invariants: dict[tuple[Any, ...], str | None] = {}
+        self._sent_split: dict[tuple[int, ...], tuple[frozenset[int], ...]] = {}
+        self._client_parts: dict[tuple[int, ...], tuple[int, list[list[int]] | None]] = {}
         written = [step.value for script in cfg.scripts for step in script if step.kind == "write"]
         self.unique_values = frozenset(v for v in written if written.count(v) == 1)
         # what a client may still need: its capture (a later write), its ballot hint (a later operation)
@@ -405,6 +439,28 @@ class Explorer:
             self.reg.append(dict(regs).get(REGISTER, EMPTY_REG))
         return i
 
+    def client_id(self, k: int, c: Client) -> int:
+        """The id of client ``k``'s state ``c``; on first sight, its running operation and its split for
+        ``key``: ``c`` without the acceptor names of the replies its running operation heard (interned with
+        ``k``), and those replies as ``(acceptor, fact id)``, the fact naming the client and the reply."""
+        n = len(self.cls.values)
+        i = self.cls.id(c)
+        if i == n:
+            self.cl_op.append(c.op)
+            heard: tuple[tuple[int, int], ...] = ()
+            stripped = c
+            if c.op >= 0:
+                bare_op, replies = self.op_split[c.op]
+                if replies:
+                    stripped = c._replace(op=bare_op)
+                    heard = tuple((a, self._free.id(("heard", k, fact))) for a, fact in replies)
+            self.cl_split.append((self._stripped.id((k, stripped)), heard))
+        return i
+
+    def client(self, s: State, k: int) -> Client:
+        """Client ``k`` of state ``s``."""
+        return cast(Client, self.cls.values[s.clients[k]])
+
     # -- acceptors -----------------------------------------------------------------------------------
 
     def _handle(self, view: View, msg: Message) -> tuple[Persist | None, Reply]:
@@ -443,13 +499,13 @@ class Explorer:
 
     # -- clients -------------------------------------------------------------------------------------
 
-    def _settle(self, k: int, c: Client, opid: int) -> Client:
-        """The client after its operation took a step: still running, or finished and summarised (memoised:
-        a pure function of its arguments)."""
-        key = (k, c, opid)
+    def _settle(self, k: int, cid: int, opid: int) -> int:
+        """The client (an id) after its operation took a step: still running, or finished and summarised
+        (memoised: a pure function of its arguments)."""
+        key = (k, cid, opid)
         hit = self._settled.get(key)
         if hit is None:
-            hit = self._settled[key] = self._settle_now(k, c, opid)
+            hit = self._settled[key] = self.client_id(k, self._settle_now(k, self.cls.values[cid], opid))
         return hit
 
     def _settle_now(self, k: int, c: Client, opid: int) -> Client:
@@ -471,16 +527,18 @@ class Explorer:
         node = client_node(k)
         return tuple(self.packet((node, e.dst, e.msg)) for e in effects if isinstance(e, Send))
 
-    def start(self, k: int, c: Client, ghost: frozenset[GhostVote]) -> tuple[Client, tuple[int, ...]]:
+    def start(self, k: int, cid: int, ghost: frozenset[GhostVote]) -> tuple[int, tuple[int, ...]]:
+        """Client ``k`` (an id) starts its next scripted step: the client after it, the packets it sent."""
+        c: Client = self.cls.values[cid]
         step = self.cfg.scripts[k][c.pc]
         if step.kind == "write":
             if c.cap_ballot is None:
                 r = Result("write", "skipped", value=step.value)
-                return self._normalise(k, c._replace(pc=c.pc + 1, results=(*c.results, r))), ()
+                return self.client_id(k, self._normalise(k, c._replace(pc=c.pc + 1, results=(*c.results, r)))), ()
             if c.cap_known is not None:  # the capture completed the register: answered at once (as WOS does)
                 res = "ok" if c.cap_known == step.value else "already"
                 r = Result("write", res, value=step.value, data=c.cap_known, ballot=c.cap_ballot)
-                return self._normalise(k, c._replace(pc=c.pc + 1, results=(*c.results, r))), ()
+                return self.client_id(k, self._normalise(k, c._replace(pc=c.pc + 1, results=(*c.results, r)))), ()
             request = OpRequest(kind=Kind.WRITE, segment=SEGMENT, values=((INDEX, step.value),), ballot=c.cap_ballot)
         elif step.kind == "capture":
             request = OpRequest(kind=Kind.CAPTURE, segment=SEGMENT, indices=(INDEX,))
@@ -489,19 +547,19 @@ class Explorer:
             now = self.chosen_of(ghost)
             c = c._replace(chosen_at_start=min(now) if now else None)
         op, effects = self.op_start(c.pc + 1, request, self.ctxs[k], c.hint)
-        return self._settle(k, c, self.op(op)), self._sent(k, effects)
+        return self._settle(k, self.client_id(k, c), self.op(op)), self._sent(k, effects)
 
     def client_moves(self, s: State, k: int) -> list[Move]:
         """The steps of client ``k``'s running operation: receipts (reduction 4) and timeouts. They depend
         only on the operation and the replies in flight to it, so they are memoised on those."""
-        opid = s.clients[k].op
-        node = client_node(k)
-        p_dst = self.p_dst
-        replies = tuple(sorted((p for p in s.net if p_dst[p] == node), key=self.p_key.__getitem__))
-        key = (k, opid, replies)
+        opid = self.cl_op[s.clients[k]]
+        loc_to = self.loc_to
+        per_slot = tuple([loc_to[x][k] for x in s.locs])
+        key = (k, opid, per_slot)
         hit = self._moves.get(key)
         if hit is None:
-            hit = list(self._client_moves(k, opid, replies))
+            replies = frozenset[int]().union(*per_slot)
+            hit = list(self._client_moves(k, opid, tuple(sorted(replies, key=self.p_key.__getitem__))))
             self._moves[key] = hit
         return hit
 
@@ -513,127 +571,272 @@ class Explorer:
             yield ("timeout", (k, ())), self.op(after), self._sent(k, effects)
             return
         seen: set[tuple[int, tuple[int, ...]]] = set()
+        p_src = self.p_src
 
-        def moves(op: Op, heard: tuple[int, ...]) -> Iterator[Move]:
-            after, effects = self.op_on_timeout(op, op.req, ctx)
-            step = (self.op(after), self._sent(k, effects))
+        def moves(oid: int, heard: tuple[int, ...]) -> Iterator[Move]:
+            step = self._timeout(k, oid)
             if step not in seen:
                 seen.add(step)
                 yield ("timeout", (k, heard)), *step
-            sources = {self.p_src[p] for p in heard}
+            sources = {p_src[p] for p in heard}
             for p in replies:
-                src = self.p_src[p]
-                if src in sources:
+                if p_src[p] in sources:
                     continue
-                nxt, effects = self.op_on_reply(op, src, self.packets.values[p][2], ctx)
-                if nxt is op:
+                got = self._reply(k, oid, p)
+                if got is None:
                     continue  # ignored by the operation
-                if nxt.phase is Phase.DONE or nxt.req != op.req or effects:
-                    step = (self.op(nxt), self._sent(k, effects))
+                nid, sent, final = got
+                if final:
+                    step = (nid, sent)
                     if step not in seen:
                         seen.add(step)
                         yield ("receive", (k, (*heard, p))), *step
                 else:
-                    yield from moves(nxt, (*heard, p))
+                    yield from moves(nid, (*heard, p))
 
-        yield from moves(op0, ())
+        yield from moves(opid, ())
+
+    def _timeout(self, k: int, oid: int) -> tuple[int, tuple[int, ...]]:
+        """``wor.op_on_timeout`` of client ``k``'s operation ``oid``: the operation after it and the packets
+        it sent (memoised)."""
+        key = (k, oid)
+        hit = self._timeouts.get(key)
+        if hit is None:
+            op: Op = self.ops.values[oid]
+            after, effects = self.op_on_timeout(op, op.req, self.ctxs[k])
+            hit = self._timeouts[key] = (self.op(after), self._sent(k, effects))
+        return hit
+
+    def _reply(self, k: int, oid: int, p: int) -> tuple[int, tuple[int, ...], bool] | None:
+        """``wor.op_on_reply`` of client ``k``'s operation ``oid`` to reply ``p`` (memoised): None when the
+        operation ignores it, else the operation after it, the packets it sent, and whether the step moves
+        the operation (a new phase, an outcome or a message) rather than only recording the reply."""
+        key = (k, oid, p)
+        if key in self._replies:
+            return self._replies[key]
+        op: Op = self.ops.values[oid]
+        nxt, effects = self.op_on_reply(op, self.p_src[p], self.packets.values[p][2], self.ctxs[k])
+        hit: tuple[int, tuple[int, ...], bool] | None = None
+        if nxt is not op:
+            final = nxt.phase is Phase.DONE or nxt.req != op.req or bool(effects)
+            hit = (self.op(nxt), self._sent(k, effects), final)
+        self._replies[key] = hit
+        return hit
+
+    # -- acceptor slots ------------------------------------------------------------------------------
+
+    def slot(self, p: int) -> int:
+        """The acceptor a packet names (its destination, or for a reply its source): its slot."""
+        d = self.p_dst[p]
+        return d if d < self.n else self.p_src[p]
+
+    def loc(self, rid: int, votes: frozenset[tuple[int, Ballot, bytes]], net: frozenset[int]) -> int:
+        """The id of one acceptor's slot: its registers ``rid``, its votes ``(incarnation, ballot, value)``
+        and the packets in flight that name it. On first sight, what the steps and ``key`` read of it."""
+        key = (rid, votes, net)
+        i = self.locs.ids.get(key)
+        if i is None:
+            i = self.locs.id(key)
+            p_free, p_dst = self.p_free, self.p_dst
+            self.loc_rid.append(rid)
+            self.loc_vid.append(self._votes.id(votes))
+            self.loc_net.append(net)
+            self.loc_free.append(self._acc_facts.id(("slot", rid, votes, frozenset([p_free[p] for p in net]))))
+            self.loc_to.append(tuple(
+                frozenset([p for p in net if p_dst[p] == client_node(k)]) for k in range(len(self.cfg.scripts))
+            ))
+        return i
+
+    def make_state(self, accs: Sequence[int], clients: tuple[int, ...], net: Iterable[int],
+                   ghost: Iterable[GhostVote], repl: Repl = NO_REPL) -> State:
+        """The state of registers ``accs``, clients ``clients``, packets ``net`` in flight, ghost log ``ghost``
+        and replacement progress ``repl``, split into its acceptors' slots."""
+        n = self.n
+        nets: list[set[int]] = [set() for _ in range(n)]
+        for p in net:
+            nets[self.slot(p)].add(p)
+        votes: list[set[tuple[int, Ballot, bytes]]] = [set() for _ in range(n)]
+        for g, b, v in ghost:
+            votes[g % n].add((g // n, b, v))
+        locs = tuple(self.loc(accs[a], frozenset(votes[a]), frozenset(nets[a])) for a in range(n))
+        return State(locs, clients, repl)
+
+    def accs(self, s: State) -> tuple[int, ...]:
+        """Per acceptor, the id of its register dict."""
+        return tuple([self.loc_rid[x] for x in s.locs])
+
+    def net(self, s: State) -> frozenset[int]:
+        """The packets in flight."""
+        return frozenset().union(*[self.loc_net[x] for x in s.locs])
+
+    def ghost(self, s: State) -> frozenset[GhostVote]:
+        """The ghost log: every vote ever cast, ``(a + n * incarnation, ballot, value)`` (memoised)."""
+        vids = tuple([self.loc_vid[x] for x in s.locs])
+        hit = self._ghosts.get(vids)
+        if hit is None:
+            n = self.n
+            votes = self._votes.values
+            hit = self._ghosts[vids] = frozenset(
+                (a + n * inc, b, v) for a, vid in enumerate(vids) for inc, b, v in votes[vid]
+            )
+        return hit
 
     # -- dead packets (reduction 1) ------------------------------------------------------------------
 
-    def is_dead(self, p: int, accs: tuple[int, ...], clients: tuple[Client, ...], repl: Repl) -> bool:
+    def dead(self, p: int, rid: int, ops: tuple[int, ...], live: bool) -> bool:
+        """Whether packet ``p`` is dead (reduction 1), its acceptor's registers being ``rid``, the clients'
+        running operations ``ops``; ``live``: a disk loss may yet empty the acceptor (``exact_loss``)."""
         dst = self.p_dst[p]
         if dst >= CLIENT_BASE:
-            opid = clients[dst - CLIENT_BASE].op
+            opid = ops[dst - CLIENT_BASE]
             return opid < 0 or self.p_req[p] != self.op_req[opid] or self.p_src[p] in self.op_heard[opid]
-        opid = clients[self.p_src[p] - CLIENT_BASE].op
+        opid = ops[self.p_src[p] - CLIENT_BASE]
         if opid >= 0 and self.p_req[p] == self.op_req[opid]:
             return False
         if self.p_read[p]:
             return True
-        if repl.stage == 0 and self.cfg.replacements and self.cfg.exact_loss:
+        if live:
             return False  # a disk loss may yet empty this acceptor: the request could change it again
-        rid = accs[dst]
         return self.acceptor_step(rid, p)[0] == rid
 
-    def gc(self, net: frozenset[int], accs: tuple[int, ...], clients: tuple[Client, ...], repl: Repl, *,
-           acceptor: int = -1, client: int = -1, extra: int = -1) -> frozenset[int]:
-        """Remove the packets a step made dead: those of the ``acceptor`` and the ``client`` it changed, and
-        ``extra`` (deadness depends only on a packet's own acceptor and client). Memoised on what it reads
-        -- the network, registers, the clients' running operations and the replacement stage -- in a table
-        cleared every ``GC_MEMO`` entries."""
-        key = (net, accs, tuple([c.op for c in clients]), repl.stage, acceptor, client, extra)
-        hit = self._gc.get(key)
+    def live(self, repl: Repl) -> bool:
+        return repl.stage == 0 and bool(self.cfg.replacements) and self.cfg.exact_loss
+
+    def _gc_acceptor(self, a: int, rid: int, net: frozenset[int], ops: tuple[int, ...], live: bool,
+                     extra: int) -> frozenset[int]:
+        """Slot ``a``'s packets without those a step of acceptor ``a`` made dead: the requests to it, and
+        ``extra`` (its reply). Deadness depends only on a packet's own acceptor and client."""
+        p_dst = self.p_dst
+        dead = [p for p in net if (p_dst[p] == a or p == extra) and self.dead(p, rid, ops, live)]
+        return net.difference(dead) if dead else net
+
+    def deliver(self, x: int, a: int, p: int, keep: bool, ops: tuple[int, ...], inc: int, live: bool) -> int:
+        """Slot ``x`` of acceptor ``a`` after request ``p`` is delivered to it (``keep``: a copy stays in
+        flight), its incarnation ``inc`` voting; dead packets removed. Memoised in a table cleared every
+        ``GC_MEMO`` entries; raises ``StepViolation`` when the step breaks ``step_ok``."""
+        key = (x, p, keep, ops, inc, live)
+        hit = self._delivered.get(key)
         if hit is None:
-            node = client_node(client) if client >= 0 else -2
-            p_src, p_dst = self.p_src, self.p_dst
-            dead = [
-                p for p in net
-                if (p_dst[p] == acceptor or p_src[p] == node or p_dst[p] == node or p == extra)
-                and self.is_dead(p, accs, clients, repl)
-            ]
-            hit = net.difference(dead) if dead else net
-            if len(self._gc) >= GC_MEMO:
-                self._gc.clear()
-            self._gc[key] = hit
+            rid, back, new_votes = self.acceptor_step(self.loc_rid[x], p)
+            votes = self.locs.values[x][1]
+            if new_votes:
+                votes = votes.union([(inc, b, v) for b, v in new_votes])
+            net = self.loc_net[x]
+            net = (net if keep else net - {p}) | {back}
+            net = self._gc_acceptor(a, rid, net, ops, live, back)
+            hit = self.loc(rid, votes, net)
+            if len(self._delivered) >= GC_MEMO:
+                self._delivered.clear()
+            self._delivered[key] = hit
         return hit
+
+    def client_slot(self, x: int, sent: frozenset[int], k: int, opid: int, live: bool) -> int:
+        """Slot ``x`` after client ``k`` took a step that sent it ``sent`` and left it running ``opid``:
+        client ``k``'s packets it made dead removed (their deadness reads only the slot's registers and
+        that operation). Memoised in a table cleared every ``GC_MEMO`` entries."""
+        key = (x, sent, k, opid, live)
+        hit = self._client_slots.get(key)
+        if hit is None:
+            rid, votes, net = self.locs.values[x]
+            if sent:
+                net = net | sent
+            node = client_node(k)
+            p_src, p_dst = self.p_src, self.p_dst
+            ops = tuple(opid if i == k else -1 for i in range(len(self.cfg.scripts)))
+            dead = [p for p in net if (p_src[p] == node or p_dst[p] == node) and self.dead(p, rid, ops, live)]
+            hit = self.loc(rid, votes, net.difference(dead) if dead else net)
+            if len(self._client_slots) >= GC_MEMO:
+                self._client_slots.clear()
+            self._client_slots[key] = hit
+        return hit
+
+    def client_step(self, s: State, k: int, nc: int, sent: tuple[int, ...], locs: tuple[int, ...] | None = None,
+                    live: bool | None = None) -> State:
+        """``s`` after client ``k`` became ``nc`` and sent ``sent`` (over slots ``locs``, by default ``s``'s;
+        ``live`` as ``self.live(s.repl)``): every slot after ``client_slot``."""
+        split = self._sent_split.get(sent)
+        if split is None:
+            split = self._sent_split[sent] = self._split(sent)
+        opid = self.cl_op[nc]
+        if live is None:
+            live = self.live(s.repl)
+        if locs is None:
+            locs = s.locs
+        get = self._client_slots.get
+        new = tuple([get((x, split[a], k, opid, live)) for a, x in enumerate(locs)])
+        if None in new:
+            new = tuple([self.client_slot(x, split[a], k, opid, live) for a, x in enumerate(locs)])
+        return State(cast(tuple[int, ...], new), (*s.clients[:k], nc, *s.clients[k + 1 :]), s.repl)
+
+    def _split(self, sent: tuple[int, ...]) -> tuple[frozenset[int], ...]:
+        """The packets ``sent`` per slot."""
+        per: list[list[int]] = [[] for _ in range(self.n)]
+        for p in sent:
+            per[self.slot(p)].append(p)
+        return tuple(frozenset(x) for x in per)
 
     # -- successors ----------------------------------------------------------------------------------
 
     def initial_state(self) -> State:
-        return State(
-            accs=tuple(0 for _ in range(self.n)),
-            clients=tuple(Client(0, -1, None, None, None, ZERO_BALLOT, ()) for _ in self.cfg.scripts),
-            net=frozenset(),
-            ghost=frozenset(),
+        clients = tuple(
+            self.client_id(k, Client(0, -1, None, None, None, ZERO_BALLOT, ())) for k in range(len(self.cfg.scripts))
         )
+        return self.make_state([0] * self.n, clients, (), ())
 
     def successors(self, s: State) -> Iterator[tuple[Action, State]]:
-        """Every transition enabled in ``s``, in a fixed order."""
+        """Every transition enabled in ``s``, in a fixed order: a step of an acceptor rewrites its slot
+        alone, a client's step its own state and every slot, each slot step memoised."""
         cfg = self.cfg
         n = self.n
         repl = s.repl
         dead = repl.victim if repl.stage == 1 else -1  # the victim answers nothing until it is rebuilt
-        for p in sorted(s.net, key=self.p_key.__getitem__):
+        locs = s.locs
+        cl_op = self.cl_op
+        ops = tuple([cl_op[c] for c in s.clients])
+        live = self.live(repl)
+        loc_net = self.loc_net
+        dup = cfg.duplicating
+        in_flight: list[int] = []
+        for x in locs:
+            in_flight.extend(loc_net[x])
+        in_flight.sort(key=self.p_key.__getitem__)
+        for p in in_flight:
             dst = self.p_dst[p]
-            keep = s.net if cfg.duplicating else s.net - {p}
             if dst < n:
                 if dst == dead:
                     continue
-                rid, back, votes = self.acceptor_step(s.accs[dst], p)
-                accs = s.accs if rid == s.accs[dst] else (*s.accs[:dst], rid, *s.accs[dst + 1 :])
-                voter = self.voter(repl, dst)
-                ghost = s.ghost.union([(voter, b, v) for b, v in votes]) if votes else s.ghost
-                net = self.gc(keep | {back}, accs, s.clients, repl, acceptor=dst, extra=back)
-                yield ("deliver", p), State(accs, s.clients, net, ghost, repl)
-                if cfg.drops and cfg.duplicating:
-                    net = self.gc((s.net - {p}) | {back}, accs, s.clients, repl, acceptor=dst, extra=back)
-                    yield ("consume", p), State(accs, s.clients, net, ghost, repl)
+                inc = 1 if repl.stage == 2 and dst == repl.victim else 0
+                x = self.deliver(locs[dst], dst, p, dup, ops, inc, live)
+                yield ("deliver", p), State((*locs[:dst], x, *locs[dst + 1 :]), s.clients, repl)
+                if cfg.drops and dup:
+                    x = self.deliver(locs[dst], dst, p, False, ops, inc, live)
+                    yield ("consume", p), State((*locs[:dst], x, *locs[dst + 1 :]), s.clients, repl)
             elif not cfg.batch_replies:
                 k = dst - CLIENT_BASE
                 c = s.clients[k]
-                op, effects = self.op_on_reply(self.ops.values[c.op], self.p_src[p], self.packets.values[p][2],
-                                               self.ctxs[k])
+                op, effects = self.op_on_reply(self.ops.values[cl_op[c]], self.p_src[p],
+                                               self.packets.values[p][2], self.ctxs[k])
                 nc = self._settle(k, c, self.op(op))
-                clients = (*s.clients[:k], nc, *s.clients[k + 1 :])
-                net = self.gc(keep.union(self._sent(k, effects)), s.accs, clients, repl, client=k)
-                yield ("deliver", p), State(s.accs, clients, net, s.ghost, repl)
+                base = locs if dup else self._dropped(s, self.p_src[p], p).locs
+                yield ("deliver", p), self.client_step(s, k, nc, self._sent(k, effects), base)
             if cfg.drops:
-                yield ("drop", p), State(s.accs, s.clients, s.net - {p}, s.ghost, repl)
+                yield ("drop", p), self._dropped(s, self.slot(p), p)
         for k, c in enumerate(s.clients):
-            if c.op < 0:
-                if c.pc < len(cfg.scripts[k]):
-                    nc, sent = self.start(k, c, s.ghost)
-                    clients = (*s.clients[:k], nc, *s.clients[k + 1 :])
-                    net = self.gc(s.net.union(sent), s.accs, clients, repl, client=k)
-                    yield ("start", k), State(s.accs, clients, net, s.ghost, repl)
+            if cl_op[c] < 0:
+                if self.cls.values[c].pc < len(cfg.scripts[k]):
+                    nc, sent = self.start(k, c, self.ghost(s))
+                    yield ("start", k), self.client_step(s, k, nc, sent, live=live)
                 continue
             for action, opid, sent in self.client_moves(s, k):
-                nc = self._settle(k, c, opid)
-                clients = (*s.clients[:k], nc, *s.clients[k + 1 :])
-                net = self.gc(s.net.union(sent), s.accs, clients, repl, client=k)
-                yield action, State(s.accs, clients, net, s.ghost, repl)
+                yield action, self.client_step(s, k, self._settle(k, c, opid), sent, live=live)
         if cfg.replacements:
             yield from self.replacement_steps(s)
+
+    def _dropped(self, s: State, a: int, p: int) -> State:
+        """``s`` without packet ``p`` of slot ``a`` (nothing else changes: no dead packet is removed)."""
+        rid, votes, net = self.locs.values[s.locs[a]]
+        x = self.loc(rid, votes, net - {p})
+        return State((*s.locs[:a], x, *s.locs[a + 1 :]), s.clients, s.repl)
 
     # -- the replacement procedure (wormspace.replacement) -------------------------------------------
 
@@ -657,43 +860,41 @@ class Explorer:
         (``replacement.fence_complete``), the rebuild (Rules 2-3): the survivors' registers as they are at
         that step are the snapshot, and the victim's new incarnation gets ``replacement.rebuild_state``."""
         repl = s.repl
+        accs = self.accs(s)
         if repl.stage == 0:
             for a in range(self.n):
-                accs = (*s.accs[:a], 0, *s.accs[a + 1 :])
                 asked = [
                     Fenced(req=0, segment=0, floor=ZERO_BALLOT, promised=self.highest(r))
-                    for b, r in enumerate(s.accs) if b != a
+                    for b, r in enumerate(accs) if b != a
                 ]
                 nxt = Repl(stage=1, victim=a, fence=replacement.choose_fence(asked))
-                yield ("lose", a), State(accs, s.clients, s.net, s.ghost, nxt)
+                yield ("lose", a), self._rewrite(s, a, 0, (), nxt)
             return
         if repl.stage != 1:
             return
         survivors = self.survivors(repl)
         if replacement.fence_complete(repl.fence, dict(repl.reports), survivors):
-            snapshots = [self.regs.values[s.accs[a]] for a in survivors]
+            snapshots = [self.regs.values[accs[a]] for a in survivors]
             state = replacement.rebuild_state(snapshots, repl.fence)
             rid = self._regs_id(tuple(sorted(state.items())))
             v = repl.victim
-            accs = (*s.accs[:v], rid, *s.accs[v + 1 :])
             r = self.reg[rid]
-            ghost = s.ghost if r.value is None else s.ghost | {(v + self.n, r.accepted, r.value)}
-            done = Repl(stage=2, victim=v)
-            yield ("rebuild", v), State(accs, s.clients, s.net, ghost, done)
+            vote = () if r.value is None else ((1, r.accepted, r.value),)
+            yield ("rebuild", v), self._rewrite(s, v, rid, vote, Repl(stage=2, victim=v))
             return
         answered = dict(repl.reports)
+        ops = tuple([self.cl_op[c] for c in s.clients])
         for a in survivors:
             if a in answered:
                 continue
-            regs = self.regs.values[s.accs[a]]
+            regs = self.regs.values[accs[a]]
             view = View(regs)
             highest = acc.highest_promise(view)
             persist, reply = self.on_fence(view, Fence(req=0, segment=0, ballot=repl.fence), highest)
             assert isinstance(reply, Fenced)
-            accs = s.accs
+            rid = accs[a]
             if persist is not None:
                 rid = self._regs_id(tuple(sorted(acc.apply_to_dict(view.regs, persist).items())))
-                accs = (*s.accs[:a], rid, *s.accs[a + 1 :])
             reports = tuple(sorted((*repl.reports, (a, reply.floor))))
             top = max(repl.top, reply.promised, reply.floor)
             nxt = repl._replace(reports=reports, top=top)
@@ -702,8 +903,16 @@ class Explorer:
             ):  # asked, or some survivor refused: fence again above everything reported
                 fence = replacement.choose_fence([Fenced(req=0, segment=0, floor=repl.fence, promised=top)])
                 nxt = repl._replace(fence=fence, reports=(), top=ZERO_BALLOT)
-            net = self.gc(s.net, accs, s.clients, nxt, acceptor=a)
-            yield ("fence", a), State(accs, s.clients, net, s.ghost, nxt)
+            _, votes, net = self.locs.values[s.locs[a]]
+            net = self._gc_acceptor(a, rid, net, ops, self.live(nxt), -1)
+            x = self.loc(rid, votes, net)
+            yield ("fence", a), State((*s.locs[:a], x, *s.locs[a + 1 :]), s.clients, nxt)
+
+    def _rewrite(self, s: State, a: int, rid: int, votes: tuple[tuple[int, Ballot, bytes], ...], repl: Repl) -> State:
+        """``s`` with acceptor ``a``'s registers ``rid``, ``votes`` added to its slot, and ``repl``."""
+        _, old, net = self.locs.values[s.locs[a]]
+        x = self.loc(rid, old.union(votes) if votes else old, net)
+        return State((*s.locs[:a], x, *s.locs[a + 1 :]), s.clients, repl)
 
     # -- fingerprints (reduction 3) ------------------------------------------------------------------
 
@@ -711,65 +920,55 @@ class Explorer:
         """The state's identity in the search: exact, compact and, when ``symmetry`` is on, canonical up to
         renaming acceptors (reduction 3). Every fact of a state names at most one acceptor, so two states
         are equal up to renaming iff their acceptor-free parts agree and their per-acceptor fact sets agree
-        as multisets. Each part is interned to a small int (the ghost log's and the network's per-acceptor
-        parts memoised on their frozensets, which states share a lot), so the key is a tuple of a few ints:
-        the clients without the acceptor names of the replies they heard, the replacement's progress
-        without its acceptor names, and the sorted ids of the acceptors' fact sets (registers, votes,
-        packets, replies heard, the victim's and the reports' marks). Two keys are equal iff the states are
-        equal up to renaming -- no hash compaction, so no state is ever missed by a collision."""
+        as multisets. Each part is an interned small int, so the key is a tuple of a few ints: the clients
+        without the acceptor names of the replies they heard (memoised on the clients' ids), the
+        replacement's progress without its acceptor names, and the sorted ids of the acceptors' fact sets
+        -- each slot's acceptor-free id (registers, votes, packets without the acceptor's name, computed
+        once per slot id), with the replies heard and the victim's and the reports' marks when there are
+        any. Two keys are equal iff the states are equal up to renaming -- no hash compaction, so no state
+        is ever missed by a collision."""
         if not self.cfg.symmetry:
             return s
-        n = self.n
-        ids = self._facts
-        ghost = self._ghost_sigs.get(s.ghost)
-        if ghost is None:
-            votes: list[list[object]] = [[] for _ in range(n)]
-            for a, b, v in s.ghost:
-                votes[a % n].append((a // n, b, v))
-            ghost = self._ghost_sigs[s.ghost] = tuple(ids.id(frozenset(f)) for f in votes)
-        net = self._net_sigs.get(s.net)
-        if net is None:
-            packets: list[list[object]] = [[] for _ in range(n)]
-            p_src, p_dst, p_free = self.p_src, self.p_dst, self.p_free
-            for p in s.net:
-                d = p_dst[p]
-                packets[d if d < n else p_src[p]].append(p_free[p])
-            net = self._net_sigs[s.net] = tuple(ids.id(frozenset(f)) for f in packets)
-        facts: list[list[object]] | None = None
+        parts = self._client_parts.get(s.clients)
+        if parts is None:
+            parts = self._client_parts[s.clients] = self._split_clients(s.clients)
+        cid, heard = parts
         repl = s.repl
-        if repl.stage:
-            facts = [[] for _ in range(n)]
+        loc_free = self.loc_free
+        if not repl.stage:
+            if heard is None:
+                return (cid, 0, *sorted([loc_free[x] for x in s.locs]))
+            facts: list[list[object]] = [list(f) for f in heard]
+            rid = 0
+        else:
+            facts = [[] for _ in range(self.n)] if heard is None else [list(f) for f in heard]
             facts[repl.victim].append(("victim",))
             for a, floor in repl.reports:
                 facts[a].append(("reported", floor))
-            repl = repl._replace(victim=-1, reports=())
-        clients = s.clients
-        op_split = self.op_split
-        stripped: list[Client] | None = None
-        for i, c in enumerate(clients):
-            if c.op >= 0:
-                bare, heard = op_split[c.op]
-                if heard:
-                    if facts is None:
-                        facts = [[] for _ in range(n)]
-                    for a, fact in heard:
-                        facts[a].append(fact)
-                    if stripped is None:
-                        stripped = list(clients)
-                    stripped[i] = c._replace(op=bare)
-        cid = self._clients.id(clients if stripped is None else tuple(stripped))
-        accs = s.accs
-        acc_id = self._acc_facts.id
-        if facts is None:
-            sigs = sorted([acc_id((accs[a], ghost[a], net[a])) for a in range(n)])
-        else:
-            sigs = sorted([acc_id((accs[a], ghost[a], net[a], ids.id(frozenset(facts[a])))) for a in range(n)])
-        return (cid, self._repls.id(repl), *sigs)
+            rid = self._repls.id(repl._replace(victim=-1, reports=()))
+        ids, acc_id = self._facts.id, self._acc_facts.id
+        sigs = sorted([acc_id((loc_free[x], ids(frozenset(facts[a])))) for a, x in enumerate(s.locs)])
+        return (cid, rid, *sigs)
+
+    def _split_clients(self, clients: tuple[int, ...]) -> tuple[int, list[list[int]] | None]:
+        """The clients' acceptor-free part (an id) and, when their running operations heard replies, those
+        replies as facts per acceptor."""
+        heard: list[list[int]] | None = None
+        stripped: list[int] = []
+        for c in clients:
+            bare, replies = self.cl_split[c]
+            stripped.append(bare)
+            if replies:
+                if heard is None:
+                    heard = [[] for _ in range(self.n)]
+                for a, fact in replies:
+                    heard[a].append(fact)
+        return self._clients.id(tuple(stripped)), heard
 
     # -- decoding ------------------------------------------------------------------------------------
 
     def register(self, s: State, a: int) -> RegState:
-        return self.reg[s.accs[a]]
+        return self.reg[self.loc_rid[s.locs[a]]]
 
     def chosen_of(self, ghost: frozenset[GhostVote]) -> set[bytes]:
         """``chosen`` of a state's ghost log, memoised on it (states share their logs; do not mutate)."""
@@ -789,11 +988,11 @@ class Explorer:
             if s.repl.stage == 1 and a == s.repl.victim:
                 return f"acc{a}: disk lost"
             r = self.register(s, a)
-            floor = acc.fence_floor(View(self.regs.values[s.accs[a]]))
+            floor = acc.fence_floor(View(self.regs.values[self.loc_rid[s.locs[a]]]))
             return f"acc{a}: {show_reg(r)}" + ("" if floor == ZERO_BALLOT else f", floor {show_ballot(floor)}")
 
         regs = "; ".join(one(a) for a in range(self.n))
-        return f"[{regs}] chosen={sorted(self.chosen(s.ghost))!r} in flight={len(s.net)}"
+        return f"[{regs}] chosen={sorted(self.chosen(self.ghost(s)))!r} in flight={len(self.net(s))}"
 
     def describe(self, s: State, action: Action, t: State) -> str:
         """A readable label of the step ``s --action--> t``."""
@@ -808,7 +1007,7 @@ class Explorer:
                 if t.repl.fence != f:
                     label += f"; every survivor answered, the fence is {show_ballot(t.repl.fence)}"
                 return label
-            view = View(self.regs.values[s.accs[a]])
+            view = View(self.regs.values[self.loc_rid[s.locs[a]]])
             _, reply = self.on_fence(view, Fence(req=0, segment=0, ballot=f), acc.highest_promise(view))
             done = "fenced" if reply.floor == f else "refuses: it promised at or above it"
             label = f"the procedure fences acc{a} at {show_ballot(f)} => {done}"
@@ -824,7 +1023,7 @@ class Explorer:
             label = f"{what} {show_packet((src, dst, msg))}"
             if dst < self.n:
                 if what != "drop":
-                    reply = self.packets.values[self.acceptor_step(s.accs[dst], p)[1]][2]
+                    reply = self.packets.values[self.acceptor_step(self.loc_rid[s.locs[dst]], p)[1]][2]
                     label += f" => {show_message(reply)}"
                 if what == "deliver" and self.cfg.duplicating:
                     label += " (a copy stays in flight)"
@@ -832,7 +1031,7 @@ class Explorer:
             k = dst - CLIENT_BASE
         elif what == "start":
             k = cast(int, arg)
-            label = f"{_node(client_node(k))} starts: {self.cfg.scripts[k][s.clients[k].pc]}"
+            label = f"{_node(client_node(k))} starts: {self.cfg.scripts[k][self.client(s, k).pc]}"
         else:
             k, heard = cast(tuple[int, tuple[int, ...]], arg)
             name = _node(client_node(k))
@@ -843,7 +1042,7 @@ class Explorer:
                 label = f"{name} receives {got}"
             else:
                 label = f"{name} receives {got}, then times out" if heard else f"{name} times out"
-        before, after = s.clients[k], t.clients[k]
+        before, after = self.client(s, k), self.client(t, k)
         if len(after.results) > len(before.results):
             label += f"; {_node(client_node(k))} finishes: {show_result(after.results[-1])}"
         return label
@@ -973,9 +1172,21 @@ def _single_value(ex: Explorer, s: State, now: set[bytes]) -> str | None:
 
 
 def _acceptor_invariants(ex: Explorer, s: State, now: set[bytes]) -> str | None:
+    """Memoised on what it reads: each acceptor's registers and votes, and who is replaced at what stage."""
+    loc_rid, loc_vid = ex.loc_rid, ex.loc_vid
+    key = (tuple([loc_rid[x] for x in s.locs]), tuple([loc_vid[x] for x in s.locs]), s.repl.stage, s.repl.victim)
+    memo = ex._invariants
+    if key in memo:
+        return memo[key]
+    why = memo[key] = _acceptor_invariants_now(ex, s)
+    return why
+
+
+def _acceptor_invariants_now(ex: Explorer, s: State) -> str | None:
     highest: dict[int, Ballot] = {}
     per_ballot: dict[tuple[int, Ballot], bytes] = {}
-    for a, b, v in s.ghost:
+    ghost = ex.ghost(s)
+    for a, b, v in ghost:
         if per_ballot.setdefault((a, b), v) != v:
             return f"acceptor {a} voted two values at ballot {show_ballot(b)}"
         if b > highest.get(a, ZERO_BALLOT):
@@ -988,7 +1199,7 @@ def _acceptor_invariants(ex: Explorer, s: State, now: set[bytes]) -> str | None:
         if not acc.reg_ok(r):
             return f"acceptor {a}: reg_ok fails: {show_reg(r)}"
         top = highest.get(a, ZERO_BALLOT)
-        if r.value is not None and (a, r.accepted, r.value) not in s.ghost:
+        if r.value is not None and (a, r.accepted, r.value) not in ghost:
             return f"acceptor {a} holds a vote the ghost log never saw: {show_reg(r)}"
         if r.accepted != top:
             return f"acceptor {a}: its vote {show_ballot(r.accepted)} is not its highest, {show_ballot(top)}"
@@ -998,9 +1209,9 @@ def _acceptor_invariants(ex: Explorer, s: State, now: set[bytes]) -> str | None:
 
 
 def _outcomes(ex: Explorer, s: State, now: set[bytes]) -> str | None:
-    for k, c in enumerate(s.clients):
+    for k, cid in enumerate(s.clients):
         who = CLIENT_NAMES[k]
-        for r in c.results:
+        for r in ex.cls.values[cid].results:
             if r.kind == "write":
                 if r.result == "ok" and r.value not in now:
                     return f"{who}'s write of {r.value!r} returned ok, but {r.value!r} is not chosen"
@@ -1022,12 +1233,12 @@ def _certain_failure(ex: Explorer, s: State, now: set[bytes]) -> str | None:
     in every later state, in every state after it. Checked for values written by one script step only (a
     value two steps write may be chosen through the other)."""
     chosen_now = min(now) if now else None
-    for k, c in enumerate(s.clients):
+    for k, cid in enumerate(s.clients):
         who = CLIENT_NAMES[k]
-        for r in c.results:
+        for r in ex.cls.values[cid].results:
             if r.kind != "write" or r.result != "stale" or r.value is None:
                 continue
-            if any(b == r.ballot and v == r.value for _, b, v in s.ghost):
+            if any(b == r.ballot and v == r.value for _, b, v in ex.ghost(s)):
                 return (f"{who}'s write of {r.value!r} returned CaptureStale, but an acceptor voted it at"
                         f" the write's ballot {show_ballot(r.ballot)}")
             if r.value in ex.unique_values:
@@ -1045,24 +1256,30 @@ ALWAYS: tuple[tuple[str, Check], ...] = (
 )
 
 
-def _results(s: State) -> Iterator[Result]:
+def _results(ex: Explorer, s: State) -> Iterator[Result]:
     for c in s.clients:
-        yield from c.results
+        yield from ex.cls.values[c].results
 
 
-Sometimes = Callable[[State, set[bytes]], bool]
+Sometimes = Callable[[Explorer, State, set[bytes]], bool]
 
 SOMETIMES: tuple[tuple[str, Sometimes], ...] = (
-    ("sometimes_value_chosen", lambda s, now: bool(now)),
-    ("sometimes_write_stale", lambda s, now: any(r.kind == "write" and r.result == "stale" for r in _results(s))),
+    ("sometimes_value_chosen", lambda ex, s, now: bool(now)),
+    (
+        "sometimes_write_stale",
+        lambda ex, s, now: any(r.kind == "write" and r.result == "stale" for r in _results(ex, s)),
+    ),
     (
         "sometimes_read_completes_a_half_write",
-        lambda s, now: any(
+        lambda ex, s, now: any(
             r.kind == "read" and r.result == "value" and r.proposed and r.chosen_at_start is None
-            for r in _results(s)
+            for r in _results(ex, s)
         ),
     ),
-    ("sometimes_already_written", lambda s, now: any(r.kind == "write" and r.result == "already" for r in _results(s))),
+    (
+        "sometimes_already_written",
+        lambda ex, s, now: any(r.kind == "write" and r.result == "already" for r in _results(ex, s)),
+    ),
 )
 
 
@@ -1144,7 +1361,7 @@ def explore(cfg: ExploreConfig | None = None, *, progress: Callable[[int, int], 
     chosen_of = ex.chosen_of
 
     def check(s: State) -> tuple[str, str] | None:
-        now = chosen_of(s.ghost)
+        now = chosen_of(ex.ghost(s))
         for name, prop in checks:
             why = prop(ex, s, now)
             if why is not None:
@@ -1152,7 +1369,7 @@ def explore(cfg: ExploreConfig | None = None, *, progress: Callable[[int, int], 
         return None
 
     def seen(pred: Sometimes) -> Callable[[State], bool]:
-        return lambda s: pred(s, chosen_of(s.ghost))
+        return lambda s: pred(ex, s, chosen_of(ex.ghost(s)))
 
     sometimes = [(name, seen(pred)) for name, pred in SOMETIMES if name in applicable(cfg)]
     init = ex.initial_state()
@@ -1197,7 +1414,11 @@ def reachable_projections(cfg: ExploreConfig) -> set[Projection]:
                 seen.add(nxt)
                 stack.append(nxt)
     return {
-        (tuple(ex.register(s, a) for a in range(ex.n)), s.ghost, tuple((c.pc, c.results) for c in s.clients))
+        (
+            tuple(ex.register(s, a) for a in range(ex.n)),
+            ex.ghost(s),
+            tuple((c.pc, c.results) for c in map(ex.cls.values.__getitem__, s.clients)),
+        )
         for s in seen
     }
 
@@ -1218,9 +1439,9 @@ def race_config() -> ExploreConfig:
 def race_duplicating_config() -> ExploreConfig:
     """The full race: two proposers (A captures and writes ``b"a"``, B captures and writes ``b"b"``), one
     ballot each, three acceptors, over an unordered, lossy and duplicating network. Checked exhaustively:
-    1,492,921 states, depth 38 (200 CPU-seconds, about 7,500 states per CPU-second; 15 minutes of wall
-    clock on a two-core machine shared by seven loads): only in a full run (``wor.race_duplicating`` in
-    ``explore_engine.CONFIGS``), with a budget to match."""
+    1,492,921 states, depth 38 (about 70 CPU-seconds, some 22,000 states per CPU-second, and 600 MB; 6
+    minutes of wall clock on a two-core machine shared by seven loads): only in a full run
+    (``wor.race_duplicating`` in ``explore_engine.CONFIGS``), with a budget to match."""
     return replace(race_config(), duplicating=True, max_states=8_000_000)
 
 

@@ -31,7 +31,8 @@ Three checks, each bounded and each printing its bounds (none is a proof):
    3. a timeout after which the client gives up and sends nothing more is not taken: it is the same, for
       every property, as the client stalling forever (the indeterminate result it would record promises
       nothing);
-   4. acceptors are interchangeable: states are stored with acceptors renamed in a canonical order.
+   4. acceptors are interchangeable: states are stored with acceptors renamed in a canonical order, one
+      form per class of states equal up to renaming (``SegmentExplorer.canonical``).
 
    Properties checked on every state: ``always_certain_failure_never_chosen`` (a write's offset answered
    ``CaptureStale``, or a plain ``Trimmed`` -- not ``TrimmedInFlight`` -- is never chosen with that write's
@@ -780,6 +781,7 @@ class SegmentExplorer:
         self.cfg = cfg
         self.replay = _Replayer(cfg)
         self._steps: dict[tuple[Request, Regs], tuple[Persist | None, Regs, Reply]] = {}
+        self._fact_ids: dict[tuple[Regs, frozenset[object]], int] = {}  # interned acceptor summaries (canonical)
         written = [(o, v) for script in cfg.scripts for st_ in script if st_.kind == "write" for o, v in st_.values]
         prechosen = set(cfg.prechosen)  # a value chosen at the start is not the failed write's doing
         self.unique_writes = frozenset(w for w in written if written.count(w) == 1 and w not in prechosen)
@@ -815,23 +817,34 @@ class SegmentExplorer:
         return self.canonical(init)
 
     def canonical(self, s: SegState) -> SegState:
-        """Reduction 4, acceptor symmetry: rename acceptors in the order of a summary of their name-free facts
-        (registers, votes, requests to them, replies heard from them). Any renaming gives an isomorphic
-        state and the properties never name an acceptor, so this is exact; acceptors whose summaries tie
-        keep their order (the form is then not unique, which costs states, never soundness)."""
+        """Reduction 4, acceptor symmetry: rename acceptors in the order of the interned ids of their full
+        name-free facts (registers, votes, votes cast after a TRIM vote, the requests in flight to them,
+        the replies each client's running operation heard from them). The properties never name an
+        acceptor and any renaming gives an isomorphic state, so this is sound; and it is exact: two states
+        equal up to renaming have the same multiset of fact ids, so the same form, and acceptors whose ids
+        tie have equal facts, so their relative order does not change the form."""
         n = self.cfg.acceptors
         if not self.cfg.symmetry or n < 2:
             return s
         facts: list[list[object]] = [[] for _ in range(n)]
         for key, a, b, v in s.ghost:
-            facts[a].append((key, b, v))
+            facts[a].append(("vote", key, b, v))
+        for key, a, b, v in s.late:
+            facts[a].append(("late", key, b, v))
         for src, dst, msg in s.net:
-            facts[dst].append((src, msg.req, type(msg)))
+            facts[dst].append(("request", src, msg))
         for k, c in enumerate(s.clients):
             if c.op is not None:
                 for a, r in c.op.replies:
-                    facts[a].append((k, type(r)))
-        keys = [hash((s.accs[a], frozenset(facts[a]))) for a in range(n)]
+                    facts[a].append(("heard", k, r))
+        ids = self._fact_ids
+        keys = []
+        for a in range(n):
+            summary = (s.accs[a], frozenset(facts[a]))
+            i = ids.get(summary)
+            if i is None:
+                i = ids[summary] = len(ids)
+            keys.append(i)
         order = sorted(range(n), key=keys.__getitem__)
         if order == list(range(n)):
             return s
