@@ -741,16 +741,21 @@ class SqliteStorage:
         kept: list[tuple[int, int, RegState]] = []
         old = self._ranges.get(segment)
         if old is not None:
+            regs = self._segs.get(segment)
+
+            def live(a: int, b: int) -> bool:  # a piece left of an older range: not wholly under register rows
+                return regs is None or b - a > len(regs) or any(i not in regs for i in range(a, b))
+
             for a, b, st in zip(*old, strict=True):
                 if b <= lo or a >= hi:
                     kept.append((a, b, st))
                     continue
-                if a < lo:  # its head stays
+                if a < lo and live(a, lo):  # its head stays
                     db.execute("UPDATE ranges SET hi = ? WHERE segment = ? AND lo = ?", (lo, segment, a))
                     kept.append((a, lo, st))
                 else:
                     db.execute("DELETE FROM ranges WHERE segment = ? AND lo = ?", (segment, a))
-                if b > hi:  # its tail stays
+                if b > hi and live(hi, b):  # its tail stays
                     db.execute(
                         "INSERT INTO ranges VALUES (?, ?, ?, ?, ?)",
                         (segment, hi, b, st.promised.number, st.promised.node),
@@ -814,12 +819,11 @@ class SqliteStorage:
                 if seg in self._ranges:
                     db.execute("DELETE FROM ranges WHERE segment = ?", (seg,))
                     self._set_ranges(seg, [])
-        rows = self._rows
         for s, i, r, extra in writes:
             if type(extra) is int:
-                self._put_range(s, i, extra, r)
+                self._put_range(s, i, extra, r)  # may flush self._rows first
             else:
-                rows.append(extra)  # type: ignore[arg-type]  # written by the group's end, in order
+                self._rows.append(extra)  # type: ignore[arg-type]  # written by the group's end, in order
                 self._set((s, i), r)
 
     def _flush(self) -> None:
