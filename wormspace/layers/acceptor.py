@@ -479,6 +479,49 @@ def _merge(regs: Mapping[int, RegState], ranges: _Ranges | None) -> dict[int, Re
     return out
 
 
+_Row = tuple[int, int, int, int, int, int, bytes | None]
+
+
+def _plan(puts: tuple[tuple[RegKey, RegState], ...], purged: set[int]) -> list[tuple[int, int, RegState, _Row | int]]:
+    """``puts`` as writes, in order: ``(segment, index, state, row)`` for a register row, ``(segment, lo,
+    state, hi)`` for a range -- a run of at least ``MIN_RANGE`` promise-only puts to consecutive indices of one
+    segment at one ballot (never a TRIM register, never a segment below 0). Puts to purged segments (but their
+    TRIM register) are dropped, as ``apply_to_dict`` drops them."""
+    plan: list[tuple[int, int, RegState, _Row | int]] = []
+    run_seg = run_lo = run_hi = 0
+    run: list[RegState] = []
+    for (s, i), r in puts:
+        if i != TRIM and s in purged:
+            continue
+        if r.value is None and s >= 0 and i != TRIM:  # a promise without a vote: part of a run?
+            if run and i == run_hi and s == run_seg and r.promised == run[0].promised:
+                run_hi += 1
+                run.append(r)
+                continue
+            if run:
+                _close(plan, run_seg, run_lo, run)
+            run_seg, run_lo, run_hi, run = s, i, i + 1, [r]
+            continue
+        if run:
+            _close(plan, run_seg, run_lo, run)
+            run = []
+        p, a = r.promised, r.accepted
+        plan.append((s, i, r, (s, i, p.number, p.node, a.number, a.node, r.value)))
+    if run:
+        _close(plan, run_seg, run_lo, run)
+    return plan
+
+
+def _close(plan: list[tuple[int, int, RegState, _Row | int]], seg: int, lo: int, run: list[RegState]) -> None:
+    """End a run of promise-only puts: a range if it is long enough, else a register row each."""
+    if len(run) >= MIN_RANGE:
+        plan.append((seg, lo, run[0], lo + len(run)))
+        return
+    for k, r in enumerate(run):
+        p, a = r.promised, r.accepted
+        plan.append((seg, lo + k, r, (seg, lo + k, p.number, p.node, a.number, a.node, r.value)))
+
+
 class SqliteStorage:
     """Registers in one SQLite file (WAL, ``synchronous=FULL``), mirrored in memory: ``apply`` is one
     transaction, on disk when it returns (DESIGN §3 rule 4). Agrees with ``apply_to_dict``: a purge deletes
@@ -524,7 +567,7 @@ class SqliteStorage:
         self._ranges: dict[int, _Ranges] = {}
         self._undo: dict[RegKey, RegState | None] | None = None  # inside group(): each key's state before it
         self._range_undo: dict[int, _Ranges | None] = {}  # inside group(): each segment's ranges before it
-        self._rows: list[tuple[int, int, int, int, int, int, bytes | None]] = []  # inside group(): to write
+        self._rows: list[_Row] = []  # inside group(): to write
         self._top = ZERO_BALLOT  # the highest promise in the mirror, unless stale (then recomputed when asked)
         self._top_stale = False
         try:
@@ -771,40 +814,17 @@ class SqliteStorage:
     def _write(self, persist: Persist) -> None:
         purge = persist.purge
         purged = set(purge)
-        # The writes, in order, built first: a put that is not a RegState fails here, before anything changed.
-        # A register row: (segment, index, state, row); a range: (segment, lo, state, hi).
-        writes: list[tuple[int, int, RegState, object]] = []
-        run_seg = run_lo = run_hi = 0
-        run_state: RegState | None = None
-        run: list[RegState] = []
-
-        def close_run() -> None:
-            if run_state is None:
-                return
-            if run_hi - run_lo >= MIN_RANGE:
-                writes.append((run_seg, run_lo, run_state, run_hi))
-            else:
-                for k, r in enumerate(run):
-                    p, a = r.promised, r.accepted
-                    i = run_lo + k
-                    writes.append((run_seg, i, r, (run_seg, i, p.number, p.node, a.number, a.node, r.value)))
-
-        for (s, i), r in persist.puts:
-            if i != TRIM and s in purged:
-                continue
-            if r.value is None and s >= 0 and i != TRIM:  # a promise without a vote: part of a run?
-                if run_state is not None and i == run_hi and s == run_seg and r.promised == run_state.promised:
-                    run_hi += 1
-                    run.append(r)
-                    continue
-                close_run()
-                run_seg, run_lo, run_hi, run_state, run = s, i, i + 1, r, [r]
-                continue
-            close_run()
-            run_state = None
-            p, a = r.promised, r.accepted
-            writes.append((s, i, r, (s, i, p.number, p.node, a.number, a.node, r.value)))
-        close_run()
+        puts = persist.puts
+        # What to write, built first: a put that is not a RegState fails here, before anything changed.
+        plan: list[tuple[int, int, RegState, _Row | int]] | None = None
+        if all(r.value is not None for _, r in puts):  # votes only (an Accept): register rows, no range
+            rows = [
+                (s, i, r.promised.number, r.promised.node, r.accepted.number, r.accepted.node, r.value)
+                for (s, i), r in puts
+                if not (s in purged and i != TRIM)
+            ]
+        else:
+            plan = _plan(puts, purged)
         db = self._db
         if not db.in_transaction:  # the group's transaction starts with its first change
             db.execute("BEGIN IMMEDIATE")
@@ -819,11 +839,17 @@ class SqliteStorage:
                 if seg in self._ranges:
                     db.execute("DELETE FROM ranges WHERE segment = ?", (seg,))
                     self._set_ranges(seg, [])
-        for s, i, r, extra in writes:
-            if type(extra) is int:
-                self._put_range(s, i, extra, r)  # may flush self._rows first
+        if plan is None:
+            self._rows += rows  # written by the group's end, in order, before its COMMIT
+            for key, state in puts:
+                if not (key[0] in purged and key[1] != TRIM):
+                    self._set(key, state)
+            return
+        for s, i, r, row in plan:
+            if type(row) is int:
+                self._put_range(s, i, row, r)  # may flush self._rows first
             else:
-                self._rows.append(extra)  # type: ignore[arg-type]  # written by the group's end, in order
+                self._rows.append(row)  # type: ignore[arg-type]
                 self._set((s, i), r)
 
     def _flush(self) -> None:
