@@ -706,7 +706,7 @@ class SqliteStorage:
 
     def get(self, segment: int, index: int) -> RegState | None:
         if self.read_only:
-            return self._snapshot().get((segment, index))
+            return self._read_one(segment, index)
         seg = self._segs.get(segment)
         if seg is not None:
             r = seg.get(index)
@@ -718,6 +718,28 @@ class SqliteStorage:
         los, his, states = ranges
         k = bisect.bisect_right(los, index) - 1
         return states[k] if k >= 0 and index < his[k] else None
+
+    def _read_one(self, segment: int, index: int) -> RegState | None:
+        """A read-only store's register: its row, else the range covering it, read in one snapshot."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM registers WHERE segment = ? AND idx = ?", (segment, index)
+            ).fetchone()
+            if row is not None:
+                return self._state(self.path, (segment, index), row)
+            if self._format < 3:
+                return None
+            ranges = db.execute(
+                "SELECT segment, lo, hi, promised_n, promised_node FROM ranges"
+                " WHERE segment = ? AND lo <= ? AND ? < hi",
+                (segment, index, index),
+            ).fetchall()
+        finally:
+            db.execute("COMMIT")
+        parsed = self._parse([], ranges)[1].get(segment)
+        return None if parsed is None else parsed[2][0]
 
     def _snapshot(self) -> dict[RegKey, RegState]:
         """A read-only store's registers, read in one snapshot."""
