@@ -1,9 +1,11 @@
-"""A real acceptor process given a storage-format-1 file migrates it and serves the registers it held.
+"""A real acceptor process given a storage-format-1 or format-2 file migrates it and serves the registers it
+held.
 
 Three acceptor processes on loopback; a value is written while acceptor 2 is paused, and acceptor 2 is
 killed before it reads the write, so only acceptors 0 and 1 hold it. Acceptor 0 is killed (``kill -9``) and
-its SQLite file is rewritten into format 1 (the ``WITHOUT ROWID`` registers table of the versions before
-format 2, identity table untouched); acceptors 0 and 2 restart, 0 migrating its file. With acceptor 1
+its SQLite file is rewritten into format 2 (no ``ranges`` table: every range promise becomes register rows)
+or further into format 1 (the ``WITHOUT ROWID`` registers table of the versions before format 2), identity
+table untouched; acceptors 0 and 2 restart, 0 migrating its file. With acceptor 1
 paused, a read through the quorum {0, 2} returns the value, which only acceptor 0's migrated file can have
 kept (with the rows dropped instead of copied, the same read returns EMPTY). Its log carries the migration
 line.
@@ -22,7 +24,16 @@ from wormspace.runtime.supervise import LocalCluster
 
 pytestmark = pytest.mark.slow
 
+TO_FORMAT_2 = (
+    "WITH RECURSIVE r(segment, idx, hi, pn, pnode) AS ("
+    " SELECT segment, lo, hi, promised_n, promised_node FROM ranges"
+    " UNION ALL SELECT segment, idx + 1, hi, pn, pnode FROM r WHERE idx + 1 < hi)"
+    " INSERT OR IGNORE INTO registers SELECT segment, idx, pn, pnode, 0, -1, NULL FROM r",
+    "DROP TABLE ranges",
+    "UPDATE meta SET value = 2 WHERE key = 'storage_format'",
+)
 TO_FORMAT_1 = (
+    *TO_FORMAT_2,
     "CREATE TABLE registers_v1 ("
     " segment INTEGER NOT NULL, idx INTEGER NOT NULL,"
     " promised_n INTEGER NOT NULL, promised_node INTEGER NOT NULL,"
@@ -43,7 +54,8 @@ def _format(db: Path) -> int:
         return n
 
 
-def test_a_format_1_file_is_migrated_by_the_acceptor_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("old", [1, 2])
+def test_an_older_format_is_migrated_by_the_acceptor_process(tmp_path: Path, old: int) -> None:
     local = LocalCluster(tmp_path, 3, wos_size=8).start()
     with LocalClusterHandle(local, record=False) as cluster:
         ws = cluster.client()
@@ -55,9 +67,9 @@ def test_a_format_1_file_is_migrated_by_the_acceptor_process(tmp_path: Path) -> 
         cluster.crash(0)
         db = local.data_dir(0) / "acceptor.sqlite"
         with sqlite3.connect(db) as c:
-            for stmt in TO_FORMAT_1:
+            for stmt in TO_FORMAT_1 if old == 1 else TO_FORMAT_2:
                 c.execute(stmt)
-        assert _format(db) == 1
+        assert _format(db) == old
         cluster.restart(0)
         cluster.restart(2)
         cluster.pause(1)  # the quorum is now {0, 2}: only acceptor 0, from its migrated file, has the value
@@ -65,4 +77,4 @@ def test_a_format_1_file_is_migrated_by_the_acceptor_process(tmp_path: Path) -> 
         cluster.resume(1)
     assert _format(db) == STORAGE_FORMAT
     log = (local.data_dir(0) / "acceptor.log").read_text()
-    assert "storage migrated from format 1 to format 2" in log
+    assert f"storage migrated from format {old} to format {STORAGE_FORMAT}" in log

@@ -123,10 +123,10 @@ def test_refuses_another_storage_format(db: Path) -> None:
     SqliteStorage(db).close()
     with sqlite3.connect(db) as c:
         assert c.execute("SELECT value FROM meta WHERE key = 'storage_format'").fetchone() == (STORAGE_FORMAT,)
-        c.execute("UPDATE meta SET value = 3 WHERE key = 'storage_format'")
-    with pytest.raises(UsageError, match="storage format 3"):
+        c.execute("UPDATE meta SET value = 4 WHERE key = 'storage_format'")
+    with pytest.raises(UsageError, match="storage format 4"):
         SqliteStorage(db)
-    with pytest.raises(UsageError, match="storage format 3"):
+    with pytest.raises(UsageError, match="storage format 4"):
         SqliteStorage(db, read_only=True)
 
 

@@ -23,7 +23,7 @@ from wormspace import PeersRefused
 from wormspace.aio import AsyncClient
 from wormspace.history import Recorder
 from wormspace.identity import Identity
-from wormspace.layers.acceptor import AcceptorNode, MemoryStorage
+from wormspace.layers.acceptor import AcceptorNode, MemoryStorage, SqliteStorage
 from wormspace.layers.effects import Persist
 from wormspace.layers.messages import (
     Accept,
@@ -128,8 +128,14 @@ def closed_by_server(sock: socket.socket) -> bool:
 
 
 def state(cluster: LocalCluster) -> list[tuple[object, ...]]:
-    with sqlite3.connect(f"file:{cluster.db_path(0)}?mode=ro", uri=True) as c:
-        return c.execute("SELECT * FROM registers ORDER BY segment, idx").fetchall()
+    """Acceptor 0's registers as ``(segment, idx, promised_n, promised_node, accepted_n, accepted_node, value)``
+    (read through a snapshot reader: a range promise stands for every register it covers)."""
+    reader = SqliteStorage(cluster.db_path(0), read_only=True)
+    try:
+        return [(s, i, r.promised.number, r.promised.node, r.accepted.number, r.accepted.node, r.value)
+                for (s, i), r in reader.items()]  # fmt: skip
+    finally:
+        reader.close()
 
 
 def log_text(cluster: LocalCluster) -> str:

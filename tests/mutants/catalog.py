@@ -166,6 +166,18 @@ MUTANTS: dict[str, Mutant] = {
         expected=("acceptor.promise_never_decreases",), check="real acceptor processes restarted: a read after",
         tests=(f"{M}test_durability_mutant.py::test_forgetful_storage_is_caught",),
         plants=(M + "test_durability_mutant.py::test_forgetful_storage_is_caught",)),
+    "range_dropped_on_reopen": Mutant(
+        description="the SQLite store loads its register rows but not its range promises when it reopens",
+        expected=("acceptor.promise_never_decreases",),
+        check="differential test: SqliteStorage (reopened after every step) equals MemoryStorage",
+        tests=("tests/layers/test_store_ranges.py::test_a_store_that_drops_range_promises_on_reopen_is_caught",),
+        plants=("tests/layers/test_store_ranges.py::range_dropped_on_reopen",)),
+    "range_shadows_vote": Mutant(
+        description="the SQLite store's range promise hides the vote of a register inside it",
+        expected=("acceptor.vote_at_most_one_value_per_ballot",),
+        check="differential test: SqliteStorage (reopened after every step) equals MemoryStorage",
+        tests=("tests/layers/test_store_ranges.py::test_a_range_promise_that_shadows_a_vote_is_caught",),
+        plants=("tests/layers/test_store_ranges.py::range_shadows_vote",)),
     "old_reductions": Mutant(
         description="the history checker's register model treats every register as write-once",
         expected=("wor.linearizable",), check="linearizability checker: overwrite history; differential test",

@@ -31,13 +31,14 @@ a differential test checks it against the core.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import sqlite3
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 from wormspace._contracts import ensure, require
 from wormspace.errors import RemoteProtocolError, UsageError
@@ -417,22 +418,34 @@ class AcceptorNode:
 
 # ---- durable storage ------------------------------------------------------------------------------------
 
-STORAGE_FORMAT = 2
+STORAGE_FORMAT = 3
 """Format 1: ``registers`` was a ``WITHOUT ROWID`` table (a 1 KiB value cost ~4.6 KB a row: it spilled to an
-overflow page). Format 2: a rowid table with a unique ``(segment, idx)`` index. A format-1 file is migrated
-in place, in one transaction, when a writable store opens it."""
+overflow page). Format 2: a rowid table with a unique ``(segment, idx)`` index. Format 3: format 2 plus the
+``ranges`` table of range promises (one row for a run of registers promised at one ballot with no vote, as a
+batch capture of a whole segment leaves them). A format-1 or format-2 file is migrated in place, in one
+transaction, when a writable store opens it: an interrupted migration leaves the file in its old format."""
 
-_READABLE_FORMATS = (1, 2)  # a read-only snapshot reads both: their columns are the same
+_READABLE_FORMATS = (1, 2, 3)  # a read-only snapshot reads all three (formats 1 and 2 have no ranges)
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+MIN_RANGE = 2
+"""The shortest run of promise-only puts (consecutive indices of one segment, one ballot, no vote) stored as
+one ``ranges`` row instead of one ``registers`` row each."""
+
+_REGISTERS = (
     "CREATE TABLE IF NOT EXISTS registers ("
     " segment INTEGER NOT NULL, idx INTEGER NOT NULL,"
     " promised_n INTEGER NOT NULL, promised_node INTEGER NOT NULL,"
     " accepted_n INTEGER NOT NULL, accepted_node INTEGER NOT NULL,"
     " value BLOB,"
-    " UNIQUE (segment, idx))",
+    " UNIQUE (segment, idx))"
 )
+_RANGES = (
+    "CREATE TABLE IF NOT EXISTS ranges ("
+    " segment INTEGER NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL,"
+    " promised_n INTEGER NOT NULL, promised_node INTEGER NOT NULL,"
+    " PRIMARY KEY (segment, lo))"
+)
+_SCHEMA = ("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)", _REGISTERS, _RANGES)
 _COLUMNS = "promised_n, promised_node, accepted_n, accepted_node, value"
 _UPSERT = (
     f"INSERT INTO registers (segment, idx, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -441,18 +454,72 @@ _UPSERT = (
     " accepted_node = excluded.accepted_node, value = excluded.value"
 )
 _MIGRATE_1_TO_2 = (
-    "CREATE TABLE registers_v2 ("
-    " segment INTEGER NOT NULL, idx INTEGER NOT NULL,"
-    " promised_n INTEGER NOT NULL, promised_node INTEGER NOT NULL,"
-    " accepted_n INTEGER NOT NULL, accepted_node INTEGER NOT NULL,"
-    " value BLOB,"
-    " UNIQUE (segment, idx))",
+    _REGISTERS.replace("IF NOT EXISTS registers", "registers_v2"),
     f"INSERT INTO registers_v2 (segment, idx, {_COLUMNS})"
     f" SELECT segment, idx, {_COLUMNS} FROM registers ORDER BY segment, idx",
     "DROP TABLE registers",
     "ALTER TABLE registers_v2 RENAME TO registers",
     "UPDATE meta SET value = 2 WHERE key = 'storage_format'",
 )
+_MIGRATE_2_TO_3 = (_RANGES, "UPDATE meta SET value = 3 WHERE key = 'storage_format'")
+
+_Ranges = tuple[tuple[int, ...], tuple[int, ...], tuple[RegState, ...]]
+"""One segment's range promises in the mirror: their ``lo``s (ascending), ``hi``s and states, parallel.
+Replaced whole on a change (never mutated), so a group's undo keeps the old tuple."""
+
+
+def _merge(regs: Mapping[int, RegState], ranges: _Ranges | None) -> dict[int, RegState]:
+    """One segment's registers: the range promises, under the registers' own rows (which take precedence)."""
+    out: dict[int, RegState] = {}
+    if ranges is not None:
+        for lo, hi, state in zip(*ranges, strict=True):
+            for i in range(lo, hi):
+                out[i] = state
+    out.update(regs)
+    return out
+
+
+_Row = tuple[int, int, int, int, int, int, bytes | None]
+
+
+def _plan(puts: tuple[tuple[RegKey, RegState], ...], purged: set[int]) -> list[tuple[int, int, RegState, _Row | int]]:
+    """``puts`` as writes, in order: ``(segment, index, state, row)`` for a register row, ``(segment, lo,
+    state, hi)`` for a range -- a run of at least ``MIN_RANGE`` promise-only puts to consecutive indices of one
+    segment at one ballot (never a TRIM register, never a segment below 0). Puts to purged segments (but their
+    TRIM register) are dropped, as ``apply_to_dict`` drops them."""
+    plan: list[tuple[int, int, RegState, _Row | int]] = []
+    run_seg = run_lo = run_hi = 0
+    run: list[RegState] = []
+    for (s, i), r in puts:
+        if i != TRIM and s in purged:
+            continue
+        if r.value is None and s >= 0 and i != TRIM:  # a promise without a vote: part of a run?
+            if run and i == run_hi and s == run_seg and r.promised == run[0].promised:
+                run_hi += 1
+                run.append(r)
+                continue
+            if run:
+                _close(plan, run_seg, run_lo, run)
+            run_seg, run_lo, run_hi, run = s, i, i + 1, [r]
+            continue
+        if run:
+            _close(plan, run_seg, run_lo, run)
+            run = []
+        p, a = r.promised, r.accepted
+        plan.append((s, i, r, (s, i, p.number, p.node, a.number, a.node, r.value)))
+    if run:
+        _close(plan, run_seg, run_lo, run)
+    return plan
+
+
+def _close(plan: list[tuple[int, int, RegState, _Row | int]], seg: int, lo: int, run: list[RegState]) -> None:
+    """End a run of promise-only puts: a range if it is long enough, else a register row each."""
+    if len(run) >= MIN_RANGE:
+        plan.append((seg, lo, run[0], lo + len(run)))
+        return
+    for k, r in enumerate(run):
+        p, a = r.promised, r.accepted
+        plan.append((seg, lo + k, r, (seg, lo + k, p.number, p.node, a.number, a.node, r.value)))
 
 
 class SqliteStorage:
@@ -461,10 +528,21 @@ class SqliteStorage:
     every row of the segment except its TRIM register, then the puts are written, skipping the purged
     segment's other registers.
 
-    The mirror: every row is loaded (and checked) when the store opens, and kept in a dict per segment, so
-    ``get`` never queries SQLite; only writes go to the file. Its footprint is that of ``MemoryStorage`` --
-    one ``RegState`` per stored register, about 150-210 bytes besides the value (``bench/bench_memory.py``);
-    a trimmed segment keeps only its TRIM register, so trimming is what bounds it.
+    Two tables hold the registers. ``registers``: one row per register that has one. ``ranges``: one row
+    ``(segment, lo, hi, promised)`` per run of registers ``lo <= idx < hi`` that hold the promise ``promised``
+    and no vote -- what a batch capture of a whole segment leaves, written as one row instead of one per
+    register. A register's state is its ``registers`` row if it has one, else that of the range covering it,
+    else none (never written). The ranges of a segment never overlap and never cover its TRIM register (nor
+    any register of a segment below 0, the floor's among them). ``apply`` keeps this exact: a run of at least
+    ``MIN_RANGE`` consecutive promise-only puts (one segment, one ballot) becomes a range, which first deletes
+    the ``registers`` rows inside it and cuts the older ranges it overlaps; any other put is a ``registers``
+    row, which shadows the range under it (so a vote never needs the range cut).
+
+    The mirror: every row is loaded (and checked) when the store opens and kept in memory -- a dict of
+    register rows per segment and a tuple of ranges per segment -- so ``get`` never queries SQLite; only
+    writes go to the file. A register row costs what a ``MemoryStorage`` register does, about 150-210 bytes
+    besides the value (``bench/bench_memory.py``); a range costs the same whatever its length; a trimmed
+    segment keeps only its TRIM register, so trimming is what bounds it.
 
     ``group()`` lets a runtime apply several ``Persist`` effects in one transaction (group commit): inside the
     block nothing is durable, so the caller must hold back every reply computed inside it until the block has
@@ -472,20 +550,24 @@ class SqliteStorage:
     transaction begins with the block's first ``apply``: a block that applies nothing (reads, refusals) costs
     no transaction and no ``fsync`` (its replies depend only on state committed before it).
 
-    The file carries ``meta.storage_format``; a format-1 file is migrated to format 2 (``STORAGE_FORMAT``)
-    when opened writable; a file of any other format is refused (``UsageError``), as is a row that does not
-    make a valid ``RegState`` (the file was altered by something else). ``read_only`` opens a snapshot reader
-    (for backups and rebuilds) that may run beside the acceptor serving the file; it reads SQLite, not a
-    mirror, and reads formats 1 and 2."""
+    The file carries ``meta.storage_format``; a format-1 or format-2 file is migrated to format 3
+    (``STORAGE_FORMAT``) when opened writable, in one transaction; a file of any other format is refused
+    (``UsageError``), as is a row that does not make a valid ``RegState`` or a range that is empty, overlaps
+    another or covers a TRIM register (the file was altered by something else). ``read_only`` opens a snapshot
+    reader (for backups and rebuilds) that may run beside the acceptor serving the file; it reads SQLite, not a
+    mirror, each call in one read transaction, and reads formats 1, 2 and 3."""
 
     def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
         self.path = os.fspath(path)
         self.read_only = read_only
         self._grouped = False
         self._closed = False
+        self._format = STORAGE_FORMAT
         self._segs: dict[int, dict[int, RegState]] = {}
+        self._ranges: dict[int, _Ranges] = {}
         self._undo: dict[RegKey, RegState | None] | None = None  # inside group(): each key's state before it
-        self._rows: list[tuple[int, int, int, int, int, int, bytes | None]] = []  # inside group(): to write
+        self._range_undo: dict[int, _Ranges | None] = {}  # inside group(): each segment's ranges before it
+        self._rows: list[_Row] = []  # inside group(): to write
         self._top = ZERO_BALLOT  # the highest promise in the mirror, unless stale (then recomputed when asked)
         self._top_stale = False
         try:
@@ -516,10 +598,11 @@ class SqliteStorage:
                 f"{self.path}: storage format {None if row is None else row[0]!r}, but this version reads"
                 f" only formats {', '.join(map(str, _READABLE_FORMATS))}"
             )
+        self._format = row[0]
 
     def _open(self) -> None:
         db = self._db
-        migrated = False
+        migrated = None
         try:
             mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             db.execute("PRAGMA synchronous=FULL")
@@ -529,11 +612,12 @@ class SqliteStorage:
                 row = db.execute("SELECT value FROM meta WHERE key = 'storage_format'").fetchone()
                 if row is None:
                     db.execute(_SCHEMA[1])
+                    db.execute(_SCHEMA[2])
                     db.execute("INSERT INTO meta VALUES ('storage_format', ?)", (STORAGE_FORMAT,))
-                elif row[0] == 1:
-                    for stmt in _MIGRATE_1_TO_2:
+                elif row[0] in (1, 2):  # one transaction: a crash before COMMIT leaves the old format whole
+                    for stmt in (_MIGRATE_1_TO_2 if row[0] == 1 else ()) + _MIGRATE_2_TO_3:
                         db.execute(stmt)
-                    migrated = True
+                    migrated = row[0]
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -542,24 +626,40 @@ class SqliteStorage:
             raise UsageError(f"{self.path}: not a usable acceptor database: {e}") from e
         if str(mode).lower() != "wal":
             raise UsageError(f"{self.path}: SQLite refused WAL journaling (got {mode!r})")
-        if row is not None and row[0] not in (1, STORAGE_FORMAT):
+        if row is not None and row[0] not in _READABLE_FORMATS:
             raise UsageError(
-                f"{self.path}: storage format {row[0]!r}, but this version reads only formats 1 (migrated"
+                f"{self.path}: storage format {row[0]!r}, but this version reads only formats 1 and 2 (migrated"
                 f" on open) and {STORAGE_FORMAT}; refusing to open it"
             )
-        if migrated:
-            log.info("%s: storage migrated from format 1 to format %d", self.path, STORAGE_FORMAT)
+        if migrated is not None:
+            log.info("%s: storage migrated from format %d to format %d", self.path, migrated, STORAGE_FORMAT)
 
-    def _load(self) -> None:
-        """Fill the mirror from the file, checking every row."""
+    def _read_rows(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """Every register row and range row, in one read transaction (one snapshot)."""
+        db = self._db
         try:
-            rows = self._db.execute(f"SELECT segment, idx, {_COLUMNS} FROM registers").fetchall()
+            db.execute("BEGIN")
+            try:
+                regs = db.execute(f"SELECT segment, idx, {_COLUMNS} FROM registers").fetchall()
+                ranges = (
+                    db.execute("SELECT segment, lo, hi, promised_n, promised_node FROM ranges").fetchall()
+                    if self._format >= 3
+                    else []
+                )
+            finally:
+                db.execute("COMMIT")
         except sqlite3.DatabaseError as e:
             raise UsageError(f"{self.path}: not a usable acceptor database: {e}") from e
-        segs = self._segs
+        return regs, ranges
+
+    def _parse(
+        self, reg_rows: list[tuple[Any, ...]], range_rows: list[tuple[Any, ...]]
+    ) -> tuple[dict[int, dict[int, RegState]], dict[int, _Ranges], Ballot]:
+        """The mirror of the rows, every row checked; and the highest promise in it."""
+        segs: dict[int, dict[int, RegState]] = {}
         top = ZERO_BALLOT
         ballots: dict[Ballot, Ballot] = {}  # one object per distinct ballot: registers share them, as in memory
-        for row in rows:
+        for row in reg_rows:
             key = (row[0], row[1])
             r = self._state(self.path, key, row[2:])
             _setattr(r, "promised", ballots.setdefault(r.promised, r.promised))
@@ -570,7 +670,27 @@ class SqliteStorage:
             seg[key[1]] = r
             if r.promised > top:
                 top = r.promised
-        self._top = top
+        lists: dict[int, list[tuple[int, int, RegState]]] = {}
+        for segment, lo, hi, pn, pnode in sorted(range_rows, key=lambda r: (r[0], r[1])):
+            where = f"{self.path}: range promise ({segment}, {lo}..{hi})"
+            if not all(type(x) is int for x in (segment, lo, hi)) or not (segment >= 0 and TRIM < lo < hi):
+                raise UsageError(f"{where} is not a range of a segment's registers")
+            state = self._state(self.path, (segment, lo), (pn, pnode, ZERO_BALLOT.number, ZERO_BALLOT.node, None))
+            _setattr(state, "promised", ballots.setdefault(state.promised, state.promised))
+            seg_ranges = lists.setdefault(segment, [])
+            if seg_ranges and seg_ranges[-1][1] > lo:
+                raise UsageError(f"{where} overlaps another")
+            seg_ranges.append((lo, hi, state))
+            if state.promised > top:
+                top = state.promised
+        ranges: dict[int, _Ranges] = {
+            s: (tuple(r[0] for r in rs), tuple(r[1] for r in rs), tuple(r[2] for r in rs)) for s, rs in lists.items()
+        }
+        return segs, ranges, top
+
+    def _load(self) -> None:
+        """Fill the mirror from the file, checking every row."""
+        self._segs, self._ranges, self._top = self._parse(*self._read_rows())
 
     @staticmethod
     def _state(path: str, key: RegKey, row: tuple[object, ...]) -> RegState:
@@ -586,15 +706,52 @@ class SqliteStorage:
 
     def get(self, segment: int, index: int) -> RegState | None:
         if self.read_only:
-            row = self._db.execute(
+            return self._read_one(segment, index)
+        seg = self._segs.get(segment)
+        if seg is not None:
+            r = seg.get(index)
+            if r is not None:
+                return r
+        ranges = self._ranges.get(segment)
+        if ranges is None:
+            return None
+        los, his, states = ranges
+        k = bisect.bisect_right(los, index) - 1
+        return states[k] if k >= 0 and index < his[k] else None
+
+    def _read_one(self, segment: int, index: int) -> RegState | None:
+        """A read-only store's register: its row, else the range covering it, read in one snapshot."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            row = db.execute(
                 f"SELECT {_COLUMNS} FROM registers WHERE segment = ? AND idx = ?", (segment, index)
             ).fetchone()
-            return None if row is None else self._state(self.path, (segment, index), row)
-        seg = self._segs.get(segment)
-        return None if seg is None else seg.get(index)
+            if row is not None:
+                return self._state(self.path, (segment, index), row)
+            if self._format < 3:
+                return None
+            ranges = db.execute(
+                "SELECT segment, lo, hi, promised_n, promised_node FROM ranges"
+                " WHERE segment = ? AND lo <= ? AND ? < hi",
+                (segment, index, index),
+            ).fetchall()
+        finally:
+            db.execute("COMMIT")
+        parsed = self._parse([], ranges)[1].get(segment)
+        return None if parsed is None else parsed[2][0]
+
+    def _snapshot(self) -> dict[RegKey, RegState]:
+        """A read-only store's registers, read in one snapshot."""
+        segs, ranges, _ = self._parse(*self._read_rows())
+        return {
+            (s, i): r
+            for s in sorted(segs.keys() | ranges.keys())
+            for i, r in sorted(_merge(segs.get(s, {}), ranges.get(s)).items())
+        }
 
     def _set(self, key: RegKey, state: RegState | None) -> None:
-        """Change the mirror, remembering the old state when inside a group."""
+        """Change the mirror's register rows, remembering the old state when inside a group."""
         seg = self._segs.get(key[0])
         old = None if seg is None else seg.get(key[1])
         undo = self._undo
@@ -614,28 +771,108 @@ class SqliteStorage:
         if state.promised > self._top:
             self._top = state.promised
 
+    def _set_ranges(self, segment: int, ranges: list[tuple[int, int, RegState]]) -> None:
+        """Replace the mirror's ranges of ``segment``, remembering the old ones when inside a group."""
+        old = self._ranges.get(segment)
+        if self._undo is not None and segment not in self._range_undo:
+            self._range_undo[segment] = old
+        if old is not None and any(s.promised == self._top for s in old[2]):
+            self._top_stale = True
+        if not ranges:
+            self._ranges.pop(segment, None)
+            return
+        self._ranges[segment] = (
+            tuple(r[0] for r in ranges),
+            tuple(r[1] for r in ranges),
+            tuple(r[2] for r in ranges),
+        )
+        for _, _, state in ranges:
+            if state.promised > self._top:
+                self._top = state.promised
+
+    def _put_range(self, segment: int, lo: int, hi: int, state: RegState) -> None:
+        """Make registers ``lo <= idx < hi`` of ``segment`` hold ``state`` (a promise, no vote) as one range."""
+        db = self._db
+        regs = self._segs.get(segment)
+        if regs:
+            inside = (
+                [i for i in regs if lo <= i < hi] if len(regs) < hi - lo else [i for i in range(lo, hi) if i in regs]
+            )
+            if inside:  # register rows would shadow the range: they are overwritten by it, so they go
+                self._flush()
+                db.execute("DELETE FROM registers WHERE segment = ? AND idx >= ? AND idx < ?", (segment, lo, hi))
+                for i in inside:
+                    self._set((segment, i), None)
+        kept: list[tuple[int, int, RegState]] = []
+        old = self._ranges.get(segment)
+        if old is not None:
+            regs = self._segs.get(segment)
+
+            def live(a: int, b: int) -> bool:  # a piece left of an older range: not wholly under register rows
+                return regs is None or b - a > len(regs) or any(i not in regs for i in range(a, b))
+
+            for a, b, st in zip(*old, strict=True):
+                if b <= lo or a >= hi:
+                    kept.append((a, b, st))
+                    continue
+                if a < lo and live(a, lo):  # its head stays
+                    db.execute("UPDATE ranges SET hi = ? WHERE segment = ? AND lo = ?", (lo, segment, a))
+                    kept.append((a, lo, st))
+                else:
+                    db.execute("DELETE FROM ranges WHERE segment = ? AND lo = ?", (segment, a))
+                if b > hi and live(hi, b):  # its tail stays
+                    db.execute(
+                        "INSERT INTO ranges VALUES (?, ?, ?, ?, ?)",
+                        (segment, hi, b, st.promised.number, st.promised.node),
+                    )
+                    kept.append((hi, b, st))
+        db.execute(
+            "INSERT INTO ranges VALUES (?, ?, ?, ?, ?)", (segment, lo, hi, state.promised.number, state.promised.node)
+        )
+        kept.append((lo, hi, state))
+        kept.sort(key=lambda r: r[0])
+        self._set_ranges(segment, kept)
+
     def _write(self, persist: Persist) -> None:
-        purged = set(persist.purge)
-        rows = [
-            (s, i, r.promised.number, r.promised.node, r.accepted.number, r.accepted.node, r.value)
-            for (s, i), r in persist.puts
-            if not (s in purged and i != TRIM)
-        ]  # built first: a put that is not a RegState fails here, before anything changed
-        if not self._db.in_transaction:  # the group's transaction starts with its first change
-            self._db.execute("BEGIN IMMEDIATE")
-        if persist.purge:
+        purge = persist.purge
+        purged = set(purge)
+        puts = persist.puts
+        # What to write, built first: a put that is not a RegState fails here, before anything changed.
+        plan: list[tuple[int, int, RegState, _Row | int]] | None = None
+        if all(r.value is not None for _, r in puts):  # votes only (an Accept): register rows, no range
+            rows = [
+                (s, i, r.promised.number, r.promised.node, r.accepted.number, r.accepted.node, r.value)
+                for (s, i), r in puts
+                if not (s in purged and i != TRIM)
+            ]
+        else:
+            plan = _plan(puts, purged)
+        db = self._db
+        if not db.in_transaction:  # the group's transaction starts with its first change
+            db.execute("BEGIN IMMEDIATE")
+        if purge:
             self._flush()  # the rows written before the purge, then the purge
-            for seg in persist.purge:
-                self._db.execute("DELETE FROM registers WHERE segment = ? AND idx != ?", (seg, TRIM))
-        self._rows += rows  # written by the group's end, in order, before its COMMIT
-        for seg in persist.purge:
-            regs = self._segs.get(seg)
-            if regs is not None:
-                for i in [i for i in regs if i != TRIM]:
-                    self._set((seg, i), None)
-        for key, state in persist.puts:
-            if not (key[0] in purged and key[1] != TRIM):
-                self._set(key, state)
+            for seg in purge:
+                db.execute("DELETE FROM registers WHERE segment = ? AND idx != ?", (seg, TRIM))
+                regs = self._segs.get(seg)
+                if regs is not None:
+                    for i in [i for i in regs if i != TRIM]:
+                        self._set((seg, i), None)
+                if seg in self._ranges:
+                    db.execute("DELETE FROM ranges WHERE segment = ?", (seg,))
+                    self._set_ranges(seg, [])
+        if plan is None:
+            self._rows += rows  # written by the group's end, in order, before its COMMIT
+            for key, state in puts:
+                if not (key[0] in purged and key[1] != TRIM):
+                    self._set(key, state)
+            return
+        for s, i, r, row in plan:
+            if type(row) is int:
+                self._put_range(s, i, row, r)  # may flush self._rows first
+            else:
+                self._rows.append(row)  # type: ignore[arg-type]
+                self._set((s, i), r)
 
     def _flush(self) -> None:
         rows, self._rows = self._rows, []
@@ -658,6 +895,13 @@ class SqliteStorage:
         if undo is not None:
             for key, old in undo.items():
                 self._set(key, old)
+        range_undo, self._range_undo = self._range_undo, {}
+        for seg, ranges in range_undo.items():
+            if ranges is None:
+                self._ranges.pop(seg, None)
+            else:
+                self._ranges[seg] = ranges
+            self._top_stale = True
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
 
@@ -668,6 +912,7 @@ class SqliteStorage:
             raise UsageError("SqliteStorage.group() does not nest and needs a writable store")
         self._grouped = True
         self._undo = {}
+        self._range_undo = {}
         try:
             yield
             if self._db.in_transaction:  # nothing to commit (or fsync) for a block that changed nothing
@@ -679,38 +924,48 @@ class SqliteStorage:
             raise
         self._grouped = False
         self._undo = None
+        self._range_undo = {}
 
     def items(self) -> Iterator[tuple[RegKey, RegState]]:
-        if not self.read_only:
-            for s in sorted(self._segs):
-                regs = self._segs[s]
-                for i in sorted(regs):
-                    yield (s, i), regs[i]
+        if self.read_only:
+            yield from self._snapshot().items()
             return
-        rows = self._db.execute(f"SELECT segment, idx, {_COLUMNS} FROM registers ORDER BY segment, idx")
-        for row in rows.fetchall():
-            key = (row[0], row[1])
-            yield key, self._state(self.path, key, row[2:])
+        for s in sorted(self._segs.keys() | self._ranges.keys()):
+            regs = self._segs.get(s, {})
+            ranges = self._ranges.get(s)
+            merged = regs if ranges is None else _merge(regs, ranges)
+            for i in sorted(merged):
+                yield (s, i), merged[i]
 
     def highest_promise(self) -> Ballot:
         """The highest promise of any register held (the floor's included), for Rule 6."""
         if self.read_only:
-            row = self._db.execute(
-                "SELECT promised_n, promised_node FROM registers"
-                " ORDER BY promised_n DESC, promised_node DESC LIMIT 1"
-            ).fetchone()
-            return ZERO_BALLOT if row is None else Ballot(row[0], row[1])
+            return max((r.promised for r in self._snapshot().values()), default=ZERO_BALLOT)
         if self._top_stale:
-            self._top = max((r.promised for regs in self._segs.values() for r in regs.values()), default=ZERO_BALLOT)
+            top = max((r.promised for regs in self._segs.values() for r in regs.values()), default=ZERO_BALLOT)
+            for ranges in self._ranges.values():
+                top = max(top, *(r.promised for r in ranges[2]))
+            self._top = top
             self._top_stale = False
         return self._top
 
     def count(self) -> int:
-        """How many registers the file holds."""
-        if not self.read_only:
-            return sum(len(regs) for regs in self._segs.values())
-        n: int = self._db.execute("SELECT COUNT(*) FROM registers").fetchone()[0]
+        """How many registers the file holds (a range counts each register it covers)."""
+        if self.read_only:
+            return len(self._snapshot())
+        n = sum(len(regs) for regs in self._segs.values())
+        for s, (los, his, _) in self._ranges.items():
+            regs = self._segs.get(s, {})
+            for lo, hi in zip(los, his, strict=True):
+                n += sum(1 for i in range(lo, hi) if i not in regs)
         return n
+
+    def rows(self) -> tuple[int, int]:
+        """How many rows the file holds: register rows and range rows."""
+        if self.read_only:
+            reg_rows, range_rows = self._read_rows()
+            return len(reg_rows), len(range_rows)
+        return sum(len(r) for r in self._segs.values()), sum(len(r[0]) for r in self._ranges.values())
 
     def close(self) -> None:
         """Close the file (idempotent). An open transaction is rolled back: nothing was promised on it."""
