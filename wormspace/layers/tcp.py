@@ -12,8 +12,12 @@ Rules:
    registers: ``node.handle`` applies each ``Persist`` to storage before it returns its ``Send``; when the
    storage offers ``group()`` (``SqliteStorage``) a batch is one transaction -- one ``fsync`` for the batch
    -- and its replies are written only after that transaction has committed. Nothing computed inside an
-   uncommitted transaction ever leaves the process. Between batches the server yields to the event loop, so
-   a large frame never stalls the other clients.
+   uncommitted transaction ever leaves the process. Each connection is an ``asyncio.Protocol``: the frames
+   that are whole when bytes arrive are decoded, applied and answered in that data callback (no reader task,
+   no further turn of the loop); the requests of several such frames of one connection form one batch when
+   they fit. Requests that need more than one batch are answered by a task that yields to the event loop
+   between batches, so a large frame never stalls the other clients; that connection reads nothing more
+   until they are answered, nor while the peer does not take our replies.
 3. Garbage never changes state. A frame that fails to decode (truncated, oversized, bad MAC, unknown tag,
    wrong type, a reply sent to an acceptor, ...) is refused whole before any request in it runs: the server
    logs a warning naming the peer and closes that connection; it keeps serving everybody else.
