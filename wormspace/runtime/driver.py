@@ -296,7 +296,7 @@ class TcpDriver:
         self._loop: asyncio.AbstractEventLoop | None = None  # the private loop (not running between calls)
         self._runner: int | None = None  # the thread running the private loop now
         self._pending = 0  # synchronous callers' operations not ended yet
-        self._idle: asyncio.Future[None] | None = None  # set when ``_pending`` drops to 0
+        self._looping = False  # the private loop runs for synchronous callers: stopped when ``_pending`` is 0
         self._closed = False
 
     @classmethod
@@ -373,8 +373,8 @@ class TcpDriver:
             self._pending -= 1
             idle = self._pending == 0
             self._cond.notify_all()
-        if idle and self._idle is not None and not self._idle.done():
-            self._idle.set_result(None)
+        if idle and self._looping and self._loop is not None:
+            self._loop.stop()  # the loop leaves at the end of this turn: no further turn to notice it
 
     def _run_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run the private loop in this thread until no caller's operation is pending, then leave it (the
@@ -383,11 +383,11 @@ class TcpDriver:
             with self._cond:
                 if self._pending == 0:
                     return
-                self._idle = loop.create_future()
-            loop.run_until_complete(self._idle)
+                self._looping = True
+            loop.run_forever()
         finally:
             with self._cond:
-                self._idle = None
+                self._looping = False
                 self._runner = None
                 self._cond.notify_all()
 
@@ -423,6 +423,9 @@ class TcpDriver:
         loop = loop or asyncio.get_running_loop()
         if loop is self._loop:
             return self._sync
+        d = self._per_loop.get(loop)  # no lock for the driver of a loop seen before (every call but the first)
+        if d is not None:
+            return d
         with self._lock:
             d = self._per_loop.get(loop)
             if d is None:
