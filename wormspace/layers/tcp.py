@@ -1108,6 +1108,7 @@ class TcpTransport:
         self._closed = False
         self._dirty: list[_Peer] = []  # peers with messages queued since the last flush
         self._flush_scheduled = False
+        self._held = 0  # ``hold`` depth: sends queue without scheduling a flush (the caller flushes)
 
     def send(self, dst: int, msg: Message) -> None:
         """Queue ``msg`` for ``dst`` (must run on the event loop's thread)."""
@@ -1124,9 +1125,21 @@ class TcpTransport:
         if not p.dirty:
             p.dirty = True
             self._dirty.append(p)
-            if not self._flush_scheduled:
+            if not self._flush_scheduled and not self._held:
                 self._flush_scheduled = True
                 asyncio.get_running_loop().call_soon(self.flush)
+
+    def hold(self) -> None:
+        """Until the matching ``release``, sends queue without scheduling a flush for the end of the turn: the
+        caller knows its sends of this turn end with the ``release``, which flushes them at once (no further
+        turn of the loop). Holds nest."""
+        self._held += 1
+
+    def release(self) -> None:
+        """End a ``hold``; the outermost one flushes."""
+        self._held -= 1
+        if not self._held:
+            self.flush()
 
     def flush(self) -> None:
         """Send everything queued now (rule 5): to a connected, idle peer whose socket keeps up, as one frame
@@ -1321,15 +1334,18 @@ class TcpTransport:
 
     def _deliver(self, p: _Peer, msgs: list[Message]) -> None:
         """One reply frame from ``p``: each message to ``on_message``, then the requests they led to leave."""
-        for raw in msgs:
-            m = self._merged(p.id, raw)
-            if m is None:
-                continue
-            try:
-                self.on_message(p.id, m)
-            except Exception:
-                log.exception("on_message failed for a %s from peer %d", type(m).__name__, p.id)
-        self.flush()  # the requests these replies led to leave now, one frame per peer
+        self.hold()
+        try:
+            for raw in msgs:
+                m = self._merged(p.id, raw)
+                if m is None:
+                    continue
+                try:
+                    self.on_message(p.id, m)
+                except Exception:
+                    log.exception("on_message failed for a %s from peer %d", type(m).__name__, p.id)
+        finally:
+            self.release()  # the requests these replies led to leave now, one frame per peer
 
     def _lost(self, p: _Peer, conn: _ClientConn) -> None:
         if p.writer is conn:

@@ -129,9 +129,15 @@ class AsyncTcpDriver:
     def _turn_end(self, flush: Callable[[], None]) -> None:
         """Rule 2's end of a turn: the queued operations start merged, and their requests leave at once (one
         frame per acceptor, no further turn of the loop)."""
-        flush()
-        if self._transport is not None:
-            self._transport.flush()
+        transport = self._transport
+        if transport is None:
+            flush()
+            return
+        transport.hold()
+        try:
+            flush()
+        finally:
+            transport.release()
 
     def _carry_out(self, effects: list[Effect]) -> None:
         transport = self._transport
