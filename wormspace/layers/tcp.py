@@ -32,6 +32,8 @@ Rules:
    a slow socket goes out as one frame after it (coalescing). A peer's messages keep their order. A reply
    frame is decoded and handed over by the connection's own data callback as soon as it is whole (a frame
    that fails to decode closes that connection, logged); the requests its replies lead to leave at once.
+   A caller that knows where its sends of a turn end (the driver starting a turn's operations, the reply
+   path) calls ``hold`` before them and ``release`` after, which flushes: no further turn of the loop.
 6. With a shared key every frame, hellos included, carries an HMAC; a peer without the key is refused and
    logged, and learns why from the refusal hello.
 7. Resources are bounded (``Limits``). Before its hello a peer may send at most ``HELLO_MAX_FRAME`` bytes a
