@@ -12,8 +12,12 @@ Rules:
    registers: ``node.handle`` applies each ``Persist`` to storage before it returns its ``Send``; when the
    storage offers ``group()`` (``SqliteStorage``) a batch is one transaction -- one ``fsync`` for the batch
    -- and its replies are written only after that transaction has committed. Nothing computed inside an
-   uncommitted transaction ever leaves the process. Between batches the server yields to the event loop, so
-   a large frame never stalls the other clients.
+   uncommitted transaction ever leaves the process. Each connection is an ``asyncio.Protocol``: the frames
+   that are whole when bytes arrive are decoded, applied and answered in that data callback (no reader task,
+   no further turn of the loop); the requests of several such frames of one connection form one batch when
+   they fit. Requests that need more than one batch are answered by a task that yields to the event loop
+   between batches, so a large frame never stalls the other clients; that connection reads nothing more
+   until they are answered, nor while the peer does not take our replies.
 3. Garbage never changes state. A frame that fails to decode (truncated, oversized, bad MAC, unknown tag,
    wrong type, a reply sent to an acceptor, ...) is refused whole before any request in it runs: the server
    logs a warning naming the peer and closes that connection; it keeps serving everybody else.
@@ -28,6 +32,8 @@ Rules:
    a slow socket goes out as one frame after it (coalescing). A peer's messages keep their order. A reply
    frame is decoded and handed over by the connection's own data callback as soon as it is whole (a frame
    that fails to decode closes that connection, logged); the requests its replies lead to leave at once.
+   A caller that knows where its sends of a turn end (the driver starting a turn's operations, the reply
+   path) calls ``hold`` before them and ``release`` after, which flushes: no further turn of the loop.
 6. With a shared key every frame, hellos included, carries an HMAC; a peer without the key is refused and
    logged, and learns why from the refusal hello.
 7. Resources are bounded (``Limits``). Before its hello a peer may send at most ``HELLO_MAX_FRAME`` bytes a
@@ -54,7 +60,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -80,6 +86,7 @@ from wormspace.layers.wire import (
     DEFAULT_MAX_FRAME,
     HELLO_MAX_FRAME,
     NONCE_LEN,
+    PREFIX,
     PREFIX_LEN,
     Hello,
     check_length,
@@ -115,7 +122,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         return runner.run(coro)
 
 
-def peer_name(writer: asyncio.StreamWriter) -> str:
+def peer_name(writer: asyncio.StreamWriter | asyncio.BaseTransport) -> str:
     """``host:port`` of the other end of a connection (for log lines)."""
     addr = writer.get_extra_info("peername")
     if isinstance(addr, tuple) and len(addr) >= 2:
@@ -229,38 +236,378 @@ class StorageFailure(Exception):
     """The acceptor's storage failed; the server stops (rule 4)."""
 
 
-class _Conn:
-    """One server connection's deadline: the sweeper aborts it when ``deadline`` has passed (rule 7). Setting a
-    float per read is far cheaper than a timer per read."""
+class _Conn(asyncio.Protocol):
+    """One server connection, as an ``asyncio.Protocol``: bytes are parsed, frames decoded, requests applied
+    (one transaction, rule 2) and replies written from the socket's own data callback, in the turn of the loop
+    in which the frame's last byte arrived (no reader task, no further turn). Every whole frame waiting in the
+    buffer is answered together: their requests in order, in batches as ``AcceptorServer._answer`` cuts them.
+    Requests that need more than one batch (the server yields between batches), and replies the peer does not
+    take (the transport's write buffer is over its high-water mark), stop reading until they are done.
 
-    __slots__ = ("deadline", "timed_out", "why", "writer")
+    ``deadline``/``why`` are read by the server's sweeper (rule 7): it aborts the connection when ``deadline``
+    has passed, and ``why`` is then logged. ``writer`` is the connection itself (``write``, ``drain``)."""
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self.writer = writer
+    def __init__(self, server: AcceptorServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.src = 0
         self.deadline = float("inf")
         self.why = ""
         self.timed_out: str | None = None
+        self._buf = bytearray()
+        self._hello_done = False
+        self._registered = False
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None  # a multi-batch answer in progress
+        self._paused = False  # the transport's write buffer is over its high-water mark
+        self._reading = True
+        self._drained: asyncio.Future[None] | None = None
+        self._frame_started = False  # a frame's length prefix has arrived (its deadline runs)
+        self._eof = False  # the peer sent its last byte
+
+    @property
+    def writer(self) -> _Conn:
+        return self
 
     def arm(self, seconds: float, why: str) -> None:
         self.deadline = asyncio.get_running_loop().time() + seconds
         self.why = why
 
-    async def read(self, reader: asyncio.StreamReader, n: int) -> bytes:
-        """``n`` bytes; ``PeerTimeout`` if the sweeper aborted the connection meanwhile."""
+    # -- asyncio.Protocol ------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.peer = peer_name(transport)
+        if not self.server._admit(self):
+            self._closing = True
+            return
+        self._registered = True
+        self.src = next(self.server._ids)
+        log.debug("acceptor %d: connection %d from %s", self.server.node_id, self.src, self.peer)
+        t = self.server.limits.hello_timeout
+        self.arm(t, f"no hello within {t} s")
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self._buf += data
         try:
-            return await reader.readexactly(n)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            if self.timed_out is not None:
-                raise PeerTimeout(self.timed_out) from None
-            raise
+            self._pump()
+        except BaseException as e:  # every failure of this connection ends it, logged as ``_serve`` did
+            self._fail(e)
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        if not self._closing and self._task is None:
+            self._finish()
+        return True  # the connection closes itself (``_close``), after its last replies
+
+    def _finish(self) -> None:
+        """The peer has sent its last byte and every whole frame is answered: close, refusing what is left of
+        a frame (rule 3) or logging a peer that went away before its hello."""
+        buf = self._buf
+        try:
+            if self._hello_done and not buf:
+                pass  # a clean end between frames
+            elif not self._hello_done and not buf:
+                raise ClosedBeforeHello("connection closed before the hello")
+            elif len(buf) < PREFIX_LEN:
+                raise RemoteProtocolError("truncated frame: stream ended inside the length prefix")
+            else:
+                n = int(PREFIX.unpack(bytes(buf[:PREFIX_LEN]))[0])
+                got = len(buf) - PREFIX_LEN
+                raise RemoteProtocolError(f"truncated frame: {got} of {n} bytes before the end")
+        except RemoteProtocolError as e:
+            if not self._hello_done and not isinstance(e, ClosedBeforeHello):
+                self._refuse_hello(str(e))
+            self._fail(e)
+            return
+        self._close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        if self._task is not None:
+            self._task.cancel()
+        if not self._closing and self.timed_out is not None:
+            self._fail(PeerTimeout(self.timed_out))
+        elif not self._closing and exc is not None:
+            self._fail(exc)
+        self._closing = True
+        if self._registered:
+            self._registered = False
+            self.server._conns.pop(self, None)
+            log.debug("acceptor %d: connection %d from %s closed", self.server.node_id, self.src, self.peer)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        if self._task is None and not self._closing and not self._reading:
+            try:
+                self._pump()
+            except BaseException as e:
+                self._fail(e)
+
+    # -- the writer side (``AcceptorServer._answer`` and ``_send``) ------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self._closing:
+            self.transport.write(data)
 
     async def drain(self) -> None:
+        """Until the socket has taken the replies down to its low-water mark; ``PeerTimeout`` if the sweeper
+        aborted the connection meanwhile."""
+        if self._closing or self.transport is None or self.transport.is_closing():
+            raise self._lost_error()
+        if self._paused:
+            self._drained = asyncio.get_running_loop().create_future()
+            await self._drained
+            if self._closing or self.transport.is_closing():
+                raise self._lost_error()
+
+    def _lost_error(self) -> Exception:
+        if self.timed_out is not None:
+            return PeerTimeout(self.timed_out)
+        return ConnectionResetError("connection lost")
+
+    # -- frames ----------------------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Take the hello, then answer every whole frame buffered, until the buffer holds no whole frame, an
+        answer is left to a task, or the peer must first take our replies."""
+        server = self.server
+        if not self._hello_done and not self._take_hello():
+            return
+        while not self._closing and self._task is None:
+            if server.failure is not None:
+                self._close()
+                return
+            reqs, error = self._take_frames()
+            if reqs and not self._answer_now(reqs):
+                return
+            if error is not None:
+                raise error
+            if self._paused:  # the peer does not take our replies: read nothing more until it does
+                t = server.limits.frame_timeout
+                self.arm(t, f"replies not taken within {t} s")
+                self._pause()
+                return
+            if not reqs:
+                break
+        if self._closing or self._task is not None:
+            return
+        if self._eof:
+            self._finish()
+            return
+        self._resume()
+        if len(self._buf) >= PREFIX_LEN:  # a frame has begun: it must arrive whole in time
+            if not self._frame_started:
+                self._frame_started = True
+                n = int(PREFIX.unpack(bytes(self._buf[:PREFIX_LEN]))[0])
+                t = server.limits.frame_timeout
+                self.arm(t, f"a frame of {n} bytes did not arrive whole within {t} s")
+        else:
+            t = server.limits.idle_timeout
+            self.arm(t, f"idle for {t} s")
+
+    def _take_hello(self) -> bool:
+        """Rule 7: the client's hello (small, bounded in time), checked, then ours. ``False`` while it is not
+        whole."""
+        server = self.server
+        buf = self._buf
         try:
-            await self.writer.drain()
-        except ConnectionError:
-            if self.timed_out is not None:
-                raise PeerTimeout(self.timed_out) from None
+            if len(buf) < PREFIX_LEN:
+                return False
+            n = check_length(bytes(buf[:PREFIX_LEN]), HELLO_MAX_FRAME)
+            if len(buf) < PREFIX_LEN + n:
+                return False
+            body = bytes(buf[PREFIX_LEN : PREFIX_LEN + n])
+            del buf[: PREFIX_LEN + n]
+            hello = decode_hello(body, server.auth_key)
+            if hello.acceptor_id is not None or hello.refused or len(hello.nonce) != NONCE_LEN:
+                raise RemoteProtocolError("the hello is not a client's")
+        except RemoteProtocolError as e:
+            why = str(e)
+            if "MAC" in why or "auth key" in why:
+                why = f"authentication failed: {why}"
+            self._refuse_hello(why)
+            raise RemoteProtocolError(why) from None
+        mine = server.identity
+        if hello.cluster_id != mine.cluster_id:
+            why = f"this acceptor belongs to cluster {mine.cluster_id}, not {hello.cluster_id}"
+            refusal = Hello(cluster_id=mine.cluster_id, acceptor_id=server.node_id, refused=why)
+            self.write(encode_hello(refusal, server.auth_key))
+            raise RemoteProtocolError(f"a client of another cluster ({hello.cluster_id})")
+        self.write(
+            encode_hello(
+                Hello(
+                    cluster_id=mine.cluster_id,
+                    acceptor_id=mine.acceptor_id,
+                    incarnation=mine.incarnation,
+                    pid=os.getpid(),
+                    nonce=secrets.token_bytes(NONCE_LEN),
+                    echo=hello.nonce,
+                    max_registers=server.limits.max_request_registers,
+                ),
+                server.auth_key,
+            )
+        )
+        self._hello_done = True
+        if self._paused:
+            t = server.limits.frame_timeout
+            self.arm(t, f"the hello answer not taken within {t} s")
+            self._pause()
+            return False
+        return True
+
+    def _refuse_hello(self, why: str) -> None:
+        self.write(encode_hello(Hello(cluster_id="", acceptor_id=self.server.node_id, refused=why[:200])))
+
+    def _take_frames(self) -> tuple[list[Request], RemoteProtocolError | None]:
+        """The requests of every whole frame at the head of the buffer, and the error of a bad frame after
+        them (its bytes stay in the buffer; the frames before it are answered first, as they would have been
+        had they come alone). Rule 3: a bad frame is refused whole."""
+        server = self.server
+        buf = self._buf
+        reqs: list[Request] = []
+        while len(buf) >= PREFIX_LEN:
+            try:
+                n = check_length(bytes(buf[:PREFIX_LEN]), server.max_frame)
+                if len(buf) < PREFIX_LEN + n:
+                    break
+                msgs = decode_body(bytes(buf[PREFIX_LEN : PREFIX_LEN + n]), server.auth_key, server.max_value)
+                frame = _requests(msgs)
+            except RemoteProtocolError as e:
+                return reqs, e
+            del buf[: PREFIX_LEN + n]
+            self._frame_started = False
+            server.frames += 1
+            reqs += frame
+        return reqs, None
+
+    def _answer_now(self, reqs: list[Request]) -> bool:
+        """Answer ``reqs`` in this callback if ``AcceptorServer._answer`` would not yield (every batch fits
+        ``max_request_registers``: one transaction, then the replies); else start it as a task, stop reading
+        until it is done, and return ``False``."""
+        server = self.server
+        cap = server.limits.max_request_registers
+        weight = 0
+        for m in reqs:
+            n = registers_of(m)
+            if n > cap:
+                weight = 0  # refused on its own: the batch before it is applied, the next starts afresh
+                continue
+            if weight and weight + n > cap:
+                return self._answer_eagerly(reqs)
+            weight += n
+        server._send(server._answer_batch(self.src, self.peer, reqs), self.peer, self)
+        return True
+
+    def _answer_eagerly(self, reqs: list[Request]) -> bool:
+        """``AcceptorServer._answer`` run in this callback up to its first yield (its first batch is applied
+        and answered now, like a small frame), the rest in a task; reading stops until it is done. ``True`` if
+        it finished without yielding."""
+        coro = self.server._answer(self.src, self.peer, reqs, self)
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            return True
+        self._pause()
+        self.deadline = float("inf")  # applying is our time, not the peer's
+        self._task = asyncio.get_running_loop().create_task(self._answer_rest(_Resumed(coro, yielded)))
+        return False
+
+    async def _answer_rest(self, rest: _Resumed) -> None:
+        try:
+            await rest
+        except asyncio.CancelledError:
+            self._close()
             raise
+        except BaseException as e:
+            self._task = None
+            self._fail(e)
+            return
+        self._task = None
+        if self._closing:
+            return
+        try:
+            self._pump()
+        except BaseException as e:
+            self._fail(e)
+
+    def _pause(self) -> None:
+        if self._reading and self.transport is not None:
+            self._reading = False
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if not self._reading and self.transport is not None and not self._closing:
+            self._reading = True
+            self.transport.resume_reading()
+
+    def _fail(self, e: BaseException) -> None:
+        """End this connection for ``e``, logged as rule 3, 4 and 7 say."""
+        server = self.server
+        node = server.node_id
+        if isinstance(e, PeerTimeout):
+            server.timed_out += 1
+            log.info("acceptor %d closed the connection from %s: %s", node, self.peer, e)
+        elif isinstance(e, ClosedBeforeHello):
+            log.debug("acceptor %d: connection %d from %s closed before its hello", node, self.src, self.peer)
+        elif isinstance(e, RemoteProtocolError):
+            server.refused += 1
+            log.warning("acceptor %d refused peer %s: %s; connection closed", node, self.peer, e)
+        elif isinstance(e, StorageFailure):
+            log.error("acceptor %d storage failure: %r; no reply sent for the frame, stopping", node, e.__cause__)
+            if server._stopped is not None:
+                server._stopped.set()
+        elif isinstance(e, (ConnectionError, OSError)):
+            log.debug("acceptor %d: connection %d from %s lost: %s", node, self.src, self.peer, e)
+        elif not isinstance(e, Exception):
+            self._close()
+            raise e
+        else:
+            log.exception("acceptor %d: connection %d from %s failed", node, self.src, self.peer, exc_info=e)
+        self._close()
+
+    def _close(self) -> None:
+        self._closing = True
+        self.deadline = float("inf")
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _Resumed:
+    """A coroutine already run up to its first suspension, where it yielded ``yielded``: awaiting this runs
+    the rest of it (what an eager task does: its first step ran in the caller's callback)."""
+
+    __slots__ = ("coro", "yielded")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+        self.coro = coro
+        self.yielded = yielded
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coro, yielded = self.coro, self.yielded
+        while True:
+            try:
+                sent = yield yielded
+            except BaseException as e:  # a cancellation (or anything thrown in) goes on to the coroutine
+                try:
+                    yielded = coro.throw(e)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    yielded = coro.send(sent)
+                except StopIteration:
+                    return
 
 
 class AcceptorServer:
@@ -303,7 +650,7 @@ class AcceptorServer:
         self.failure: BaseException | None = None
         self._ids = itertools.count(1)
         self._server: asyncio.Server | None = None
-        self._conns: dict[asyncio.Task[None], _Conn] = {}
+        self._conns: dict[_Conn, None] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._stopped: asyncio.Event | None = None
         self._capacity_logged = 0.0
@@ -320,10 +667,11 @@ class AcceptorServer:
     async def start(self) -> None:
         """Bind and start accepting connections."""
         self._stopped = asyncio.Event()
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Conn(self), self.host, self.port)
         sock = self._server.sockets[0]
         self.port = int(sock.getsockname()[1])
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="wormspace-deadlines")
+        self._sweeper = loop.create_task(self._sweep(), name="wormspace-deadlines")
 
     async def _sweep(self) -> None:
         """Abort every connection whose deadline has passed; wakes a few times per shortest timeout."""
@@ -333,10 +681,10 @@ class AcceptorServer:
         while True:
             await asyncio.sleep(interval)
             now = loop.time()
-            for conn in list(self._conns.values()):
-                if conn.timed_out is None and now > conn.deadline:
+            for conn in list(self._conns):
+                if conn.timed_out is None and now > conn.deadline and conn.transport is not None:
                     conn.timed_out = conn.why
-                    conn.writer.transport.abort()
+                    conn.transport.abort()
 
     async def wait_stopped(self) -> None:
         """Until ``close()`` or a storage failure."""
@@ -345,21 +693,41 @@ class AcceptorServer:
         await self._stopped.wait()
 
     async def close(self) -> None:
-        """Stop accepting, drop every connection, and return when their tasks are done."""
+        """Stop accepting, drop every connection, and return when they are closed."""
         if self._server is not None:
             self._server.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
-        tasks = list(self._conns)
+        conns = list(self._conns)
+        tasks = [c._task for c in conns if c._task is not None]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for c in conns:
+            c._close()
+        for _ in range(10):  # the transports call ``connection_lost`` a turn or two after ``close``
+            if not self._conns:
+                break
+            await asyncio.sleep(0)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
         if self._stopped is not None:
             self._stopped.set()
+
+    def _admit(self, conn: _Conn) -> bool:
+        """Rule 7: a new connection is registered, or refused (and closed) when ``max_connections`` are
+        open."""
+        if len(self._conns) >= self.limits.max_connections:
+            self._over_capacity(conn.peer)
+            why = f"over capacity: {len(self._conns)} connections open (--max-connections)"
+            conn.write(encode_hello(Hello(cluster_id="", acceptor_id=self.node_id, refused=why)))
+            if conn.transport is not None:
+                conn.transport.close()
+            return False
+        self._conns[conn] = None
+        return True
 
     def _over_capacity(self, peer: str) -> None:
         self.over_capacity += 1
@@ -375,131 +743,38 @@ class AcceptorServer:
                 self.over_capacity,
             )
 
-    async def _read_hello(self, reader: asyncio.StreamReader, conn: _Conn) -> Hello:
-        t = self.limits.hello_timeout
-        conn.arm(t, f"no hello within {t} s")
-        try:
-            prefix = await conn.read(reader, PREFIX_LEN)
-        except asyncio.IncompleteReadError as e:
-            if e.partial:
-                raise RemoteProtocolError("truncated frame: stream ended inside the length prefix") from None
-            raise ClosedBeforeHello("connection closed before the hello") from None
-        n = check_length(prefix, HELLO_MAX_FRAME)
-        try:
-            body = await conn.read(reader, n)
-        except asyncio.IncompleteReadError as e:
-            raise RemoteProtocolError(f"truncated frame: {len(e.partial)} of {n} bytes before the end") from None
-        return decode_hello(body, self.auth_key)
-
-    async def _read_frame(self, reader: asyncio.StreamReader, conn: _Conn) -> list[Message] | None:
-        idle, slow = self.limits.idle_timeout, self.limits.frame_timeout
-        now = asyncio.get_running_loop().time()
-        conn.deadline, conn.why = now + idle, "idle"
-        n = -1
-        try:  # readexactly directly, not conn.read: this is the hot path
-            prefix = await reader.readexactly(PREFIX_LEN)
-            n = check_length(prefix, self.max_frame)
-            conn.deadline, conn.why = now + slow, "slow"
-            body = await reader.readexactly(n)
-        except (asyncio.IncompleteReadError, ConnectionError) as e:
-            if conn.timed_out == "idle":
-                raise PeerTimeout(f"idle for {idle} s") from None
-            if conn.timed_out == "slow":
-                raise PeerTimeout(f"a frame of {n} bytes did not arrive whole within {slow} s") from None
-            if not isinstance(e, asyncio.IncompleteReadError):
-                raise
-            if n < 0:
-                if e.partial:
-                    raise RemoteProtocolError("truncated frame: stream ended inside the length prefix") from None
-                return None
-            raise RemoteProtocolError(f"truncated frame: {len(e.partial)} of {n} bytes before the end") from None
-        conn.deadline = float("inf")  # applying is our time, not the peer's
-        return decode_body(body, self.auth_key, self.max_value)
-
-    async def _hello(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Conn) -> Hello:
-        """Rule 7: the client's hello (small, bounded in time), checked, then ours."""
-        try:
-            hello = await self._read_hello(reader, conn)
-            if hello.acceptor_id is not None or hello.refused or len(hello.nonce) != NONCE_LEN:
-                raise RemoteProtocolError("the hello is not a client's")
-        except (PeerTimeout, ClosedBeforeHello):
-            raise
-        except RemoteProtocolError as e:
-            why = str(e)
-            if "MAC" in why or "auth key" in why:
-                why = f"authentication failed: {why}"
-            writer.write(encode_hello(Hello(cluster_id="", acceptor_id=self.node_id, refused=why[:200])))
-            raise RemoteProtocolError(why) from None
-        mine = self.identity
-        if hello.cluster_id != mine.cluster_id:
-            why = f"this acceptor belongs to cluster {mine.cluster_id}, not {hello.cluster_id}"
-            refusal = Hello(cluster_id=mine.cluster_id, acceptor_id=self.node_id, refused=why)
-            writer.write(encode_hello(refusal, self.auth_key))
-            raise RemoteProtocolError(f"a client of another cluster ({hello.cluster_id})")
-        writer.write(
-            encode_hello(
-                Hello(
-                    cluster_id=mine.cluster_id,
-                    acceptor_id=mine.acceptor_id,
-                    incarnation=mine.incarnation,
-                    pid=os.getpid(),
-                    nonce=secrets.token_bytes(NONCE_LEN),
-                    echo=hello.nonce,
-                    max_registers=self.limits.max_request_registers,
-                ),
-                self.auth_key,
-            )
+    def _refuse_over_cap(self, m: Request, n: int, peer: str) -> ErrorReply:
+        cap = self.limits.max_request_registers
+        log.warning(
+            "acceptor %d refused a %s over %d registers from %s (limit %d, --max-request-registers)",
+            self.node_id,
+            type(m).__name__,
+            n,
+            peer,
+            cap,
         )
-        conn.arm(self.limits.frame_timeout, f"the hello answer not taken within {self.limits.frame_timeout} s")
-        await conn.drain()
-        return hello
+        reason = f"request names {n} registers, over this acceptor's limit of {cap}"
+        return ErrorReply(req=m.req, segment=m.segment, reason=reason)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        peer = peer_name(writer)
-        if len(self._conns) >= self.limits.max_connections:
-            self._over_capacity(peer)
-            why = f"over capacity: {len(self._conns)} connections open (--max-connections)"
-            writer.write(encode_hello(Hello(cluster_id="", acceptor_id=self.node_id, refused=why)))
-            writer.close()
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await writer.wait_closed()
-            return
-        conn = _Conn(writer)
-        self._conns[task] = conn
-        src = next(self._ids)
-        log.debug("acceptor %d: connection %d from %s", self.node_id, src, peer)
-        try:
-            await self._hello(reader, writer, conn)
-            while self.failure is None:
-                msgs = await self._read_frame(reader, conn)
-                if msgs is None:
-                    break
-                self.frames += 1
-                await self._answer(src, peer, _requests(msgs), conn)
-        except PeerTimeout as e:
-            self.timed_out += 1
-            log.info("acceptor %d closed the connection from %s: %s", self.node_id, peer, e)
-        except ClosedBeforeHello:
-            log.debug("acceptor %d: connection %d from %s closed before its hello", self.node_id, src, peer)
-        except RemoteProtocolError as e:
-            self.refused += 1
-            log.warning("acceptor %d refused peer %s: %s; connection closed", self.node_id, peer, e)
-        except StorageFailure as e:
-            log.error(
-                "acceptor %d storage failure: %r; no reply sent for the frame, stopping", self.node_id, e.__cause__
-            )
-            if self._stopped is not None:
-                self._stopped.set()
-        except (ConnectionError, OSError) as e:
-            log.debug("acceptor %d: connection %d from %s lost: %s", self.node_id, src, peer, e)
-        finally:
-            self._conns.pop(task, None)
-            writer.close()
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await writer.wait_closed()
-            log.debug("acceptor %d: connection %d from %s closed", self.node_id, src, peer)
+    def _answer_batch(self, src: int, peer: str, reqs: list[Request]) -> list[Message]:
+        """The replies to ``reqs`` when no batch of them needs a yield (``_Conn._answer_now`` checked): the
+        requests within the limit are applied together (one transaction), those over it answered
+        ``ErrorReply``; replies in the order of the requests."""
+        cap = self.limits.max_request_registers
+        batch: list[Request] = []
+        pending: list[Message] = []
+        for m in reqs:
+            n = registers_of(m)
+            if n > cap:
+                if batch:  # replies keep the order of the requests
+                    pending += self._apply(src, batch)
+                    batch = []
+                pending.append(self._refuse_over_cap(m, n, peer))
+                continue
+            batch.append(m)
+        if batch:
+            pending += self._apply(src, batch)
+        return pending
 
     async def _answer(self, src: int, peer: str, reqs: list[Request], conn: _Conn) -> None:
         """Rule 7: requests over the register limit get an ``ErrorReply``; the others are applied in batches of
@@ -512,19 +787,10 @@ class AcceptorServer:
         for m in reqs:
             n = registers_of(m)
             if n > cap:
-                log.warning(
-                    "acceptor %d refused a %s over %d registers from %s (limit %d, --max-request-registers)",
-                    self.node_id,
-                    type(m).__name__,
-                    n,
-                    peer,
-                    cap,
-                )
-                reason = f"request names {n} registers, over this acceptor's limit of {cap}"
                 if batch:  # replies keep the order of the requests
                     pending += self._apply(src, batch)
                     batch, weight = [], 0
-                pending.append(ErrorReply(req=m.req, segment=m.segment, reason=reason))
+                pending.append(self._refuse_over_cap(m, n, peer))
                 continue
             if batch and weight + n > cap:
                 pending += self._apply(src, batch)
@@ -547,7 +813,7 @@ class AcceptorServer:
         await conn.drain()
         conn.deadline = float("inf")
 
-    def _send(self, replies: list[Message], peer: str, writer: asyncio.StreamWriter) -> None:
+    def _send(self, replies: list[Message], peer: str, writer: _Conn) -> None:
         if not replies:
             return
         frames, too_big = split_for_frames(replies, self.auth_key, self.max_frame)
@@ -844,6 +1110,7 @@ class TcpTransport:
         self._closed = False
         self._dirty: list[_Peer] = []  # peers with messages queued since the last flush
         self._flush_scheduled = False
+        self._held = 0  # ``hold`` depth: sends queue without scheduling a flush (the caller flushes)
 
     def send(self, dst: int, msg: Message) -> None:
         """Queue ``msg`` for ``dst`` (must run on the event loop's thread)."""
@@ -860,9 +1127,21 @@ class TcpTransport:
         if not p.dirty:
             p.dirty = True
             self._dirty.append(p)
-            if not self._flush_scheduled:
+            if not self._flush_scheduled and not self._held:
                 self._flush_scheduled = True
                 asyncio.get_running_loop().call_soon(self.flush)
+
+    def hold(self) -> None:
+        """Until the matching ``release``, sends queue without scheduling a flush for the end of the turn: the
+        caller knows its sends of this turn end with the ``release``, which flushes them at once (no further
+        turn of the loop). Holds nest."""
+        self._held += 1
+
+    def release(self) -> None:
+        """End a ``hold``; the outermost one flushes."""
+        self._held -= 1
+        if not self._held:
+            self.flush()
 
     def flush(self) -> None:
         """Send everything queued now (rule 5): to a connected, idle peer whose socket keeps up, as one frame
@@ -1057,15 +1336,18 @@ class TcpTransport:
 
     def _deliver(self, p: _Peer, msgs: list[Message]) -> None:
         """One reply frame from ``p``: each message to ``on_message``, then the requests they led to leave."""
-        for raw in msgs:
-            m = self._merged(p.id, raw)
-            if m is None:
-                continue
-            try:
-                self.on_message(p.id, m)
-            except Exception:
-                log.exception("on_message failed for a %s from peer %d", type(m).__name__, p.id)
-        self.flush()  # the requests these replies led to leave now, one frame per peer
+        self.hold()
+        try:
+            for raw in msgs:
+                m = self._merged(p.id, raw)
+                if m is None:
+                    continue
+                try:
+                    self.on_message(p.id, m)
+                except Exception:
+                    log.exception("on_message failed for a %s from peer %d", type(m).__name__, p.id)
+        finally:
+            self.release()  # the requests these replies led to leave now, one frame per peer
 
     def _lost(self, p: _Peer, conn: _ClientConn) -> None:
         if p.writer is conn:

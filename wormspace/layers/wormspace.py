@@ -424,10 +424,10 @@ class SpaceLogic:
         self._capture_id(cap)
         if not cap.covers(segment, offset):
             raise UsageError(f"the capture does not cover address {address} (segment {segment}, offset {offset})")
-        check_capture_values(cap, {offset: data})
+        checked = check_capture_values(cap, {offset: data})
 
         def single() -> OpGen[None]:
-            results = yield from self.seg.write(segment, {offset: data}, cap)
+            results = yield from self.seg.write(segment, {offset: data}, cap, checked=checked)
             err = results[offset]
             if err is not None:
                 raise err
@@ -449,7 +449,7 @@ class SpaceLogic:
             if not cap.covers(segment, off):
                 raise UsageError(f"the capture does not cover offset {off} of segment {segment}")
             clean[off] = self._data(data)
-        check_capture_values(cap, clean)
+        checked = check_capture_values(cap, clean)
 
         def finish(res: dict[int, OperationFailed | None]) -> Finish:
             results = {off: outcome_name(e) for off, e in res.items()}
@@ -459,7 +459,7 @@ class SpaceLogic:
                 return "ok", None, None, results
             return failed[0], None, existing or None, results
 
-        gen = self.seg.write(segment, clean, cap)
+        gen = self.seg.write(segment, clean, cap, checked=checked)
         return (yield from self._recorded("batch_write", segment * self.wos_size, clean, gen, finish))
 
     @require(lambda self, address: address_ok(self, address), "an address is a non-negative int", error=UsageError)

@@ -588,12 +588,18 @@ class SegmentLogic:
         error=UsageError,
     )
     def write(
-        self, segment: int, values: Mapping[int, bytes], cap: CaptureId
+        self,
+        segment: int,
+        values: Mapping[int, bytes],
+        cap: CaptureId,
+        *,
+        checked: tuple[tuple[int, bytes], ...] | None = None,
     ) -> Generator[OpRequest, Outcome, dict[int, OperationFailed | None]]:
         """Write ``values`` (offset -> data) through ``cap`` in one Accept per acceptor (Rules 5, 6).
         Per offset: None (ok) or the failure (``Trimmed`` for all, with nothing sent, when the client already
-        knows the segment is trimmed)."""
-        send = check_capture_values(cap, values)
+        knows the segment is trimmed). ``checked``: what ``check_capture_values(cap, values)`` returned to a
+        caller that validated at the API boundary just before (it is not run twice)."""
+        send = check_capture_values(cap, values) if checked is None else checked
         if segment in self.trimmed:
             return {off: Trimmed(f"segment {segment} is trimmed") for off in sorted(values)}
         cap.sent.update(send)

@@ -23,6 +23,10 @@ Rules:
    later call is a ``UsageError`` ("this client is closed").
 5. An ``Indeterminate`` outcome while acceptors of the request's group refuse this client (wrong key,
    another cluster) is raised as ``PeersRefused`` naming them and why.
+6. The core's phase timers (``SetTimer``) go into one heap, with one loop timer set for its earliest entry
+   whose operation still runs: a phase timer outlives its phase (nearly every one does: the reply came)
+   without ever waking the loop or costing a handle of its own; the timers due together fire together and
+   the retries they lead to leave at once.
 
 Event loops come from ``wormspace.layers.tcp.new_event_loop``: uvloop's when it is installed (the ``fast``
 extra), asyncio's otherwise.
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import secrets
 import threading
@@ -47,7 +52,7 @@ from wormspace.layers.coalesce import Coalescer
 from wormspace.layers.effects import Effect, Send, SetTimer
 from wormspace.layers.messages import MAX_VALUE, Accept, Fence, Message, Prepare, Read
 from wormspace.layers.tcp import TcpTransport, new_event_loop
-from wormspace.layers.wor import ClientCore, Config, OpRequest, Outcome
+from wormspace.layers.wor import ClientCore, Config, OpRequest, Outcome, op_of_req
 from wormspace.runtime.config import ClusterConfig
 
 log = logging.getLogger("wormspace.runtime.driver")
@@ -94,6 +99,9 @@ class AsyncTcpDriver:
         self._transport: TcpTransport | None = None
         self._coalescer: Coalescer | None = None
         self._closed = False
+        self._timers: list[tuple[float, int]] = []  # (when, token): the phase timers, a heap
+        self._timer: asyncio.TimerHandle | None = None  # the loop's one timer, for the earliest live entry
+        self._timer_when = float("inf")
 
     @classmethod
     def from_config(cls, cfg: ClusterConfig, **kwargs: Any) -> AsyncTcpDriver:
@@ -129,9 +137,15 @@ class AsyncTcpDriver:
     def _turn_end(self, flush: Callable[[], None]) -> None:
         """Rule 2's end of a turn: the queued operations start merged, and their requests leave at once (one
         frame per acceptor, no further turn of the loop)."""
-        flush()
-        if self._transport is not None:
-            self._transport.flush()
+        transport = self._transport
+        if transport is None:
+            flush()
+            return
+        transport.hold()
+        try:
+            flush()
+        finally:
+            transport.release()
 
     def _carry_out(self, effects: list[Effect]) -> None:
         transport = self._transport
@@ -141,7 +155,10 @@ class AsyncTcpDriver:
             if isinstance(e, Send):
                 transport.send(e.dst, e.msg)
             elif isinstance(e, SetTimer):
-                loop.call_later(e.delay, self._on_timeout, e.token)
+                when = loop.time() + e.delay
+                heapq.heappush(self._timers, (when, e.token))
+                if when < self._timer_when:
+                    self._arm(loop, when)
 
     def _on_message(self, src: int, msg: Message) -> None:
         if isinstance(msg, _REQUEST_TYPES):
@@ -149,9 +166,37 @@ class AsyncTcpDriver:
             return
         self._carry_out(self.core.on_reply(src, msg))
 
-    def _on_timeout(self, token: int) -> None:
-        if not self._closed:
-            self._carry_out(self.core.on_timeout(token))
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_at(when, self._on_timers)
+        self._timer_when = when
+
+    def _on_timers(self) -> None:
+        """The phase timers that are due fire (Rule 6); the loop's timer is set again for the earliest entry
+        whose operation is still running: entries of ended operations (nearly all: a phase timer outlives its
+        phase) are dropped without ever waking the loop."""
+        self._timer, self._timer_when = None, float("inf")
+        loop, transport, timers = self._loop, self._transport, self._timers
+        if self._closed or loop is None or transport is None:
+            timers.clear()
+            return
+        now = loop.time()
+        due: list[int] = []
+        while timers and timers[0][0] <= now:
+            due.append(heapq.heappop(timers)[1])
+        ops = self.core.ops
+        transport.hold()
+        try:
+            for token in due:
+                if op_of_req(token) in ops:
+                    self._carry_out(self.core.on_timeout(token))
+        finally:
+            transport.release()  # the retries leave at once
+        while timers and op_of_req(timers[0][1]) not in ops:
+            heapq.heappop(timers)
+        if timers and timers[0][0] < self._timer_when:
+            self._arm(loop, timers[0][0])
 
     async def execute_async(self, request: OpRequest) -> Outcome:
         """Run one operation to its outcome on the running loop (the driver's)."""
@@ -219,6 +264,10 @@ class AsyncTcpDriver:
     def _end_waiting(self) -> None:
         """Rule 4: operations still running end ``Indeterminate`` (on the driver's loop)."""
         self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timers.clear()
         if self._coalescer is None:
             return
         for request, then in self._coalescer.running():
@@ -296,7 +345,7 @@ class TcpDriver:
         self._loop: asyncio.AbstractEventLoop | None = None  # the private loop (not running between calls)
         self._runner: int | None = None  # the thread running the private loop now
         self._pending = 0  # synchronous callers' operations not ended yet
-        self._idle: asyncio.Future[None] | None = None  # set when ``_pending`` drops to 0
+        self._looping = False  # the private loop runs for synchronous callers: stopped when ``_pending`` is 0
         self._closed = False
 
     @classmethod
@@ -373,8 +422,8 @@ class TcpDriver:
             self._pending -= 1
             idle = self._pending == 0
             self._cond.notify_all()
-        if idle and self._idle is not None and not self._idle.done():
-            self._idle.set_result(None)
+        if idle and self._looping and self._loop is not None:
+            self._loop.stop()  # the loop leaves at the end of this turn: no further turn to notice it
 
     def _run_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run the private loop in this thread until no caller's operation is pending, then leave it (the
@@ -383,11 +432,11 @@ class TcpDriver:
             with self._cond:
                 if self._pending == 0:
                     return
-                self._idle = loop.create_future()
-            loop.run_until_complete(self._idle)
+                self._looping = True
+            loop.run_forever()
         finally:
             with self._cond:
-                self._idle = None
+                self._looping = False
                 self._runner = None
                 self._cond.notify_all()
 
@@ -423,6 +472,9 @@ class TcpDriver:
         loop = loop or asyncio.get_running_loop()
         if loop is self._loop:
             return self._sync
+        d = self._per_loop.get(loop)  # no lock for the driver of a loop seen before (every call but the first)
+        if d is not None:
+            return d
         with self._lock:
             d = self._per_loop.get(loop)
             if d is None:

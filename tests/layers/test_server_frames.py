@@ -1,0 +1,127 @@
+"""The acceptor server's frame path and the client driver's timers, in process (loopback only).
+
+* Frames of one connection that are whole when its bytes arrive are answered together: one transaction for
+  their requests, replies in the order of the requests.
+* A phase timer that outlives its phase (the reply came) never wakes the driver's loop: after operations end,
+  the one loop timer fires once, at the earliest deadline, and drops every entry of an ended operation.
+* A phase timer of an operation still running does fire: an acceptor that never answers makes the operation
+  end ``Indeterminate`` after its rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Iterator
+
+from wormspace.identity import Identity
+from wormspace.layers.acceptor import AcceptorNode, MemoryStorage
+from wormspace.layers.effects import Persist
+from wormspace.layers.messages import Accept, Accepted, Ballot, Prepare, Promise, Read, ReadReply, Vote
+from wormspace.layers.tcp import AcceptorServer, read_frame, read_hello, run
+from wormspace.layers.wire import NONCE_LEN, Hello, encode_frame, encode_hello
+from wormspace.layers.wor import Config, Kind, OpRequest
+from wormspace.runtime.driver import AsyncTcpDriver
+
+CID = "0123456789abcdef0123456789abcdef"
+IDENT = Identity(cluster_id=CID, acceptor_id=0)
+
+
+class CommitLog(MemoryStorage):
+    """A storage with ``group()`` like SqliteStorage's: records every commit and what it applied."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[str] = []
+        self._open = 0
+
+    @contextlib.contextmanager
+    def group(self) -> Iterator[None]:
+        self._open += 1
+        try:
+            yield
+        finally:
+            self._open -= 1
+            self.events.append("commit")
+
+    def apply(self, persist: Persist) -> None:
+        assert self._open, "a change applied outside a transaction"
+        self.events.append("apply")
+        super().apply(persist)
+
+
+def test_frames_that_arrive_together_share_one_transaction() -> None:
+    storage = CommitLog()
+    b = Ballot(3, 1)
+
+    async def scenario() -> list[object]:
+        server = AcceptorServer(AcceptorNode(0, storage), "127.0.0.1", 0, identity=IDENT)
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(encode_hello(Hello(cluster_id=CID, acceptor_id=None, nonce=os.urandom(NONCE_LEN))))
+            await read_hello(reader, None, 5)
+            frames = [
+                encode_frame([Prepare(req=1, segment=7, indices=(0, 1), ballot=b)]),
+                encode_frame([Accept(req=2, segment=7, ballot=b, values=((0, b"x"),))]),
+                encode_frame([Read(req=3, segment=7, indices=(0,))]),
+            ]
+            writer.write(b"".join(frames))  # one write: the three frames arrive together
+            await writer.drain()
+            got: list[object] = []
+            while len(got) < 3:
+                msgs = await asyncio.wait_for(read_frame(reader, None), 5)
+                got += msgs or []
+            writer.close()
+            assert server.frames == 3 and server.messages == 3
+            return got
+        finally:
+            await server.close()
+
+    replies = run(scenario())
+    assert replies == [
+        Promise(req=1, segment=7, ballot=b, votes=()),
+        Accepted(req=2, segment=7, ballot=b),
+        ReadReply(req=3, segment=7, votes=(Vote(index=0, ballot=b, value=b"x"),)),
+    ]
+    assert storage.events == ["apply", "apply", "commit"], "one transaction for the frames that came together"
+
+
+def test_timers_of_ended_operations_do_not_stay_on_the_loop() -> None:
+    async def scenario() -> None:
+        server = AcceptorServer(AcceptorNode(0, MemoryStorage()), "127.0.0.1", 0, identity=IDENT)
+        await server.start()
+        driver = AsyncTcpDriver({0: ("127.0.0.1", server.port)}, groups=[[0]], cluster_id=CID,
+                                config=Config(timeout=0.05))
+        try:
+            for i in range(20):
+                out = await driver.execute_async(OpRequest(kind=Kind.READ, segment=1, indices=(i,)))
+                assert out.error is None
+            # Past every deadline (a later round's timer is at most 8 x 0.05 s): the one loop timer fired at the
+            # earliest and dropped every entry of an ended operation.
+            await asyncio.sleep(0.5)
+            assert driver._timer is None and driver._timers == []
+        finally:
+            await driver.aclose()
+            await server.close()
+
+    run(scenario())
+
+
+def test_the_timer_of_a_running_operation_fires() -> None:
+    async def scenario() -> None:
+        silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)  # accepts, never answers
+        port = silent.sockets[0].getsockname()[1]
+        driver = AsyncTcpDriver({0: ("127.0.0.1", port)}, groups=[[0]], cluster_id=CID,
+                                config=Config(timeout=0.02, max_resends=1, max_rounds=1, max_backoff=1))
+        try:
+            out = await asyncio.wait_for(
+                driver.execute_async(OpRequest(kind=Kind.READ, segment=1, indices=(0,))), 10
+            )
+            assert out.error == "Indeterminate"
+        finally:
+            await driver.aclose()
+            silent.close()
+
+    run(scenario())
