@@ -212,6 +212,12 @@ MUTANTS: dict[str, Mutant] = {
         expected=("wormspace.segments_independent",), check="linearizability of coalesced simulated histories",
         tests=(f"{M}test_coalesce_mutants.py::test_broken_merges_are_caught[wrong_owner]",),
         plants=(M + "test_coalesce_mutants.py::mutant", M + "test_coalesce_mutants.py::_rotate")),
+    "held_never_released": Mutant(
+        description="the coalescer never releases the requests it held behind a running operation of their key",
+        expected=(), check="liveness of a bounded simulated run (every reader ends its reads): not a layer obligation",
+        tests=(f"{M}test_coalesce_mutants.py::test_held_requests_never_released_are_caught",),
+        plants=(M + "test_coalesce_mutants.py::held_never_released",
+                M + "test_coalesce_mutants.py::_release_nothing")),
     # ---- apps ----
     "one_position_two_appends": Mutant(
         description="WormLog reports a lost write's position as the appender's own",
