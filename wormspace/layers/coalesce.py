@@ -53,9 +53,10 @@ DEFAULT_MAX_REGISTERS = 1024
 
 def merge_key(request: OpRequest) -> tuple[object, ...] | None:
     """Requests with equal keys may share an operation (Rule 1); ``None``: this one runs alone."""
-    if request.kind not in MERGEABLE:
+    kind = request.kind
+    if kind not in MERGEABLE:
         return None
-    return (request.kind, request.segment, request.ballot, request.repair)
+    return (kind.value, request.segment, request.ballot, request.repair)  # a str hashes once, an enum every time
 
 
 @require(lambda requests: len(requests) >= 1)
