@@ -116,3 +116,128 @@ def test_split_all_is_split_for_each_caller() -> None:
         assert split_all(outcome, requests) == [split(outcome, r) for r in requests]
 
     check()
+
+
+def _accepts(sent: list[Effect]) -> list[Accept]:
+    return [e.msg for e in sent if isinstance(e, Send) and isinstance(e.msg, Accept)]
+
+
+def test_a_write_behind_a_running_write_of_its_key_is_held_and_joins_the_next_batch() -> None:
+    """Rule 5: one operation in flight per key; what comes meanwhile runs merged with what the running
+    operation's callers submit when they get their outcome."""
+    co, scheduled, sent = _rig()
+    got: dict[int, Outcome] = {}
+
+    def keep(i: int) -> Callable[[Outcome], None]:
+        def then(o: Outcome) -> None:
+            got[i] = o
+            if i == 0:  # the caller goes on at once, as a coroutine resumed by its outcome would
+                co.submit(_write(5, b"v5"), keep(5))
+        return then
+
+    co.submit(_write(0, b"v0"), keep(0))
+    scheduled.pop()()
+    first = _accepts(sent)[0]
+    co.submit(_write(1, b"v1"), keep(1))  # a straggler, one turn behind
+    co.submit(_write(2, b"v2", Ballot(4, 7)), keep(2))  # another ballot: another key, not held
+    scheduled.pop()()
+    assert [a.values for a in _accepts(sent)[3:]] == [((2, b"v2"),)] * 3
+    assert co.held_requests == 1 and co.queued == 1
+    sent.clear()
+    for src in (0, 1):
+        co.core.on_reply(src, Accepted(req=first.req, segment=4, ballot=B))
+    assert got[0] == Outcome(chosen=((0, b"v0"),)) and 1 not in got
+    assert len(scheduled) == 1  # released after the callers had their outcomes: one flush for both
+    scheduled.pop()()
+    merged = _accepts(sent)
+    assert len(merged) == 3 and [i for i, _ in merged[0].values] == [1, 5]
+    for src in (0, 1):
+        co.core.on_reply(src, Accepted(req=merged[0].req, segment=4, ballot=B))
+    assert got[1] == Outcome(chosen=((1, b"v1"),)) and got[5] == Outcome(chosen=((5, b"v5"),))
+    assert co.queued == 0 and [r.values for r, _ in co.running()] == [((2, b"v2"),)]  # the other ballot's
+
+
+def test_held_requests_are_among_the_running_ones_a_closing_driver_ends() -> None:
+    co, scheduled, _sent = _rig()
+    co.submit(_read(1), lambda o: None)
+    scheduled.pop()()
+    co.submit(_read(1), lambda o: None)
+    scheduled.pop()()
+    assert len(co.running()) == 2 and co.held_requests == 1
+    co.forget()
+    assert co.running() == [] and co.queued == 0
+
+
+def test_every_request_starts_once_and_keys_never_overlap_across_flushes() -> None:
+    """Rule 5 under any order of submissions, flushes and completions (Hypothesis): every request is started
+    exactly once, in an operation carrying its registers; an operation starts only while no other of its
+    key runs, unless both were cut in one flush."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    steps = st.lists(st.one_of(
+        st.tuples(st.just("read"), st.integers(0, 3)),
+        st.tuples(st.just("write"), st.integers(0, 3)),
+        st.tuples(st.just("flush"), st.just(0)),
+        st.tuples(st.just("done"), st.integers(0, 7)),
+    ), max_size=40)
+
+    @settings(max_examples=150, deadline=None)
+    @given(steps)
+    def check(plan: list[tuple[str, int]]) -> None:
+        core = ClientCore(node_id=7, groups=[[0, 1, 2]])
+        scheduled: list[Callable[[], None]] = []
+        sent: list[Effect] = []
+        co = Coalescer(core, schedule=scheduled.append, carry_out=sent.extend)
+        started: list[tuple[int, tuple[object, ...], int]] = []  # (op id, key, flush number)
+        running: dict[int, tuple[tuple[object, ...], int]] = {}
+        flushes = [0]
+        real_start = core.start
+
+        def start(request: OpRequest) -> tuple[int, list[Effect]]:
+            op_id, effects = real_start(request)
+            key = (request.kind, request.segment, request.ballot, request.repair)
+            for other_key, flush in running.values():
+                assert other_key != key or flush == flushes[0], "two operations of one key across flushes"
+            running[op_id] = (key, flushes[0])
+            started.append((op_id, key, flushes[0]))
+            return op_id, effects
+
+        core.start = start  # type: ignore[method-assign]
+        on_done = core.on_done
+        assert on_done is not None
+        answered: dict[int, int] = {}
+
+        def count(k: int) -> Callable[[Outcome], None]:
+            return lambda o: answered.__setitem__(k, answered.get(k, 0) + 1)
+
+        submitted = 0
+        writes = 0
+        for step, arg in plan:
+            if step in ("read", "write"):
+                if step == "read":
+                    request = _read(arg)
+                else:
+                    writes += 1
+                    request = _write(10 + writes, b"w")  # writes name distinct registers (Rule 2's callers)
+                co.submit(request, count(submitted))
+                submitted += 1
+            elif step == "flush" and scheduled:
+                flushes[0] += 1
+                scheduled.pop(0)()
+            elif step == "done" and running:
+                op_id = sorted(running)[arg % len(running)]
+                del running[op_id]
+                on_done(op_id, Outcome(error="Indeterminate"))
+        while scheduled or running:  # the rest of the run: every flush, then every operation ends
+            if scheduled:
+                flushes[0] += 1
+                scheduled.pop(0)()
+            else:
+                op_id = min(running)
+                del running[op_id]
+                on_done(op_id, Outcome(error="Indeterminate"))
+        assert answered == {k: 1 for k in range(submitted)}
+        assert co.running() == [] and co.queued == 0
+
+    check()

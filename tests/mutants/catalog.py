@@ -224,6 +224,19 @@ MUTANTS: dict[str, Mutant] = {
         expected=("wormspace.segments_independent",), check="linearizability of coalesced simulated histories",
         tests=(f"{M}test_coalesce_mutants.py::test_broken_merges_are_caught[wrong_owner]",),
         plants=(M + "test_coalesce_mutants.py::mutant", M + "test_coalesce_mutants.py::_rotate")),
+    "unrecorded_write_drops_failure": Mutant(
+        description="the client's unrecorded write (no history kept) reports a failed write as done",
+        expected=(), check="differential test: unrecorded write equals recorded write: not a layer obligation",
+        tests=(f"{M}test_unrecorded_write_mutant.py::"
+               "test_the_differential_test_catches_an_unrecorded_write_that_drops_its_failure",),
+        plants=(M + "test_unrecorded_write_mutant.py::unrecorded_write_drops_failure",
+                M + "test_unrecorded_write_mutant.py::_write_dropping_failure")),
+    "held_never_released": Mutant(
+        description="the coalescer never releases the requests it held behind a running operation of their key",
+        expected=(), check="liveness of a bounded simulated run (every reader ends its reads): not a layer obligation",
+        tests=(f"{M}test_coalesce_mutants.py::test_held_requests_never_released_are_caught",),
+        plants=(M + "test_coalesce_mutants.py::held_never_released",
+                M + "test_coalesce_mutants.py::_release_nothing")),
     # ---- apps ----
     "one_position_two_appends": Mutant(
         description="WormLog reports a lost write's position as the appender's own",

@@ -49,6 +49,10 @@ CONTROLS: dict[str, str] = {
         "clean run",
     "tests/mutants/test_coalesce_mutants.py::test_merged_operations_give_each_caller_its_own_outcome[2]":
         "clean run",
+    "tests/mutants/test_coalesce_mutants.py::test_held_requests_run_after_the_operation_they_waited_for[1]":
+        "clean run",
+    "tests/mutants/test_coalesce_mutants.py::test_held_requests_run_after_the_operation_they_waited_for[2]":
+        "clean run",
     "tests/mutants/test_app_mutants.py::test_the_real_time_order_check_sees_a_later_op_at_a_lower_position":
         "a hand-made history fed to a check; no code planted",
     "tests/proofs/test_prove.py::test_the_mutant_catalog_plants_a_bug_that_its_obligation_catches":

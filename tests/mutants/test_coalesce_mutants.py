@@ -2,6 +2,9 @@
 
 * ``wrong_owner`` -- a merged operation hands each caller the part of the outcome that belongs to the next
   caller of the batch (one caller gets another's outcome);
+* ``held_never_released`` -- requests held behind a running operation of their key (coalesce.py Rule 5)
+  stay held when it ends: caught as a liveness failure of a bounded simulated run (readers sharing a client
+  node, a writer on another; once the network is quiet some reader has not ended its reads).
 
 Each runs the same scenario as the correct code: two client processes on ONE simulated client node (as two
 coroutines on one TCP driver) that capture, write and read their own registers at the same virtual
@@ -95,3 +98,85 @@ def test_broken_merges_are_caught(mutant: str) -> None:
     cluster = _scenario((0, 1), 1)
     assert _merged(cluster) >= 1
     assert _caught(cluster), f"mutant {mutant} went unnoticed"
+
+
+# ---- Rule 5: a request held behind a running operation of its key ---------------------------------------
+
+
+def _release_nothing(self: coalesce.Coalescer, key: object) -> None:
+    """The planted bug ``held_never_released``: the requests held behind a running operation (Rule 5) are
+    left held when it ends (e.g. the release keyed on something else than the merge key)."""
+
+
+@pytest.fixture
+def held_never_released(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setattr(coalesce.Coalescer, "_release", _release_nothing)
+    yield "held_never_released"
+
+
+HELD_SEEDS = (1, 2)
+READS = 12
+
+
+def _held_scenario(seed: int) -> SimCluster:
+    """Per register: two readers on ONE client node, pausing for different times between reads so that
+    one's read often comes while the other's is running (held, Rule 5), and a writer on another node writing
+    the register meanwhile."""
+    cluster = Cluster.simulated(acceptors=3, seed=seed, wos_size=WOS)
+    segment = cluster.client().alloc(b"held")
+
+    def reader(offset: int, pause: float) -> Any:
+        def run(logic: SpaceLogic) -> Generator[ClientRequest, Outcome, None]:
+            address = logic.address(segment, offset)
+            for _ in range(READS):
+                yield from logic.read(address)
+                yield from logic.sleep(pause)
+
+        return run
+
+    def writer(offset: int) -> Any:
+        def run(logic: SpaceLogic) -> Generator[ClientRequest, Outcome, None]:
+            address = logic.address(segment, offset)
+            try:
+                cap = yield from logic.capture(address)
+                yield from logic.write(address, b"w", cap)
+            except OperationFailed:
+                pass
+
+        return run
+
+    for offset in range(4):
+        first = cluster.spawn(reader(offset, 0.0003), at=0.01)
+        cluster.spawn(reader(offset, 0.0011), at=0.01, node_of=first)
+        cluster.spawn(writer(offset), at=0.02 + 0.01 * offset)
+    cluster.run()
+    return cluster
+
+
+def _held(cluster: SimCluster) -> int:
+    return sum(node.coalescer.held_requests for node in cluster.clients)
+
+
+def _unfinished(cluster: SimCluster) -> list[str]:
+    """Liveness within the run's bound: once the simulated network is quiet every reader has read ``READS``
+    times and every writer has ended; a request left held forever leaves its process waiting."""
+    invoked: dict[int, int] = {}
+    ended: dict[int, int] = {}
+    for e in cluster.history():
+        if e.f == "read":
+            counts = invoked if e.type == "invoke" else ended
+            counts[e.process] = counts.get(e.process, 0) + 1
+    return [f"process {p} ended {ended.get(p, 0)} of {READS} reads" for p in invoked if ended.get(p, 0) < READS]
+
+
+@pytest.mark.parametrize("seed", HELD_SEEDS)
+def test_held_requests_run_after_the_operation_they_waited_for(seed: int) -> None:
+    cluster = _held_scenario(seed)
+    assert _held(cluster) >= 1, "the scenario must really hold a request behind a running one"
+    assert _caught(cluster) == [] and _unfinished(cluster) == []
+
+
+def test_held_requests_never_released_are_caught(held_never_released: str) -> None:
+    cluster = _held_scenario(1)
+    assert _held(cluster) >= 1
+    assert _unfinished(cluster), f"mutant {held_never_released} went unnoticed"

@@ -19,6 +19,15 @@ Rules:
 4. ``split(outcome, request)`` is a caller's outcome: the batch's op-wide ``error`` and ``ballot``, and
    ``chosen`` / ``empty`` / ``stale`` / ``unknown`` restricted to the registers the caller named. A batch of
    one hands its outcome over unchanged.
+5. One operation in flight per merge key (kind, segment, ballot, repair): a mergeable request that comes
+   while an operation of its key is running is *held*, and joins the queue when the last running operation
+   of its key has handed out its outcome, after its callers got their parts, so it runs merged with what
+   those callers submit next in that turn. (Without this a caller that fell one turn behind, e.g. after a
+   segment claim, stays behind for good: its single write runs as an operation and a frame of its own
+   beside every batch, and each acceptor pays a frame's fixed cost, its transaction and fsync, for one
+   register. With it, the callers of one key fall back into step within one round trip.) All batches of
+   one key cut in one flush start together; held requests never wait for anything but running operations,
+   which always end (wor.py Rule 5 bounds their rounds and resends).
 
 Why this is the batch semantics: the WOR operation of a batch settles every register of it independently
 (wor.py Rules 1-4 are per register, op-wide errors apply to all of them); ``split`` only forgets the
@@ -44,9 +53,10 @@ DEFAULT_MAX_REGISTERS = 1024
 
 def merge_key(request: OpRequest) -> tuple[object, ...] | None:
     """Requests with equal keys may share an operation (Rule 1); ``None``: this one runs alone."""
-    if request.kind not in MERGEABLE:
+    kind = request.kind
+    if kind not in MERGEABLE:
         return None
-    return (request.kind, request.segment, request.ballot, request.repair)
+    return (kind.value, request.segment, request.ballot, request.repair)  # a str hashes once, an enum every time
 
 
 @require(lambda requests: len(requests) >= 1)
@@ -122,12 +132,13 @@ def _restrict(
 
 
 class _Batch:
-    __slots__ = ("callers", "exclusive", "registers")
+    __slots__ = ("callers", "exclusive", "key", "registers")
 
-    def __init__(self, exclusive: bool) -> None:
+    def __init__(self, exclusive: bool, key: tuple[object, ...] | None) -> None:
         self.callers: list[tuple[OpRequest, Then]] = []
         self.registers: set[int] = set()
         self.exclusive = exclusive
+        self.key = key
 
     def fits(self, targets: tuple[int, ...], limit: int) -> bool:
         if len(self.registers) + len(targets) > limit:
@@ -163,43 +174,63 @@ class Coalescer:
         self._carry_out = carry_out
         self._max = max_registers
         self._queue: list[tuple[OpRequest, Then]] = []
-        self._running: dict[int, list[tuple[OpRequest, Then]]] = {}
+        self._flush_scheduled = False
+        self._running: dict[int, tuple[list[tuple[OpRequest, Then]], tuple[object, ...] | None]] = {}
         self._early: dict[int, Outcome] = {}
+        self._in_flight: dict[tuple[object, ...], int] = {}  # Rule 5: merge key -> its running operations
+        self._held: dict[tuple[object, ...], list[tuple[OpRequest, Then]]] = {}
         self.merged_ops = 0  # operations that carried more than one caller (for tests and benchmarks)
+        self.held_requests = 0  # requests that waited for a running operation of their key (Rule 5)
 
     def submit(self, request: OpRequest, then: Then) -> None:
-        if not self._queue:
-            self._schedule(self.flush)
         self._queue.append((request, then))
+        self._want_flush()
+
+    def _want_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._schedule(self.flush)
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + sum(len(h) for h in self._held.values())
 
     def running(self) -> list[tuple[OpRequest, Then]]:
-        """Every caller whose operation is still running (e.g. to end them all when the driver closes)."""
-        out = [c for callers in self._running.values() for c in callers]
+        """Every caller whose operation is still running, queued or held (e.g. to end them all when the
+        driver closes)."""
+        out = [c for callers, _ in self._running.values() for c in callers]
+        for held in self._held.values():
+            out.extend(held)
         out.extend(self._queue)
         return out
 
     def forget(self) -> None:
         self._running.clear()
         self._queue.clear()
+        self._held.clear()
+        self._in_flight.clear()
 
     def flush(self) -> None:
-        """Cut the queue into batches (Rules 1-3) and start one operation per batch."""
+        """Cut the queue into batches (Rules 1-3) and start one operation per batch; hold the requests whose
+        key has an operation running (Rule 5)."""
+        self._flush_scheduled = False
         queue, self._queue = self._queue, []
         if not queue:
             return
         batches: list[_Batch] = []
         open_by_key: dict[tuple[object, ...], list[_Batch]] = {}
+        in_flight = self._in_flight
         for request, then in queue:
             key = merge_key(request)
             targets = request.targets()
             if key is None:
-                b = _Batch(exclusive=True)
+                b = _Batch(exclusive=True, key=None)
                 b.add(request, then, targets)
                 batches.append(b)
+                continue
+            if key in in_flight:
+                self._held.setdefault(key, []).append((request, then))
+                self.held_requests += 1
                 continue
             candidates = open_by_key.setdefault(key, [])
             for b in candidates:
@@ -207,31 +238,51 @@ class Coalescer:
                     b.add(request, then, targets)
                     break
             else:
-                b = _Batch(exclusive=request.kind is not Kind.READ)
+                b = _Batch(exclusive=request.kind is not Kind.READ, key=key)
                 b.add(request, then, targets)
                 candidates.append(b)
                 batches.append(b)
         for b in batches:
-            self._start(b.callers)
+            self._start(b.callers, b.key)
 
-    def _start(self, callers: list[tuple[OpRequest, Then]]) -> None:
+    def _start(self, callers: list[tuple[OpRequest, Then]], key: tuple[object, ...] | None) -> None:
         request = callers[0][0] if len(callers) == 1 else merge([r for r, _ in callers])
         if len(callers) > 1:
             self.merged_ops += 1
         op_id, effects = self.core.start(request)
         early = self._early.pop(op_id, None)
         if early is None:
-            self._running[op_id] = callers
+            self._running[op_id] = (callers, key)
+            if key is not None:
+                self._in_flight[key] = self._in_flight.get(key, 0) + 1
         self._carry_out(effects)
         if early is not None:
             self._deliver(callers, early)
 
     def _on_done(self, op_id: int, outcome: Outcome) -> None:
-        callers = self._running.pop(op_id, None)
-        if callers is None:
+        entry = self._running.pop(op_id, None)
+        if entry is None:
             self._early[op_id] = outcome
             return
+        callers, key = entry
+        last = False
+        if key is not None:
+            left = self._in_flight[key] - 1
+            if left:
+                self._in_flight[key] = left
+            else:
+                del self._in_flight[key]
+                last = True
         self._deliver(callers, outcome)
+        if last:
+            self._release(key)
+
+    def _release(self, key: tuple[object, ...] | None) -> None:
+        """Rule 5: the held requests of ``key`` join the queue, behind what the callers just submitted."""
+        held = self._held.pop(key, None) if key is not None else None
+        if held:
+            self._queue.extend(held)
+            self._want_flush()
 
     @staticmethod
     def _deliver(callers: list[tuple[OpRequest, Then]], outcome: Outcome) -> None:

@@ -255,8 +255,11 @@ def _raise_for(outcome: Outcome) -> None:
 def check_capture_values(cap: CaptureId, values: Mapping[int, bytes]) -> tuple[tuple[int, bytes], ...]:
     """The (offset, value) pairs a write of ``values`` through ``cap`` sends (Rule 6: found values replace
     the caller's); ``UsageError`` if one would be a second value for an offset at the capture's ballot."""
-    known = dict(cap.known)
-    send = tuple(sorted((off, known.get(off, data)) for off, data in values.items()))
+    if cap.known:
+        known = dict(cap.known)
+        send = tuple(sorted((off, known.get(off, data)) for off, data in values.items()))
+    else:  # the capture found nothing written (e.g. a fresh segment): the caller's values as they are
+        send = tuple(sorted(values.items()))
     for off, value in send:
         if cap.sent.get(off, value) != value:
             raise UsageError(
