@@ -257,6 +257,12 @@ def test_sync_driver_sees_connections_closed_while_its_loop_was_not_running(loca
     # A long timeout: a request written to a connection the acceptor had closed would show as a resend.
     with TcpDriver.from_config(local.config, config=Config(timeout=2.0)) as driver:
         assert driver.execute(OpRequest(kind=Kind.READ, segment=52, indices=(0,))).error is None
+        for _ in range(200):  # the loop runs only in calls: until every connection is open and nothing is queued
+            if all(driver.transport.connected(i) and not driver.transport.peers[i].queue for i in range(3)):
+                break
+            assert driver.execute(OpRequest(kind=Kind.READ, segment=52, indices=(0,))).error is None
+        else:
+            pytest.fail("the client's connections did not all open")
         for i in range(3):  # every connection closes while no call runs the client's loop
             local.crash(i)
             local.restart(i)
