@@ -24,7 +24,8 @@ Rules.
    The obligations are discharged at their quick bounds in both modes (the full WOR explorer adds the race
    with duplicates, which a mutant caught elsewhere would still explore for minutes); ``--quick``
    runs only the first test of each tested mutant. Exit 0 iff every mutant was caught.
-5. ``--report FILE`` writes the markdown report (``docs/proof-report.md`` is generated this way).
+5. ``--report FILE`` writes the markdown report (``docs/proof-report.md`` is generated this way with
+   ``--quick``, ``docs/proof-report-full.md`` without).
 6. A run replays: the Hypothesis machines are derandomized, and the checks run with ``PYTHONHASHSEED=0``
    (the verb re-runs itself in a child process with it when it is not set), since the order in which sets
    of messages are iterated -- and so which interleavings a bounded run meets -- depends on string hashing.

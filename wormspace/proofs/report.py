@@ -1,9 +1,10 @@
 """Rendering a ``prove`` run: the markdown report, counterexample traces as text and as an SVG chart.
 
-``docs/proof-report.md`` is written by ``wormspace prove --quick --report docs/proof-report.md`` through
-``markdown`` below and never edited by hand; ``tests/proofs/test_prove.py`` checks that the committed file
-has exactly the structure this function produces (headings, table columns, one row per obligation, the
-statements), leaving out what varies from run to run (seconds, measured counts).
+``docs/proof-report.md`` is written by ``wormspace prove --quick --report docs/proof-report.md`` (and
+``docs/proof-report-full.md`` by ``wormspace prove --report docs/proof-report-full.md``) through ``markdown``
+below and never edited by hand; ``tests/proofs/test_prove.py`` checks that each committed file has exactly
+the structure this function produces (headings, table columns, one row per obligation, the statements),
+leaving out what varies from run to run (seconds, measured counts).
 """
 
 from __future__ import annotations
