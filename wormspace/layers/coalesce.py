@@ -19,15 +19,22 @@ Rules:
 4. ``split(outcome, request)`` is a caller's outcome: the batch's op-wide ``error`` and ``ballot``, and
    ``chosen`` / ``empty`` / ``stale`` / ``unknown`` restricted to the registers the caller named. A batch of
    one hands its outcome over unchanged.
-5. One operation in flight per merge key (kind, segment, ballot, repair): a mergeable request that comes
-   while an operation of its key is running is *held*, and joins the queue when the last running operation
-   of its key has handed out its outcome, after its callers got their parts, so it runs merged with what
-   those callers submit next in that turn. (Without this a caller that fell one turn behind, e.g. after a
-   segment claim, stays behind for good: its single write runs as an operation and a frame of its own
-   beside every batch, and each acceptor pays a frame's fixed cost, its transaction and fsync, for one
-   register. With it, the callers of one key fall back into step within one round trip.) All batches of
-   one key cut in one flush start together; held requests never wait for anything but running operations,
-   which always end (wor.py Rule 5 bounds their rounds and resends).
+5. A bounded pipeline per merge key (kind, segment, ballot, repair): at most ``pipeline`` operations of a
+   key run at once (default 2), and an operation starts beside a running one of its key only if it carries
+   at least ``min_pipelined`` registers (default 64). A mergeable request that cannot start is *held*; the
+   held requests of a key join the queue each time an operation of that key hands out its outcome, after its
+   callers got their parts, so they run merged with what those callers submit next in that turn. A key with
+   nothing running starts all its queued requests; when they name at least (distinct) ``2 * min_pipelined`` registers
+   they are cut into up to ``pipeline`` batches of about equal size (never more than ``max_registers``), so
+   the acceptors work on one while the client settles the other and builds the next. (Why the bound: with
+   one operation in flight per key, 256 appends in flight are one batch at a time, and the acceptors and
+   the client wait for each other. Why the minimum: without it a caller that fell one turn behind, e.g.
+   after a segment claim, stays behind for good: its single write runs as an operation and a frame of its
+   own beside every batch, and each acceptor pays a frame's fixed cost, its transaction and fsync, for one
+   register. With it, a straggler waits for the next batch of its key, and the callers of one key fall
+   back into step within one round trip.) All batches of one key cut in one flush start together; held
+   requests never wait for anything but running operations, which always end (wor.py Rule 5 bounds their
+   rounds and resends), and once none of their key runs they start.
 
 Why this is the batch semantics: the WOR operation of a batch settles every register of it independently
 (wor.py Rules 1-4 are per register, op-wide errors apply to all of them); ``split`` only forgets the
@@ -49,6 +56,8 @@ Then = Callable[[Outcome], None]
 
 MERGEABLE = (Kind.CAPTURE, Kind.WRITE, Kind.READ)
 DEFAULT_MAX_REGISTERS = 1024
+DEFAULT_PIPELINE = 2  # Rule 5: operations of one key in flight at once
+DEFAULT_MIN_PIPELINED = 64  # Rule 5: registers an operation needs to start beside a running one of its key
 
 
 def merge_key(request: OpRequest) -> tuple[object, ...] | None:
@@ -141,9 +150,11 @@ class _Batch:
         self.key = key
 
     def fits(self, targets: tuple[int, ...], limit: int) -> bool:
+        if not self.exclusive:  # reads may overlap: count the registers they add
+            return len(self.registers.union(targets)) <= limit
         if len(self.registers) + len(targets) > limit:
             return False
-        return not (self.exclusive and not self.registers.isdisjoint(targets))
+        return self.registers.isdisjoint(targets)
 
     def add(self, request: OpRequest, then: Then, targets: tuple[int, ...]) -> None:
         self.callers.append((request, then))
@@ -165,14 +176,18 @@ class Coalescer:
         schedule: Callable[[Callable[[], None]], object],
         carry_out: Callable[[list[Effect]], None],
         max_registers: int = DEFAULT_MAX_REGISTERS,
+        pipeline: int = DEFAULT_PIPELINE,
+        min_pipelined: int = DEFAULT_MIN_PIPELINED,
     ) -> None:
-        if max_registers < 1:
-            raise ValueError("max_registers must be >= 1")
+        if max_registers < 1 or pipeline < 1 or min_pipelined < 1:
+            raise ValueError("max_registers, pipeline and min_pipelined must be >= 1")
         self.core = core
         core.on_done = self._on_done
         self._schedule = schedule
         self._carry_out = carry_out
         self._max = max_registers
+        self._pipeline = pipeline
+        self._min_pipelined = min_pipelined
         self._queue: list[tuple[OpRequest, Then]] = []
         self._flush_scheduled = False
         self._running: dict[int, tuple[list[tuple[OpRequest, Then]], tuple[object, ...] | None]] = {}
@@ -181,6 +196,7 @@ class Coalescer:
         self._held: dict[tuple[object, ...], list[tuple[OpRequest, Then]]] = {}
         self.merged_ops = 0  # operations that carried more than one caller (for tests and benchmarks)
         self.held_requests = 0  # requests that waited for a running operation of their key (Rule 5)
+        self.pipelined_ops = 0  # operations started while another of their key was running (Rule 5)
 
     def submit(self, request: OpRequest, then: Then) -> None:
         self._queue.append((request, then))
@@ -211,39 +227,67 @@ class Coalescer:
         self._in_flight.clear()
 
     def flush(self) -> None:
-        """Cut the queue into batches (Rules 1-3) and start one operation per batch; hold the requests whose
-        key has an operation running (Rule 5)."""
+        """Cut the queue into batches (Rules 1-3) and start one operation per batch; hold the requests of a
+        key that may not start now (Rule 5)."""
         self._flush_scheduled = False
         queue, self._queue = self._queue, []
         if not queue:
             return
-        batches: list[_Batch] = []
-        open_by_key: dict[tuple[object, ...], list[_Batch]] = {}
-        in_flight = self._in_flight
+        groups: list[tuple[tuple[object, ...] | None, list[tuple[OpRequest, Then]]]] = []  # in queue order
+        by_key: dict[tuple[object, ...], list[tuple[OpRequest, Then]]] = {}
         for request, then in queue:
             key = merge_key(request)
-            targets = request.targets()
+            if key is None:  # runs alone (Rule 1)
+                groups.append((None, [(request, then)]))
+                continue
+            got = by_key.get(key)
+            if got is None:
+                by_key[key] = got = []
+                groups.append((key, got))
+            got.append((request, then))
+        for key, requests in groups:
             if key is None:
-                b = _Batch(exclusive=True, key=None)
-                b.add(request, then, targets)
-                batches.append(b)
+                self._start(requests, None)
                 continue
-            if key in in_flight:
-                self._held.setdefault(key, []).append((request, then))
-                self.held_requests += 1
+            running = self._in_flight.get(key, 0)
+            named: set[int] = set()
+            for r, _ in requests:
+                named.update(r.targets())
+            registers = len(named)
+            parts = self.parts(registers, running)
+            if parts == 0:
+                self._held.setdefault(key, []).extend(requests)
+                self.held_requests += len(requests)
                 continue
-            candidates = open_by_key.setdefault(key, [])
-            for b in candidates:
-                if b.fits(targets, self._max):
+            limit = self._max if parts == 1 else min(self._max, -(-registers // parts))
+            if running:
+                self.pipelined_ops += 1
+            for b in self._cut(requests, key, limit):
+                self._start(b.callers, key)
+
+    def parts(self, registers: int, running: int) -> int:
+        """Rule 5: into how many batches the queued requests of a key naming ``registers`` registers are cut,
+        while ``running`` operations of that key run; 0: hold them."""
+        if running >= self._pipeline or (running and registers < self._min_pipelined):
+            return 0
+        return max(1, min(self._pipeline - running, registers // self._min_pipelined))
+
+    @staticmethod
+    def _cut(requests: list[tuple[OpRequest, Then]], key: tuple[object, ...], limit: int) -> list[_Batch]:
+        """Rules 2-3: batches of at most ``limit`` registers, disjoint for captures and writes, in order."""
+        exclusive = requests[0][0].kind is not Kind.READ
+        batches: list[_Batch] = []
+        for request, then in requests:
+            targets = request.targets()
+            for b in batches:
+                if b.fits(targets, limit):
                     b.add(request, then, targets)
                     break
             else:
-                b = _Batch(exclusive=request.kind is not Kind.READ, key=key)
+                b = _Batch(exclusive=exclusive, key=key)
                 b.add(request, then, targets)
-                candidates.append(b)
                 batches.append(b)
-        for b in batches:
-            self._start(b.callers, b.key)
+        return batches
 
     def _start(self, callers: list[tuple[OpRequest, Then]], key: tuple[object, ...] | None) -> None:
         request = callers[0][0] if len(callers) == 1 else merge([r for r, _ in callers])
@@ -265,21 +309,19 @@ class Coalescer:
             self._early[op_id] = outcome
             return
         callers, key = entry
-        last = False
         if key is not None:
             left = self._in_flight[key] - 1
             if left:
                 self._in_flight[key] = left
             else:
                 del self._in_flight[key]
-                last = True
         self._deliver(callers, outcome)
-        if last:
+        if key is not None:
             self._release(key)
 
-    def _release(self, key: tuple[object, ...] | None) -> None:
+    def _release(self, key: tuple[object, ...]) -> None:
         """Rule 5: the held requests of ``key`` join the queue, behind what the callers just submitted."""
-        held = self._held.pop(key, None) if key is not None else None
+        held = self._held.pop(key, None)
         if held:
             self._queue.extend(held)
             self._want_flush()
@@ -293,4 +335,4 @@ class Coalescer:
             then(part)
 
 
-__all__ = ["DEFAULT_MAX_REGISTERS", "Coalescer", "merge", "merge_key", "split", "split_all"]
+__all__ = ["DEFAULT_MAX_REGISTERS", "DEFAULT_MIN_PIPELINED", "DEFAULT_PIPELINE", "Coalescer", "merge", "merge_key", "split", "split_all"]
