@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from hypothesis import strategies as st
+from hypothesis.strategies import SearchStrategy
+
 from wormspace.layers.coalesce import Coalescer, merge, split
 from wormspace.layers.effects import Effect, Send
 from wormspace.layers.messages import Accept, Accepted, Ballot, Read, ReadReply, Vote
@@ -96,7 +99,6 @@ def test_a_batch_holds_at_most_max_registers() -> None:
 
 def test_split_all_is_split_for_each_caller() -> None:
     from hypothesis import given, settings
-    from hypothesis import strategies as st
 
     from wormspace.layers.coalesce import split_all
 
@@ -171,9 +173,8 @@ def test_held_requests_are_among_the_running_ones_a_closing_driver_ends() -> Non
 PIPELINE, MIN_PIPELINED = 2, 2  # small bounds, so that short plans exercise Rule 5's pipeline
 
 
-def rule5_steps() -> object:
+def rule5_steps() -> SearchStrategy[list[tuple[str, int]]]:
     """Hypothesis plans: submissions, flushes and completions in any order."""
-    from hypothesis import strategies as st
 
     return st.lists(st.one_of(
         st.tuples(st.just("read"), st.integers(0, 3)),

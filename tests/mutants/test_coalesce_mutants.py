@@ -224,7 +224,7 @@ def _rule5_counterexample() -> list[tuple[str, int]]:
     from hypothesis import HealthCheck, find, settings
 
     plan: list[tuple[str, int]] = find(
-        rule5_steps(), lambda p: bool(rule5_problems(p)),  # type: ignore[arg-type]
+        rule5_steps(), lambda p: bool(rule5_problems(p)),
         settings=settings(max_examples=2000, database=None, derandomize=True,
                           suppress_health_check=list(HealthCheck)),
     )

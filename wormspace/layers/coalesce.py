@@ -335,4 +335,7 @@ class Coalescer:
             then(part)
 
 
-__all__ = ["DEFAULT_MAX_REGISTERS", "DEFAULT_MIN_PIPELINED", "DEFAULT_PIPELINE", "Coalescer", "merge", "merge_key", "split", "split_all"]
+__all__ = [
+    "DEFAULT_MAX_REGISTERS", "DEFAULT_MIN_PIPELINED", "DEFAULT_PIPELINE", "Coalescer", "merge", "merge_key", "split",
+    "split_all",
+]
