@@ -37,7 +37,7 @@ from wormspace.refinement.models import SegmentModel
 WOS = 8
 
 
-def _rotate(callers: list[tuple[Any, Any]], outcome: Outcome) -> None:
+def _rotate(callers: list[tuple[Any, Any]], named: Any, outcome: Outcome) -> None:
     if len(callers) == 1:
         callers[0][1](outcome)
         return

@@ -99,9 +99,14 @@ def split(outcome: Outcome, request: OpRequest) -> Outcome:
 def split_all(outcome: Outcome, requests: Sequence[OpRequest]) -> list[Outcome]:
     """``[split(outcome, r) for r in requests]`` in one pass over the outcome (a batch of n callers costs
     O(n) registers, not n times the batch's registers)."""
+    return _split_targets(outcome, [r.targets() for r in requests])
+
+
+def _split_targets(outcome: Outcome, named: Sequence[tuple[int, ...]]) -> list[Outcome]:
+    """``split_all`` given each request's ``targets()``."""
     owners: dict[int, list[int]] = {}
-    for k, r in enumerate(requests):
-        for i in set(r.targets()):
+    for k, targets in enumerate(named):
+        for i in set(targets):
             got = owners.get(i)
             if got is None:
                 owners[i] = [k]
@@ -115,7 +120,7 @@ def split_all(outcome: Outcome, requests: Sequence[OpRequest]) -> list[Outcome]:
     return [
         Outcome(error=error, ballot=ballot, chosen=chosen.get(k, ()), empty=empty.get(k, ()),
                 stale=stale.get(k, ()), unknown=unknown.get(k, ()))
-        for k in range(len(requests))
+        for k in range(len(named))
     ]
 
 
@@ -141,10 +146,11 @@ def _restrict(
 
 
 class _Batch:
-    __slots__ = ("callers", "exclusive", "key", "registers")
+    __slots__ = ("callers", "exclusive", "key", "named", "registers")
 
     def __init__(self, exclusive: bool, key: tuple[object, ...] | None) -> None:
         self.callers: list[tuple[OpRequest, Then]] = []
+        self.named: list[tuple[int, ...]] = []  # each caller's targets()
         self.registers: set[int] = set()
         self.exclusive = exclusive
         self.key = key
@@ -158,6 +164,7 @@ class _Batch:
 
     def add(self, request: OpRequest, then: Then, targets: tuple[int, ...]) -> None:
         self.callers.append((request, then))
+        self.named.append(targets)
         self.registers.update(targets)
 
 
@@ -190,7 +197,8 @@ class Coalescer:
         self._min_pipelined = min_pipelined
         self._queue: list[tuple[OpRequest, Then]] = []
         self._flush_scheduled = False
-        self._running: dict[int, tuple[list[tuple[OpRequest, Then]], tuple[object, ...] | None]] = {}
+        self._running: dict[int, tuple[list[tuple[OpRequest, Then]], list[tuple[int, ...]] | None,
+                                       tuple[object, ...] | None]] = {}  # op id -> (callers, their targets, key)
         self._early: dict[int, Outcome] = {}
         self._in_flight: dict[tuple[object, ...], int] = {}  # Rule 5: merge key -> its running operations
         self._held: dict[tuple[object, ...], list[tuple[OpRequest, Then]]] = {}
@@ -214,7 +222,7 @@ class Coalescer:
     def running(self) -> list[tuple[OpRequest, Then]]:
         """Every caller whose operation is still running, queued or held (e.g. to end them all when the
         driver closes)."""
-        out = [c for callers, _ in self._running.values() for c in callers]
+        out = [c for callers, _, _ in self._running.values() for c in callers]
         for held in self._held.values():
             out.extend(held)
         out.extend(self._queue)
@@ -247,12 +255,13 @@ class Coalescer:
             got.append((request, then))
         for key, requests in groups:
             if key is None:
-                self._start(requests, None)
+                self._start(requests, None, None)
                 continue
             running = self._in_flight.get(key, 0)
+            targets = [r.targets() for r, _ in requests]
             named: set[int] = set()
-            for r, _ in requests:
-                named.update(r.targets())
+            for t in targets:
+                named.update(t)
             registers = len(named)
             parts = self.parts(registers, running)
             if parts == 0:
@@ -262,8 +271,8 @@ class Coalescer:
             limit = self._max if parts == 1 else min(self._max, -(-registers // parts))
             if running:
                 self.pipelined_ops += 1
-            for b in self._cut(requests, key, limit):
-                self._start(b.callers, key)
+            for b in self._cut(requests, targets, key, limit):
+                self._start(b.callers, b.named, key)
 
     def parts(self, registers: int, running: int) -> int:
         """Rule 5: into how many batches the queued requests of a key naming ``registers`` registers are cut,
@@ -273,12 +282,13 @@ class Coalescer:
         return max(1, min(self._pipeline - running, registers // self._min_pipelined))
 
     @staticmethod
-    def _cut(requests: list[tuple[OpRequest, Then]], key: tuple[object, ...], limit: int) -> list[_Batch]:
-        """Rules 2-3: batches of at most ``limit`` registers, disjoint for captures and writes, in order."""
+    def _cut(requests: list[tuple[OpRequest, Then]], named: list[tuple[int, ...]], key: tuple[object, ...],
+             limit: int) -> list[_Batch]:
+        """Rules 2-3: batches of at most ``limit`` registers, disjoint for captures and writes, in order
+        (``named``: each request's ``targets()``)."""
         exclusive = requests[0][0].kind is not Kind.READ
         batches: list[_Batch] = []
-        for request, then in requests:
-            targets = request.targets()
+        for (request, then), targets in zip(requests, named, strict=True):
             for b in batches:
                 if b.fits(targets, limit):
                     b.add(request, then, targets)
@@ -289,33 +299,34 @@ class Coalescer:
                 batches.append(b)
         return batches
 
-    def _start(self, callers: list[tuple[OpRequest, Then]], key: tuple[object, ...] | None) -> None:
+    def _start(self, callers: list[tuple[OpRequest, Then]], named: list[tuple[int, ...]] | None,
+               key: tuple[object, ...] | None) -> None:
         request = callers[0][0] if len(callers) == 1 else merge([r for r, _ in callers])
         if len(callers) > 1:
             self.merged_ops += 1
         op_id, effects = self.core.start(request)
         early = self._early.pop(op_id, None)
         if early is None:
-            self._running[op_id] = (callers, key)
+            self._running[op_id] = (callers, named, key)
             if key is not None:
                 self._in_flight[key] = self._in_flight.get(key, 0) + 1
         self._carry_out(effects)
         if early is not None:
-            self._deliver(callers, early)
+            self._deliver(callers, named, early)
 
     def _on_done(self, op_id: int, outcome: Outcome) -> None:
         entry = self._running.pop(op_id, None)
         if entry is None:
             self._early[op_id] = outcome
             return
-        callers, key = entry
+        callers, named, key = entry
         if key is not None:
             left = self._in_flight[key] - 1
             if left:
                 self._in_flight[key] = left
             else:
                 del self._in_flight[key]
-        self._deliver(callers, outcome)
+        self._deliver(callers, named, outcome)
         if key is not None:
             self._release(key)
 
@@ -327,11 +338,14 @@ class Coalescer:
             self._want_flush()
 
     @staticmethod
-    def _deliver(callers: list[tuple[OpRequest, Then]], outcome: Outcome) -> None:
+    def _deliver(callers: list[tuple[OpRequest, Then]], named: list[tuple[int, ...]] | None,
+                 outcome: Outcome) -> None:
+        """Each caller's part of ``outcome`` (``named``: the callers' ``targets()``, when known)."""
         if len(callers) == 1:
             callers[0][1](outcome)
             return
-        for (_, then), part in zip(callers, split_all(outcome, [r for r, _ in callers]), strict=True):
+        parts = _split_targets(outcome, named if named is not None else [r.targets() for r, _ in callers])
+        for (_, then), part in zip(callers, parts, strict=True):
             then(part)
 
 
