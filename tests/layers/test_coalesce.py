@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
@@ -302,3 +303,49 @@ def test_a_full_queue_is_cut_into_pipelined_batches_and_a_straggler_waits_for_th
         co.submit(_write(i, b"v"), lambda o: None)
     scheduled.pop()()
     assert [len(a.values) for a in _accepts(sent)] == [127] * 3
+
+
+def test_pipelined_operations_pass_the_simulated_checks() -> None:
+    """The simulated checks on Rule 5's pipeline: eight processes on ONE client node (as coroutines on one
+    TCP driver) capture, write and read registers of one segment at the same virtual instants, with
+    ``min_pipelined`` lowered to 2 so that their reads run as operations beside running ones of their key;
+    the history is linearizable for the segment model and one value is chosen per register."""
+    from tests.mutants.test_coalesce_mutants import _caught
+
+    for seed in (1, 2):
+        cluster = _pipelined_run(seed)
+        assert sum(n.coalescer.pipelined_ops for n in cluster.clients) >= 1, "no operation ran pipelined"
+        assert _caught(cluster) == []
+
+
+def _pipelined_run(seed: int) -> Any:
+    from collections.abc import Generator
+
+    from tests.mutants.test_coalesce_mutants import WOS
+    from wormspace.cluster import Cluster
+    from wormspace.errors import OperationFailed
+    from wormspace.layers.wormspace import ClientRequest, SpaceLogic
+
+    cluster = Cluster.simulated(acceptors=3, seed=seed, wos_size=WOS)
+    segment = cluster.client().alloc(b"pipe")
+
+    def worker(offset: int) -> Callable[[SpaceLogic], Generator[ClientRequest, Outcome, None]]:
+        def run(logic: SpaceLogic) -> Generator[ClientRequest, Outcome, None]:
+            address = logic.address(segment, offset)
+            try:
+                cap = yield from logic.capture(address)
+                yield from logic.write(address, b"v%d" % offset, cap)
+            except OperationFailed:
+                pass
+            for k in range(6):
+                yield from logic.read(logic.address(segment, (offset + k) % WOS))
+
+        return run
+
+    first = cluster.spawn(worker(0), at=0.01)
+    for offset in range(1, WOS):
+        cluster.spawn(worker(offset), at=0.01, node_of=first)
+    for n in cluster.clients:
+        n.coalescer.min_pipelined = 2
+    cluster.run()
+    return cluster

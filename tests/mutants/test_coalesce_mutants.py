@@ -194,17 +194,17 @@ def test_held_requests_never_released_are_caught(held_never_released: str) -> No
 def _parts_without_minimum(self: coalesce.Coalescer, registers: int, running: int) -> int:
     """The planted bug ``straggler_beside_batch``: a key's queued requests start beside its running
     operations however few registers they name (Rule 5's minimum forgotten)."""
-    if running >= self._pipeline:
+    if running >= self.pipeline:
         return 0
-    return max(1, min(self._pipeline - running, registers // self._min_pipelined))
+    return max(1, min(self.pipeline - running, registers // self.min_pipelined))
 
 
 def _parts_without_bound(self: coalesce.Coalescer, registers: int, running: int) -> int:
     """The planted bug ``pipeline_unbounded``: a key's queued requests start beside any number of running
     operations of that key (Rule 5's bound forgotten)."""
-    if running and registers < self._min_pipelined:
+    if running and registers < self.min_pipelined:
         return 0
-    return max(1, registers // self._min_pipelined)
+    return max(1, registers // self.min_pipelined)
 
 
 @pytest.fixture

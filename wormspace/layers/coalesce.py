@@ -179,7 +179,8 @@ class Coalescer:
     ``schedule(fn)`` must run ``fn`` once the current turn of the driver's loop is over (``loop.call_soon``
     over TCP, a zero-delay event in the simulator); ``carry_out(effects)`` performs a started operation's
     effects. ``submit(request, then)`` calls ``then(outcome)`` when the caller's part of its batch ends.
-    The core's ``on_done`` is taken over by this object."""
+    The core's ``on_done`` is taken over by this object. ``pipeline`` and ``min_pipelined`` (Rule 5) may be
+    changed between flushes."""
 
     def __init__(
         self,
@@ -198,8 +199,8 @@ class Coalescer:
         self._schedule = schedule
         self._carry_out = carry_out
         self._max = max_registers
-        self._pipeline = pipeline
-        self._min_pipelined = min_pipelined
+        self.pipeline = pipeline
+        self.min_pipelined = min_pipelined
         self._queue: list[tuple[OpRequest, Then]] = []
         self._flush_scheduled = False
         self._running: dict[int, tuple[list[tuple[OpRequest, Then]], list[tuple[int, ...]] | None,
@@ -282,9 +283,9 @@ class Coalescer:
     def parts(self, registers: int, running: int) -> int:
         """Rule 5: into how many batches the queued requests of a key naming ``registers`` registers are cut,
         while ``running`` operations of that key run; 0: hold them."""
-        if running >= self._pipeline or (running and registers < self._min_pipelined):
+        if running >= self.pipeline or (running and registers < self.min_pipelined):
             return 0
-        return max(1, min(self._pipeline - running, registers // self._min_pipelined))
+        return max(1, min(self.pipeline - running, registers // self.min_pipelined))
 
     @staticmethod
     def _cut(requests: list[tuple[OpRequest, Then]], named: list[tuple[int, ...]], key: tuple[object, ...],
