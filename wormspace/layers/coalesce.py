@@ -19,25 +19,25 @@ Rules:
 4. ``split(outcome, request)`` is a caller's outcome: the batch's op-wide ``error`` and ``ballot``, and
    ``chosen`` / ``empty`` / ``stale`` / ``unknown`` restricted to the registers the caller named. A batch of
    one hands its outcome over unchanged.
-5. A bounded pipeline per merge key (kind, segment, ballot, repair): at most ``pipeline`` operations of a
-   key run at once (default 2), and an operation starts beside a running one of its key only if it carries
-   at least ``min_pipelined`` registers (default 64). A mergeable request that cannot start is *held*; the
-   held requests of a key join the queue each time an operation of that key hands out its outcome, after its
+5. A bounded pipeline per merge key (kind, segment, ballot, repair): at most ``pipeline`` operations of a key
+   run at once (default 2), and an operation starts beside a running one of its key only if it carries at
+   least ``min_pipelined`` registers (default 64). A mergeable request that cannot start is *held*; the held
+   requests of a key join the queue each time an operation of that key hands out its outcome, after its
    callers got their parts, so they run merged with what those callers submit next in that turn. A key with
    nothing running starts all its queued requests; when they name at least ``2 * min_pipelined`` distinct
    registers they are cut into up to ``pipeline`` batches of about equal size (at most ``max_registers``
-   each), so the acceptors work on one while the client settles the other and builds the next. (Why the bound: with
-   one operation in flight per key, 256 appends in flight are one batch at a time, and the acceptors and
-   the client wait for each other. Why the minimum: without it a caller that fell one turn behind, e.g.
-   after a segment claim, stays behind for good: its single write runs as an operation and a frame of its
-   own beside every batch, and each acceptor pays a frame's fixed cost, its transaction and fsync, for one
-   register. With it, a straggler waits for the next batch of its key, and the callers of one key fall
-   back into step within one round trip. Why 2 and 64: with 256 WormLog appends in flight on 3 local
-   acceptors, two operations of 128 gave about 10-20% more appends/s than one of 256, and 3 or 4 operations
-   no more than 2, on a 2-core machine where client and acceptors share the cores; at 64 in flight two
-   operations of 32 gave no more than one of 64.) All batches of one key cut in one flush start together;
-   held requests never wait for anything but running operations, which always end (wor.py Rule 5 bounds
-   their rounds and resends), and once none of their key runs they start.
+   each), so the acceptors work on one while the client settles the other and builds the next. (Why the bound:
+   with one operation in flight per key, 256 appends in flight are one batch at a time, and the acceptors and
+   the client wait for each other. Why the minimum: without it a caller that fell one turn behind, e.g. after
+   a segment claim, stays behind for good: its single write runs as an operation and a frame of its own beside
+   every batch, and each acceptor pays a frame's fixed cost, its transaction and fsync, for one register. With
+   it, a straggler waits for the next batch of its key, and the callers of one key fall back into step within
+   one round trip. Why 2 and 64: with 256 WormLog appends in flight on 3 local acceptors, two operations of
+   128 gave about 10-20% more appends/s than one of 256, and 3 or 4 operations no more than 2, on a 2-core
+   machine where client and acceptors share the cores; at 64 in flight two operations of 32 gave no more than
+   one of 64.) All batches of one key cut in one flush start together; held requests never wait for anything
+   but running operations, which always end (wor.py Rule 5 bounds their rounds and resends), and once none of
+   their key runs they start.
 
 Why this is the batch semantics: the WOR operation of a batch settles every register of it independently
 (wor.py Rules 1-4 are per register, op-wide errors apply to all of them); ``split`` only forgets the
