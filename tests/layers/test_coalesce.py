@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.strategies import SearchStrategy
 
 from wormspace.layers.coalesce import Coalescer, merge, split
 from wormspace.layers.effects import Effect, Send
@@ -96,7 +100,6 @@ def test_a_batch_holds_at_most_max_registers() -> None:
 
 def test_split_all_is_split_for_each_caller() -> None:
     from hypothesis import given, settings
-    from hypothesis import strategies as st
 
     from wormspace.layers.coalesce import split_all
 
@@ -168,76 +171,181 @@ def test_held_requests_are_among_the_running_ones_a_closing_driver_ends() -> Non
     assert co.running() == [] and co.queued == 0
 
 
-def test_every_request_starts_once_and_keys_never_overlap_across_flushes() -> None:
-    """Rule 5 under any order of submissions, flushes and completions (Hypothesis): every request is started
-    exactly once, in an operation carrying its registers; an operation starts only while no other of its
-    key runs, unless both were cut in one flush."""
-    from hypothesis import given, settings
-    from hypothesis import strategies as st
+PIPELINE, MIN_PIPELINED = 2, 2  # small bounds, so that short plans exercise Rule 5's pipeline
 
-    steps = st.lists(st.one_of(
+
+def rule5_steps() -> SearchStrategy[list[tuple[str, int]]]:
+    """Hypothesis plans: submissions, flushes and completions in any order."""
+
+    return st.lists(st.one_of(
         st.tuples(st.just("read"), st.integers(0, 3)),
         st.tuples(st.just("write"), st.integers(0, 3)),
         st.tuples(st.just("flush"), st.just(0)),
         st.tuples(st.just("done"), st.integers(0, 7)),
     ), max_size=40)
 
-    @settings(max_examples=150, deadline=None)
-    @given(steps)
-    def check(plan: list[tuple[str, int]]) -> None:
-        core = ClientCore(node_id=7, groups=[[0, 1, 2]])
-        scheduled: list[Callable[[], None]] = []
-        sent: list[Effect] = []
-        co = Coalescer(core, schedule=scheduled.append, carry_out=sent.extend)
-        started: list[tuple[int, tuple[object, ...], int]] = []  # (op id, key, flush number)
-        running: dict[int, tuple[tuple[object, ...], int]] = {}
-        flushes = [0]
-        real_start = core.start
 
-        def start(request: OpRequest) -> tuple[int, list[Effect]]:
-            op_id, effects = real_start(request)
-            key = (request.kind, request.segment, request.ballot, request.repair)
-            for other_key, flush in running.values():
-                assert other_key != key or flush == flushes[0], "two operations of one key across flushes"
-            running[op_id] = (key, flushes[0])
-            started.append((op_id, key, flushes[0]))
-            return op_id, effects
+def rule5_problems(plan: list[tuple[str, int]], pipeline: int = PIPELINE,
+                   min_pipelined: int = MIN_PIPELINED) -> list[str]:
+    """Run ``plan`` on a ``Coalescer`` and check Rules 3 and 5: every request is answered exactly once; an
+    operation starts beside running ones of its key (started in earlier flushes) only while fewer than
+    ``pipeline`` of them run, and only if its flush started at least ``min_pipelined`` registers of that key."""
+    core = ClientCore(node_id=7, groups=[[0, 1, 2]])
+    scheduled: list[Callable[[], None]] = []
+    sent: list[Effect] = []
+    co = Coalescer(core, schedule=scheduled.append, carry_out=sent.extend, pipeline=pipeline,
+                   min_pipelined=min_pipelined)
+    problems: list[str] = []
+    running: dict[int, tuple[tuple[object, ...], int]] = {}  # op id -> (key, flush number)
+    beside: dict[tuple[tuple[object, ...], int], int] = {}  # (key, flush) started beside others -> registers
+    flushes = [0]
+    real_start = core.start
 
-        core.start = start  # type: ignore[method-assign]
-        on_done = core.on_done
-        assert on_done is not None
-        answered: dict[int, int] = {}
+    def start(request: OpRequest) -> tuple[int, list[Effect]]:
+        op_id, effects = real_start(request)
+        key = (request.kind, request.segment, request.ballot, request.repair)
+        flush = flushes[0]
+        earlier = sum(1 for k, f in running.values() if k == key and f != flush)
+        if earlier >= pipeline:
+            problems.append(f"flush {flush}: an operation of {key} started beside {earlier} running ones")
+        if earlier or (key, flush) in beside:
+            beside[(key, flush)] = beside.get((key, flush), 0) + len(request.targets())
+        running[op_id] = (key, flush)
+        return op_id, effects
 
-        def count(k: int) -> Callable[[Outcome], None]:
-            return lambda o: answered.__setitem__(k, answered.get(k, 0) + 1)
+    core.start = start  # type: ignore[method-assign]
+    on_done = core.on_done
+    assert on_done is not None
+    answered: dict[int, int] = {}
 
-        submitted = 0
-        writes = 0
-        for step, arg in plan:
-            if step in ("read", "write"):
-                if step == "read":
-                    request = _read(arg)
-                else:
-                    writes += 1
-                    request = _write(10 + writes, b"w")  # writes name distinct registers (Rule 2's callers)
-                co.submit(request, count(submitted))
-                submitted += 1
-            elif step == "flush" and scheduled:
-                flushes[0] += 1
-                scheduled.pop(0)()
-            elif step == "done" and running:
-                op_id = sorted(running)[arg % len(running)]
-                del running[op_id]
-                on_done(op_id, Outcome(error="Indeterminate"))
-        while scheduled or running:  # the rest of the run: every flush, then every operation ends
-            if scheduled:
-                flushes[0] += 1
-                scheduled.pop(0)()
+    def count(k: int) -> Callable[[Outcome], None]:
+        return lambda o: answered.__setitem__(k, answered.get(k, 0) + 1)
+
+    def flush() -> None:
+        flushes[0] += 1
+        scheduled.pop(0)()
+
+    def done(op_id: int) -> None:
+        del running[op_id]
+        on_done(op_id, Outcome(error="Indeterminate"))
+
+    submitted = 0
+    writes = 0
+    for step, arg in plan:
+        if step in ("read", "write"):
+            if step == "read":
+                request = _read(arg)
             else:
-                op_id = min(running)
-                del running[op_id]
-                on_done(op_id, Outcome(error="Indeterminate"))
-        assert answered == {k: 1 for k in range(submitted)}
-        assert co.running() == [] and co.queued == 0
+                writes += 1
+                request = _write(10 + writes, b"w")  # writes name distinct registers (Rule 2's callers)
+            co.submit(request, count(submitted))
+            submitted += 1
+        elif step == "flush" and scheduled:
+            flush()
+        elif step == "done" and running:
+            done(sorted(running)[arg % len(running)])
+    while scheduled or running:  # the rest of the run: every flush, then every operation ends
+        if scheduled:
+            flush()
+        else:
+            done(min(running))
+    problems.extend(f"flush {f}: {n} register(s) of {k} started beside running ones"
+                    for (k, f), n in beside.items() if n < min_pipelined)
+    if answered != {k: 1 for k in range(submitted)}:
+        problems.append(f"answers per request: {answered}, {submitted} submitted")
+    if co.running() or co.queued:
+        problems.append("requests left running or queued")
+    return problems
+
+
+def test_every_request_starts_once_and_keys_never_overlap_across_flushes() -> None:
+    """Rule 5 under any order of submissions, flushes and completions (Hypothesis): every request is started
+    exactly once, in an operation carrying its registers; an operation starts beside running ones of its key
+    only within the pipeline's bound and with at least ``min_pipelined`` registers; with a pipeline of one
+    (Rule 5 as one operation in flight per key) never beside one."""
+    from hypothesis import given, settings
+
+    @settings(max_examples=150, deadline=None)
+    @given(rule5_steps())
+    def check(plan: list[tuple[str, int]]) -> None:
+        assert rule5_problems(plan) == []
+        assert rule5_problems(plan, pipeline=1, min_pipelined=1) == []
 
     check()
+
+
+def test_a_full_queue_is_cut_into_pipelined_batches_and_a_straggler_waits_for_the_next() -> None:
+    """Rule 5's pipeline (the defaults: 2 operations of a key, 64 registers to start beside one): 200 writes
+    of one turn run as two operations of 100; while they run, a straggler of one register is held, and it
+    starts with the callers of the first one to end, beside the other; a key with nothing running is never
+    cut below ``2 * min_pipelined`` registers."""
+    co, scheduled, sent = _rig()
+    for i in range(200):
+        co.submit(_write(i, b"v"), lambda o: None)
+    scheduled.pop()()
+    accepts = _accepts(sent)
+    assert sorted(len(a.values) for a in accepts) == [100] * 6 and co.merged_ops == 2
+    co.submit(_write(200, b"v"), lambda o: None)
+    scheduled.pop()()
+    assert co.held_requests == 1 and len(_accepts(sent)) == 6
+    first = accepts[0]
+    for i in range(200, 280):  # the first operation's callers submit again when it ends
+        co.submit(_write(i + 1, b"v"), lambda o: None)
+    for src in (0, 1):
+        co.core.on_reply(src, Accepted(req=first.req, segment=4, ballot=B))
+    scheduled.pop()()
+    later = _accepts(sent)[6:]
+    assert [len(a.values) for a in later] == [81] * 3 and co.pipelined_ops == 1
+    assert [i for i, _ in later[0].values] == list(range(200, 281))
+
+    co, scheduled, sent = _rig()
+    for i in range(127):
+        co.submit(_write(i, b"v"), lambda o: None)
+    scheduled.pop()()
+    assert [len(a.values) for a in _accepts(sent)] == [127] * 3
+
+
+def test_pipelined_operations_pass_the_simulated_checks() -> None:
+    """The simulated checks on Rule 5's pipeline: eight processes on ONE client node (as coroutines on one
+    TCP driver) capture, write and read registers of one segment at the same virtual instants, with
+    ``min_pipelined`` lowered to 2 so that their reads run as operations beside running ones of their key;
+    the history is linearizable for the segment model and one value is chosen per register."""
+    from tests.mutants.test_coalesce_mutants import _caught
+
+    for seed in (1, 2):
+        cluster = _pipelined_run(seed)
+        assert sum(n.coalescer.pipelined_ops for n in cluster.clients) >= 1, "no operation ran pipelined"
+        assert _caught(cluster) == []
+
+
+def _pipelined_run(seed: int) -> Any:
+    from collections.abc import Generator
+
+    from tests.mutants.test_coalesce_mutants import WOS
+    from wormspace.cluster import Cluster
+    from wormspace.errors import OperationFailed
+    from wormspace.layers.wormspace import ClientRequest, SpaceLogic
+
+    cluster = Cluster.simulated(acceptors=3, seed=seed, wos_size=WOS)
+    segment = cluster.client().alloc(b"pipe")
+
+    def worker(offset: int) -> Callable[[SpaceLogic], Generator[ClientRequest, Outcome, None]]:
+        def run(logic: SpaceLogic) -> Generator[ClientRequest, Outcome, None]:
+            address = logic.address(segment, offset)
+            try:
+                cap = yield from logic.capture(address)
+                yield from logic.write(address, b"v%d" % offset, cap)
+            except OperationFailed:
+                pass
+            for k in range(6):
+                yield from logic.read(logic.address(segment, (offset + k) % WOS))
+
+        return run
+
+    first = cluster.spawn(worker(0), at=0.01)
+    for offset in range(1, WOS):
+        cluster.spawn(worker(offset), at=0.01, node_of=first)
+    for n in cluster.clients:
+        n.coalescer.min_pipelined = 2
+    cluster.run()
+    return cluster

@@ -237,6 +237,20 @@ MUTANTS: dict[str, Mutant] = {
         tests=(f"{M}test_coalesce_mutants.py::test_held_requests_never_released_are_caught",),
         plants=(M + "test_coalesce_mutants.py::held_never_released",
                 M + "test_coalesce_mutants.py::_release_nothing")),
+    "straggler_beside_batch": Mutant(
+        description="the coalescer starts a request of a few registers beside a running operation of its key",
+        expected=(), check="the coalescer's Rule 5 check (any order of submissions, flushes and completions): "
+                           "not a layer obligation",
+        tests=(f"{M}test_coalesce_mutants.py::test_a_straggler_started_beside_a_running_batch_is_caught",),
+        plants=(M + "test_coalesce_mutants.py::straggler_beside_batch",
+                M + "test_coalesce_mutants.py::_parts_without_minimum")),
+    "pipeline_unbounded": Mutant(
+        description="the coalescer runs any number of operations of one key at once",
+        expected=(), check="the coalescer's Rule 5 check (any order of submissions, flushes and completions): "
+                           "not a layer obligation",
+        tests=(f"{M}test_coalesce_mutants.py::test_an_unbounded_pipeline_is_caught",),
+        plants=(M + "test_coalesce_mutants.py::pipeline_unbounded",
+                M + "test_coalesce_mutants.py::_parts_without_bound")),
     # ---- apps ----
     "one_position_two_appends": Mutant(
         description="WormLog reports a lost write's position as the appender's own",

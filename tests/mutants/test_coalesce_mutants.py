@@ -4,7 +4,12 @@
   caller of the batch (one caller gets another's outcome);
 * ``held_never_released`` -- requests held behind a running operation of their key (coalesce.py Rule 5)
   stay held when it ends: caught as a liveness failure of a bounded simulated run (readers sharing a client
-  node, a writer on another; once the network is quiet some reader has not ended its reads).
+  node, a writer on another; once the network is quiet some reader has not ended its reads);
+* ``straggler_beside_batch`` -- Rule 5's minimum dropped: a request of a few registers starts beside a
+  running operation of its key instead of waiting for the next batch (the trickle Rule 5 exists to stop);
+* ``pipeline_unbounded`` -- Rule 5's bound dropped: any number of operations of one key run at once.
+  Both are caught by the Rule 5 check of tests/layers/test_coalesce.py (``rule5_problems``: submissions,
+  flushes and completions in any order, searched by Hypothesis), which the correct code passes.
 
 Each runs the same scenario as the correct code: two client processes on ONE simulated client node (as two
 coroutines on one TCP driver) that capture, write and read their own registers at the same virtual
@@ -20,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from tests.layers.test_coalesce import rule5_problems, rule5_steps
 from wormspace.cluster import Cluster, SimCluster
 from wormspace.errors import OperationFailed
 from wormspace.layers import coalesce
@@ -31,7 +37,7 @@ from wormspace.refinement.models import SegmentModel
 WOS = 8
 
 
-def _rotate(callers: list[tuple[Any, Any]], outcome: Outcome) -> None:
+def _rotate(callers: list[tuple[Any, Any]], named: Any, outcome: Outcome) -> None:
     if len(callers) == 1:
         callers[0][1](outcome)
         return
@@ -180,3 +186,56 @@ def test_held_requests_never_released_are_caught(held_never_released: str) -> No
     cluster = _held_scenario(1)
     assert _held(cluster) >= 1
     assert _unfinished(cluster), f"mutant {held_never_released} went unnoticed"
+
+
+# ---- Rule 5: the bounded pipeline per key ---------------------------------------------------------------
+
+
+def _parts_without_minimum(self: coalesce.Coalescer, registers: int, running: int) -> int:
+    """The planted bug ``straggler_beside_batch``: a key's queued requests start beside its running
+    operations however few registers they name (Rule 5's minimum forgotten)."""
+    if running >= self.pipeline:
+        return 0
+    return max(1, min(self.pipeline - running, registers // self.min_pipelined))
+
+
+def _parts_without_bound(self: coalesce.Coalescer, registers: int, running: int) -> int:
+    """The planted bug ``pipeline_unbounded``: a key's queued requests start beside any number of running
+    operations of that key (Rule 5's bound forgotten)."""
+    if running and registers < self.min_pipelined:
+        return 0
+    return max(1, registers // self.min_pipelined)
+
+
+@pytest.fixture
+def straggler_beside_batch(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setattr(coalesce.Coalescer, "parts", _parts_without_minimum)
+    yield "straggler_beside_batch"
+
+
+@pytest.fixture
+def pipeline_unbounded(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setattr(coalesce.Coalescer, "parts", _parts_without_bound)
+    yield "pipeline_unbounded"
+
+
+def _rule5_counterexample() -> list[tuple[str, int]]:
+    """A plan on which the Rule 5 check reports a problem (Hypothesis search, at most 2,000 plans)."""
+    from hypothesis import HealthCheck, find, settings
+
+    plan: list[tuple[str, int]] = find(
+        rule5_steps(), lambda p: bool(rule5_problems(p)),
+        settings=settings(max_examples=2000, database=None, derandomize=True,
+                          suppress_health_check=list(HealthCheck)),
+    )
+    return plan
+
+
+def test_a_straggler_started_beside_a_running_batch_is_caught(straggler_beside_batch: str) -> None:
+    plan = _rule5_counterexample()
+    assert any("started beside running ones" in p for p in rule5_problems(plan)), straggler_beside_batch
+
+
+def test_an_unbounded_pipeline_is_caught(pipeline_unbounded: str) -> None:
+    plan = _rule5_counterexample()
+    assert any("started beside 2 running ones" in p for p in rule5_problems(plan)), pipeline_unbounded

@@ -323,10 +323,28 @@ class LogCore:
         cap = yield from self._retry(logic, logic.batch_capture, seg, start)
         self.own, self.next_off = (index, cap), start
 
+    def _offset(self, size: int) -> tuple[int, int, CaptureId] | None:
+        """``_claim``'s common case without a generator frame: the next free offset of our segment, or None
+        when ``_claim`` has more to do (no segment, the segment used up, a prefetch due: Rules 3, 7)."""
+        own = self.own
+        if own is None:
+            return None
+        index, cap = own
+        if self._known[0] is not cap:
+            return None
+        known, off = self._known[1], self.next_off
+        if off >= size or off in known or self._should_prefetch(index, size):
+            return None
+        self.next_off = off + 1
+        return index, off, cap
+
     def _write(self, logic: SpaceLogic, frame: bytes) -> OpGen[int]:
         size = logic.wos_size
         while True:
-            index, off, cap = yield from self._claim(logic)
+            claimed = self._offset(size)
+            if claimed is None:
+                claimed = yield from self._claim(logic)
+            index, off, cap = claimed
             pos = index * size + off
             self.pending.add(pos)
             try:

@@ -19,21 +19,33 @@ Rules:
 4. ``split(outcome, request)`` is a caller's outcome: the batch's op-wide ``error`` and ``ballot``, and
    ``chosen`` / ``empty`` / ``stale`` / ``unknown`` restricted to the registers the caller named. A batch of
    one hands its outcome over unchanged.
-5. One operation in flight per merge key (kind, segment, ballot, repair): a mergeable request that comes
-   while an operation of its key is running is *held*, and joins the queue when the last running operation
-   of its key has handed out its outcome, after its callers got their parts, so it runs merged with what
-   those callers submit next in that turn. (Without this a caller that fell one turn behind, e.g. after a
-   segment claim, stays behind for good: its single write runs as an operation and a frame of its own
-   beside every batch, and each acceptor pays a frame's fixed cost, its transaction and fsync, for one
-   register. With it, the callers of one key fall back into step within one round trip.) All batches of
-   one key cut in one flush start together; held requests never wait for anything but running operations,
-   which always end (wor.py Rule 5 bounds their rounds and resends).
+5. A bounded pipeline per merge key (kind, segment, ballot, repair): at most ``pipeline`` operations of a key
+   run at once (default 2), and an operation starts beside a running one of its key only if it carries at
+   least ``min_pipelined`` registers (default 64). A mergeable request that cannot start is *held*; the held
+   requests of a key join the queue each time an operation of that key hands out its outcome, after its
+   callers got their parts, so they run merged with what those callers submit next in that turn. A key with
+   nothing running starts all its queued requests; when they name at least ``2 * min_pipelined`` distinct
+   registers they are cut into up to ``pipeline`` batches of about equal size (at most ``max_registers``
+   each), so the acceptors work on one while the client settles the other and builds the next. (Why the bound:
+   with one operation in flight per key, 256 appends in flight are one batch at a time, and the acceptors and
+   the client wait for each other. Why the minimum: without it a caller that fell one turn behind, e.g. after
+   a segment claim, stays behind for good: its single write runs as an operation and a frame of its own beside
+   every batch, and each acceptor pays a frame's fixed cost, its transaction and fsync, for one register. With
+   it, a straggler waits for the next batch of its key, and the callers of one key fall back into step within
+   one round trip. Why 2 and 64: with 256 WormLog appends in flight on 3 local acceptors, two operations of
+   128 gave about 10-20% more appends/s than one of 256, and 3 or 4 operations no more than 2, on a 2-core
+   machine where client and acceptors share the cores; at 64 in flight two operations of 32 gave no more than
+   one of 64.) All batches of one key cut in one flush start together; held requests never wait for anything
+   but running operations, which always end (wor.py Rule 5 bounds their rounds and resends), and once none of
+   their key runs they start.
 
 Why this is the batch semantics: the WOR operation of a batch settles every register of it independently
 (wor.py Rules 1-4 are per register, op-wide errors apply to all of them); ``split`` only forgets the
 registers another caller named. The simulated checks run on this path (every ``SimClient`` operation goes
 through a ``Coalescer``); tests/mutants/test_coalesce_mutants.py plants a split that hands a caller another
-caller's outcome and shows the checks catch it.
+caller's outcome and shows the checks catch it. Rule 5 is checked by tests/layers/test_coalesce.py under any
+order of submissions, flushes and completions (``rule5_problems``); planted bugs that drop its bound, its
+minimum or the release of held requests are caught.
 """
 
 from __future__ import annotations
@@ -49,6 +61,8 @@ Then = Callable[[Outcome], None]
 
 MERGEABLE = (Kind.CAPTURE, Kind.WRITE, Kind.READ)
 DEFAULT_MAX_REGISTERS = 1024
+DEFAULT_PIPELINE = 2  # Rule 5: operations of one key in flight at once
+DEFAULT_MIN_PIPELINED = 64  # Rule 5: registers an operation needs to start beside a running one of its key
 
 
 def merge_key(request: OpRequest) -> tuple[object, ...] | None:
@@ -90,9 +104,14 @@ def split(outcome: Outcome, request: OpRequest) -> Outcome:
 def split_all(outcome: Outcome, requests: Sequence[OpRequest]) -> list[Outcome]:
     """``[split(outcome, r) for r in requests]`` in one pass over the outcome (a batch of n callers costs
     O(n) registers, not n times the batch's registers)."""
+    return _split_targets(outcome, [r.targets() for r in requests])
+
+
+def _split_targets(outcome: Outcome, named: Sequence[tuple[int, ...]]) -> list[Outcome]:
+    """``split_all`` given each request's ``targets()``."""
     owners: dict[int, list[int]] = {}
-    for k, r in enumerate(requests):
-        for i in set(r.targets()):
+    for k, targets in enumerate(named):
+        for i in set(targets):
             got = owners.get(i)
             if got is None:
                 owners[i] = [k]
@@ -106,7 +125,7 @@ def split_all(outcome: Outcome, requests: Sequence[OpRequest]) -> list[Outcome]:
     return [
         Outcome(error=error, ballot=ballot, chosen=chosen.get(k, ()), empty=empty.get(k, ()),
                 stale=stale.get(k, ()), unknown=unknown.get(k, ()))
-        for k in range(len(requests))
+        for k in range(len(named))
     ]
 
 
@@ -132,21 +151,25 @@ def _restrict(
 
 
 class _Batch:
-    __slots__ = ("callers", "exclusive", "key", "registers")
+    __slots__ = ("callers", "exclusive", "key", "named", "registers")
 
     def __init__(self, exclusive: bool, key: tuple[object, ...] | None) -> None:
         self.callers: list[tuple[OpRequest, Then]] = []
+        self.named: list[tuple[int, ...]] = []  # each caller's targets()
         self.registers: set[int] = set()
         self.exclusive = exclusive
         self.key = key
 
     def fits(self, targets: tuple[int, ...], limit: int) -> bool:
+        if not self.exclusive:  # reads may overlap: count the registers they add
+            return len(self.registers.union(targets)) <= limit
         if len(self.registers) + len(targets) > limit:
             return False
-        return not (self.exclusive and not self.registers.isdisjoint(targets))
+        return self.registers.isdisjoint(targets)
 
     def add(self, request: OpRequest, then: Then, targets: tuple[int, ...]) -> None:
         self.callers.append((request, then))
+        self.named.append(targets)
         self.registers.update(targets)
 
 
@@ -156,7 +179,8 @@ class Coalescer:
     ``schedule(fn)`` must run ``fn`` once the current turn of the driver's loop is over (``loop.call_soon``
     over TCP, a zero-delay event in the simulator); ``carry_out(effects)`` performs a started operation's
     effects. ``submit(request, then)`` calls ``then(outcome)`` when the caller's part of its batch ends.
-    The core's ``on_done`` is taken over by this object."""
+    The core's ``on_done`` is taken over by this object. ``pipeline`` and ``min_pipelined`` (Rule 5) may be
+    changed between flushes."""
 
     def __init__(
         self,
@@ -165,22 +189,28 @@ class Coalescer:
         schedule: Callable[[Callable[[], None]], object],
         carry_out: Callable[[list[Effect]], None],
         max_registers: int = DEFAULT_MAX_REGISTERS,
+        pipeline: int = DEFAULT_PIPELINE,
+        min_pipelined: int = DEFAULT_MIN_PIPELINED,
     ) -> None:
-        if max_registers < 1:
-            raise ValueError("max_registers must be >= 1")
+        if max_registers < 1 or pipeline < 1 or min_pipelined < 1:
+            raise ValueError("max_registers, pipeline and min_pipelined must be >= 1")
         self.core = core
         core.on_done = self._on_done
         self._schedule = schedule
         self._carry_out = carry_out
         self._max = max_registers
+        self.pipeline = pipeline
+        self.min_pipelined = min_pipelined
         self._queue: list[tuple[OpRequest, Then]] = []
         self._flush_scheduled = False
-        self._running: dict[int, tuple[list[tuple[OpRequest, Then]], tuple[object, ...] | None]] = {}
+        self._running: dict[int, tuple[list[tuple[OpRequest, Then]], list[tuple[int, ...]] | None,
+                                       tuple[object, ...] | None]] = {}  # op id -> (callers, their targets, key)
         self._early: dict[int, Outcome] = {}
         self._in_flight: dict[tuple[object, ...], int] = {}  # Rule 5: merge key -> its running operations
         self._held: dict[tuple[object, ...], list[tuple[OpRequest, Then]]] = {}
         self.merged_ops = 0  # operations that carried more than one caller (for tests and benchmarks)
         self.held_requests = 0  # requests that waited for a running operation of their key (Rule 5)
+        self.pipelined_ops = 0  # operations started while another of their key was running (Rule 5)
 
     def submit(self, request: OpRequest, then: Then) -> None:
         self._queue.append((request, then))
@@ -198,7 +228,7 @@ class Coalescer:
     def running(self) -> list[tuple[OpRequest, Then]]:
         """Every caller whose operation is still running, queued or held (e.g. to end them all when the
         driver closes)."""
-        out = [c for callers, _ in self._running.values() for c in callers]
+        out = [c for callers, _, _ in self._running.values() for c in callers]
         for held in self._held.values():
             out.extend(held)
         out.extend(self._queue)
@@ -211,86 +241,121 @@ class Coalescer:
         self._in_flight.clear()
 
     def flush(self) -> None:
-        """Cut the queue into batches (Rules 1-3) and start one operation per batch; hold the requests whose
-        key has an operation running (Rule 5)."""
+        """Cut the queue into batches (Rules 1-3) and start one operation per batch; hold the requests of a
+        key that may not start now (Rule 5)."""
         self._flush_scheduled = False
         queue, self._queue = self._queue, []
         if not queue:
             return
-        batches: list[_Batch] = []
-        open_by_key: dict[tuple[object, ...], list[_Batch]] = {}
-        in_flight = self._in_flight
+        groups: list[tuple[tuple[object, ...] | None, list[tuple[OpRequest, Then]]]] = []  # in queue order
+        by_key: dict[tuple[object, ...], list[tuple[OpRequest, Then]]] = {}
         for request, then in queue:
             key = merge_key(request)
-            targets = request.targets()
+            if key is None:  # runs alone (Rule 1)
+                groups.append((None, [(request, then)]))
+                continue
+            got = by_key.get(key)
+            if got is None:
+                by_key[key] = got = []
+                groups.append((key, got))
+            got.append((request, then))
+        for key, requests in groups:
             if key is None:
-                b = _Batch(exclusive=True, key=None)
-                b.add(request, then, targets)
-                batches.append(b)
+                self._start(requests, None, None)
                 continue
-            if key in in_flight:
-                self._held.setdefault(key, []).append((request, then))
-                self.held_requests += 1
+            running = self._in_flight.get(key, 0)
+            targets = [r.targets() for r, _ in requests]
+            named: set[int] = set()
+            for t in targets:
+                named.update(t)
+            registers = len(named)
+            parts = self.parts(registers, running)
+            if parts == 0:
+                self._held.setdefault(key, []).extend(requests)
+                self.held_requests += len(requests)
                 continue
-            candidates = open_by_key.setdefault(key, [])
-            for b in candidates:
-                if b.fits(targets, self._max):
+            limit = self._max if parts == 1 else min(self._max, -(-registers // parts))
+            if running:
+                self.pipelined_ops += 1
+            for b in self._cut(requests, targets, key, limit):
+                self._start(b.callers, b.named, key)
+
+    def parts(self, registers: int, running: int) -> int:
+        """Rule 5: into how many batches the queued requests of a key naming ``registers`` registers are cut,
+        while ``running`` operations of that key run; 0: hold them."""
+        if running >= self.pipeline or (running and registers < self.min_pipelined):
+            return 0
+        return max(1, min(self.pipeline - running, registers // self.min_pipelined))
+
+    @staticmethod
+    def _cut(requests: list[tuple[OpRequest, Then]], named: list[tuple[int, ...]], key: tuple[object, ...],
+             limit: int) -> list[_Batch]:
+        """Rules 2-3: batches of at most ``limit`` registers, disjoint for captures and writes, in order
+        (``named``: each request's ``targets()``)."""
+        exclusive = requests[0][0].kind is not Kind.READ
+        batches: list[_Batch] = []
+        for (request, then), targets in zip(requests, named, strict=True):
+            for b in batches:
+                if b.fits(targets, limit):
                     b.add(request, then, targets)
                     break
             else:
-                b = _Batch(exclusive=request.kind is not Kind.READ, key=key)
+                b = _Batch(exclusive=exclusive, key=key)
                 b.add(request, then, targets)
-                candidates.append(b)
                 batches.append(b)
-        for b in batches:
-            self._start(b.callers, b.key)
+        return batches
 
-    def _start(self, callers: list[tuple[OpRequest, Then]], key: tuple[object, ...] | None) -> None:
+    def _start(self, callers: list[tuple[OpRequest, Then]], named: list[tuple[int, ...]] | None,
+               key: tuple[object, ...] | None) -> None:
         request = callers[0][0] if len(callers) == 1 else merge([r for r, _ in callers])
         if len(callers) > 1:
             self.merged_ops += 1
         op_id, effects = self.core.start(request)
         early = self._early.pop(op_id, None)
         if early is None:
-            self._running[op_id] = (callers, key)
+            self._running[op_id] = (callers, named, key)
             if key is not None:
                 self._in_flight[key] = self._in_flight.get(key, 0) + 1
         self._carry_out(effects)
         if early is not None:
-            self._deliver(callers, early)
+            self._deliver(callers, named, early)
 
     def _on_done(self, op_id: int, outcome: Outcome) -> None:
         entry = self._running.pop(op_id, None)
         if entry is None:
             self._early[op_id] = outcome
             return
-        callers, key = entry
-        last = False
+        callers, named, key = entry
         if key is not None:
             left = self._in_flight[key] - 1
             if left:
                 self._in_flight[key] = left
             else:
                 del self._in_flight[key]
-                last = True
-        self._deliver(callers, outcome)
-        if last:
+        self._deliver(callers, named, outcome)
+        if key is not None:
             self._release(key)
 
-    def _release(self, key: tuple[object, ...] | None) -> None:
+    def _release(self, key: tuple[object, ...]) -> None:
         """Rule 5: the held requests of ``key`` join the queue, behind what the callers just submitted."""
-        held = self._held.pop(key, None) if key is not None else None
+        held = self._held.pop(key, None)
         if held:
             self._queue.extend(held)
             self._want_flush()
 
     @staticmethod
-    def _deliver(callers: list[tuple[OpRequest, Then]], outcome: Outcome) -> None:
+    def _deliver(callers: list[tuple[OpRequest, Then]], named: list[tuple[int, ...]] | None,
+                 outcome: Outcome) -> None:
+        """Each caller's part of ``outcome`` (``named``: the callers' ``targets()``, when known)."""
         if len(callers) == 1:
             callers[0][1](outcome)
             return
-        for (_, then), part in zip(callers, split_all(outcome, [r for r, _ in callers]), strict=True):
+        parts = _split_targets(outcome, named if named is not None else [r.targets() for r, _ in callers])
+        for (_, then), part in zip(callers, parts, strict=True):
             then(part)
 
 
-__all__ = ["DEFAULT_MAX_REGISTERS", "Coalescer", "merge", "merge_key", "split", "split_all"]
+__all__ = [
+    "DEFAULT_MAX_REGISTERS", "DEFAULT_MIN_PIPELINED", "DEFAULT_PIPELINE", "Coalescer", "merge", "merge_key", "split",
+    "split_all",
+]
