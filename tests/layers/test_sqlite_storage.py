@@ -16,7 +16,6 @@ from wormspace.errors import UsageError
 from wormspace.identity import Identity, read_db_identity, write_db_identity
 from wormspace.layers.acceptor import (
     STORAGE_FORMAT,
-    WAL_CHECKPOINT_PAGES,
     AcceptorNode,
     MemoryStorage,
     SqliteStorage,
@@ -292,24 +291,3 @@ def test_acceptor_on_sqlite_behaves_as_on_memory(reqs: list[Request]) -> None:
         reopened = SqliteStorage(path)
         assert dict(reopened.items()) == dict(mem.storage.items())
         reopened.close()
-
-
-def test_the_write_ahead_log_stops_growing_at_its_checkpoint_length(db: Path) -> None:
-    """One-register commits: the log is checkpointed every ``WAL_CHECKPOINT_PAGES`` pages and written again
-    from its start, so it stops growing after ~128 of them (SQLite's default, 1000 pages, would let 600
-    commits of two pages each grow it to ~4.8 MB), and nothing committed is lost to the checkpoints."""
-    s = SqliteStorage(db)
-    assert s._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_CHECKPOINT_PAGES
-    wal = Path(str(db) + "-wal")
-    frame = 4096 + 24  # a page and its WAL frame header
-    sizes = []
-    for i in range(600):
-        s.apply(Persist(puts=(((5, i), RegState(promised=Ballot(1, 0), accepted=Ballot(1, 0), value=b"v")),)))
-        sizes.append(wal.stat().st_size)
-    assert max(sizes) <= 32 + (WAL_CHECKPOINT_PAGES + 8) * frame
-    assert sizes[-1] == sizes[len(sizes) // 2]  # written again from its start, not grown
-    s.close()
-    s = SqliteStorage(db)
-    assert s.count() == 600
-    assert s.get(5, 599) == RegState(promised=Ballot(1, 0), accepted=Ballot(1, 0), value=b"v")
-    s.close()

@@ -428,13 +428,21 @@ transaction, when a writable store opens it: an interrupted migration leaves the
 _READABLE_FORMATS = (1, 2, 3)  # a read-only snapshot reads all three (formats 1 and 2 have no ranges)
 
 WAL_CHECKPOINT_PAGES = 256
-"""``PRAGMA wal_autocheckpoint`` of a writable store: the write-ahead log is checkpointed into the database
-file once it holds this many pages (1 MiB), and the next transaction then writes it again from its start.
-While the log grows, every commit's ``fsync`` must also make the file's new length durable (a journal commit
-of the file system, about 0.1 ms on ext4); once it has its full length, a commit overwrites blocks the file
-already has, and its ``fsync`` writes the data alone. SQLite's default (1000 pages, 4 MiB) left the first
-~500 one-register commits after every start paying for that growth; 256 pages reach the steady length after
-~128 of them, and a checkpoint still comes only every ~128 such commits."""
+"""``PRAGMA wal_autocheckpoint`` of a writable store: SQLite checkpoints the write-ahead log into the database
+file, inside the commit that brings it to this many pages (1 MiB), and the next transaction then writes the
+log again from its start. While the log grows, every commit's ``fsync`` must also make the file's new length
+durable (a journal commit of the file system, ~0.1 ms on this machine's ext4); once it has its full length, a
+commit overwrites blocks the file already has and its ``fsync`` writes the data alone. SQLite's default (1000
+pages, 4 MiB) left the first ~500 one-register commits after every start paying for that growth."""
+
+CHECKPOINT_DUE_PAGES = 128
+"""``checkpoint_due()`` is true once the commits since the last checkpoint wrote about this many pages to the
+log (estimated: 2 pages a commit plus its values' bytes): a server checkpoints then, after the replies of the
+frame that got it there have gone (``checkpoint()``), so that the checkpoint inside a commit (at
+``WAL_CHECKPOINT_PAGES``, a backstop) never delays a reply."""
+
+_PAGE = 4096
+_ROW_BYTES = 48  # a register row's bytes besides its value, roughly (for the estimate of log pages)
 
 MIN_RANGE = 2
 """The shortest run of promise-only puts (consecutive indices of one segment, one ballot, no vote) stored as
@@ -559,8 +567,10 @@ class SqliteStorage:
     transaction begins with the block's first ``apply``: a block that applies nothing (reads, refusals) costs
     no transaction and no ``fsync`` (its replies depend only on state committed before it).
 
-    The write-ahead log is checkpointed every ``WAL_CHECKPOINT_PAGES`` pages (a commit that overwrites log
-    blocks the file already has costs one data ``fsync``, no file-system journal commit).
+    The write-ahead log stays short, so that a commit overwrites log blocks the file already has (one data
+    ``fsync``, no file-system journal commit): a server calls ``checkpoint()`` when ``checkpoint_due()``,
+    after the replies of its frame have gone; SQLite itself checkpoints inside the commit that brings the log
+    to ``WAL_CHECKPOINT_PAGES`` pages (a backstop, and what bounds the log of other writers).
 
     The file carries ``meta.storage_format``; a format-1 or format-2 file is migrated to format 3
     (``STORAGE_FORMAT``) when opened writable, in one transaction; a file of any other format is refused
@@ -580,6 +590,8 @@ class SqliteStorage:
         self._undo: dict[RegKey, RegState | None] | None = None  # inside group(): each key's state before it
         self._range_undo: dict[int, _Ranges | None] = {}  # inside group(): each segment's ranges before it
         self._rows: list[_Row] = []  # inside group(): to write
+        self._wal_pages = 0  # log pages written since the last checkpoint, estimated (``checkpoint_due``)
+        self._group_bytes = 0  # inside group(): bytes of the rows written, for that estimate
         self._top = ZERO_BALLOT  # the highest promise in the mirror, unless stale (then recomputed when asked)
         self._top_stale = False
         try:
@@ -863,6 +875,7 @@ class SqliteStorage:
         db = self._db
         if not db.in_transaction:  # the group's transaction starts with its first change
             db.execute("BEGIN IMMEDIATE")
+        self._group_bytes += sum(_ROW_BYTES + len(r.value or b"") for _, r in puts)
         if purge:
             self._flush()  # the rows written before the purge, then the purge
             for seg in purge:
@@ -926,11 +939,13 @@ class SqliteStorage:
         self._grouped = True
         self._undo = {}
         self._range_undo = {}
+        self._group_bytes = 0
         try:
             yield
             if self._db.in_transaction:  # nothing to commit (or fsync) for a block that changed nothing
                 self._flush()
                 self._db.execute("COMMIT")
+                self._wal_pages += 2 + self._group_bytes // _PAGE
         except BaseException:
             self._grouped = False
             self._rollback()
@@ -938,6 +953,22 @@ class SqliteStorage:
         self._grouped = False
         self._undo = None
         self._range_undo = {}
+
+    def checkpoint_due(self) -> bool:
+        """Whether the log holds about ``CHECKPOINT_DUE_PAGES`` pages written since the last ``checkpoint``."""
+        return self._wal_pages >= CHECKPOINT_DUE_PAGES
+
+    def checkpoint(self) -> None:
+        """Copy the log into the database file (a passive checkpoint: it never waits for a reader, e.g. a
+        backup's snapshot; what that reader still needs stays in the log for the next one). Changes nothing
+        a reader sees and nothing's durability: every commit was on disk in the log already. Not inside
+        ``group()``; a no-op on a read-only or closed store."""
+        if self.read_only or self._closed:
+            return
+        if self._grouped:
+            raise UsageError("SqliteStorage.checkpoint() inside group()")
+        self._wal_pages = 0
+        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     def items(self) -> Iterator[tuple[RegKey, RegState]]:
         if self.read_only:
@@ -991,6 +1022,7 @@ class SqliteStorage:
 
 
 __all__ = [
+    "CHECKPOINT_DUE_PAGES",
     "STORAGE_FORMAT",
     "WAL_CHECKPOINT_PAGES",
     "ZERO_BALLOT",

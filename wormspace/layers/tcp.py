@@ -12,7 +12,9 @@ Rules:
    registers: ``node.handle`` applies each ``Persist`` to storage before it returns its ``Send``; when the
    storage offers ``group()`` (``SqliteStorage``) a batch is one transaction -- one ``fsync`` for the batch
    -- and its replies are written only after that transaction has committed. Nothing computed inside an
-   uncommitted transaction ever leaves the process. Each connection is an ``asyncio.Protocol``: the frames
+   uncommitted transaction ever leaves the process. When the store's log checkpoint is due
+   (``SqliteStorage.checkpoint_due``) it runs in a turn of its own, after the replies of the batch that made
+   it due have been written: no reply waits for a checkpoint. Each connection is an ``asyncio.Protocol``: the frames
    that are whole when bytes arrive are decoded, applied and answered in that data callback (no reader task,
    no further turn of the loop); the requests of several such frames of one connection form one batch when
    they fit. Requests that need more than one batch are answered by a task that yields to the event loop
@@ -654,6 +656,7 @@ class AcceptorServer:
         self._sweeper: asyncio.Task[None] | None = None
         self._stopped: asyncio.Event | None = None
         self._capacity_logged = 0.0
+        self._checkpoint_scheduled = False
 
     @property
     def node_id(self) -> int:
@@ -840,7 +843,25 @@ class AcceptorServer:
             self.failure = e
             raise StorageFailure(str(e)) from e
         self.messages += len(reqs)
+        due: Callable[[], bool] | None = getattr(storage, "checkpoint_due", None)
+        if due is not None and not self._checkpoint_scheduled and due():
+            # After this batch's replies, which its caller sends before the loop runs anything else.
+            self._checkpoint_scheduled = True
+            asyncio.get_running_loop().call_soon(self._checkpoint)
         return replies
+
+    def _checkpoint(self) -> None:
+        """The store's log checkpoint, run in a turn of its own after the replies that made it due have gone,
+        so that no reply waits for it (``SqliteStorage.checkpoint``). A failure is logged; it loses nothing
+        (every commit is in the log), and the next commit meets a failing disk as a storage failure."""
+        self._checkpoint_scheduled = False
+        checkpoint: Callable[[], None] | None = getattr(self.node.storage, "checkpoint", None)
+        if checkpoint is None or self.failure is not None:
+            return
+        try:
+            checkpoint()
+        except Exception as e:
+            log.warning("acceptor %d: log checkpoint failed: %r; retried at the next one", self.node_id, e)
 
 
 def _requests(msgs: list[Message]) -> list[Request]:
