@@ -431,9 +431,10 @@ WAL_CHECKPOINT_PAGES = 256
 """``PRAGMA wal_autocheckpoint`` of a writable store: SQLite checkpoints the write-ahead log into the database
 file, inside the commit that brings it to this many pages (1 MiB), and the next transaction then writes the
 log again from its start. While the log grows, every commit's ``fsync`` must also make the file's new length
-durable (a journal commit of the file system, ~0.1 ms on this machine's ext4); once it has its full length, a
-commit overwrites blocks the file already has and its ``fsync`` writes the data alone. SQLite's default (1000
-pages, 4 MiB) left the first ~500 one-register commits after every start paying for that growth."""
+durable (a journal commit of the file system: ~0.1 ms more per commit, measured on ext4); once it has its full
+length, a commit overwrites blocks the file already has and its ``fsync`` writes the data alone. SQLite's
+default (1000 pages, 4 MiB) left the first ~500 one-register commits after every start paying for that
+growth."""
 
 CHECKPOINT_DUE_PAGES = 128
 """``checkpoint_due()`` is true once the commits since the last checkpoint wrote about this many pages to the

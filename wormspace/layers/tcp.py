@@ -14,8 +14,8 @@ Rules:
    -- and its replies are written only after that transaction has committed. Nothing computed inside an
    uncommitted transaction ever leaves the process. When the store's log checkpoint is due
    (``SqliteStorage.checkpoint_due``) it runs in a turn of its own, after the replies of the batch that made
-   it due have been written: no reply waits for a checkpoint. Each connection is an ``asyncio.Protocol``: the frames
-   that are whole when bytes arrive are decoded, applied and answered in that data callback (no reader task,
+   it due have been written: no reply waits for a checkpoint. Each connection is an ``asyncio.Protocol``: the
+   frames that are whole when bytes arrive are decoded, applied and answered in that data callback (no reader task,
    no further turn of the loop); the requests of several such frames of one connection form one batch when
    they fit. Requests that need more than one batch are answered by a task that yields to the event loop
    between batches, so a large frame never stalls the other clients; that connection reads nothing more
