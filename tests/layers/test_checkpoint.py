@@ -5,6 +5,7 @@ tcp Rule 2)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,14 +36,18 @@ def _vote(seg: int, i: int, value: bytes = b"v") -> Persist:
 def test_a_checkpoint_is_due_after_about_its_pages_and_resets(db: Path) -> None:
     s = SqliteStorage(db)
     assert s._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_CHECKPOINT_PAGES
-    n = 0
-    while not s.checkpoint_due():
-        s.apply(_vote(5, n))
-        n += 1
-    assert n == CHECKPOINT_DUE_PAGES // 2  # two log pages a one-register commit
-    s.checkpoint()
-    assert not s.checkpoint_due()
-    for i in range(8):  # 1 KiB values: the estimate counts their bytes (18 pages a commit here)
+    draws = set()
+    for _ in range(3):
+        n = 0
+        while not s.checkpoint_due():
+            s.apply(_vote(5, n))
+            n += 1
+        assert CHECKPOINT_DUE_PAGES // 4 <= n <= 3 * CHECKPOINT_DUE_PAGES // 4 + 1  # two pages a commit
+        draws.add(n)
+        s.checkpoint()
+        assert not s.checkpoint_due()
+    assert len(draws) > 1  # each checkpoint draws its next point anew
+    for i in range(24):  # 1 KiB values: the estimate counts their bytes (18 pages a commit here)
         s.apply(Persist(puts=tuple(((6, 64 * i + k), _vote(6, 0, bytes(1024)).puts[0][1]) for k in range(64))))
     assert s.checkpoint_due()
     with s.group(), pytest.raises(UsageError, match="inside group"):
@@ -53,7 +58,7 @@ def test_a_checkpoint_is_due_after_about_its_pages_and_resets(db: Path) -> None:
 
 def test_the_log_stops_growing_when_checkpointed_as_due(db: Path) -> None:
     """As a server runs it: one-register commits, a checkpoint whenever due. The log stops growing after
-    ~64 commits and is written again from its start; nothing committed is lost to the checkpoints."""
+    its first checkpoint and is written again from its start; nothing committed is lost to the checkpoints."""
     s = SqliteStorage(db)
     wal = Path(str(db) + "-wal")
     sizes = []
@@ -62,8 +67,9 @@ def test_the_log_stops_growing_when_checkpointed_as_due(db: Path) -> None:
         if s.checkpoint_due():
             s.checkpoint()
         sizes.append(wal.stat().st_size)
-    assert max(sizes) <= 32 + (CHECKPOINT_DUE_PAGES + 8) * FRAME
-    assert sizes[-1] == sizes[len(sizes) // 2]  # written again from its start, not grown
+    assert max(sizes) <= 32 + (3 * CHECKPOINT_DUE_PAGES // 2 + 8) * FRAME
+    grew = sum(1 for a, b in itertools.pairwise(sizes) if b > a)
+    assert grew <= 3 * CHECKPOINT_DUE_PAGES // 4 + 2  # then written again from its start, up to its length
     s.close()
     s = SqliteStorage(db)
     assert s.count() == 600 and s.get(5, 599) == _vote(5, 599).puts[0][1]
@@ -73,7 +79,7 @@ def test_the_log_stops_growing_when_checkpointed_as_due(db: Path) -> None:
 def test_without_the_servers_checkpoints_sqlite_bounds_the_log_itself(db: Path) -> None:
     s = SqliteStorage(db)
     wal = Path(str(db) + "-wal")
-    for i in range(600):
+    for i in range(WAL_CHECKPOINT_PAGES):
         s.apply(_vote(5, i))
     assert wal.stat().st_size <= 32 + (WAL_CHECKPOINT_PAGES + 8) * FRAME
     s.close()
@@ -132,9 +138,9 @@ def _serve_one_at_a_time(db: Path, writes: int) -> list[str]:
 
 @pytest.mark.timeout(60)
 def test_the_server_checkpoints_after_the_replies_that_made_it_due(db: Path) -> None:
-    writes = 3 * CHECKPOINT_DUE_PAGES // 2 + 5
+    writes = 2 * (3 * CHECKPOINT_DUE_PAGES // 4) + 5  # each write two log pages: two checkpoints at least
     events = _serve_one_at_a_time(db, writes)
-    assert events.count("checkpoint") == 3
+    assert events.count("checkpoint") >= 2
     assert checkpoints_follow_replies(events)
     s = SqliteStorage(db)
     assert s.count() == writes
@@ -156,6 +162,6 @@ def test_mutant_a_checkpoint_before_the_reply_is_caught(db: Path, monkeypatch: p
         return replies
 
     monkeypatch.setattr(AcceptorServer, "_apply", checkpoint_first)
-    events = _serve_one_at_a_time(db, CHECKPOINT_DUE_PAGES // 2 + 5)
+    events = _serve_one_at_a_time(db, 3 * CHECKPOINT_DUE_PAGES // 4 + 5)
     assert "checkpoint" in events
     assert not checkpoints_follow_replies(events)
