@@ -165,3 +165,30 @@ def test_mutant_a_checkpoint_before_the_reply_is_caught(db: Path, monkeypatch: p
     events = _serve_one_at_a_time(db, 3 * CHECKPOINT_DUE_PAGES // 4 + 5)
     assert "checkpoint" in events
     assert not checkpoints_follow_replies(events)
+
+
+@pytest.mark.timeout(60)
+def test_a_busy_server_puts_its_checkpoint_off_until_a_turn_without_frames(db: Path) -> None:
+    storage = Recording(db)
+    events: list[str] = []
+    storage.events = events
+    server = AcceptorServer(AcceptorNode(0, storage, fast=True), "127.0.0.1", 0, identity=IDENT)
+
+    async def scenario() -> None:
+        await server.start()
+        try:
+            server._checkpoint_scheduled = True  # as ``_apply`` leaves it when the checkpoint became due
+            server._checkpoint_frames = server.frames
+            asyncio.get_running_loop().call_soon(server._checkpoint)
+            for _ in range(3):  # a frame comes before each turn: put off
+                server.frames += 1
+                await asyncio.sleep(0)
+                assert events == [] and server._checkpoint_scheduled
+            await asyncio.sleep(0)  # a turn without frames
+            await asyncio.sleep(0)
+            assert events == ["checkpoint"] and not server._checkpoint_scheduled
+        finally:
+            await server.close()
+            storage.close()
+
+    run(scenario())

@@ -439,7 +439,8 @@ CHECKPOINT_DUE_PAGES = 256
 every checkpoint, uniformly between half and one and a half times this, so that the acceptors of a group,
 which commit the same requests, seldom checkpoint at the same one: the quorum hides one that is busy). The
 pages are estimated: 2 a commit plus its values' bytes. A server checkpoints then, in a turn of its own after
-the replies of the frame that made it due (``checkpoint()``), so that no reply waits for a checkpoint. And
+the replies of the frame that made it due, once a turn has passed without new frames (``checkpoint()``), so
+that no reply waits for a checkpoint and a busy acceptor does not checkpoint more often than SQLite would. And
 the log stays short: after the first checkpoint the next transaction writes it again from its start, so a
 commit overwrites blocks the file already has and its ``fsync`` writes data alone, where a growing log also
 makes the file's new length durable (a journal commit of the file system: ~0.1 ms more per commit, measured on

@@ -14,12 +14,13 @@ Rules:
    -- and its replies are written only after that transaction has committed. Nothing computed inside an
    uncommitted transaction ever leaves the process. When the store's log checkpoint is due
    (``SqliteStorage.checkpoint_due``) it runs in a turn of its own, after the replies of the batch that made
-   it due have been written: no reply waits for a checkpoint. Each connection is an ``asyncio.Protocol``: the
-   frames that are whole when bytes arrive are decoded, applied and answered in that data callback (no reader task,
-   no further turn of the loop); the requests of several such frames of one connection form one batch when
-   they fit. Requests that need more than one batch are answered by a task that yields to the event loop
-   between batches, so a large frame never stalls the other clients; that connection reads nothing more
-   until they are answered, nor while the peer does not take our replies.
+   it due have been written, once a turn has passed without new frames: no reply waits for a checkpoint.
+   Each connection is an ``asyncio.Protocol``: the frames that are whole when bytes arrive are decoded,
+   applied and answered in that data callback (no reader task, no further turn of the loop); the requests of
+   several such frames of one connection form one batch when they fit. Requests that need more than one
+   batch are answered by a task that yields to the event loop between batches, so a large frame never stalls
+   the other clients; that connection reads nothing more until they are answered, nor while the peer does
+   not take our replies.
 3. Garbage never changes state. A frame that fails to decode (truncated, oversized, bad MAC, unknown tag,
    wrong type, a reply sent to an acceptor, ...) is refused whole before any request in it runs: the server
    logs a warning naming the peer and closes that connection; it keeps serving everybody else.
@@ -657,6 +658,7 @@ class AcceptorServer:
         self._stopped: asyncio.Event | None = None
         self._capacity_logged = 0.0
         self._checkpoint_scheduled = False
+        self._checkpoint_frames = 0  # ``frames`` when the checkpoint was last put off (or scheduled)
 
     @property
     def node_id(self) -> int:
@@ -847,13 +849,21 @@ class AcceptorServer:
         if due is not None and not self._checkpoint_scheduled and due():
             # After this batch's replies, which its caller sends before the loop runs anything else.
             self._checkpoint_scheduled = True
+            self._checkpoint_frames = self.frames
             asyncio.get_running_loop().call_soon(self._checkpoint)
         return replies
 
     def _checkpoint(self) -> None:
         """The store's log checkpoint, run in a turn of its own after the replies that made it due have gone,
-        so that no reply waits for it (``SqliteStorage.checkpoint``). A failure is logged; it loses nothing
-        (every commit is in the log), and the next commit meets a failing disk as a storage failure."""
+        so that no reply waits for it (``SqliteStorage.checkpoint``), and only once a turn has passed without
+        new frames: while frames keep coming it waits (the store's own checkpoint, inside a commit, bounds the
+        log meanwhile), so that a busy acceptor does not checkpoint more often than SQLite alone would. A
+        failure is logged; it loses nothing (every commit is in the log), and the next commit meets a failing
+        disk as a storage failure."""
+        if self.frames != self._checkpoint_frames and self._server is not None:  # busy: a turn later
+            self._checkpoint_frames = self.frames
+            asyncio.get_running_loop().call_soon(self._checkpoint)
+            return
         self._checkpoint_scheduled = False
         checkpoint: Callable[[], None] | None = getattr(self.node.storage, "checkpoint", None)
         if checkpoint is None or self.failure is not None:
