@@ -338,6 +338,11 @@ MUTANTS: dict[str, Mutant] = {
         check="TCP server fairness (a large frame does not stall others): not a layer obligation",
         tests=(f"{M}test_deploy_mutants.py::test_one_transaction_per_frame_is_caught",),
         plants=(M + "test_deploy_mutants.py::test_one_transaction_per_frame_is_caught",)),
+    "checkpoint_before_reply": Mutant(
+        description="the acceptor checkpoints its log inside a batch, before the batch's replies are written",
+        expected=(), check="TCP server latency (no reply waits for a log checkpoint): not a layer obligation",
+        tests=("tests/layers/test_checkpoint.py::test_mutant_a_checkpoint_before_the_reply_is_caught",),
+        plants=("tests/layers/test_checkpoint.py::test_mutant_a_checkpoint_before_the_reply_is_caught",)),
     # ---- contracts of the client API and of the specs ----
     "postcondition_breaches": Mutant(
         description="a client method returns a result its postcondition forbids (12 plantings, sync client)",

@@ -12,12 +12,15 @@ Rules:
    registers: ``node.handle`` applies each ``Persist`` to storage before it returns its ``Send``; when the
    storage offers ``group()`` (``SqliteStorage``) a batch is one transaction -- one ``fsync`` for the batch
    -- and its replies are written only after that transaction has committed. Nothing computed inside an
-   uncommitted transaction ever leaves the process. Each connection is an ``asyncio.Protocol``: the frames
-   that are whole when bytes arrive are decoded, applied and answered in that data callback (no reader task,
-   no further turn of the loop); the requests of several such frames of one connection form one batch when
-   they fit. Requests that need more than one batch are answered by a task that yields to the event loop
-   between batches, so a large frame never stalls the other clients; that connection reads nothing more
-   until they are answered, nor while the peer does not take our replies.
+   uncommitted transaction ever leaves the process. When the store's log checkpoint is due
+   (``SqliteStorage.checkpoint_due``) it runs in a turn of its own, after the replies of the batch that made
+   it due have been written, once a turn has passed without new frames: no reply waits for a checkpoint.
+   Each connection is an ``asyncio.Protocol``: the frames that are whole when bytes arrive are decoded,
+   applied and answered in that data callback (no reader task, no further turn of the loop); the requests of
+   several such frames of one connection form one batch when they fit. Requests that need more than one
+   batch are answered by a task that yields to the event loop between batches, so a large frame never stalls
+   the other clients; that connection reads nothing more until they are answered, nor while the peer does
+   not take our replies.
 3. Garbage never changes state. A frame that fails to decode (truncated, oversized, bad MAC, unknown tag,
    wrong type, a reply sent to an acceptor, ...) is refused whole before any request in it runs: the server
    logs a warning naming the peer and closes that connection; it keeps serving everybody else.
@@ -654,6 +657,8 @@ class AcceptorServer:
         self._sweeper: asyncio.Task[None] | None = None
         self._stopped: asyncio.Event | None = None
         self._capacity_logged = 0.0
+        self._checkpoint_scheduled = False
+        self._checkpoint_frames = 0  # ``frames`` when the checkpoint was last put off (or scheduled)
 
     @property
     def node_id(self) -> int:
@@ -840,7 +845,33 @@ class AcceptorServer:
             self.failure = e
             raise StorageFailure(str(e)) from e
         self.messages += len(reqs)
+        due: Callable[[], bool] | None = getattr(storage, "checkpoint_due", None)
+        if due is not None and not self._checkpoint_scheduled and due():
+            # After this batch's replies, which its caller sends before the loop runs anything else.
+            self._checkpoint_scheduled = True
+            self._checkpoint_frames = self.frames
+            asyncio.get_running_loop().call_soon(self._checkpoint)
         return replies
+
+    def _checkpoint(self) -> None:
+        """The store's log checkpoint, run in a turn of its own after the replies that made it due have gone,
+        so that no reply waits for it (``SqliteStorage.checkpoint``), and only once a turn has passed without
+        new frames: while frames keep coming it waits (the store's own checkpoint, inside a commit, bounds the
+        log meanwhile), so that a busy acceptor does not checkpoint more often than SQLite alone would. A
+        failure is logged; it loses nothing (every commit is in the log), and the next commit meets a failing
+        disk as a storage failure."""
+        if self.frames != self._checkpoint_frames and self._server is not None:  # busy: a turn later
+            self._checkpoint_frames = self.frames
+            asyncio.get_running_loop().call_soon(self._checkpoint)
+            return
+        self._checkpoint_scheduled = False
+        checkpoint: Callable[[], None] | None = getattr(self.node.storage, "checkpoint", None)
+        if checkpoint is None or self.failure is not None:
+            return
+        try:
+            checkpoint()
+        except Exception as e:
+            log.warning("acceptor %d: log checkpoint failed: %r; retried at the next one", self.node_id, e)
 
 
 def _requests(msgs: list[Message]) -> list[Request]:
