@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from wormspace.apps.faces import async_client, sync_client
 from wormspace.apps.history import AppHistory, b64, recorded
 from wormspace.apps.paxos import PaxosCore
 from wormspace.client import OpGen, SpaceLogic, UsageError
@@ -131,7 +132,7 @@ class WormKV:
 
     def __init__(self, ws: Any, name: bytes = b"kv", *, policy: str = "sticky", replica: int = 0, replicas: int = 1,
                  hole_timeout: float = 0.5, history: AppHistory | None = None) -> None:
-        self.ws = ws
+        self.ws = sync_client(ws, "WormKV")
         self.core = KvCore(name, policy=policy, replica=replica, replicas=replicas, hole_timeout=hole_timeout,
                            history=history)
 
@@ -158,7 +159,7 @@ class AsyncWormKV:
     """The asyncio face of WormKV over an ``AsyncClient``."""
 
     def __init__(self, aclient: Any, name: bytes = b"kv", *, core: KvCore | None = None, **kw: Any) -> None:
-        self.aclient, self.core = aclient, core or KvCore(name, **kw)
+        self.aclient, self.core = async_client(aclient, "WormKV"), core or KvCore(name, **kw)
 
     async def get(self, key: bytes) -> bytes | None:
         result: bytes | None = await self.aclient.run(self.core.get(self.aclient.logic, key))

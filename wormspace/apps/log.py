@@ -44,6 +44,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from wormspace.apps.faces import async_client, sync_client
 from wormspace.apps.history import AppHistory, b64, recorded
 from wormspace.client import (
     EMPTY,
@@ -548,7 +549,7 @@ class WormLog:
 
     def __init__(self, ws: Any, name: bytes = b"log", *, policy: str = "alloc", hole_timeout: float = 0.5,
                  history: AppHistory | None = None) -> None:
-        self.ws = ws
+        self.ws = sync_client(ws, "WormLog")
         self.core = LogCore(name, policy=policy, hole_timeout=hole_timeout, history=history)
 
     def append(self, data: bytes) -> int:
@@ -582,7 +583,7 @@ class AsyncWormLog:
 
     def __init__(self, aclient: Any, name: bytes = b"log", *, core: LogCore | None = None,
                  policy: str = "alloc", hole_timeout: float = 0.5, history: AppHistory | None = None) -> None:
-        self.aclient = aclient
+        self.aclient = async_client(aclient, "WormLog")
         self.core = core or LogCore(name, policy=policy, hole_timeout=hole_timeout, history=history)
 
     async def append(self, data: bytes) -> int:

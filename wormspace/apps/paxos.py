@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from wormspace.apps.faces import async_client, sync_client
 from wormspace.apps.history import AppHistory, b64, recorded
 from wormspace.apps.log import JUNK, LogCore, pause
 from wormspace.client import OpGen, SpaceLogic, UsageError
@@ -138,7 +139,7 @@ class WormPaxos:
     def __init__(self, ws: Any, apply: Callable[[bytes], bytes], name: bytes = b"smr", policy: str = "sticky",
                  *, replica: int = 0, replicas: int = 1, start: int = 0, hole_timeout: float = 0.5,
                  history: AppHistory | None = None) -> None:
-        self.ws = ws
+        self.ws = sync_client(ws, "WormPaxos")
         self.core = PaxosCore(apply, name, policy=policy, replica=replica, replicas=replicas, start=start,
                               hole_timeout=hole_timeout, history=history)
 
@@ -171,7 +172,7 @@ class AsyncWormPaxos:
             if apply is None:
                 raise UsageError("AsyncWormPaxos needs apply (or a core)")
             core = PaxosCore(apply, name, policy=policy, **kw)
-        self.aclient, self.core = aclient, core
+        self.aclient, self.core = async_client(aclient, "WormPaxos"), core
 
     async def submit(self, cmd: bytes) -> bytes:
         result: bytes = await self.aclient.run(self.core.submit(self.aclient.logic, cmd))

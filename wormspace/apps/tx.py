@@ -46,6 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from wormspace.apps.faces import async_client, sync_client
 from wormspace.apps.history import AppHistory, recorded
 from wormspace.client import (
     EMPTY,
@@ -316,7 +317,7 @@ class WormTX:
 
     def __init__(self, ws: WormSpace, *, variant: str = "E3", poll: float = DEFAULT_POLL,
                  history: AppHistory | None = None, name: bytes = NAME) -> None:
-        self.ws = ws
+        self.ws = sync_client(ws, "WormTX")
         self.core = TxLogic(ws.logic, variant=variant, poll=poll, history=history, name=name)
 
     def begin(self, participants: int = 3, *, metadata: bytes = b"") -> int:
@@ -340,7 +341,7 @@ class AsyncWormTX:
 
     def __init__(self, client: AsyncClient, *, variant: str = "E3", poll: float = DEFAULT_POLL,
                  history: AppHistory | None = None, name: bytes = NAME) -> None:
-        self.client = client
+        self.client = async_client(client, "WormTX")
         self.core = TxLogic(client.logic, variant=variant, poll=poll, history=history, name=name)
 
     async def begin(self, participants: int = 3, *, metadata: bytes = b"") -> int:

@@ -1,0 +1,78 @@
+"""Each app face checks the client it is given: the other kind of client, or no client, is a UsageError
+naming the face that fits, raised when the app object is made."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from wormspace import Cluster, UsageError
+from wormspace.apps import WormKV, WormLog, WormPaxos, WormTX
+from wormspace.apps.kv import AsyncWormKV
+from wormspace.apps.log import AsyncWormLog
+from wormspace.apps.paxos import AsyncWormPaxos
+from wormspace.apps.tx import AsyncWormTX
+from wormspace.client import AsyncClient
+
+
+def _echo(cmd: bytes) -> bytes:
+    return cmd
+
+
+SYNC: dict[str, Callable[[Any], object]] = {
+    "WormLog": lambda ws: WormLog(ws, name=b"l"),
+    "WormPaxos": lambda ws: WormPaxos(ws, _echo, name=b"p"),
+    "WormKV": lambda ws: WormKV(ws, name=b"k"),
+    "WormTX": lambda ws: WormTX(ws),
+}
+ASYNC: dict[str, Callable[[Any], object]] = {
+    "WormLog": lambda a: AsyncWormLog(a, name=b"l"),
+    "WormPaxos": lambda a: AsyncWormPaxos(a, _echo, name=b"p"),
+    "WormKV": lambda a: AsyncWormKV(a, name=b"k"),
+    "WormTX": lambda a: AsyncWormTX(a),
+}
+
+
+class _NoDriver:
+    async def execute(self, request: object) -> object:  # never called: construction only
+        raise AssertionError("no operation runs in these tests")
+
+
+@pytest.fixture
+def ws() -> Any:
+    return Cluster.simulated(acceptors=3, seed=1).client()
+
+
+@pytest.mark.parametrize("app", sorted(SYNC))
+def test_a_sync_face_takes_a_sync_client(app: str, ws: Any) -> None:
+    SYNC[app](ws)
+
+
+@pytest.mark.parametrize("app", sorted(SYNC))
+def test_a_sync_face_given_an_asyncio_client_names_the_asyncio_face(app: str, ws: Any) -> None:
+    aclient = AsyncClient(ws.logic, _NoDriver())  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=f"{app} takes a synchronous client.*use Async{app}"):
+        SYNC[app](aclient)
+
+
+@pytest.mark.parametrize("app", sorted(ASYNC))
+def test_an_asyncio_face_given_a_sync_client_names_the_sync_face(app: str, ws: Any) -> None:
+    with pytest.raises(UsageError, match=f"Async{app} takes an asyncio client.*use {app}"):
+        ASYNC[app](ws)
+
+
+@pytest.mark.parametrize("app", sorted(SYNC))
+@pytest.mark.parametrize("junk", [None, b"ws", 3])
+def test_no_client_at_all_is_a_usage_error(app: str, junk: object) -> None:
+    with pytest.raises(UsageError, match=r"not (NoneType|bytes|int)"):
+        SYNC[app](junk)
+    with pytest.raises(UsageError, match=r"not (NoneType|bytes|int)"):
+        ASYNC[app](junk)
+
+
+def test_an_asyncio_face_takes_an_asyncio_client(ws: Any) -> None:
+    aclient = AsyncClient(ws.logic, _NoDriver())  # type: ignore[arg-type]
+    for make in ASYNC.values():
+        make(aclient)
