@@ -422,6 +422,17 @@ class AcceptorNode:
             log.warning("acceptor %d refused request from %d: %s", self.node_id, src, reply.reason)
         return effects
 
+    @require(lambda src: src >= 0)
+    def answer(self, src: int, msg: Request) -> Reply:
+        """``handle`` for a server: the same steps -- the core, its changes applied to storage before the reply
+        is returned, a refusal logged -- with the reply alone returned, no effect objects built."""
+        persist, reply = (fast_handle if self.fast else handle_request)(self.storage, msg)
+        if persist is not None:
+            self.storage.apply(persist)
+        if type(reply) is ErrorReply:
+            log.warning("acceptor %d refused request from %d: %s", self.node_id, src, reply.reason)
+        return reply
+
 
 # ---- durable storage ------------------------------------------------------------------------------------
 
