@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -43,6 +44,17 @@ from wormspace.layers.tcp import AcceptorServer, Limits, run
 from wormspace.layers.wire import DEFAULT_MAX_FRAME
 
 log = logging.getLogger("wormspace.server")
+
+GC_THRESHOLDS = (20_000, 50, 100)
+"""The cyclic garbage collector's thresholds while serving (Python's defaults: 700, 10, 10). An acceptor
+allocates a few container objects per register and request, nearly all freed by reference counting, while its
+mirror (``SqliteStorage``) keeps every register's state: with the defaults a young collection ran every 700
+allocations and the older ones kept traversing the growing mirror -- a profile of an acceptor under 256
+appends in flight (``perf``) showed ~15% of its CPU in the collector; these thresholds cut the Python work
+per request by 13-27% in-process (64- and 1-register Accepts). Cycles (connections' objects, tracebacks)
+are still collected, in young collections every 20,000 net allocations. The mirror loaded at start is moved
+out of the collector's sight (``gc.freeze``): it holds no cycles, and its states are freed by reference
+counting when replaced."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,6 +139,18 @@ def resolve_options(args: argparse.Namespace) -> ServeOptions:
 
 async def serve(opts: ServeOptions, storage: SqliteStorage, auth_key: bytes | None, ident: Identity) -> int:
     """Serve until SIGTERM/SIGINT (exit code 0) or a storage failure (1)."""
+    thresholds = gc.get_threshold()
+    gc.collect()
+    gc.freeze()  # the mirror just loaded: never traversed again (see ``GC_THRESHOLDS``)
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        return await _serve(opts, storage, auth_key, ident)
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
+async def _serve(opts: ServeOptions, storage: SqliteStorage, auth_key: bytes | None, ident: Identity) -> int:
     node = AcceptorNode(opts.node_id, storage, fast=True)
     server = AcceptorServer(
         node,

@@ -4,7 +4,8 @@ From one random starting state (registers, trimmed segments, a fence floor), the
 sequence (Prepare, Accept, Read, Fence over two segments, data and TRIM registers, ballots around the
 stored ones) runs through both; after every request the changes (``Persist``) and the replies must be equal
 and so must the stores. The fast path is looked up on the module at call time, so a planted divergence
-(``tests/mutants/test_fast_path_mutant.py``) reaches this check.
+(``tests/mutants/test_fast_path_mutant.py``) reaches this check. A server's ``AcceptorNode.answer`` (the reply
+alone, no effect objects) gives the reply and the store ``AcceptorNode.handle`` gives, on both paths.
 """
 
 from __future__ import annotations
@@ -16,8 +17,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wormspace.layers import acceptor
-from wormspace.layers.acceptor import FLOOR_KEY, MemoryStorage, SqliteStorage, Storage, handle_request
-from wormspace.layers.effects import Persist, RegKey
+from wormspace.layers.acceptor import (
+    FLOOR_KEY,
+    AcceptorNode,
+    MemoryStorage,
+    SqliteStorage,
+    Storage,
+    handle_request,
+)
+from wormspace.layers.effects import Persist, RegKey, Send
 from wormspace.layers.messages import (
     META,
     TRIM,
@@ -91,3 +99,14 @@ def test_fast_path_on_sqlite_equals_the_core(start: dict[RegKey, RegState], reqs
             run_both(start, reqs, store)
         finally:
             store.close()
+
+
+@given(starts, st.lists(requests, max_size=20), st.booleans())
+@settings(max_examples=150)
+def test_answer_equals_handle(start: dict[RegKey, RegState], reqs: list[Request], fast: bool) -> None:
+    by_handle = AcceptorNode(0, MemoryStorage(start), fast=fast)
+    by_answer = AcceptorNode(0, MemoryStorage(start), fast=fast)
+    for n, m in enumerate(reqs):
+        (sent,) = [e.msg for e in by_handle.handle(1, m) if isinstance(e, Send)]
+        assert by_answer.answer(1, m) == sent, f"request {n} ({m})"
+        assert dict(by_answer.storage.items()) == dict(by_handle.storage.items()), f"stores differ after {n}"

@@ -8,8 +8,13 @@ store still means exactly what ``MemoryStorage`` means.
   Checked for bounded Hypothesis runs (``max_examples`` below), not in general.
 * Rows: a batch capture of a 1,024-register segment writes one range row and no register row; votes and a
   later capture at a higher ballot keep the row count near the number of votes.
+  The puts include an Accept's: votes at one ballot to a run of up to ``2 * UPSERT_ROWS + 3`` registers (the
+  store's vote path: its rows written as multi-row statements of ``UPSERT_ROWS`` rows, the last shorter;
+  several such runs in one group may name the same register, and the last must win).
 * Planted bugs (catalogued in tests/mutants/catalog.py): a store that drops its range promises when it
-  reopens, and one whose range promises shadow the votes under them; the differential check finds both.
+  reopens, one whose range promises shadow the votes under them, one that writes only the first multi-row
+  statement of a group's vote rows, and one whose vote path forgets the old states a rollback restores; the
+  differential check finds all four.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
 
 from wormspace.errors import UsageError
+from wormspace.layers import acceptor
 from wormspace.layers.acceptor import (
     FLOOR_KEY,
     MIN_RANGE,
+    UPSERT_ROWS,
     AcceptorNode,
     MemoryStorage,
     SqliteStorage,
@@ -52,9 +59,25 @@ def reg_states(draw: st.DrawFn) -> RegState:
 
 
 @st.composite
+def vote_run(draw: st.DrawFn) -> list[tuple[RegKey, RegState]]:
+    """An Accept's puts: votes at one ballot to a run of registers, long enough to need more than one of the
+    store's multi-row statements; the values differ between runs, so the order of rows matters."""
+    seg = draw(st.sampled_from(SEGMENTS))
+    lo = draw(st.integers(0, 3))
+    n = draw(st.integers(1, 2 * UPSERT_ROWS + 3))
+    b = draw(st.builds(Ballot, st.integers(1, 4), st.integers(0, 2)))
+    tag = draw(st.binary(min_size=1, max_size=1))
+    return [((seg, i), RegState(promised=b, accepted=b, value=tag + i.to_bytes(2, "big"))) for i in range(lo, lo + n)]
+
+
+@st.composite
 def puts(draw: st.DrawFn) -> list[tuple[RegKey, RegState]]:
-    """A run of promise-only puts (what a batch capture writes), or one put of any state."""
-    if draw(st.booleans()):
+    """A run of promise-only puts (what a batch capture writes), a run of votes (an Accept's), or one put of
+    any state."""
+    kind = draw(st.integers(0, 4))
+    if kind == 4:
+        return draw(vote_run())
+    if kind < 2:
         seg = draw(st.sampled_from(SEGMENTS))
         lo = draw(st.integers(META, 5))
         hi = draw(st.integers(lo + 1, 6))
@@ -150,6 +173,21 @@ def test_directed_runs_that_cut_and_shadow_ranges() -> None:
         assert differential(Path(d) / "b.sqlite", [(g, k % 2 == 0) for k, g in enumerate(seq)]) is None
 
 
+def test_a_row_below_the_range_it_shadows_leaves_the_highest_promise() -> None:
+    """A register row with a lower promise than the range under it (no acceptor writes one, but ``Persist``
+    allows it) hides that range's promise: once rows shadow the whole range, it no longer counts for
+    ``highest_promise``, in the mirror and after a reopen."""
+    z = RegState(promised=ZERO_BALLOT)
+    o = RegState(promised=Ballot(1, 0))
+    seq = [
+        [Persist(puts=tuple(((0, i), o) for i in range(5)))],
+        [Persist(puts=tuple(((0, i), z) for i in range(4))), Persist(puts=(((0, 4), z),))],
+    ]
+    with tempfile.TemporaryDirectory() as d:
+        assert differential(Path(d) / "a.sqlite", [(g, True) for g in seq]) is None
+        assert differential(Path(d) / "b.sqlite", [([p for g in seq for p in g], True)]) is None
+
+
 # ---- rows on disk -------------------------------------------------------------------------------------
 
 
@@ -241,6 +279,37 @@ def range_shadows_vote(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+@pytest.fixture
+def one_upsert_per_group(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Planted bug: the store writes the first multi-row statement of a group's vote rows and drops the rest
+    (the mirror keeps them all, so the loss shows when the file is read again)."""
+
+    def flush(self: SqliteStorage) -> None:
+        rows, self._rows = self._rows[:UPSERT_ROWS], []
+        if rows:
+            self._db.execute(acceptor._upsert(len(rows)), [x for row in rows for x in row])
+
+    monkeypatch.setattr(SqliteStorage, "_flush", flush)
+    yield
+
+
+@pytest.fixture
+def votes_not_undone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Planted bug: the store's vote path does not remember the old states, so a rolled-back group leaves its
+    votes in the mirror (the file is right: the transaction rolled back)."""
+    original = SqliteStorage._set_votes
+
+    def set_votes(self: SqliteStorage, puts: tuple[tuple[RegKey, RegState], ...], purged: set[int]) -> None:
+        undo, self._undo = self._undo, None
+        try:
+            original(self, puts, purged)
+        finally:
+            self._undo = undo
+
+    monkeypatch.setattr(SqliteStorage, "_set_votes", set_votes)
+    yield
+
+
 def _found_by_the_differential_check(tmp_path: Path) -> str:
     path = tmp_path / "m.sqlite"
     quick = settings(max_examples=400, phases=[Phase.generate], database=None)  # the first one found, unshrunk
@@ -258,3 +327,14 @@ def test_a_store_that_drops_range_promises_on_reopen_is_caught(tmp_path: Path) -
 @pytest.mark.usefixtures("range_shadows_vote")
 def test_a_range_promise_that_shadows_a_vote_is_caught(tmp_path: Path) -> None:
     assert "get" in _found_by_the_differential_check(tmp_path)
+
+
+@pytest.mark.usefixtures("one_upsert_per_group")
+def test_a_store_that_writes_one_upsert_of_a_group_is_caught(tmp_path: Path) -> None:
+    assert "reopened" in _found_by_the_differential_check(tmp_path)
+
+
+@pytest.mark.usefixtures("votes_not_undone")
+def test_a_vote_path_that_forgets_the_undo_is_caught(tmp_path: Path) -> None:
+    found = _found_by_the_differential_check(tmp_path)
+    assert found.startswith("after step")

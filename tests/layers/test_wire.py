@@ -1,5 +1,7 @@
 """The wire format: every message round-trips; the decoder turns every malformed input into
-``RemoteProtocolError`` and nothing else."""
+``RemoteProtocolError`` and nothing else; the requests' fast decoders agree with the checked constructors
+(differential, bounded Hypothesis runs), and a fast decoder that skips a check is caught (planted bug,
+catalogued in tests/mutants/catalog.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,11 @@ from typing import Any
 
 import msgpack
 import pytest
-from hypothesis import given, settings
+from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
 
 from wormspace.errors import RemoteProtocolError, UsageError
+from wormspace.layers import wire
 from wormspace.layers.messages import (
     MAX_INDEX,
     MAX_INT,
@@ -441,3 +444,105 @@ def test_a_hello_with_bytes_overwritten_is_refused_or_valid(junk: bytes, at: int
     except RemoteProtocolError:
         return
     assert hello == ACCEPTOR_HELLO or hello.refused, "a changed authenticated hello must not decode as another"
+
+
+# ---- the requests' fast decoders --------------------------------------------------------------------------
+
+odd_ints = st.sampled_from([-1, 0, 1, MAX_INT, MAX_INT + 1, True, False, 1.0, None, "1"])
+# Each field mostly valid (two branches of three), so that whole valid requests come often too.
+near_ints = st.integers(0, 3) | st.integers(0, 3) | odd_ints
+near_index = st.integers(0, 3) | st.integers(TRIM - 1, 4) | st.sampled_from([MAX_INDEX - 1, MAX_INDEX, True, None, 1.5])
+valid_ballot = st.tuples(st.integers(1, 3), st.integers(0, 2))
+near_ballot = st.one_of(
+    valid_ballot,
+    valid_ballot,
+    st.tuples(st.integers(0, 3) | odd_ints, st.integers(-1, 2) | odd_ints),
+    st.tuples(st.integers(1, 3), st.integers(0, 2), st.integers(0, 2)),
+    st.sampled_from([None, 1, (), b"x"]),
+)
+near_indices = st.lists(near_index, min_size=1, max_size=5).map(tuple) | st.sampled_from([(), None, 1, b"x"])
+near_value = st.binary(max_size=3) | st.binary(max_size=3) | st.sampled_from([None, "x", 1])
+valid_pair = st.tuples(st.integers(0, 3), st.binary(max_size=3))
+odd_pair = st.tuples(near_index, near_value) | st.tuples(near_index, near_value, st.just(1)) | near_index
+near_pair = valid_pair | valid_pair | odd_pair
+near_values = st.lists(near_pair, min_size=1, max_size=5).map(tuple) | st.sampled_from([(), None, 1, b"x"])
+extra = st.sampled_from([(), (), (), (0,), (0, 0)])  # a surplus element or two, now and then
+near_requests = st.one_of(
+    st.builds(lambda r, s, i, b, e: (wire.TAG_PREPARE, r, s, i, b, *e), near_ints, near_ints, near_indices,
+              near_ballot, extra),
+    st.builds(lambda r, s, b, v, e: (wire.TAG_ACCEPT, r, s, b, v, *e), near_ints, near_ints, near_ballot,
+              near_values, extra),
+    st.builds(lambda r, s, i, e: (wire.TAG_READ, r, s, i, *e), near_ints, near_ints, near_indices, extra),
+    st.builds(lambda r, s, i: (wire.TAG_PREPARE, r, s, i), near_ints, near_ints, near_indices),  # short
+    st.builds(lambda r, s, b: (wire.TAG_ACCEPT, r, s, b), near_ints, near_ints, near_ballot),  # short
+    st.just((wire.TAG_READ, 1, 1)),  # short
+)
+
+
+def _outcome(decode: typing.Callable[[tuple[Any, ...]], Message], m: tuple[Any, ...]) -> Message | None:
+    try:
+        return decode(m)
+    except RemoteProtocolError:
+        return None
+
+
+def fast_differs(m: tuple[Any, ...]) -> bool:
+    """Whether the live fast decoder and the checked one disagree on ``m`` (a message, or a refusal)."""
+    fast = _outcome(wire._DECODERS[m[0]], m)
+    checked = _outcome(wire._CHECKED[m[0]], m)
+    return type(fast) is not type(checked) or fast != checked
+
+
+@given(near_requests)
+@settings(max_examples=600)
+def test_the_fast_decoders_agree_with_the_constructors(m: tuple[Any, ...]) -> None:
+    assert not fast_differs(m)
+
+
+def test_the_fast_decoders_build_messages_equal_to_the_constructors() -> None:
+    b = Ballot(2, 1)
+    assert wire._d_accept((2, 1, 3, (2, 1), ((0, b"x"), (TRIM, b"")))) == Accept(
+        req=1, segment=3, ballot=b, values=((0, b"x"), (TRIM, b""))
+    )
+    assert wire._d_prepare((1, 1, 3, (0, 1), (2, 1))) == Prepare(req=1, segment=3, indices=(0, 1), ballot=b)
+    assert wire._d_read((3, 1, 3, (0,))) == Read(req=1, segment=3, indices=(0,))
+    refused: list[tuple[Any, ...]] = [
+        (2, 1, 3, (2, 1), ((0, b"x"), (0, b"y"))),
+        (1, 1, 3, (0, 0), (2, 1)),
+        (3, 1, 3, (0, True)),
+    ]
+    for m in refused:
+        with pytest.raises(RemoteProtocolError):
+            wire._DECODERS[m[0]](m)
+
+
+@pytest.fixture
+def accept_repeats_allowed(monkeypatch: pytest.MonkeyPatch) -> typing.Iterator[None]:
+    """Planted bug: the fast Accept decoder does not refuse a repeated index."""
+
+    def decode(m: tuple[Any, ...]) -> Message:
+        try:
+            values = m[4]
+            ballot = wire._fast_ballot(m[3])
+            if (
+                wire._head_ok(m, 5) and ballot is not None and type(values) is tuple and values
+                and all(type(p) is tuple and len(p) == 2 and type(p[0]) is int and TRIM <= p[0] < MAX_INDEX
+                        and type(p[1]) is bytes for p in values)
+            ):
+                    msg: Accept = object.__new__(Accept)
+                    for k, v in (("req", m[1]), ("segment", m[2]), ("ballot", ballot), ("values", values)):
+                        object.__setattr__(msg, k, v)
+                    return msg
+        except IndexError:
+            pass
+        return wire._c_accept(m)
+
+    monkeypatch.setitem(wire._DECODERS, wire.TAG_ACCEPT, decode)
+    yield
+
+
+@pytest.mark.usefixtures("accept_repeats_allowed")
+def test_a_fast_decoder_that_lets_a_repeated_index_through_is_caught() -> None:
+    quick = settings(max_examples=2000, phases=[Phase.generate], database=None)
+    bad = find(near_requests, fast_differs, settings=quick)
+    assert bad[0] == wire.TAG_ACCEPT

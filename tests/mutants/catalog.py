@@ -178,6 +178,24 @@ MUTANTS: dict[str, Mutant] = {
         check="differential test: SqliteStorage (reopened after every step) equals MemoryStorage",
         tests=("tests/layers/test_store_ranges.py::test_a_range_promise_that_shadows_a_vote_is_caught",),
         plants=("tests/layers/test_store_ranges.py::range_shadows_vote",)),
+    "one_upsert_per_group": Mutant(
+        description="the SQLite store writes the first multi-row statement of a group's vote rows, not the rest",
+        expected=("acceptor.promise_never_decreases",),
+        check="differential test: SqliteStorage (reopened after every step) equals MemoryStorage",
+        tests=("tests/layers/test_store_ranges.py::test_a_store_that_writes_one_upsert_of_a_group_is_caught",),
+        plants=("tests/layers/test_store_ranges.py::one_upsert_per_group",)),
+    "votes_not_undone": Mutant(
+        description="the SQLite store's vote path keeps a rolled-back group's votes in its mirror",
+        expected=("acceptor.vote_at_most_one_value_per_ballot",),
+        check="differential test: SqliteStorage (reopened after every step) equals MemoryStorage",
+        tests=("tests/layers/test_store_ranges.py::test_a_vote_path_that_forgets_the_undo_is_caught",),
+        plants=("tests/layers/test_store_ranges.py::votes_not_undone",)),
+    "accept_repeats_allowed": Mutant(
+        description="the wire's fast Accept decoder lets a repeated index through",
+        expected=("acceptor.vote_at_most_one_value_per_ballot",),
+        check="differential test: the fast request decoders equal the checked constructors",
+        tests=("tests/layers/test_wire.py::test_a_fast_decoder_that_lets_a_repeated_index_through_is_caught",),
+        plants=("tests/layers/test_wire.py::accept_repeats_allowed",)),
     "old_reductions": Mutant(
         description="the history checker's register model treats every register as write-once",
         expected=("wor.linearizable",), check="linearizability checker: overwrite history; differential test",

@@ -157,12 +157,17 @@ class Accept(_Msg):
         _ballot("ballot", self.ballot)
         if type(self.values) is not tuple or not 0 < len(self.values) <= MAX_INDICES:
             raise RemoteProtocolError("values must be a non-empty tuple of (index, bytes)")
-        for item in self.values:
+        seen: set[int] = set()
+        for item in self.values:  # the checks of ``_index`` and ``_value`` inline (one pass, no call a pair)
             if type(item) is not tuple or len(item) != 2:
                 raise RemoteProtocolError("values must hold (index, bytes) pairs")
-            _index("index", item[0])
-            _value("value", item[1])
-        if len({i for i, _ in self.values}) != len(self.values):
+            i, v = item
+            if type(i) is not int or not TRIM <= i < MAX_INDEX:
+                _index("index", i)
+            if type(v) is not bytes or len(v) > MAX_VALUE:
+                _value("value", v)
+            seen.add(i)
+        if len(seen) != len(self.values):
             raise RemoteProtocolError("values has repeated indices")
 
 

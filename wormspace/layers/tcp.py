@@ -9,7 +9,7 @@ Rules:
    than it dialled, or without its nonce. No request is sent or served before both hellos passed.
 2. Persist before reply (DESIGN §3 rule 4). The server decodes a whole frame (all of it valid, or the
    connection is refused) and applies its requests in order, in batches of at most ``max_request_registers``
-   registers: ``node.handle`` applies each ``Persist`` to storage before it returns its ``Send``; when the
+   registers: ``node.answer`` applies each request's changes to storage before it returns its reply; when the
    storage offers ``group()`` (``SqliteStorage``) a batch is one transaction -- one ``fsync`` for the batch
    -- and its replies are written only after that transaction has committed. Nothing computed inside an
    uncommitted transaction ever leaves the process. When the store's log checkpoint is due
@@ -69,7 +69,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from wormspace.errors import RemoteProtocolError, UsageError
 from wormspace.layers.acceptor import AcceptorNode
-from wormspace.layers.effects import Send
 from wormspace.layers.messages import (
     MAX_VALUE,
     Accept,
@@ -836,11 +835,10 @@ class AcceptorServer:
         if self.failure is not None:
             raise StorageFailure("storage failed earlier") from self.failure
         try:
+            answer = self.node.answer
             with group() if group is not None else contextlib.nullcontext():
                 for m in reqs:
-                    for e in self.node.handle(src, m):
-                        if isinstance(e, Send):
-                            replies.append(e.msg)
+                    replies.append(answer(src, m))
         except Exception as e:
             self.failure = e
             raise StorageFailure(str(e)) from e

@@ -35,6 +35,10 @@ Rules:
 2. Decoding trusts nothing. The length is checked against ``max_frame`` before the body is read; msgpack runs
    with ``strict_map_key``, ``raw=False`` and size limits; every array's type and arity is checked here and
    every field by the message constructors (which reject, among others, a ``bool`` where an ``int`` belongs).
+   The requests (Prepare, Accept, Read: an acceptor's every frame) are checked first by one inline pass of the
+   same conditions and, when it finds them all met, built without the constructors' checks; anything else
+   goes to the constructor, which raises the exact error (``_CHECKED`` are the constructor-only decoders; a
+   differential test holds the two to the same result).
    Anything malformed raises ``RemoteProtocolError`` and nothing half-decoded escapes: a frame decodes to all
    of its messages or to an error.
 3. With a key, a frame without a valid MAC is refused; without a key, an authenticated frame is refused too
@@ -61,8 +65,11 @@ import msgpack
 
 from wormspace.errors import RemoteProtocolError, UsageError
 from wormspace.layers.messages import (
+    MAX_INDEX,
     MAX_INDICES,
+    MAX_INT,
     MAX_VALUE,
+    TRIM,
     Accept,
     Accepted,
     Ballot,
@@ -244,20 +251,102 @@ def _values_in(v: object) -> tuple[tuple[int, bytes], ...]:
     return v  # pairs' shape and types are checked by Accept
 
 
-def _d_prepare(m: tuple[Any, ...]) -> Message:
+def _c_prepare(m: tuple[Any, ...]) -> Message:
     _arity(m, 5, "Prepare")
     indices = _ints_in(m[3], "indices")
     return Prepare(req=m[1], segment=m[2], indices=indices, ballot=_ballot_in(m[4], "ballot"))
 
 
-def _d_accept(m: tuple[Any, ...]) -> Message:
+def _c_accept(m: tuple[Any, ...]) -> Message:
     _arity(m, 5, "Accept")
     return Accept(req=m[1], segment=m[2], ballot=_ballot_in(m[3], "ballot"), values=_values_in(m[4]))
 
 
-def _d_read(m: tuple[Any, ...]) -> Message:
+def _c_read(m: tuple[Any, ...]) -> Message:
     _arity(m, 4, "Read")
     return Read(req=m[1], segment=m[2], indices=_ints_in(m[3], "indices"))
+
+
+# The requests' fast decoders: the constructors' conditions checked inline, in one pass (rule 2); a message
+# that meets them all is built without running them again, any other goes to the checked decoder above.
+
+_new = object.__new__
+_put = object.__setattr__
+
+
+def _head_ok(m: tuple[Any, ...], n: int) -> bool:
+    """Arity ``n``, and ``req`` and ``segment`` ints in ``[0, MAX_INT]`` (``_Msg``)."""
+    if len(m) != n:
+        return False
+    req, seg = m[1], m[2]
+    return type(req) is int and type(seg) is int and 0 <= req <= MAX_INT and 0 <= seg <= MAX_INT
+
+
+def _fast_ballot(b: object) -> Ballot | None:
+    """A ballot ``[number >= 1, node >= 0]`` (``_ballot``), else None."""
+    if type(b) is not tuple or len(b) != 2:
+        return None
+    number, node = b
+    if type(number) is not int or type(node) is not int or not (1 <= number <= MAX_INT and 0 <= node <= MAX_INT):
+        return None
+    return Ballot(number, node)
+
+
+def _indices_ok(v: object) -> bool:
+    """Indices in ``[TRIM, MAX_INDEX)``, at least one, at most ``MAX_INDICES``, none repeated (``_indices``)."""
+    if type(v) is not tuple or not 0 < len(v) <= MAX_INDICES:
+        return False
+    for i in v:
+        if type(i) is not int or not TRIM <= i < MAX_INDEX:
+            return False
+    return len(set(v)) == len(v)
+
+
+def _d_prepare(m: tuple[Any, ...]) -> Message:
+    ballot = _fast_ballot(m[4]) if _head_ok(m, 5) and _indices_ok(m[3]) else None
+    if ballot is None:
+        return _c_prepare(m)
+    msg: Prepare = _new(Prepare)
+    _put(msg, "req", m[1])
+    _put(msg, "segment", m[2])
+    _put(msg, "indices", m[3])
+    _put(msg, "ballot", ballot)
+    return msg
+
+
+def _d_accept(m: tuple[Any, ...]) -> Message:
+    if not _head_ok(m, 5):
+        return _c_accept(m)
+    ballot = _fast_ballot(m[3])
+    values = m[4]
+    if ballot is None or type(values) is not tuple or not 0 < len(values) <= MAX_INDICES:
+        return _c_accept(m)
+    seen: set[int] = set()
+    for item in values:
+        if type(item) is not tuple or len(item) != 2:
+            return _c_accept(m)
+        i, v = item
+        if type(i) is not int or not TRIM <= i < MAX_INDEX or type(v) is not bytes or len(v) > MAX_VALUE:
+            return _c_accept(m)
+        seen.add(i)
+    if len(seen) != len(values):
+        return _c_accept(m)
+    msg: Accept = _new(Accept)
+    _put(msg, "req", m[1])
+    _put(msg, "segment", m[2])
+    _put(msg, "ballot", ballot)
+    _put(msg, "values", values)
+    return msg
+
+
+def _d_read(m: tuple[Any, ...]) -> Message:
+    if not (_head_ok(m, 4) and _indices_ok(m[3])):
+        return _c_read(m)
+    msg: Read = _new(Read)
+    _put(msg, "req", m[1])
+    _put(msg, "segment", m[2])
+    _put(msg, "indices", m[3])
+    return msg
 
 
 def _d_promise(m: tuple[Any, ...]) -> Message:
@@ -308,6 +397,13 @@ def _d_fenced(m: tuple[Any, ...]) -> Message:
     _arity(m, 5, "Fenced")
     return Fenced(req=m[1], segment=m[2], floor=_ballot_in(m[3], "floor"), promised=_ballot_in(m[4], "promised"))
 
+
+_CHECKED: dict[int, Callable[[tuple[Any, ...]], Message]] = {
+    TAG_PREPARE: _c_prepare,
+    TAG_ACCEPT: _c_accept,
+    TAG_READ: _c_read,
+}
+"""The requests' decoders through the checked constructors alone (what the fast decoders must agree with)."""
 
 _DECODERS: dict[int, Callable[[tuple[Any, ...]], Message]] = {
     TAG_PREPARE: _d_prepare,
