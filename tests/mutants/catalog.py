@@ -251,6 +251,13 @@ MUTANTS: dict[str, Mutant] = {
         tests=(f"{M}test_coalesce_mutants.py::test_an_unbounded_pipeline_is_caught",),
         plants=(M + "test_coalesce_mutants.py::pipeline_unbounded",
                 M + "test_coalesce_mutants.py::_parts_without_bound")),
+    "lone_start_ignores_running": Mutant(
+        description="the coalescer starts a lone queued request directly while operations of its key run",
+        expected=(), check="differential test of the coalescer's direct start (Rule 6) against its general path: "
+                           "not a layer obligation",
+        tests=(f"{M}test_coalesce_mutants.py::test_a_lone_start_beside_running_operations_is_caught",),
+        plants=(M + "test_coalesce_mutants.py::lone_start_ignores_running",
+                M + "test_coalesce_mutants.py::_flush_ignoring_running")),
     # ---- apps ----
     "one_position_two_appends": Mutant(
         description="WormLog reports a lost write's position as the appender's own",
