@@ -412,6 +412,8 @@ NOT_MUTANTS: dict[str, str] = {
     "tests/proofs/test_prove.py::test_mutants_outside_a_source_checkout_say_so": "points the verb at no catalog",
     "tests/proofs/test_prove.py::test_the_verb_reruns_itself_with_the_fixed_hash_seed": "fakes subprocess.run",
     "tests/layers/test_api_contracts.py::test_the_unplanted_clients_keep_their_postconditions": "the clean control",
+    "tests/layers/test_client_transport.py::test_a_request_to_every_acceptor_is_encoded_once":
+        "counts the client transport's encodings (wraps the encoder, changes nothing)",
 }
 
 
