@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from wormspace.layers import tcp
+from wormspace.layers import tcp, wire
 from wormspace.layers.messages import Accept, Accepted, Ballot, Message, Read, ReadReply
 from wormspace.layers.tcp import TcpTransport, run
 from wormspace.runtime.supervise import LocalCluster
@@ -19,14 +19,14 @@ pytestmark = pytest.mark.timeout(90)
 
 def test_a_request_to_every_acceptor_is_encoded_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     encoded: list[int] = []
-    real = tcp.split_for_frames
+    real = wire.split_for_frames
 
-    def counting(messages: list[Message], key: bytes | None = None, max_frame: int = tcp.DEFAULT_MAX_FRAME
+    def counting(messages: list[Message], key: bytes | None = None, max_frame: int = wire.DEFAULT_MAX_FRAME
                  ) -> tuple[list[bytes], list[Message]]:
         encoded.append(len(messages))
         return real(messages, key, max_frame)
 
-    monkeypatch.setattr(tcp, "split_for_frames", counting)
+    monkeypatch.setattr(tcp, "split_for_frames", counting)  # the name the transport calls
     with LocalCluster(tmp_path, 3, auth=True, startup_timeout=20) as cluster:
         got: list[tuple[int, Message]] = []
         b = Ballot(1, 3)
