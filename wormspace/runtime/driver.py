@@ -204,6 +204,12 @@ class AsyncTcpDriver:
 
     async def execute_async(self, request: OpRequest) -> Outcome:
         """Run one operation to its outcome on the running loop (the driver's)."""
+        return await self.start_future(request)
+
+    def start_future(self, request: OpRequest) -> asyncio.Future[Outcome]:
+        """Queue one operation on the running loop (the driver's): a future of its outcome, explained (Rule 5:
+        ``PeersRefused`` set as its exception). Awaiting it is ``await execute_async(request)`` without a
+        coroutine of its own; cancelling it abandons the wait, not the operation."""
         if self._closed:
             raise UsageError("this client is closed")
         loop = asyncio.get_running_loop()
@@ -211,13 +217,8 @@ class AsyncTcpDriver:
         if coalescer is None or loop is not self._loop:
             coalescer = self._bind(loop)
         fut: asyncio.Future[Outcome] = loop.create_future()
-
-        def then(outcome: Outcome) -> None:
-            if not fut.done():
-                fut.set_result(outcome)
-
-        coalescer.submit(request, then)
-        return self._explain(request, await fut)
+        coalescer.submit(request, _Resolve(self, request, fut))
+        return fut
 
     def submit_on(self, loop: asyncio.AbstractEventLoop, request: OpRequest, then: Callable[[Outcome], None]) -> None:
         """Queue one operation on ``loop`` (the driver's) without awaiting: ``then(outcome)`` runs on that loop
@@ -324,6 +325,29 @@ class AsyncTcpDriver:
         self._closed = True
         with contextlib.suppress(Exception):
             loop.run_until_complete(self.aclose())
+
+
+class _Resolve:
+    """An asyncio caller's ``then``: its operation's outcome, explained (Rule 5), into its future."""
+
+    __slots__ = ("driver", "fut", "request")
+
+    def __init__(self, driver: AsyncTcpDriver, request: OpRequest, fut: asyncio.Future[Outcome]) -> None:
+        self.driver, self.request, self.fut = driver, request, fut
+
+    def __call__(self, outcome: Outcome) -> None:
+        fut = self.fut
+        if fut.done():  # the caller stopped waiting (cancelled)
+            return
+        if outcome.error != "Indeterminate":
+            fut.set_result(outcome)
+            return
+        try:
+            explained = self.driver.explain(self.request, outcome)
+        except PeersRefused as e:
+            fut.set_exception(e)
+            return
+        fut.set_result(explained)
 
 
 class _Call:
@@ -535,7 +559,7 @@ class TcpDriver:
 
     async def execute_async(self, request: OpRequest) -> Outcome:
         """Run one operation to its outcome on the caller's loop (no thread hop)."""
-        return await self.for_loop().execute_async(request)
+        return await self.for_loop().start_future(request)
 
     @property
     def transport(self) -> TcpTransport:
