@@ -16,11 +16,12 @@ Rules:
    loop does not run between calls, and replies or timers that come meanwhile are handled by the next call).
    When several threads call at once, the first runs the loop until every caller's operation has ended and
    the others hand theirs to it and wait; if it is interrupted, a waiting caller takes the loop over. The
-   caller that runs the loop starts its own operation in the loop's first turn, after that turn's I/O events
-   (a connection the acceptor closed while the loop was not running is seen closed before the request is
-   written to it), at once (``Coalescer.start_now``: nothing else of that turn can merge with it) and its
-   requests leave in that turn: one turn, not two, before the round trip. Operations handed over by other
-   threads are queued and merged as in Rule 2. A
+   caller that runs the loop starts its own operation in the loop's first turn (as a timer due at once: on
+   asyncio's loop it runs after that turn's I/O events, so a connection the acceptor closed while the loop
+   was not running is seen closed before the request is written to it), at once (``Coalescer.start_now``: it
+   merges only with operations other threads handed over and that are still queued) and its requests leave
+   in that turn: one turn, not two, before the round trip. Operations handed over by other threads are
+   queued and merged as in Rule 2. A
    blocking call from inside a coroutine (a thread whose own loop is running) runs in a short-lived thread.
    ``await execute_async(request)`` on a ``TcpDriver`` never hops threads either: each calling event loop
    gets its own ``AsyncTcpDriver`` (its own node id and connections), created on first use.
@@ -452,9 +453,9 @@ class TcpDriver:
             if self._runner is None:  # nobody runs the loop: this thread runs it
                 self._runner = threading.get_ident()
                 lead = True
-                # Started in the loop's first turn, after that turn's I/O events (a timer due now runs after
-                # them): a connection the acceptor closed while the loop was not running is seen closed before
-                # the request is written to it; its requests leave in that same turn (Rule 3).
+                # Started in the loop's first turn as a timer due now: on asyncio's loop it runs after that
+                # turn's I/O events, so a connection the acceptor closed while the loop was not running is seen
+                # closed before the request is written to it; its requests leave in that same turn (Rule 3).
                 loop.call_at(loop.time(), self._start_own, call)
             else:  # another thread runs the loop: hand the operation over to it
                 lead = False
