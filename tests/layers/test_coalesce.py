@@ -349,3 +349,116 @@ def _pipelined_run(seed: int) -> Any:
         n.coalescer.min_pipelined = 2
     cluster.run()
     return cluster
+
+
+# ---- Rule 6: a lone request starts directly -------------------------------------------------------------
+
+
+class GeneralOnly(Coalescer):
+    """The reference for Rule 6: every flush takes the general path of Rules 1-5."""
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        queue, self._queue = self._queue, []
+        if queue:
+            self._flush_general(queue)
+
+
+def rule6_steps() -> SearchStrategy[list[tuple[str, int]]]:
+    """Hypothesis plans: submissions (queued, or ``start_now``) of reads, captures, writes and proposals,
+    flushes and completions in any order."""
+    kinds = st.sampled_from(["read", "capture", "write", "propose", "now-read", "now-write", "now-propose"])
+    return st.lists(st.one_of(
+        st.tuples(kinds, st.integers(0, 3)),
+        st.tuples(st.just("flush"), st.just(0)),
+        st.tuples(st.just("done"), st.integers(0, 7)),
+    ), max_size=40)
+
+
+def _rule6_request(step: str, arg: int, n: int) -> OpRequest:
+    kind = step.removeprefix("now-")
+    if kind == "read":
+        return _read(arg)
+    if kind == "capture":
+        return OpRequest(kind=Kind.CAPTURE, segment=4, indices=(20 + n,))  # distinct registers (Rule 2's callers)
+    if kind == "propose":
+        return OpRequest(kind=Kind.PROPOSE, segment=4, values=((arg, b"p"),))
+    return _write(40 + n, b"w")
+
+
+def rule6_trace(plan: list[tuple[str, int]], cls: type[Coalescer] = Coalescer) -> list[object]:
+    """Run ``plan`` on a ``cls`` coalescer (pipeline 2, minimum 2): the operations started, the effects carried
+    out and the outcomes handed to each caller, in the order they happened."""
+    core = ClientCore(node_id=7, groups=[[0, 1, 2]])
+    scheduled: list[Callable[[], None]] = []
+    trace: list[object] = []
+    co = cls(core, schedule=scheduled.append, carry_out=lambda effects: trace.append(("effects", effects)),
+             pipeline=PIPELINE, min_pipelined=MIN_PIPELINED)
+    real_start = core.start
+    running: list[int] = []
+
+    def start(request: OpRequest) -> tuple[int, list[Effect]]:
+        op_id, effects = real_start(request)
+        trace.append(("start", op_id, request))
+        running.append(op_id)
+        return op_id, effects
+
+    core.start = start  # type: ignore[method-assign]
+    on_done = core.on_done
+    assert on_done is not None
+
+    def answer(k: int) -> Callable[[Outcome], None]:
+        return lambda o: trace.append(("outcome", k, o))
+
+    def done(op_id: int) -> None:
+        running.remove(op_id)
+        on_done(op_id, Outcome(error="Indeterminate", unknown=(op_id,)))
+
+    n = 0
+    for step, arg in plan:
+        if step == "flush":
+            if scheduled:
+                scheduled.pop(0)()
+        elif step == "done":
+            if running:
+                done(running[arg % len(running)])
+        else:
+            request = _rule6_request(step, arg, n)
+            if step.startswith("now-"):
+                co.start_now(request, answer(n))
+            else:
+                co.submit(request, answer(n))
+            n += 1
+    while scheduled or running:
+        if scheduled:
+            scheduled.pop(0)()
+        else:
+            done(running[0])
+    trace.append(("left", co.queued, len(co.running()), co.merged_ops, co.held_requests, co.pipelined_ops))
+    return trace
+
+
+def test_a_lone_request_starts_as_the_general_path_would_start_it() -> None:
+    """Rule 6, differential (Hypothesis): the direct start of a lone request and ``start_now`` start the
+    same operations, carry out the same effects and hand the same outcomes to the same callers, in the same
+    order, as the general path of Rules 1-5 under any order of submissions, flushes and completions."""
+    from hypothesis import given, settings
+
+    @settings(max_examples=200, deadline=None)
+    @given(rule6_steps())
+    def check(plan: list[tuple[str, int]]) -> None:
+        assert rule6_trace(plan) == rule6_trace(plan, GeneralOnly)
+
+    check()
+
+
+def test_start_now_starts_a_lone_request_at_once_and_queues_behind_others() -> None:
+    co, scheduled, sent = _rig()
+    co.start_now(_write(1, b"a"), lambda o: None)
+    assert scheduled == [] and len(_accepts(sent)) == 3 and co.queued == 0  # started, nothing scheduled
+    other = Ballot(4, 7)  # another key: nothing of it runs (Rule 5 would hold a write of the first one's key)
+    co.submit(_write(2, b"b", other), lambda o: None)
+    co.start_now(_write(3, b"c", other), lambda o: None)
+    assert co.queued == 2 and len(scheduled) == 1  # queued behind the other: merged at the turn's end
+    scheduled.pop()()
+    assert [a.values for a in _accepts(sent)[3:]] == [((2, b"b"), (3, b"c"))] * 3

@@ -269,6 +269,13 @@ MUTANTS: dict[str, Mutant] = {
         tests=(f"{M}test_coalesce_mutants.py::test_an_unbounded_pipeline_is_caught",),
         plants=(M + "test_coalesce_mutants.py::pipeline_unbounded",
                 M + "test_coalesce_mutants.py::_parts_without_bound")),
+    "lone_start_ignores_running": Mutant(
+        description="the coalescer starts a lone queued request directly while operations of its key run",
+        expected=(), check="differential test of the coalescer's direct start (Rule 6) against its general path: "
+                           "not a layer obligation",
+        tests=(f"{M}test_coalesce_mutants.py::test_a_lone_start_beside_running_operations_is_caught",),
+        plants=(M + "test_coalesce_mutants.py::lone_start_ignores_running",
+                M + "test_coalesce_mutants.py::_flush_ignoring_running")),
     # ---- apps ----
     "one_position_two_appends": Mutant(
         description="WormLog reports a lost write's position as the appender's own",
@@ -423,6 +430,8 @@ NOT_MUTANTS: dict[str, str] = {
     "tests/proofs/test_prove.py::test_mutants_outside_a_source_checkout_say_so": "points the verb at no catalog",
     "tests/proofs/test_prove.py::test_the_verb_reruns_itself_with_the_fixed_hash_seed": "fakes subprocess.run",
     "tests/layers/test_api_contracts.py::test_the_unplanted_clients_keep_their_postconditions": "the clean control",
+    "tests/layers/test_client_transport.py::test_a_request_to_every_acceptor_is_encoded_once":
+        "counts the client transport's encodings (wraps the encoder, changes nothing)",
 }
 
 

@@ -9,7 +9,10 @@
   running operation of its key instead of waiting for the next batch (the trickle Rule 5 exists to stop);
 * ``pipeline_unbounded`` -- Rule 5's bound dropped: any number of operations of one key run at once.
   Both are caught by the Rule 5 check of tests/layers/test_coalesce.py (``rule5_problems``: submissions,
-  flushes and completions in any order, searched by Hypothesis), which the correct code passes.
+  flushes and completions in any order, searched by Hypothesis), which the correct code passes;
+* ``lone_start_ignores_running`` -- Rule 6's direct start of a lone request forgets to look at the running
+  operations of its key (starts it beside them instead of leaving it to Rule 5): caught by the differential
+  test of the direct path against the general one (``rule6_trace``), which the correct code passes.
 
 Each runs the same scenario as the correct code: two client processes on ONE simulated client node (as two
 coroutines on one TCP driver) that capture, write and read their own registers at the same virtual
@@ -25,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.layers.test_coalesce import rule5_problems, rule5_steps
+from tests.layers.test_coalesce import GeneralOnly, rule5_problems, rule5_steps, rule6_steps, rule6_trace
 from wormspace.cluster import Cluster, SimCluster
 from wormspace.errors import OperationFailed
 from wormspace.layers import coalesce
@@ -239,3 +242,34 @@ def test_a_straggler_started_beside_a_running_batch_is_caught(straggler_beside_b
 def test_an_unbounded_pipeline_is_caught(pipeline_unbounded: str) -> None:
     plan = _rule5_counterexample()
     assert any("started beside 2 running ones" in p for p in rule5_problems(plan)), pipeline_unbounded
+
+
+# ---- Rule 6: the direct start of a lone request ---------------------------------------------------------
+
+
+def _flush_ignoring_running(self: coalesce.Coalescer) -> None:
+    """The planted bug ``lone_start_ignores_running``: a lone queued request starts directly even while
+    operations of its key run (Rule 6's condition forgotten, Rule 5 bypassed)."""
+    self._flush_scheduled = False
+    queue, self._queue = self._queue, []
+    if len(queue) == 1:
+        self._start(queue, None, coalesce.merge_key(queue[0][0]))
+    elif queue:
+        self._flush_general(queue)
+
+
+@pytest.fixture
+def lone_start_ignores_running(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setattr(coalesce.Coalescer, "flush", _flush_ignoring_running)
+    yield "lone_start_ignores_running"
+
+
+def test_a_lone_start_beside_running_operations_is_caught(lone_start_ignores_running: str) -> None:
+    from hypothesis import HealthCheck, find, settings
+
+    plan: list[tuple[str, int]] = find(
+        rule6_steps(), lambda p: rule6_trace(p) != rule6_trace(p, GeneralOnly),
+        settings=settings(max_examples=2000, database=None, derandomize=True,
+                          suppress_health_check=list(HealthCheck)),
+    )
+    assert rule6_trace(plan) != rule6_trace(plan, GeneralOnly), lone_start_ignores_running

@@ -38,6 +38,15 @@ Rules:
    one of 64.) All batches of one key cut in one flush start together; held requests never wait for anything
    but running operations, which always end (wor.py Rule 5 bounds their rounds and resends), and once none of
    their key runs they start.
+6. A flush of ONE queued request whose key has no operation running (nearly every flush of a caller that runs
+   one operation at a time) starts it directly, without building the flush's groups, target sets and batches:
+   exactly what Rules 1-5 do with a queue of one (one batch, started at once, its outcome handed over
+   unchanged). ``start_now(request, then)`` is for a caller that knows no other request of this turn will come
+   (the synchronous facade's own operation): with nothing queued the request is flushed at once, as a queue
+   of one; otherwise it joins the queue, flushed at the end of the turn. tests/layers/test_coalesce.py checks
+   the direct path against the general one (Hypothesis: the same operations started, the same effects, the
+   same outcomes to the same callers, under any order of submissions, flushes and completions); a planted
+   direct path that ignores the key's running operations is caught by that test.
 
 Why this is the batch semantics: the WOR operation of a batch settles every register of it independently
 (wor.py Rules 1-4 are per register, op-wide errors apply to all of them); ``split`` only forgets the
@@ -240,13 +249,31 @@ class Coalescer:
         self._held.clear()
         self._in_flight.clear()
 
+    def start_now(self, request: OpRequest, then: Then) -> None:
+        """Rule 6: ``submit`` for a caller that knows no other request of this turn will come: with nothing
+        queued, the request is flushed at once (as a queue of one); otherwise it joins the queue."""
+        self._queue.append((request, then))
+        if len(self._queue) == 1:
+            self.flush()
+        else:
+            self._want_flush()
+
     def flush(self) -> None:
         """Cut the queue into batches (Rules 1-3) and start one operation per batch; hold the requests of a
-        key that may not start now (Rule 5)."""
+        key that may not start now (Rule 5). A queue of one whose key runs nothing starts directly (Rule 6)."""
         self._flush_scheduled = False
         queue, self._queue = self._queue, []
-        if not queue:
+        if len(queue) == 1:
+            key = merge_key(queue[0][0])
+            if key is None or key not in self._in_flight:
+                self._start(queue, None, key)
+                return
+        elif not queue:
             return
+        self._flush_general(queue)
+
+    def _flush_general(self, queue: list[tuple[OpRequest, Then]]) -> None:
+        """Rules 1-5 on ``queue`` (not empty)."""
         groups: list[tuple[tuple[object, ...] | None, list[tuple[OpRequest, Then]]]] = []  # in queue order
         by_key: dict[tuple[object, ...], list[tuple[OpRequest, Then]]] = {}
         for request, then in queue:

@@ -1090,6 +1090,9 @@ def split_request(m: Request, limit: int, first_req: int) -> list[Request]:
     return [Read(req=first_req + k, segment=m.segment, indices=x) for k, x in enumerate(idx)]
 
 
+_Encoded = tuple[list[Message], list[bytes], list[Message]]  # a batch, its frames, its messages too large
+
+
 class TcpTransport:
     """Client side: ``send(dst, msg)`` queues; ``flush()`` (at the end of the turn) sends each peer's queue as
     one frame, through the peer's writer task when it is connecting or its socket is slow.
@@ -1179,7 +1182,8 @@ class TcpTransport:
         reply handled, a batch of operations started) call it at once, saving a turn of the loop."""
         self._flush_scheduled = False
         dirty, self._dirty = self._dirty, []
-        for p in dirty:
+        last: _Encoded | None = None  # the frames of the previous peer's batch: a request to every acceptor
+        for p in dirty:  # of a group is one message object, encoded once for them all
             p.dirty = False
             if not p.queue:
                 continue
@@ -1189,7 +1193,7 @@ class TcpTransport:
                 continue
             batch, p.queue = p.queue, []
             try:
-                self._write(p, w, batch)
+                last = self._write(p, w, batch, last)
             except (ConnectionError, OSError) as e:
                 log.info("peer %d: send failed (%s); %d messages lost", p.id, e, len(batch))
                 self.dropped += len(batch)
@@ -1202,10 +1206,15 @@ class TcpTransport:
             p.task = asyncio.get_running_loop().create_task(self._pump(p), name=f"wormspace-send-{p.id}")
         p.wake.set()
 
-    def _write(self, p: _Peer, writer: _ClientConn, batch: list[Message]) -> None:
-        """``batch`` as frames on ``writer`` (split under the peer's limits); counted."""
+    def _write(self, p: _Peer, writer: _ClientConn, batch: list[Message], last: _Encoded | None = None) -> _Encoded:
+        """``batch`` as frames on ``writer`` (split under the peer's limits); counted. ``last``: a batch encoded
+        before, whose frames are reused when it holds the very same (immutable) messages; returns the
+        encoding of this one."""
         batch = self._split_oversized(p, batch)
-        frames, too_big = split_for_frames(batch, self.auth_key, self.max_frame)
+        if last is not None and len(last[0]) == len(batch) and all(a is b for a, b in zip(last[0], batch, strict=True)):
+            frames, too_big = last[1], last[2]
+        else:
+            frames, too_big = split_for_frames(batch, self.auth_key, self.max_frame)
         for m in too_big:
             log.warning("dropping a %s for peer %d: larger than a frame", type(m).__name__, p.id)
         self.dropped += len(too_big)
@@ -1213,6 +1222,7 @@ class TcpTransport:
             writer.write(f)
         self.frames_sent += len(frames)
         self.messages_sent += len(batch) - len(too_big)
+        return batch, frames, too_big
 
     def connected(self, dst: int) -> bool:
         """Whether a connection to ``dst`` is open now."""

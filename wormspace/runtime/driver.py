@@ -15,7 +15,13 @@ Rules:
    loop that the calling thread runs itself until its outcome (no thread hop, no background thread; the
    loop does not run between calls, and replies or timers that come meanwhile are handled by the next call).
    When several threads call at once, the first runs the loop until every caller's operation has ended and
-   the others hand theirs to it and wait; if it is interrupted, a waiting caller takes the loop over. A
+   the others hand theirs to it and wait; if it is interrupted, a waiting caller takes the loop over. The
+   caller that runs the loop starts its own operation in the loop's first turn (as a timer due at once: on
+   asyncio's loop it runs after that turn's I/O events, so a connection the acceptor closed while the loop
+   was not running is seen closed before the request is written to it), at once (``Coalescer.start_now``: it
+   merges only with operations other threads handed over and that are still queued) and its requests leave
+   in that turn: one turn, not two, before the round trip. Operations handed over by other threads are
+   queued and merged as in Rule 2. A
    blocking call from inside a coroutine (a thread whose own loop is running) runs in a short-lived thread.
    ``await execute_async(request)`` on a ``TcpDriver`` never hops threads either: each calling event loop
    gets its own ``AsyncTcpDriver`` (its own node id and connections), created on first use.
@@ -43,7 +49,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future as ConcurrentFuture
 from typing import Any
 
 from wormspace.errors import PeersRefused, UsageError
@@ -200,6 +205,12 @@ class AsyncTcpDriver:
 
     async def execute_async(self, request: OpRequest) -> Outcome:
         """Run one operation to its outcome on the running loop (the driver's)."""
+        return await self.start_future(request)
+
+    def start_future(self, request: OpRequest) -> asyncio.Future[Outcome]:
+        """Queue one operation on the running loop (the driver's): a future of its outcome, explained (Rule 5:
+        ``PeersRefused`` set as its exception). Awaiting it is ``await execute_async(request)`` without a
+        coroutine of its own; cancelling it abandons the wait, not the operation."""
         if self._closed:
             raise UsageError("this client is closed")
         loop = asyncio.get_running_loop()
@@ -207,13 +218,8 @@ class AsyncTcpDriver:
         if coalescer is None or loop is not self._loop:
             coalescer = self._bind(loop)
         fut: asyncio.Future[Outcome] = loop.create_future()
-
-        def then(outcome: Outcome) -> None:
-            if not fut.done():
-                fut.set_result(outcome)
-
-        coalescer.submit(request, then)
-        return self._explain(request, await fut)
+        coalescer.submit(request, _Resolve(self, request, fut))
+        return fut
 
     def submit_on(self, loop: asyncio.AbstractEventLoop, request: OpRequest, then: Callable[[Outcome], None]) -> None:
         """Queue one operation on ``loop`` (the driver's) without awaiting: ``then(outcome)`` runs on that loop
@@ -222,6 +228,21 @@ class AsyncTcpDriver:
         if self._closed:
             raise UsageError("this client is closed")
         self._bind(loop).submit(request, then)
+
+    def start_on(self, loop: asyncio.AbstractEventLoop, request: OpRequest, then: Callable[[Outcome], None]) -> None:
+        """``submit_on`` for a caller that knows no other operation of this turn will come (Rule 3's caller
+        running the loop): the operation starts at once when nothing is queued (``Coalescer.start_now``) and
+        its requests leave before this returns. Must be called from a callback of the loop."""
+        if self._closed:
+            raise UsageError("this client is closed")
+        coalescer = self._bind(loop)
+        transport = self._transport
+        assert transport is not None
+        transport.hold()
+        try:
+            coalescer.start_now(request, then)
+        finally:
+            transport.release()
 
     def explain(self, request: OpRequest, outcome: Outcome) -> Outcome:
         """Rule 5 for an outcome delivered by ``submit_on``: the outcome, or ``PeersRefused`` raised."""
@@ -307,6 +328,61 @@ class AsyncTcpDriver:
             loop.run_until_complete(self.aclose())
 
 
+class _Resolve:
+    """An asyncio caller's ``then``: its operation's outcome, explained (Rule 5), into its future."""
+
+    __slots__ = ("driver", "fut", "request")
+
+    def __init__(self, driver: AsyncTcpDriver, request: OpRequest, fut: asyncio.Future[Outcome]) -> None:
+        self.driver, self.request, self.fut = driver, request, fut
+
+    def __call__(self, outcome: Outcome) -> None:
+        fut = self.fut
+        if fut.done():  # the caller stopped waiting (cancelled)
+            return
+        if outcome.error != "Indeterminate":
+            fut.set_result(outcome)
+            return
+        try:
+            explained = self.driver.explain(self.request, outcome)
+        except PeersRefused as e:
+            fut.set_exception(e)
+            return
+        fut.set_result(explained)
+
+
+class _Call:
+    """One synchronous caller's operation: its request and, once it ended, its outcome or error (guarded by
+    the facade's condition); called with the outcome on the private loop, it settles (Rule 5 applied)."""
+
+    __slots__ = ("driver", "error", "finished", "outcome", "request")
+
+    def __init__(self, driver: TcpDriver, request: OpRequest) -> None:
+        self.driver = driver
+        self.request = request
+        self.outcome: Outcome | None = None
+        self.error: BaseException | None = None
+        self.finished = False
+
+    def __call__(self, outcome: Outcome) -> None:
+        driver = self.driver
+        try:
+            explained = driver._sync.explain(self.request, outcome)
+        except BaseException as e:
+            driver._settle(self, None, e)
+            return
+        driver._settle(self, explained, None)
+
+    def ended(self) -> bool:
+        return self.finished
+
+    def result(self) -> Outcome:
+        if self.error is not None:
+            raise self.error
+        assert self.outcome is not None
+        return self.outcome
+
+
 class TcpDriver:
     """The synchronous facade over ``AsyncTcpDriver`` (Rule 3).
 
@@ -368,7 +444,7 @@ class TcpDriver:
             if running is self._loop:
                 raise UsageError("TcpDriver.execute would deadlock on the driver's own loop; use execute_async")
             return self._execute_from_coroutine(request)
-        done: ConcurrentFuture[Outcome] = ConcurrentFuture()
+        call = _Call(self, request)
         with self._cond:
             if self._closed:
                 raise UsageError("this client is closed")
@@ -377,48 +453,48 @@ class TcpDriver:
             if self._runner is None:  # nobody runs the loop: this thread runs it
                 self._runner = threading.get_ident()
                 lead = True
-                # Submitted from the loop's first turn, after that turn's I/O events: a connection the acceptor
-                # closed while the loop was not running is seen closed before the request is written to it.
-                loop.call_soon(self._submit_foreign, request, done)
+                # Started in the loop's first turn as a timer due now: on asyncio's loop it runs after that
+                # turn's I/O events, so a connection the acceptor closed while the loop was not running is seen
+                # closed before the request is written to it; its requests leave in that same turn (Rule 3).
+                loop.call_at(loop.time(), self._start_own, call)
             else:  # another thread runs the loop: hand the operation over to it
                 lead = False
-                loop.call_soon_threadsafe(self._submit_foreign, request, done)
+                loop.call_soon_threadsafe(self._submit_foreign, call)
         while True:
             if lead:
                 self._run_loop(loop)
             with self._cond:
-                while not done.done() and self._runner is not None:
+                while not call.ended() and self._runner is not None:
                     self._cond.wait()
-                if done.done():
-                    return done.result()
+                if call.ended():
+                    return call.result()
                 self._runner = threading.get_ident()  # the runner left before our outcome: take over
                 lead = True
 
-    def _submit_foreign(self, request: OpRequest, done: ConcurrentFuture[Outcome]) -> None:
-        """On the private loop: start a caller's operation (or tell it why not)."""
+    def _start_own(self, call: _Call) -> None:
+        """On the private loop: start the operation of the caller running the loop at once (Rule 3)."""
         loop = self._loop
         assert loop is not None
         try:
-            self._sync.submit_on(loop, request, lambda outcome: self._deliver(request, outcome, done))
+            self._sync.start_on(loop, call.request, call)
         except BaseException as e:  # closed meanwhile: the caller learns why
-            self._settle(done, None, e)
+            self._settle(call, None, e)
 
-    def _deliver(self, request: OpRequest, outcome: Outcome, done: ConcurrentFuture[Outcome]) -> None:
-        """On the private loop: an operation's outcome (explained, Rule 5) to its caller."""
+    def _submit_foreign(self, call: _Call) -> None:
+        """On the private loop: queue an operation another thread handed over (or tell it why not)."""
+        loop = self._loop
+        assert loop is not None
         try:
-            self._settle(done, self._sync.explain(request, outcome), None)
-        except BaseException as e:
-            self._settle(done, None, e)
+            self._sync.submit_on(loop, call.request, call)
+        except BaseException as e:  # closed meanwhile: the caller learns why
+            self._settle(call, None, e)
 
-    def _settle(self, done: ConcurrentFuture[Outcome], outcome: Outcome | None, error: BaseException | None) -> None:
+    def _settle(self, call: _Call, outcome: Outcome | None, error: BaseException | None) -> None:
+        """On the private loop: an operation's outcome (or why it has none) to its caller."""
         with self._cond:
-            if done.done():
+            if call.finished:
                 return
-            if error is not None:
-                done.set_exception(error)
-            else:
-                assert outcome is not None
-                done.set_result(outcome)
+            call.outcome, call.error, call.finished = outcome, error, True
             self._pending -= 1
             idle = self._pending == 0
             self._cond.notify_all()
@@ -484,7 +560,7 @@ class TcpDriver:
 
     async def execute_async(self, request: OpRequest) -> Outcome:
         """Run one operation to its outcome on the caller's loop (no thread hop)."""
-        return await self.for_loop().execute_async(request)
+        return await self.for_loop().start_future(request)
 
     @property
     def transport(self) -> TcpTransport:

@@ -1,0 +1,63 @@
+"""The client transport's hot path on real acceptor processes (loopback): a request sent to every acceptor of
+a group is encoded once, and every acceptor gets a valid, authenticated frame of it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from wormspace.layers import tcp, wire
+from wormspace.layers.messages import Accept, Accepted, Ballot, Message, Read, ReadReply
+from wormspace.layers.tcp import TcpTransport, run
+from wormspace.runtime.supervise import LocalCluster
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def test_a_request_to_every_acceptor_is_encoded_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    encoded: list[int] = []
+    real = wire.split_for_frames
+
+    def counting(messages: list[Message], key: bytes | None = None, max_frame: int = wire.DEFAULT_MAX_FRAME
+                 ) -> tuple[list[bytes], list[Message]]:
+        encoded.append(len(messages))
+        return real(messages, key, max_frame)
+
+    monkeypatch.setattr(tcp, "split_for_frames", counting)  # the name the transport calls
+    with LocalCluster(tmp_path, 3, auth=True, startup_timeout=20) as cluster:
+        got: list[tuple[int, Message]] = []
+        b = Ballot(1, 3)
+
+        async def until(n: int) -> None:
+            deadline = time.monotonic() + 10
+            while len(got) < n and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            assert len(got) >= n, got
+
+        async def scenario() -> None:
+            t = TcpTransport(cluster.addresses(), lambda src, m: got.append((src, m)), cluster.auth_key,
+                             cluster_id=cluster.config.cluster_id)
+            try:
+                for a in range(3):  # connect first: the writes below go out from flush, not the writer tasks
+                    t.send(a, Read(req=1, segment=1, indices=(0,)))
+                await until(3)
+                got.clear()
+                encoded.clear()
+                accept = Accept(req=2, segment=1, ballot=b, values=((0, b"once"),))
+                t.hold()
+                for a in range(3):
+                    t.send(a, accept)
+                t.send(2, Read(req=3, segment=1, indices=(0,)))  # another batch for acceptor 2: its own frame
+                t.release()
+                await until(4)
+                assert encoded == [1, 2]  # acceptors 0 and 1 share one encoding; acceptor 2's batch is another
+                assert sorted(src for src, m in got if isinstance(m, Accepted)) == [0, 1, 2]
+                reads = [m for _, m in got if isinstance(m, ReadReply)]
+                assert len(reads) == 1 and reads[0].votes[0].value == b"once"
+            finally:
+                await t.close()
+
+        run(scenario())
