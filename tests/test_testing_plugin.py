@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from wormspace._contracts import CONTRACTS
+
 pytest_plugins = ("pytester",)
+
+# The plugin runs a user's tests with contracts on, and refuses a process that imported wormspace with them
+# off (the pytester runs below share this process): with WORMSPACE_CONTRACTS=0 only the refusal is checked.
+on_only = pytest.mark.skipif(not CONTRACTS, reason="contracts are off (WORMSPACE_CONTRACTS=0)")
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
 
@@ -25,12 +31,14 @@ def _setup(pytester: pytest.Pytester, buggy: bool) -> None:
     pytester.makepyfile(test_settings_store=test.replace("BUGGY = False", f"BUGGY = {buggy}"))
 
 
+@on_only
 def test_the_correct_app_passes_over_seeds(pytester: pytest.Pytester) -> None:
     _setup(pytester, buggy=False)
     result = pytester.runpytest("--wormspace-seeds", "3", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
 
 
+@on_only
 def test_the_planted_bug_is_caught_with_its_minimal_history(pytester: pytest.Pytester) -> None:
     _setup(pytester, buggy=True)
     result = pytester.runpytest("--wormspace-seeds", "2", "-p", "no:cacheprovider")
@@ -42,6 +50,7 @@ def test_the_planted_bug_is_caught_with_its_minimal_history(pytester: pytest.Pyt
     assert "replay: pytest 'test_settings_store.py::test_readers_see_published_settings[seed1]'" in out
 
 
+@on_only
 def test_app_operations_are_reads_or_writes(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
@@ -57,6 +66,7 @@ def test_app_operations_are_reads_or_writes(pytester: pytest.Pytester) -> None:
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
+@on_only
 @pytest.mark.parametrize(
     ("marker", "message"),
     [
@@ -85,3 +95,11 @@ def test_a_bad_marker_fails_the_test_saying_which_option(pytester: pytest.Pytest
     out = result.stdout.str()
     assert message in out
     assert "Traceback" not in out and "TypeError" not in out
+
+
+@pytest.mark.skipif(CONTRACTS, reason="contracts are on")
+def test_with_contracts_off_the_fixture_refuses_saying_why(pytester: pytest.Pytester) -> None:
+    _setup(pytester, buggy=False)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*wormspace_cluster runs with contracts on, but WORMSPACE_CONTRACTS turned them off*"])
+    assert result.ret != 0
