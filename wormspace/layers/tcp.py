@@ -238,7 +238,33 @@ class StorageFailure(Exception):
     """The acceptor's storage failed; the server stops (rule 4)."""
 
 
-class _Conn(asyncio.Protocol):
+class _FlowControl(asyncio.Protocol):
+    """Write flow control, the same at both ends: the transport pauses the protocol while its write buffer is
+    over the high-water mark; ``_until_resumed`` waits until it is back under the low-water mark or the
+    connection is lost (``_wake_drain`` from ``connection_lost``)."""
+
+    def __init__(self) -> None:
+        self._paused = False  # the transport's write buffer is over its high-water mark
+        self._drained: asyncio.Future[None] | None = None
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._wake_drain()
+
+    def _wake_drain(self) -> None:
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    async def _until_resumed(self) -> None:
+        """(While paused.) Until writing resumes or the connection is lost."""
+        self._drained = asyncio.get_running_loop().create_future()
+        await self._drained
+
+
+class _Conn(_FlowControl):
     """One server connection, as an ``asyncio.Protocol``: bytes are parsed, frames decoded, requests applied
     (one transaction, rule 2) and replies written from the socket's own data callback, in the turn of the loop
     in which the frame's last byte arrived (no reader task, no further turn). Every whole frame waiting in the
@@ -250,6 +276,7 @@ class _Conn(asyncio.Protocol):
     has passed, and ``why`` is then logged. ``writer`` is the connection itself (``write``, ``drain``)."""
 
     def __init__(self, server: AcceptorServer) -> None:
+        super().__init__()
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
@@ -262,9 +289,7 @@ class _Conn(asyncio.Protocol):
         self._registered = False
         self._closing = False
         self._task: asyncio.Task[None] | None = None  # a multi-batch answer in progress
-        self._paused = False  # the transport's write buffer is over its high-water mark
         self._reading = True
-        self._drained: asyncio.Future[None] | None = None
         self._frame_started = False  # a frame's length prefix has arrived (its deadline runs)
         self._eof = False  # the peer sent its last byte
 
@@ -329,8 +354,7 @@ class _Conn(asyncio.Protocol):
         self._close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
+        self._wake_drain()
         if self._task is not None:
             self._task.cancel()
         if not self._closing and self.timed_out is not None:
@@ -343,13 +367,8 @@ class _Conn(asyncio.Protocol):
             self.server._conns.pop(self, None)
             log.debug("acceptor %d: connection %d from %s closed", self.server.node_id, self.src, self.peer)
 
-    def pause_writing(self) -> None:
-        self._paused = True
-
     def resume_writing(self) -> None:
-        self._paused = False
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
+        super().resume_writing()
         if self._task is None and not self._closing and not self._reading:
             try:
                 self._pump()
@@ -368,8 +387,7 @@ class _Conn(asyncio.Protocol):
         if self._closing or self.transport is None or self.transport.is_closing():
             raise self._lost_error()
         if self._paused:
-            self._drained = asyncio.get_running_loop().create_future()
-            await self._drained
+            await self._until_resumed()
             if self._closing or self.transport.is_closing():
                 raise self._lost_error()
 
@@ -884,12 +902,13 @@ def _requests(msgs: list[Message]) -> list[Request]:
 # ---- the client transport -------------------------------------------------------------------------------
 
 
-class _ClientConn(asyncio.Protocol):
+class _ClientConn(_FlowControl):
     """One client connection (rule 5): the acceptor's hello first, then reply frames, each decoded and handed to
     the transport as soon as its last byte arrives, from the socket's own callback (no reader task, no further
     turn of the loop). ``write``/``drain``/``close``/``is_closing`` serve the peer's writer task and ``flush``."""
 
     def __init__(self, owner: TcpTransport, peer: _Peer) -> None:
+        super().__init__()
         self.owner = owner
         self.peer = peer
         self.transport: asyncio.Transport | None = None
@@ -897,8 +916,6 @@ class _ClientConn(asyncio.Protocol):
         self.hello: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._active = False  # the hello passed: frames are delivered
         self._lost = False
-        self._paused = False
-        self._drained: asyncio.Future[None] | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------------------
 
@@ -929,19 +946,10 @@ class _ClientConn(asyncio.Protocol):
                 self.hello.set_exception(RemoteProtocolError(f"truncated frame: {n} bytes before the end"))
             else:
                 self.hello.set_exception(ClosedBeforeHello("connection closed before the hello"))
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
+        self._wake_drain()
         if exc is not None:
             log.debug("peer %d: connection lost: %s", self.peer.id, exc)
         self.owner._lost(self.peer, self)
-
-    def pause_writing(self) -> None:
-        self._paused = True
-
-    def resume_writing(self) -> None:
-        self._paused = False
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
 
     # -- frames ----------------------------------------------------------------------------------------
 
@@ -990,8 +998,7 @@ class _ClientConn(asyncio.Protocol):
         if self.is_closing():
             raise ConnectionResetError("connection closed")
         if self._paused:
-            self._drained = asyncio.get_running_loop().create_future()
-            await self._drained
+            await self._until_resumed()
             if self._lost:
                 raise ConnectionResetError("connection lost")
 
