@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.layers.store_crash_child import GROUPS
+from tests.layers.store_formats import downgrade, storage_format
 from wormspace.layers.acceptor import STORAGE_FORMAT, MemoryStorage, SqliteStorage
 from wormspace.layers.effects import RegKey
 from wormspace.layers.messages import RegState
@@ -60,12 +60,6 @@ def _models() -> list[dict[RegKey, RegState]]:
     return out
 
 
-def _format(db: Path) -> int:
-    with sqlite3.connect(db) as c:
-        n: int = c.execute("SELECT value FROM meta WHERE key = 'storage_format'").fetchone()[0]
-    return n
-
-
 def _remove(db: Path) -> None:
     for f in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
         f.unlink(missing_ok=True)
@@ -98,63 +92,24 @@ def test_a_kill_at_any_statement_leaves_exactly_the_committed_transactions(tmp_p
         again.close()
 
 
-FORMAT_1_REGISTERS = (
-    "CREATE TABLE registers_v1 ("
-    " segment INTEGER NOT NULL, idx INTEGER NOT NULL,"
-    " promised_n INTEGER NOT NULL, promised_node INTEGER NOT NULL,"
-    " accepted_n INTEGER NOT NULL, accepted_node INTEGER NOT NULL,"
-    " value BLOB,"
-    " PRIMARY KEY (segment, idx)) WITHOUT ROWID",
-    "INSERT INTO registers_v1 SELECT * FROM registers",
-    "DROP TABLE registers",
-    "ALTER TABLE registers_v1 RENAME TO registers",
-)
-
-
-def downgrade(db: Path, to: int) -> None:
-    """Rewrite a format-3 file into format ``to`` (2 or 1): every range's registers become register rows
-    (the older formats' only rows), then the ranges table goes."""
-    store = SqliteStorage(db, read_only=True)
-    regs = dict(store.items())
-    store.close()
-    c = sqlite3.connect(db, isolation_level=None)
-    try:
-        c.execute("BEGIN IMMEDIATE")
-        c.execute("DELETE FROM registers")
-        c.executemany(
-            "INSERT INTO registers VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(s, i, r.promised.number, r.promised.node, r.accepted.number, r.accepted.node, r.value)
-             for (s, i), r in sorted(regs.items())],
-        )  # fmt: skip
-        c.execute("DROP TABLE ranges")
-        if to == 1:
-            for stmt in FORMAT_1_REGISTERS:
-                c.execute(stmt)
-        c.execute("UPDATE meta SET value = ? WHERE key = 'storage_format'", (to,))
-        c.execute("COMMIT")
-        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        c.close()
-
-
 @pytest.mark.parametrize("old", [1, 2])
 def test_a_kill_at_any_statement_of_the_migration_leaves_a_usable_file(tmp_path: Path, old: int) -> None:
     original = tmp_path / "original.sqlite"
     _trace("apply", original)
     models = _models()
     downgrade(original, old)
-    assert _format(original) == old
+    assert storage_format(original) == old
     db = tmp_path / "a.sqlite"
     shutil.copy(original, db)
     trace = _trace("open", db)
-    assert _format(db) == STORAGE_FORMAT
+    assert storage_format(db) == STORAGE_FORMAT
     assert any("CREATE TABLE IF NOT EXISTS ranges" in stmt for stmt in trace)
     for kill_at in range(len(trace)):
         _remove(db)
         shutil.copy(original, db)
         done = _child("open", db, kill_at)
         assert done.returncode == -9, (kill_at, done.stderr)
-        assert _format(db) in (old, STORAGE_FORMAT), kill_at
+        assert storage_format(db) in (old, STORAGE_FORMAT), kill_at
         reader = SqliteStorage(db, read_only=True)  # a snapshot reader reads it, migrated or not
         try:
             assert dict(reader.items()) == models[-1], f"killed before statement {kill_at}: {trace[kill_at]}"
@@ -165,4 +120,4 @@ def test_a_kill_at_any_statement_of_the_migration_leaves_a_usable_file(tmp_path:
             assert dict(store.items()) == models[-1]
         finally:
             store.close()
-        assert _format(db) == STORAGE_FORMAT
+        assert storage_format(db) == STORAGE_FORMAT
