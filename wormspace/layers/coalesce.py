@@ -160,14 +160,13 @@ def _restrict(
 
 
 class _Batch:
-    __slots__ = ("callers", "exclusive", "key", "named", "registers")
+    __slots__ = ("callers", "exclusive", "named", "registers")
 
-    def __init__(self, exclusive: bool, key: tuple[object, ...] | None) -> None:
+    def __init__(self, exclusive: bool) -> None:
         self.callers: list[tuple[OpRequest, Then]] = []
         self.named: list[tuple[int, ...]] = []  # each caller's targets()
         self.registers: set[int] = set()
         self.exclusive = exclusive
-        self.key = key
 
     def fits(self, targets: tuple[int, ...], limit: int) -> bool:
         if not self.exclusive:  # reads may overlap: count the registers they add
@@ -304,7 +303,7 @@ class Coalescer:
             limit = self._max if parts == 1 else min(self._max, -(-registers // parts))
             if running:
                 self.pipelined_ops += 1
-            for b in self._cut(requests, targets, key, limit):
+            for b in self._cut(requests, targets, limit):
                 self._start(b.callers, b.named, key)
 
     def parts(self, registers: int, running: int) -> int:
@@ -315,8 +314,7 @@ class Coalescer:
         return max(1, min(self.pipeline - running, registers // self.min_pipelined))
 
     @staticmethod
-    def _cut(requests: list[tuple[OpRequest, Then]], named: list[tuple[int, ...]], key: tuple[object, ...],
-             limit: int) -> list[_Batch]:
+    def _cut(requests: list[tuple[OpRequest, Then]], named: list[tuple[int, ...]], limit: int) -> list[_Batch]:
         """Rules 2-3: batches of at most ``limit`` registers, disjoint for captures and writes, in order
         (``named``: each request's ``targets()``)."""
         exclusive = requests[0][0].kind is not Kind.READ
@@ -327,7 +325,7 @@ class Coalescer:
                     b.add(request, then, targets)
                     break
             else:
-                b = _Batch(exclusive=exclusive, key=key)
+                b = _Batch(exclusive=exclusive)
                 b.add(request, then, targets)
                 batches.append(b)
         return batches
