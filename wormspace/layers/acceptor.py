@@ -412,26 +412,25 @@ class AcceptorNode:
     @ensure(lambda result: persist_before_send(result), "persist before reply")
     def handle(self, src: int, msg: Request) -> list[Effect]:
         """Run the core on one request, apply its changes to storage, and return the effects carried out."""
-        persist, reply = (fast_handle if self.fast else handle_request)(self.storage, msg)
-        effects: list[Effect] = []
-        if persist is not None:
-            self.storage.apply(persist)
-            effects.append(persist)
+        persist, reply = self._step(src, msg)
+        effects: list[Effect] = [] if persist is None else [persist]
         effects.append(Send(dst=src, msg=reply))
-        if isinstance(reply, ErrorReply):
-            log.warning("acceptor %d refused request from %d: %s", self.node_id, src, reply.reason)
         return effects
 
     @require(lambda src: src >= 0)
     def answer(self, src: int, msg: Request) -> Reply:
-        """``handle`` for a server: the same steps -- the core, its changes applied to storage before the reply
-        is returned, a refusal logged -- with the reply alone returned, no effect objects built."""
+        """``handle`` for a server: the same step, with the reply alone returned, no effect objects built."""
+        return self._step(src, msg)[1]
+
+    def _step(self, src: int, msg: Request) -> tuple[Persist | None, Reply]:
+        """The core on one request, its changes applied to storage before the reply is returned, a refusal
+        logged."""
         persist, reply = (fast_handle if self.fast else handle_request)(self.storage, msg)
         if persist is not None:
             self.storage.apply(persist)
         if type(reply) is ErrorReply:
             log.warning("acceptor %d refused request from %d: %s", self.node_id, src, reply.reason)
-        return reply
+        return persist, reply
 
 
 # ---- durable storage ------------------------------------------------------------------------------------
