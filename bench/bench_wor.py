@@ -15,7 +15,9 @@ with 8-byte and 1 KiB values; p50/p99 latencies per operation.
 The contracts ratio runs a subset twice in child processes, with ``WORMSPACE_CONTRACTS=0`` and ``=1`` for
 the client and the acceptor processes alike. The bare limit (``bench.bare``: asyncio + msgpack to three
 echo processes) runs in the same invocation, so the ratio of single batch-captured writes at 64 in flight
-to the bare path at 64 in flight is printed beside the figures. Nothing is asserted.
+to the bare path at 64 in flight is printed beside the figures; so does the bare durable floor (the same
+echo processes with one SQLite ``synchronous=FULL`` commit per frame), beside which the one-at-a-time
+figures stand (capture+write: two durable round trips). Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -176,6 +178,8 @@ def run(quick: bool) -> Result:
     res.rows = _child(quick, contracts=False, subset=False)
     bare_rows = bare.measure(quick)
     res.extra_tables.append(("Bare limit: asyncio + msgpack to 3 echo processes (quorum of 2), 8 B", bare_rows))
+    durable_rows = bare.measure_durable(quick)
+    res.extra_tables.append(("Bare durable floor: the same, one SQLite FULL commit per frame, 8 B", durable_rows))
     on = _child(quick, contracts=True, subset=True)
     off = [r for r in res.rows if r["value_bytes"] == 8 and r["window"] in (1, 64) and not r.get("per_op")]
     cmp: list[Row] = []
@@ -193,6 +197,10 @@ def run(quick: bool) -> Result:
         _find(res.rows, "write (batch-captured)", 1), bare1)
     res.ratios["batch_write x16 at 64 in flight / bare 16 a frame at 64 in flight"] = ratio(
         _find(res.rows, "batch_write x16", 64), bare16)
+    res.ratios["capture+write 1 at a time / bare durable 2 round trips 1 at a time"] = ratio(
+        _find(res.rows, "capture+write", 1), _find(durable_rows, "bare durable 2 round trips, 1 at a time", 1))
+    res.ratios["write (batch-captured) 1 at a time / bare durable write 1 at a time"] = ratio(
+        _find(res.rows, "write (batch-captured)", 1), _find(durable_rows, "bare durable write, 1 at a time", 1))
     for c in cmp:
         res.ratios[f"contracts off/on: {c['benchmark']} at {c['window']}"] = c["off/on"]
     res.notes.append("window 1 uses the synchronous client; larger windows are coroutines on one asyncio client")

@@ -1,5 +1,5 @@
-"""Shared test configuration: the Hypothesis CI profile (derandomized, no deadline), and every package
-module imported up front.
+"""Shared test configuration: the Hypothesis CI profile (derandomized, no deadline), asyncio's event loop
+unless ``WORMSPACE_LOOP`` says otherwise, and every package module imported up front.
 
 Why the imports: Hypothesis draws some of its values from the constants of the *local* modules loaded so
 far (its "local constants" pool, extended whenever ``sys.modules`` grows). A package module first imported
@@ -18,6 +18,11 @@ import pkgutil
 from hypothesis import HealthCheck, settings
 
 import wormspace
+
+# The suite runs on asyncio's own event loop (the loop of a plain install) even where uvloop (the ``fast``
+# extra, in the dev install) is importable; tests/test_event_loops.py repeats the real-process checks on both.
+# Acceptor processes started by tests inherit the choice.
+os.environ.setdefault("WORMSPACE_LOOP", "asyncio")
 
 settings.register_profile(
     "ci",

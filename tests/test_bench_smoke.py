@@ -45,8 +45,13 @@ def test_wor_reports_the_grid_the_bare_limit_and_the_ratios() -> None:
         assert all(r["p99_ms"] >= r["p50_ms"] > 0 for r in _rows(res, op))
     assert "write (batch-captured) at 64 in flight / bare at 64 in flight" in res.ratios
     assert any(k.startswith("contracts off/on") for k in res.ratios)
+    assert "capture+write 1 at a time / bare durable 2 round trips 1 at a time" in res.ratios
     titles = [t for t, _ in res.extra_tables]
     assert any("Bare limit" in t for t in titles) and any("Contracts" in t for t in titles)
+    durable = dict(res.extra_tables)["Bare durable floor: the same, one SQLite FULL commit per frame, 8 B"]
+    assert [r["benchmark"] for r in durable] == ["bare durable write, 1 at a time",
+                                                 "bare durable 2 round trips, 1 at a time"]
+    assert all(r["ops_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0 for r in durable)
 
 
 def test_apps_compares_with_pysyncobj_or_says_why_not() -> None:
@@ -115,3 +120,30 @@ def test_the_performance_page_shows_the_saved_run_exactly() -> None:
         assert (root / "docs" / image).is_file(), image
     for name in re.findall(r"`python -m bench ([a-z]+)", page):
         assert name in BENCHMARKS, name
+
+
+def test_the_bare_durable_floor_commits_a_row_per_frame(tmp_path: Path) -> None:
+    """The floor's servers do the disk work they claim (Rule 1 of ``bench.bare``): a row per frame, committed."""
+    import asyncio
+    import sqlite3
+
+    from bench import bare
+
+    ports, procs = bare.start_servers(directory=str(tmp_path))
+    try:
+        async def go() -> None:
+            client = bare.BareClient()
+            await client.connect(ports)
+            for _ in range(5):
+                await client.write([b"v" * 8])
+            await asyncio.sleep(0.5)  # the third server's echo is not waited for
+            await client.close()
+
+        asyncio.run(go())
+    finally:
+        bare.stop_servers(procs)
+    counts = []
+    for i in range(3):
+        with sqlite3.connect(tmp_path / str(i) / "bare.sqlite3") as db:
+            counts.append(db.execute("SELECT count(*) FROM t").fetchone()[0])
+    assert counts == [5, 5, 5]

@@ -40,7 +40,7 @@ from wormspace.errors import UsageError
 from wormspace.identity import Identity, IdentityError, check_cluster_id, check_data_dir, init_data_dir
 from wormspace.layers.acceptor import STORAGE_FORMAT, AcceptorNode, SqliteStorage
 from wormspace.layers.messages import MAX_VALUE
-from wormspace.layers.tcp import AcceptorServer, Limits, run
+from wormspace.layers.tcp import AcceptorServer, Limits, loop_choice, loop_name, run
 from wormspace.layers.wire import DEFAULT_MAX_FRAME
 
 log = logging.getLogger("wormspace.server")
@@ -167,8 +167,8 @@ async def _serve(opts: ServeOptions, storage: SqliteStorage, auth_key: bytes | N
     except OSError as e:
         log.error("acceptor %d cannot start: cannot listen on %s:%d: %s", opts.node_id, opts.host, opts.port, e)
         return 1
-    log.info("acceptor %d listening on %s:%d", opts.node_id, opts.host, server.port)
     loop = asyncio.get_running_loop()
+    log.info("acceptor %d listening on %s:%d (event loop: %s)", opts.node_id, opts.host, server.port, loop_name(loop))
     stop = asyncio.Event()
     received: list[str] = []
 
@@ -203,6 +203,7 @@ def run_serve(opts: ServeOptions) -> int:
     from wormspace.runtime.auth import load_auth_key
     from wormspace.runtime.datadir import SQLITE_NAME, lock_data_dir, unlock_data_dir
 
+    loop_choice()  # a bad WORMSPACE_LOOP stops the start before the data directory is touched
     auth_key = load_auth_key(opts.auth_key_file) if opts.auth_key_file is not None else None
     if not opts.data_dir.is_dir():
         if not opts.init:

@@ -432,6 +432,7 @@ NOT_MUTANTS: dict[str, str] = {
     "tests/layers/test_api_contracts.py::test_the_unplanted_clients_keep_their_postconditions": "the clean control",
     "tests/layers/test_client_transport.py::test_a_request_to_every_acceptor_is_encoded_once":
         "counts the client transport's encodings (wraps the encoder, changes nothing)",
+    "tests/test_event_loops.py::test_loop_choice": "hides uvloop from the importer to test the loop choice",
 }
 
 

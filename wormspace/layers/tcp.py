@@ -65,7 +65,7 @@ import socket
 import time
 from collections.abc import Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from wormspace.errors import RemoteProtocolError, UsageError
 from wormspace.layers.acceptor import AcceptorNode
@@ -108,19 +108,50 @@ T = TypeVar("T")
 _REQUEST_TYPES = (Prepare, Accept, Read, Fence)
 
 
+LOOP_ENV = "WORMSPACE_LOOP"
+"""Environment variable choosing the event loop of ``new_event_loop``: ``uvloop`` (uvloop must be installed),
+``asyncio``, or unset / ``auto`` (uvloop's when it is importable, else asyncio's)."""
+
+
+def loop_choice() -> str:
+    """``WORMSPACE_LOOP`` checked: ``auto``, ``asyncio`` or ``uvloop`` (unset or empty: ``auto``); any other
+    value is a ``UsageError``."""
+    choice = os.environ.get(LOOP_ENV, "auto").strip().lower() or "auto"
+    if choice not in ("auto", "asyncio", "uvloop"):
+        raise UsageError(f"{LOOP_ENV}={os.environ[LOOP_ENV]!r}: expected auto, asyncio or uvloop")
+    return choice
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """A new event loop: uvloop's if uvloop is importable (optional, not a dependency), else asyncio's."""
+    """A new event loop, as ``WORMSPACE_LOOP`` says: uvloop's if uvloop is importable (optional, not a
+    dependency: the ``fast`` extra) unless ``WORMSPACE_LOOP=asyncio``; ``WORMSPACE_LOOP=uvloop`` without
+    uvloop installed, or any other value, is a ``UsageError``."""
+    choice = loop_choice()
+    if choice == "asyncio":
+        return asyncio.new_event_loop()
     try:
         uvloop = importlib.import_module("uvloop")
-    except ImportError:
+    except ImportError as e:
+        if choice == "uvloop":
+            raise UsageError(f"{LOOP_ENV}=uvloop but uvloop is not installed (pip install 'wormspace[fast]')") from e
         return asyncio.new_event_loop()
     loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     return loop
 
 
+def loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """``uvloop`` or ``asyncio``: which implementation ``loop`` is (for log lines)."""
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` on ``new_event_loop()``."""
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+    """``asyncio.run`` on ``new_event_loop()`` (``coro`` is closed unrun if no loop can be made)."""
+    try:
+        loop = new_event_loop()
+    except BaseException:
+        coro.close()
+        raise
+    with asyncio.Runner(loop_factory=lambda: loop) as runner:
         return runner.run(coro)
 
 
@@ -304,8 +335,8 @@ class _Conn(_FlowControl):
     # -- asyncio.Protocol ------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports have asyncio.Transport's methods without deriving from it: no isinstance check
+        self.transport = cast(asyncio.Transport, transport)
         self.peer = peer_name(transport)
         if not self.server._admit(self):
             self._closing = True
@@ -920,8 +951,8 @@ class _ClientConn(_FlowControl):
     # -- asyncio.Protocol ------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports have asyncio.Transport's methods without deriving from it: no isinstance check
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self._buf += data
@@ -1461,6 +1492,9 @@ __all__ = [
     "split_request",
     "StorageFailure",
     "TcpTransport",
+    "LOOP_ENV",
+    "loop_choice",
+    "loop_name",
     "new_event_loop",
     "peer_name",
     "read_frame",
