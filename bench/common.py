@@ -133,8 +133,13 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    from wormspace.layers.tcp import loop_name, new_event_loop
+
+    loop = new_event_loop()  # what ``wormspace serve`` runs on here (WORMSPACE_LOOP, uvloop if installed)
+    serve_loop = loop_name(loop)
+    loop.close()
     return {"nproc": os.cpu_count(), "cpu": model, "memory_mib": mem, "python": platform.python_version(),
-            "platform": platform.platform(), "loadavg": [round(x, 2) for x in load]}
+            "platform": platform.platform(), "loadavg": [round(x, 2) for x in load], "serve_loop": serve_loop}
 
 
 def _fmt(v: Any) -> str:

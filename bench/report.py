@@ -52,7 +52,9 @@ def section(result: dict[str, Any]) -> str:
 def machine(report: dict[str, Any]) -> str:
     m = report["machine"]
     return (f"{m['nproc']} cores ({m['cpu']}), {m['memory_mib']:,} MiB memory, Python {m['python']}, "
-            f"{m['platform']}; load average {m['loadavg']} when the run ended; command: `{report['command']}`"
+            f"{m['platform']}; load average {m['loadavg']} when the run ended;"
+            f"{' acceptors on ' + m['serve_loop'] + ' event loops;' if 'serve_loop' in m else ''}"
+            f" command: `{report['command']}`"
             f"{' (quick mode)' if report.get('quick') else ''}")
 
 

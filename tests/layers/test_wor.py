@@ -180,6 +180,21 @@ def test_a_refusal_met_with_silence_retries_at_a_higher_ballot() -> None:
     assert op.outcome is not None and op.outcome.error == "Indeterminate"
 
 
+def test_a_writes_first_accept_meeting_a_refusal_and_silence_resends_instead_of_a_new_round() -> None:
+    """Rule 5's exception (Rule 2): a write's first Accept that met a clean refusal and silence resends to the
+    silent acceptors at the capture's ballot, so that their clean refusals can still make the outcome a
+    certain ``CaptureStale``; a round at a higher ballot would resolve it instead (and might write)."""
+    op = write_op()
+    clean = Nack(req=op.req, segment=0, ballot=B, promised=Ballot(9, 1), accepted=Ballot(2, 2))
+    op, _ = feed(op, (0, clean))
+    op, effects = op_on_timeout(op, op.req, CTX)
+    assert op.phase is Phase.ACCEPT and op.rounds == 0 and op.tries == 1 and op.ballot == B
+    assert sorted(e.dst for e in sends(effects)) == [1, 2]
+    assert all(isinstance(e.msg, Accept) for e in sends(effects))
+    op, _ = feed(op, (1, clean), (2, clean))
+    assert op.outcome == Outcome(stale=(0,)), "every acceptor refused cleanly: certainly not applied"
+
+
 def test_silence_alone_resends_at_the_same_ballot() -> None:
     op, _ = op_start(1, OpRequest(kind=Kind.CAPTURE, segment=0, indices=(0,)), CTX)
     op, _ = feed(op, (2, Promise(req=op.req, segment=0, ballot=op.ballot, votes=())))
