@@ -3,7 +3,8 @@
 ``wormspace log append DATA | read POS | tail | trim UPTO --cluster FILE [--name N] [--json]``
 ``wormspace kv get KEY | put KEY VALUE | delete KEY | cas KEY EXPECTED NEW --cluster FILE [--name N] [--json]``
 
-Arguments are text (UTF-8); ``-`` as DATA or VALUE reads the bytes from standard input. ``log append``
+Arguments are taken as the bytes given on the command line (UTF-8 text, or any bytes: a key or value that
+is not UTF-8 is kept as it is); ``-`` as DATA or VALUE reads the bytes from standard input. ``log append``
 uses WormLog's ``sticky`` policy by default (it takes the rest of the tail's segment, so a one-shot process
 wastes no segment; ``--policy alloc`` wins a fresh one). ``--absent`` makes ``cas`` expect the key to be
 absent (EXPECTED is then omitted). Output: ``append`` and ``tail`` print a position, ``read`` and ``get``
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import sys
 from typing import Any
 
@@ -30,8 +32,14 @@ def _b64(b: bytes | None) -> str | None:
     return None if b is None else base64.b64encode(b).decode("ascii")
 
 
+def _argv_bytes(text: str) -> bytes:
+    """The bytes of a command-line argument as given: Python decodes argv with ``surrogateescape``, so an
+    argument that is not UTF-8 holds lone surrogates that ``os.fsencode`` turns back into its bytes."""
+    return os.fsencode(text)
+
+
 def _arg_bytes(text: str) -> bytes:
-    return sys.stdin.buffer.read() if text == "-" else text.encode("utf-8")
+    return sys.stdin.buffer.read() if text == "-" else _argv_bytes(text)
 
 
 def _emit(args: argparse.Namespace, obj: dict[str, Any], text: bytes | str | None) -> None:
@@ -48,7 +56,7 @@ def _emit(args: argparse.Namespace, obj: dict[str, Any], text: bytes | str | Non
 def _run(args: argparse.Namespace, body: Any) -> int:
     from wormspace.cluster import connect
 
-    name = args.name.encode("utf-8")
+    name = _argv_bytes(args.name)
     try:
         with connect(args.cluster) as ws:
             code: int = body(ws, name)
@@ -88,7 +96,7 @@ def cmd_kv(args: argparse.Namespace) -> int:
 
     def body(ws: Any, name: bytes) -> int:
         kv = WormKV(ws, name=name, hole_timeout=args.hole_timeout)
-        key = args.key.encode("utf-8")
+        key = _argv_bytes(args.key)
         if args.op == "get":
             value = kv.get(key)
             _emit(args, {"key": _b64(key), "value": _b64(value)}, value)
@@ -104,7 +112,7 @@ def cmd_kv(args: argparse.Namespace) -> int:
         else:
             if args.absent == (args.expected is not None):
                 raise UsageError("cas takes KEY EXPECTED NEW, or KEY NEW with --absent")
-            expected = None if args.absent else args.expected.encode("utf-8")
+            expected = None if args.absent else _argv_bytes(args.expected)
             swapped = kv.cas(key, expected, _arg_bytes(args.new))
             _emit(args, {"key": _b64(key), "swapped": swapped}, "swapped" if swapped else "not swapped")
             return 0 if swapped else 1

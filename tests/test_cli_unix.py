@@ -1,0 +1,94 @@
+"""The ``wormspace`` command as a Unix tool, run as a user runs it (a subprocess): a reader that goes away
+ends a verb with exit 141, never with a verb's own negative result; arguments that are not UTF-8 reach the
+cluster as the bytes given; bad numbers are usage errors (exit 2), not tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from wormspace.runtime.supervise import LocalCluster
+
+pytestmark = pytest.mark.timeout(180)
+
+HISTORIES = Path(__file__).parent / "data" / "histories"
+
+
+def wormspace(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "wormspace", *args], input=stdin, capture_output=True, timeout=60, check=False
+    )
+
+
+def into_closed_pipe(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run a verb with standard output a pipe whose reader has gone (``wormspace ... | head -0``, without the
+    race of ``head`` exiting late)."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "wormspace", *args], stdout=w, stderr=subprocess.PIPE, timeout=60, check=False
+        )
+    finally:
+        os.close(w)
+
+
+def test_a_closed_pipe_ends_a_table_verb_with_141_not_its_negative_result(tmp_path: Path) -> None:
+    good, bad = str(HISTORIES / "concurrent-writes-ok.jsonl"), str(HISTORIES / "empty-bytes-not-empty-bad.jsonl")
+    assert wormspace("check", good).returncode == 0 and wormspace("check", bad).returncode == 1
+    # A cluster whose files exist but whose acceptors do not run: `status` exits 1 (an acceptor is down).
+    down = LocalCluster(tmp_path / "down", 3)
+    down._write_files()
+    assert wormspace("cluster", "status", "--dir", str(down.directory)).returncode == 1
+    for args in (("check", good), ("check", bad), ("cluster", "status", "--dir", str(down.directory)),
+                 ("check", good, "--json")):  # fmt: skip
+        out = into_closed_pipe(*args)
+        assert out.returncode == 141, (args, out.returncode, out.stderr)
+        assert out.stderr == b"", (args, out.stderr)
+
+
+@pytest.fixture(scope="module")
+def cluster_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    d = tmp_path_factory.mktemp("unix") / "cluster"
+    up = wormspace("cluster", "up", "--acceptors", "3", "--dir", str(d), "--json")
+    assert up.returncode == 0, up.stderr
+    try:
+        yield str(d / "cluster.toml")
+    finally:
+        LocalCluster.open(d).stop(timeout=2)
+
+
+@pytest.mark.slow
+def test_arguments_that_are_not_utf8_are_kept_as_their_bytes(cluster_file: str) -> None:
+    c = ("--cluster", cluster_file)
+    key, value, name = os.fsdecode(b"k\xff"), os.fsdecode(b"\xfe\x80v"), os.fsdecode(b"n\xee")
+    assert wormspace("kv", "get", key, *c).returncode == 1
+    put = wormspace("kv", "put", key, value, *c)
+    assert put.returncode == 0, put.stderr
+    assert wormspace("kv", "get", key, *c).stdout == b"\xfe\x80v\n"
+    got = json.loads(wormspace("kv", "get", key, "--json", *c).stdout)
+    assert got == {"key": "a/8=", "value": "/oB2"}  # base64 of b"k\xff", b"\xfe\x80v"
+    assert wormspace("kv", "cas", key, value, "new", *c).returncode == 0
+    assert wormspace("kv", "get", os.fsdecode(b"k"), *c).returncode == 1, "another key"
+    pos = wormspace("log", "append", value, "--name", name, *c)
+    assert pos.returncode == 0, pos.stderr
+    assert wormspace("log", "read", pos.stdout.decode().strip(), "--name", name, *c).stdout == b"\xfe\x80v\n"
+    assert wormspace("log", "tail", *c).stdout == b"0\n", "the default log is another name"
+
+
+@pytest.mark.slow
+def test_out_of_range_numbers_are_usage_errors_or_outcomes_not_tracebacks(cluster_file: str) -> None:
+    c = ("--cluster", cluster_file)
+    assert wormspace("log", "append", "a", *c).returncode == 0
+    for timeout in ("inf", "nan", "-1"):
+        out = wormspace("log", "read", "5", "--hole-timeout", timeout, *c)
+        assert out.returncode == 2 and b"hole_timeout" in out.stderr and b"Traceback" not in out.stderr, out.stderr
+    huge = wormspace("log", "read", str(10**30), *c)  # beyond any index a segment can be named for
+    assert huge.returncode == 3 and b"Unallocated" in huge.stderr and b"Traceback" not in huge.stderr, huge.stderr
+    assert wormspace("log", "read", "0", *c).stdout == b"a\n", "nothing changed"
