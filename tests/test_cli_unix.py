@@ -92,3 +92,11 @@ def test_out_of_range_numbers_are_usage_errors_or_outcomes_not_tracebacks(cluste
     huge = wormspace("log", "read", str(10**30), *c)  # beyond any index a segment can be named for
     assert huge.returncode == 3 and b"Unallocated" in huge.stderr and b"Traceback" not in huge.stderr, huge.stderr
     assert wormspace("log", "read", "0", *c).stdout == b"a\n", "nothing changed"
+
+
+def test_a_timeout_that_never_ends_or_is_negative_is_a_usage_error(tmp_path: Path) -> None:
+    # `down --timeout nan` would wait forever for an acceptor that ignores SIGTERM; -1 would SIGKILL at once.
+    for bad in ("nan", "inf", "-1", "soon"):
+        for action in ("down", "replace"):
+            out = wormspace("cluster", action, "--dir", str(tmp_path), "--timeout", bad)
+            assert out.returncode == 2 and b"--timeout" in out.stderr and b"Traceback" not in out.stderr, out.stderr

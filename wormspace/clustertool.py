@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,16 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"not a finite non-negative number of seconds: {text!r}")
+    return value
+
+
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "cluster",
@@ -214,7 +225,7 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=10.0,
         metavar="S",
         help="down: SIGKILL after S seconds; replace: wait S seconds for the survivors' fence (10)",
