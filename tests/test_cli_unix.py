@@ -1,13 +1,16 @@
 """The ``wormspace`` command as a Unix tool, run as a user runs it (a subprocess): a reader that goes away
-ends a verb with exit 141, never with a verb's own negative result; arguments that are not UTF-8 reach the
-cluster as the bytes given; bad numbers are usage errors (exit 2), not tracebacks."""
+ends a verb with exit 141, never with a verb's own negative result; SIGTERM ends a verb with exit 143 after
+it stopped the processes it started; arguments that are not UTF-8 reach the cluster as the bytes given; bad
+numbers are usage errors (exit 2), not tracebacks."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,3 +103,70 @@ def test_a_timeout_that_never_ends_or_is_negative_is_a_usage_error(tmp_path: Pat
         for action in ("down", "replace"):
             out = wormspace("cluster", action, "--dir", str(tmp_path), "--timeout", bad)
             assert out.returncode == 2 and b"--timeout" in out.stderr and b"Traceback" not in out.stderr, out.stderr
+
+
+def _serving_children(pid: int) -> list[int]:
+    """The ``wormspace serve`` children of process ``pid`` (Linux ``/proc``)."""
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    out = []
+    for k in map(int, kids):
+        try:
+            if b"serve" in Path(f"/proc/{k}/cmdline").read_bytes().split(b"\0"):
+                out.append(k)
+        except OSError:
+            pass
+    return out
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads children from Linux /proc")
+def test_sigterm_stops_the_acceptors_a_verb_started(tmp_path: Path) -> None:
+    """`timeout 60 wormspace demo --real` must not leave acceptor processes (and their temporary directory)
+    behind: SIGTERM unwinds the verb, which stops what it started."""
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "wormspace", "demo", "--real", "--ops", "100000"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    kids: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(kids) < 3 and time.monotonic() < deadline and demo.poll() is None:
+            time.sleep(0.1)
+            kids = _serving_children(demo.pid)
+        assert len(kids) == 3, "the demo started its three acceptors"
+        config = Path(Path(f"/proc/{kids[0]}/cmdline").read_bytes().split(b"\0")[-2].decode())
+        assert config.name == "cluster.toml"
+        logs = [config.parent / f"acceptor-{i}" / "acceptor.log" for i in range(3)]
+
+        def serving() -> bool:
+            return all(log.exists() and "listening on" in log.read_text() for log in logs)
+
+        while not serving() and time.monotonic() < deadline and demo.poll() is None:
+            time.sleep(0.1)
+        assert serving() and demo.poll() is None, "the demo runs its workload"
+        demo.send_signal(signal.SIGTERM)
+        _, err = demo.communicate(timeout=60)
+        assert demo.returncode == 143, err
+        assert b"Traceback" not in err, err
+        deadline = time.monotonic() + 10
+        while any(_running(k) for k in kids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_running(k) for k in kids), "the acceptors were stopped"
+        assert not config.parent.exists(), "the temporary directory was removed"
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait(timeout=10)
+        for k in kids:
+            if _running(k):
+                os.kill(k, signal.SIGKILL)

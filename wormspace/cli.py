@@ -13,7 +13,9 @@ import errno
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -100,13 +102,32 @@ def _broken_pipe_raises() -> Iterator[None]:
         Console.on_broken_pipe = saved  # type: ignore[method-assign]
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While a verb runs, SIGTERM (``timeout``, ``kill``) unwinds it as Ctrl-C does, so that what it started
+    is stopped (the acceptor processes of ``demo --real`` or ``bench``, their temporary directory), and the
+    process exits 143 as one ended by SIGTERM. ``serve`` installs its own handler once it serves."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, saved)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        with _broken_pipe_raises():
+        with _broken_pipe_raises(), _sigterm_unwinds():
             code: int = args.func(args)
             sys.stdout.flush()
     except KeyboardInterrupt:
