@@ -170,3 +170,31 @@ def test_sigterm_stops_the_acceptors_a_verb_started(tmp_path: Path) -> None:
         for k in kids:
             if _running(k):
                 os.kill(k, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_down_with_an_id_stops_that_acceptor_only_and_options_are_never_ignored(tmp_path: Path) -> None:
+    d = str(tmp_path / "c")
+    assert wormspace("cluster", "up", "--dir", d, "--json").returncode == 0
+    try:
+        one = wormspace("cluster", "down", "--dir", d, "--id", "1", "--json")
+        assert one.returncode == 0, one.stderr
+        rows = {a["id"]: a for a in json.loads(one.stdout)["acceptors"]}
+        assert rows[1]["result"] == "stopped" and not rows[1]["alive"]
+        assert rows[0]["alive"] and rows[2]["alive"] and "result" not in rows[0]
+        assert wormspace("cluster", "status", "--dir", d).returncode == 1
+        for action, flags, why in [
+            ("down", ["--acceptors", "5"], b"describes 3 acceptors"),
+            ("down", ["--auth"], b"does not change authentication"),
+            ("status", ["--groups", "3"], b"does not change --groups"),
+            ("status", ["--id", "1"], b"--id is for up, down and replace"),
+            ("down", ["--id", "7"], b"no acceptor 7"),
+        ]:
+            out = wormspace("cluster", action, "--dir", d, *flags)
+            assert out.returncode == 2 and why in out.stderr, (action, flags, out.stderr)
+        assert json.loads(wormspace("cluster", "status", "--dir", d, "--acceptors", "3", "--json").stdout)[
+            "acceptors"][0]["alive"], "a matching --acceptors (as in `cluster status --acceptors 3`) is fine"
+        assert wormspace("cluster", "up", "--dir", d, "--id", "1").returncode == 0
+        assert wormspace("cluster", "status", "--dir", d).returncode == 0
+    finally:
+        LocalCluster.open(d).stop(timeout=2)
