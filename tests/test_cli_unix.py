@@ -86,6 +86,18 @@ def test_arguments_that_are_not_utf8_are_kept_as_their_bytes(cluster_file: str) 
 
 
 @pytest.mark.slow
+def test_an_endless_standard_input_is_refused_without_reading_it_all(cluster_file: str) -> None:
+    c = ("--cluster", cluster_file)
+    for args in (("log", "append", "-"), ("kv", "put", "k", "-"), ("kv", "cas", "k", "--absent", "-")):
+        with open("/dev/zero", "rb") as endless:
+            out = subprocess.run([sys.executable, "-m", "wormspace", *args, *c], stdin=endless, capture_output=True,
+                                 timeout=60, check=False)  # fmt: skip
+        assert out.returncode == 2 and b"more than the cluster's largest value" in out.stderr, (args, out.stderr)
+    assert wormspace("kv", "put", "k", "-", *c, stdin=b"\0" * 1000).returncode == 0
+    assert wormspace("kv", "get", "k", *c).stdout == b"\0" * 1000 + b"\n"
+
+
+@pytest.mark.slow
 def test_out_of_range_numbers_are_usage_errors_or_outcomes_not_tracebacks(cluster_file: str) -> None:
     c = ("--cluster", cluster_file)
     assert wormspace("log", "append", "a", *c).returncode == 0
