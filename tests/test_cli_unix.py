@@ -210,3 +210,42 @@ def test_down_with_an_id_stops_that_acceptor_only_and_options_are_never_ignored(
         assert wormspace("cluster", "status", "--dir", d).returncode == 0
     finally:
         LocalCluster.open(d).stop(timeout=2)
+
+
+def _concurrently(n: int, *args: str) -> list[int]:
+    procs = [subprocess.Popen([sys.executable, "-m", "wormspace", *args], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for _ in range(n)]  # fmt: skip
+    try:
+        return [p.wait(timeout=90) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_concurrent_ups_never_stop_the_acceptor_one_of_them_started(tmp_path: Path) -> None:
+    """A failed start stops only the processes it started: the loser of two `up` at once (its acceptor found
+    the data dir locked by the winner's) used to SIGKILL whatever held the lock -- the winner's acceptor,
+    after the winner had reported it started."""
+    d = str(tmp_path / "c")
+    codes = _concurrently(3, "cluster", "up", "--dir", d, "--json")
+    try:
+        assert 0 in codes and set(codes) <= {0, 1, 2}, codes
+        cluster = LocalCluster.open(d)
+        assert all(cluster.alive(i) for i in range(3)), codes
+        for _ in range(2):
+            pid = cluster.pid(1)
+            assert pid
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while cluster.alive(1) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            codes = _concurrently(3, "cluster", "up", "--dir", d, "--id", "1", "--json")
+            assert 0 in codes and set(codes) <= {0, 1}, codes
+            time.sleep(0.5)  # a loser's kill would have landed by now
+            assert cluster.alive(1), f"acceptor 1 was stopped after an `up` reported it started ({codes})"
+        assert wormspace("kv", "put", "k", "v", "--cluster", str(cluster.config_path)).returncode == 0
+    finally:
+        LocalCluster.open(d).stop(timeout=2)
