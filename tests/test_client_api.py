@@ -53,8 +53,8 @@ def test_a_core_runs_as_a_spawned_process_and_sleeps_between_events() -> None:
     assert woke and woke[0] >= 2.0
 
 
-def test_a_sleep_must_be_a_non_negative_number() -> None:
-    for bad in (-1, True, "1", float("nan")):
+def test_a_sleep_must_be_a_finite_non_negative_number() -> None:
+    for bad in (-1, True, "1", float("nan"), float("inf")):
         with pytest.raises(UsageError):
             Sleep(bad)  # type: ignore[arg-type]
 

@@ -8,13 +8,21 @@ taking the parsed namespace and returning the exit code).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import logging
 import os
 import re
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from wormspace.errors import UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 VERB_MODULES = (
     "wormspace.demo",
@@ -75,14 +83,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _raise_broken_pipe(console: Console) -> None:
+    raise BrokenPipeError(errno.EPIPE, "the reader of standard output went away")
+
+
+@contextlib.contextmanager
+def _broken_pipe_raises() -> Iterator[None]:
+    """While a verb runs, a rich console that meets a closed pipe raises ``BrokenPipeError`` (handled by
+    ``main``: exit 141, as a tool killed by SIGPIPE) instead of rich's default ``SystemExit(1)``, which
+    would read as a verb's negative result (``check``: ILLEGAL, ``cluster status``: an acceptor down)."""
+    from rich.console import Console
+
+    saved = Console.on_broken_pipe
+    Console.on_broken_pipe = _raise_broken_pipe  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        Console.on_broken_pipe = saved  # type: ignore[method-assign]
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While a verb runs, SIGTERM (``timeout``, ``kill``) unwinds it as Ctrl-C does, so that what it started
+    is stopped (the acceptor processes of ``demo --real`` or ``bench``, their temporary directory), and the
+    process exits 143 as one ended by SIGTERM. ``serve`` installs its own handler once it serves."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, saved)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        code: int = args.func(args)
-        sys.stdout.flush()
+        with _broken_pipe_raises(), _sigterm_unwinds():
+            code: int = args.func(args)
+            sys.stdout.flush()
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

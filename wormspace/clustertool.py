@@ -12,7 +12,10 @@
   ``--base-port``) are refused when they differ from its cluster file. Exit 1 if an acceptor failed to
   start (an acceptor whose database is lost refuses to start; see docs/operations.md).
 * ``status`` prints id, address, pid and alive/dead of each acceptor (exit 0 if all are alive, else 1).
-* ``down`` sends SIGTERM to each running acceptor and SIGKILL to those still running after ``--timeout``.
+* ``down`` sends SIGTERM to each running acceptor (with ``--id N`` only acceptor N) and SIGKILL to those
+  still running after ``--timeout``.
+* ``down`` and ``status`` also refuse ``--acceptors``, ``--auth``, ``--groups`` and ``--base-port`` when they
+  differ from the cluster file (``status`` takes no ``--id``: it shows every acceptor).
 * ``replace --id N`` replaces acceptor N whose data directory is lost, while the others keep serving
   (``wormspace.replacement``): it fences every other acceptor of N's group, snapshots their SQLite files,
   writes N's new file, then starts N. Exit 1 if a survivor does not answer (start it, then run it again).
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -86,7 +90,8 @@ def _existing(directory: Path) -> LocalCluster:
 
 
 def _check_unchanged(directory: Path, cfg: ClusterConfig, args: argparse.Namespace) -> None:
-    """``up`` on an existing cluster refuses options that would change it (they are never ignored)."""
+    """``up``, ``down`` and ``status`` on an existing cluster refuse options that differ from its cluster file
+    (they are never ignored)."""
     path = directory / CONFIG_NAME
     if args.acceptors is not None and args.acceptors != len(cfg.acceptors):
         raise UsageError(
@@ -96,14 +101,18 @@ def _check_unchanged(directory: Path, cfg: ClusterConfig, args: argparse.Namespa
     if args.auth is not None and args.auth != (cfg.auth_key_file is not None):
         have = "with" if cfg.auth_key_file is not None else "without"
         raise UsageError(
-            f"the cluster in {directory} was created {have} --auth; `up` does not change authentication of an"
-            f" existing cluster (every acceptor and client must switch at once: edit auth_key_file in {path}"
+            f"the cluster in {directory} was created {have} --auth; `{args.action}` does not change authentication of"
+            f" an existing cluster (every acceptor and client must switch at once: edit auth_key_file in {path}"
             " while the cluster is down)"
         )
     if args.groups is not None and args.groups != cfg.groups:
-        raise UsageError(f"the cluster in {directory} has {cfg.groups} group(s); `up` does not change --groups")
+        raise UsageError(
+            f"the cluster in {directory} has {cfg.groups} group(s); `{args.action}` does not change --groups"
+        )
     if args.base_port is not None and args.base_port != min(a.port for a in cfg.acceptors):
-        raise UsageError(f"the cluster in {directory} has its ports in {path}; `up` does not change --base-port")
+        raise UsageError(
+            f"the cluster in {directory} has its ports in {path}; `{args.action}` does not change --base-port"
+        )
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -140,15 +149,22 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if args.id is not None:
+        raise UsageError("status shows every acceptor; --id is for up, down and replace")
     cluster = _existing(Path(args.dir))
+    _check_unchanged(cluster.directory, cluster.config, args)
     _print(cluster, args, f"WormSpace cluster in {cluster.directory}")
     return 0 if all(cluster.alive(a.id) for a in cluster.config.acceptors) else 1
 
 
 def cmd_down(args: argparse.Namespace) -> int:
     cluster = _existing(Path(args.dir))
+    _check_unchanged(cluster.directory, cluster.config, args)
     was = set(cluster.running())
-    clean = cluster.stop(timeout=args.timeout)
+    if args.id is None:
+        clean = cluster.stop(timeout=args.timeout)
+    else:
+        clean = {cluster.config.acceptor(args.id).id: cluster.stop_one(args.id, timeout=args.timeout)}
     notes = {i: ("not running" if i not in was else "stopped" if ok else "killed (SIGKILL)") for i, ok in clean.items()}
     _print(cluster, args, f"WormSpace cluster down in {cluster.directory}", notes)
     return 0
@@ -191,6 +207,16 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"not a finite non-negative number of seconds: {text!r}")
+    return value
+
+
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "cluster",
@@ -210,11 +236,11 @@ def add_parser(subparsers: Any) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="up on an existing cluster: only acceptor N; replace: the acceptor whose disk is lost",
+        help="up or down on an existing cluster: only acceptor N; replace: the acceptor whose disk is lost",
     )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=10.0,
         metavar="S",
         help="down: SIGKILL after S seconds; replace: wait S seconds for the survivors' fence (10)",

@@ -407,24 +407,35 @@ def run_real_demo(args: Any) -> int:
                 failures.append(e)
 
         def inject() -> None:
-            time.sleep(0.02)
-            cluster.crash(1)
-            faults.append("acceptor 1 killed (SIGKILL)")
-            time.sleep(0.2)
-            cluster.restart(1)
-            faults.append("acceptor 1 restarted on its SQLite file")
-            cluster.pause(2)
-            faults.append("acceptor 2 paused (SIGSTOP)")
-            time.sleep(0.3)
-            cluster.resume(2)
-            faults.append("acceptor 2 resumed")
+            # Each step waits on `stopping`: once the demo unwinds (Ctrl-C, SIGTERM), no acceptor is restarted.
+            try:
+                if stopping.wait(0.02):
+                    return
+                cluster.crash(1)
+                faults.append("acceptor 1 killed (SIGKILL)")
+                if stopping.wait(0.2):
+                    return
+                cluster.restart(1)
+                faults.append("acceptor 1 restarted on its SQLite file")
+                cluster.pause(2)
+                faults.append("acceptor 2 paused (SIGSTOP)")
+                stopping.wait(0.3)
+                cluster.resume(2)
+                faults.append("acceptor 2 resumed")
+            except BaseException as e:  # reported below, unless the demo is being stopped
+                if not stopping.is_set():
+                    failures.append(e)
 
+        stopping = threading.Event()
         threads = [threading.Thread(target=client, args=(k + 1, w)) for k, w in enumerate(workloads)]
         threads.append(threading.Thread(target=inject))
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        finally:
+            stopping.set()
     history = recorder.history
     if args.history_out:
         history.write(args.history_out)

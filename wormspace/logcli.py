@@ -3,7 +3,9 @@
 ``wormspace log append DATA | read POS | tail | trim UPTO --cluster FILE [--name N] [--json]``
 ``wormspace kv get KEY | put KEY VALUE | delete KEY | cas KEY EXPECTED NEW --cluster FILE [--name N] [--json]``
 
-Arguments are text (UTF-8); ``-`` as DATA or VALUE reads the bytes from standard input. ``log append``
+Arguments are taken as the bytes given on the command line (UTF-8 text, or any bytes: a key or value that
+is not UTF-8 is kept as it is); ``-`` as DATA or VALUE reads the bytes from standard input (more than the
+cluster's ``max_value`` is a usage error, found without reading the rest). ``log append``
 uses WormLog's ``sticky`` policy by default (it takes the rest of the tail's segment, so a one-shot process
 wastes no segment; ``--policy alloc`` wins a fresh one). ``--absent`` makes ``cas`` expect the key to be
 absent (EXPECTED is then omitted). Output: ``append`` and ``tail`` print a position, ``read`` and ``get``
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import sys
 from typing import Any
 
@@ -30,8 +33,22 @@ def _b64(b: bytes | None) -> str | None:
     return None if b is None else base64.b64encode(b).decode("ascii")
 
 
-def _arg_bytes(text: str) -> bytes:
-    return sys.stdin.buffer.read() if text == "-" else text.encode("utf-8")
+def _argv_bytes(text: str) -> bytes:
+    """The bytes of a command-line argument as given: Python decodes argv with ``surrogateescape``, so an
+    argument that is not UTF-8 holds lone surrogates that ``os.fsencode`` turns back into its bytes."""
+    return os.fsencode(text)
+
+
+def _arg_bytes(text: str, ws: Any) -> bytes:
+    """The argument's bytes, or standard input's for ``-``: read up to one byte over the cluster's largest
+    value, so an endless or huge input is refused without being held in memory."""
+    if text != "-":
+        return _argv_bytes(text)
+    limit: int = ws.logic.max_value
+    data: bytes = sys.stdin.buffer.read(limit + 1)
+    if len(data) > limit:
+        raise UsageError(f"standard input holds more than the cluster's largest value ({limit} bytes)")
+    return data
 
 
 def _emit(args: argparse.Namespace, obj: dict[str, Any], text: bytes | str | None) -> None:
@@ -48,7 +65,7 @@ def _emit(args: argparse.Namespace, obj: dict[str, Any], text: bytes | str | Non
 def _run(args: argparse.Namespace, body: Any) -> int:
     from wormspace.cluster import connect
 
-    name = args.name.encode("utf-8")
+    name = _argv_bytes(args.name)
     try:
         with connect(args.cluster) as ws:
             code: int = body(ws, name)
@@ -64,7 +81,7 @@ def cmd_log(args: argparse.Namespace) -> int:
     def body(ws: Any, name: bytes) -> int:
         log = WormLog(ws, name=name, policy=getattr(args, "policy", "alloc"), hole_timeout=args.hole_timeout)
         if args.op == "append":
-            pos = log.append(_arg_bytes(args.data))
+            pos = log.append(_arg_bytes(args.data, ws))
             _emit(args, {"position": pos}, str(pos))
         elif args.op == "read":
             value = log.read(args.position)
@@ -88,7 +105,7 @@ def cmd_kv(args: argparse.Namespace) -> int:
 
     def body(ws: Any, name: bytes) -> int:
         kv = WormKV(ws, name=name, hole_timeout=args.hole_timeout)
-        key = args.key.encode("utf-8")
+        key = _argv_bytes(args.key)
         if args.op == "get":
             value = kv.get(key)
             _emit(args, {"key": _b64(key), "value": _b64(value)}, value)
@@ -96,7 +113,7 @@ def cmd_kv(args: argparse.Namespace) -> int:
                 print(f"{args.key!r} is absent", file=sys.stderr)
             return 1 if value is None else 0
         if args.op == "put":
-            kv.put(key, _arg_bytes(args.value))
+            kv.put(key, _arg_bytes(args.value, ws))
             _emit(args, {"key": _b64(key), "ok": True}, None)
         elif args.op == "delete":
             kv.delete(key)
@@ -104,8 +121,8 @@ def cmd_kv(args: argparse.Namespace) -> int:
         else:
             if args.absent == (args.expected is not None):
                 raise UsageError("cas takes KEY EXPECTED NEW, or KEY NEW with --absent")
-            expected = None if args.absent else args.expected.encode("utf-8")
-            swapped = kv.cas(key, expected, _arg_bytes(args.new))
+            expected = None if args.absent else _argv_bytes(args.expected)
+            swapped = kv.cas(key, expected, _arg_bytes(args.new, ws))
             _emit(args, {"key": _b64(key), "swapped": swapped}, "swapped" if swapped else "not swapped")
             return 0 if swapped else 1
         return 0

@@ -113,6 +113,14 @@ def test_reading_beyond_the_last_segment_and_bad_input() -> None:
         log.append("text")  # type: ignore[arg-type]
     with pytest.raises(UsageError):
         WormLog(c.client(), name=b"")
+    for timeout in (float("inf"), float("nan"), -1.0):  # an infinite wait is no timeout
+        with pytest.raises(UsageError):
+            WormLog(c.client(), name=b"e", hole_timeout=timeout)
+    assert log.append(b"a") == 0
+    with pytest.raises(Unallocated):
+        log.read(4 << 64)  # index 2**64: no segment can be named for it
+    assert list(log.entries(4 << 64)) == []
+    assert log.read(0) == b"a"
 
 
 def test_the_trusted_spec() -> None:

@@ -22,6 +22,7 @@ from wormspace import (
 )
 from wormspace.layers.effects import Send, SetTimer
 from wormspace.layers.messages import (
+    MAX_INT,
     ZERO_BALLOT,
     Accept,
     Accepted,
@@ -193,6 +194,29 @@ def test_a_writes_first_accept_meeting_a_refusal_and_silence_resends_instead_of_
     assert all(isinstance(e.msg, Accept) for e in sends(effects))
     op, _ = feed(op, (1, clean), (2, clean))
     assert op.outcome == Outcome(stale=(0,)), "every acceptor refused cleanly: certainly not applied"
+
+
+def test_a_promise_at_the_largest_ballot_ends_the_capture_instead_of_overflowing() -> None:
+    """Rule 5: no round starts above ``MAX_INT`` (the wire's largest ballot number; only a faulty or hostile
+    peer promises it). Before, building the next Prepare raised inside the driver's callback and the
+    operation never ended."""
+    top = Ballot(MAX_INT, 3)
+    op, effects = op_start(1, OpRequest(kind=Kind.CAPTURE, segment=0, indices=(0,)), CTX, hint=top)
+    assert op.outcome is not None and op.outcome.error == "CaptureStale" and sends(effects) == []
+    op, _ = op_start(2, OpRequest(kind=Kind.CAPTURE, segment=0, indices=(0,)), CTX)
+    refusals = [(a, Nack(req=op.req, segment=0, ballot=op.ballot, promised=top)) for a in (0, 1, 2)]
+    op, effects = feed(op, *refusals)
+    assert op.outcome is not None and op.outcome.error == "CaptureStale" and sends(effects) == []
+    # the client's other operations are not held back by that one register's promise
+    core = ClientCore(node_id=7, groups=[[0, 1, 2]])
+    _, effects = core.start(OpRequest(kind=Kind.CAPTURE, segment=0, indices=(0,)))
+    prep = sends(effects)[0].msg
+    assert isinstance(prep, Prepare)
+    for a in (0, 1, 2):
+        core.on_reply(a, Nack(req=prep.req, segment=0, ballot=prep.ballot, promised=top))
+    assert core.ops == {}
+    _, effects = core.start(OpRequest(kind=Kind.CAPTURE, segment=1, indices=(0,)))
+    assert [type(e.msg) for e in sends(effects)] == [Prepare] * 3
 
 
 def test_silence_alone_resends_at_the_same_ballot() -> None:

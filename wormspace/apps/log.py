@@ -42,6 +42,7 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from math import inf
 from typing import Any, TypeVar
 
 from wormspace.apps.faces import async_client, sync_client
@@ -133,8 +134,8 @@ class LogCore:
                  history: AppHistory | None = None) -> None:
         if policy not in POLICIES or not 0 <= replica < replicas:
             raise UsageError(f"policy is one of {POLICIES} and 0 <= replica < replicas")
-        if isinstance(hole_timeout, bool) or not isinstance(hole_timeout, (int, float)) or hole_timeout < 0:
-            raise UsageError("hole_timeout is a non-negative number of seconds")
+        if isinstance(hole_timeout, bool) or not isinstance(hole_timeout, (int, float)) or not 0 <= hole_timeout < inf:
+            raise UsageError(f"hole_timeout is a finite non-negative number of seconds, got {hole_timeout!r}")
         self.name, self.kind, self.policy = check_name(name), kind, policy
         self.replica, self.replicas, self.hole_timeout = replica, replicas, float(hole_timeout)
         self.history = history
@@ -161,6 +162,8 @@ class LogCore:
             raise Trimmed(f"index {index} of log {self.name!r} is trimmed")
         if index in self.segs:
             return self.segs[index], False
+        if index >= 1 << 64:  # app_metadata names an index in 8 bytes: no larger index exists
+            return None, False
         want = app_metadata(self.kind, self.name, index)
         attempt = 0
         while attempt < PROBES:

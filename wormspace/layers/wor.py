@@ -36,7 +36,9 @@ Rule 5 (loss and contention). A phase that hears from too few acceptors resends 
         round at a higher ballot instead (within ``max_rounds``), so one acceptor down does not turn
         contention into ``Indeterminate``. A write's first Accept is the exception (Rule 2: it waits for
         clean refusals, then resolves). Each round's phase timer is twice the last one's, at most
-        ``max_backoff`` times ``timeout``: competing proposers back off.
+        ``max_backoff`` times ``timeout``: competing proposers back off. A round is never started above
+        the largest ballot number the wire carries (``MAX_INT``, met only by a faulty or hostile peer's
+        promise): the operation gives up as when ``max_rounds`` ran out.
 
 The abstraction function maps the ghost set of every vote ever cast (Lamport's *Voting* abstraction) to the
 spec: a register is ``Written(v)`` iff a quorum voted ``v`` at one ballot (``abstract_votes``).
@@ -52,6 +54,7 @@ from typing import Any, Final
 from wormspace._contracts import CONTRACTS, ensure, require
 from wormspace.layers.effects import Effect, Send, SetTimer
 from wormspace.layers.messages import (
+    MAX_INT,
     TRIM,
     ZERO_BALLOT,
     Accept,
@@ -378,7 +381,7 @@ def op_start(op_id: int, request: OpRequest, ctx: Ctx, hint: Ballot = ZERO_BALLO
 
 
 def _start_round(op: Op, ctx: Ctx, ask: tuple[int, ...]) -> Step:
-    if op.rounds >= ctx.config.max_rounds:
+    if op.rounds >= ctx.config.max_rounds or max(op.ballot.number, op.max_seen.number) >= MAX_INT:
         return _give_up(op, ask, timed_out=False)
     return _enter(op, ctx, phase=Phase.PREPARE, ask=ask, ballot=_next_ballot(op, ctx), rounds=op.rounds + 1)
 
@@ -612,9 +615,11 @@ class ClientCore:
         return self.ctxs[segment % len(self.ctxs)]
 
     def _after(self, op: Op, effects: list[Effect]) -> list[Effect]:
-        if op.max_seen > self.highest:
+        # (a ballot at MAX_INT, promised by a faulty or hostile peer, is not handed to other operations: they
+        # could not start a round above it)
+        if op.max_seen > self.highest and op.max_seen.number < MAX_INT:
             self.highest = op.max_seen
-        if op.ballot > self.highest:
+        if op.ballot > self.highest and op.ballot.number < MAX_INT:
             self.highest = op.ballot
         if op.phase is Phase.DONE:
             self.ops.pop(op.op_id, None)

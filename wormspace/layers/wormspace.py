@@ -40,6 +40,7 @@ returns only after every listener has stopped (cancel, trim, or every offset del
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from collections.abc import Callable, Generator, Iterable, Mapping
@@ -84,8 +85,9 @@ class Sleep:
     seconds: float
 
     def __post_init__(self) -> None:
-        if isinstance(self.seconds, bool) or not isinstance(self.seconds, (int, float)) or not self.seconds >= 0:
-            raise UsageError(f"a sleep lasts a non-negative number of seconds, got {self.seconds!r}")
+        if (isinstance(self.seconds, bool) or not isinstance(self.seconds, (int, float))
+                or not 0 <= self.seconds < math.inf):
+            raise UsageError(f"a sleep lasts a finite non-negative number of seconds, got {self.seconds!r}")
 
 
 ClientRequest = OpRequest | Sleep

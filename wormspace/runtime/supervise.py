@@ -7,7 +7,8 @@ Rules:
 2. ``crash`` is ``kill -9`` (the disk survives), ``pause``/``resume`` are SIGSTOP/SIGCONT, ``stop`` is
    SIGTERM then SIGKILL after a timeout.
 3. ``start`` returns once every acceptor answers a hello with the cluster's identity; otherwise every one
-   it started is stopped again and ``DeployError`` names the failures.
+   it started is stopped again (only the processes it started: never an acceptor another process started
+   meanwhile on the same data dir) and ``DeployError`` names the failures.
 """
 
 from __future__ import annotations
@@ -246,13 +247,11 @@ class LocalCluster:
                 except DeployError as e:
                     if new:
                         raise
-                    with contextlib.suppress(Exception):
-                        self._kill(i, signal.SIGKILL)
+                    self._kill_started(i)
                     failures.append(str(e))
         except BaseException:
             for i in todo:
-                with contextlib.suppress(Exception):
-                    self._kill(i, signal.SIGKILL)
+                self._kill_started(i)
             raise
         if failures:
             raise DeployError("\n".join(failures))
@@ -315,6 +314,16 @@ class LocalCluster:
             f"acceptor {i} (pid {proc.pid}) did not answer a hello within {self.startup_timeout}s: {why};"
             f" {self.log_path(i)} ends with:\n" + _log_tail(self.log_path(i))
         )
+
+    def _kill_started(self, i: int) -> None:
+        """SIGKILL the process this object started for acceptor ``i``, if it still runs -- never the one
+        holding ``i``'s data dir lock: after a failed start that may be another's (two ``up`` at once: the
+        loser's process finds the lock taken and exits, and the winner's acceptor must keep running)."""
+        proc = self._procs.get(i)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
 
     def _kill(self, i: int, sig: signal.Signals) -> None:
         pid = self.pid(i)
