@@ -166,7 +166,9 @@ class RecorderLike(Protocol):
         self, handle: int, error: str, existing: Any = None, results: dict[int, str] | None = None
     ) -> None: ...
 
-    def info(self, handle: int, error: str = "Indeterminate") -> None: ...
+    def info(
+        self, handle: int, error: str = "Indeterminate", existing: Any = None, results: dict[int, str] | None = None
+    ) -> None: ...
 
 
 _NAMED: tuple[tuple[type[OperationFailed], str], ...] = (
@@ -315,7 +317,8 @@ class SpaceLogic:
     def _recorded(
         self, f: str, key: int, value: Any, gen: OpGen[T], finish: Callable[[T], Finish]
     ) -> OpGen[T]:
-        """Run ``gen``; record invoke and completion. ``finish(result)`` -> (type, value, existing, results)."""
+        """Run ``gen``; record invoke and completion. ``finish(result)`` -> (type, value, existing, results):
+        type ``ok``, ``info`` (then the second item is the error) or a failure's name (a ``fail``)."""
         rec = self.recorder
         handle = rec.invoke(self.process, f, key, value) if rec is not None else 0
         try:
@@ -341,7 +344,7 @@ class SpaceLogic:
             if kind == "ok":
                 rec.ok(handle, out_value, results=results)
             elif kind == "info":
-                rec.info(handle, "Indeterminate")
+                rec.info(handle, out_value or "Indeterminate", existing=existing, results=results)
             else:
                 rec.fail(handle, kind, existing=existing, results=results)
         return result
@@ -470,6 +473,10 @@ class SpaceLogic:
             failed = [name for name in results.values() if name != "ok"]
             if not failed:
                 return "ok", None, None, results
+            if len(failed) < len(results) or "Indeterminate" in failed:
+                # some offset took effect or may have: not a ``fail`` (certainly no effect) but ``info``,
+                # its error the first failure; the results say which offsets returned with what
+                return "info", failed[0], existing or None, results
             return failed[0], None, existing or None, results
 
         gen = self.seg.write(segment, clean, cap, checked=checked)
