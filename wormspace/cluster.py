@@ -17,6 +17,7 @@ Every client operation is recorded in the cluster's history (Jepsen convention):
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,23 @@ class SimClient:
         self.coalescer.submit(request, box.append)
         self.cluster.net.run_until(lambda: bool(box))
         return box[0]
+
+    # the asyncio driver (``ws.aio`` of a simulated client): coroutines of one loop take turns running the
+    # simulation; the operations they submit in one loop turn run merged, as over TCP
+    async def execute_async(self, request: OpRequest) -> Outcome:
+        box: list[Outcome] = []
+        self.coalescer.submit(request, box.append)
+        await asyncio.sleep(0)  # let the other coroutines of this turn submit theirs at the same instant
+        self.cluster.net.run_until(lambda: bool(box))
+        return box[0]
+
+    async def sleep_async(self, seconds: float) -> None:
+        """Let at least ``seconds`` of virtual time pass (more if another coroutine runs the simulation
+        further meanwhile)."""
+        woke: list[bool] = []
+        self.cluster.net.call_at(seconds, lambda: woke.append(True))
+        await asyncio.sleep(0)
+        self.cluster.net.run_until(lambda: bool(woke))
 
     # the event-driven driver
     def call_later(self, delay: float, fn: Callable[[], None]) -> None:
@@ -347,12 +365,6 @@ class RemoteWormSpace(WormSpace):
     def __init__(self, logic: SpaceLogic, driver: Any) -> None:
         super().__init__(logic, driver)
         self.tcp = driver
-
-    @property
-    def aio(self) -> Any:
-        from wormspace.aio import AsyncClient
-
-        return AsyncClient(self.logic, self.tcp)
 
     def close(self) -> None:
         self.tcp.close()

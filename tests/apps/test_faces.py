@@ -76,3 +76,49 @@ def test_an_asyncio_face_takes_an_asyncio_client(ws: Any) -> None:
     aclient = AsyncClient(ws.logic, _NoDriver())  # type: ignore[arg-type]
     for make in ASYNC.values():
         make(aclient)
+
+
+def test_every_app_runs_on_the_asyncio_twin_of_a_simulated_client() -> None:
+    import asyncio
+
+    cluster = Cluster.simulated(acceptors=3, seed=11)
+    ws1, ws2 = cluster.client(), cluster.client()
+    applied: list[bytes] = []
+
+    def apply(cmd: bytes) -> bytes:
+        applied.append(cmd)
+        return b"%d" % len(applied)
+
+    log, other = WormLog(ws1, name=b"l"), WormLog(ws2, name=b"l")
+    kv, kv2 = WormKV(ws1, name=b"k"), WormKV(ws2, name=b"k")
+    rep = WormPaxos(ws1, apply, name=b"p", policy="rotating")
+    follower: list[bytes] = []
+
+    def follow(cmd: bytes) -> bytes:
+        follower.append(cmd)
+        return b""
+
+    rep2 = WormPaxos(ws2, follow, name=b"p", policy="rotating")
+
+    async def main() -> None:
+        cluster.crash(2)
+        positions = await asyncio.gather(*(log.aio.append(b"%d" % i) for i in range(4)))
+        assert len(set(positions)) == 4
+        cluster.restart(2)
+        cluster.partition({0}, {1, 2})
+        assert [other.read(p) for p in positions] == [b"0", b"1", b"2", b"3"]
+        assert await kv.aio.cas(b"a", None, b"1") is True
+        assert await kv.aio.cas(b"a", None, b"2") is False
+        assert kv2.get(b"a") == b"1"
+        assert await asyncio.gather(*(rep.aio.submit(b"c%d" % i) for i in range(3))) == [b"1", b"2", b"3"]
+        cluster.heal()
+        assert rep2.sync() == 3 and follower == applied
+        tx = AsyncWormTX(ws2.aio)
+        t = await tx.begin(participants=2)
+        before = cluster.net.now
+        voted, decided = await asyncio.gather(tx.vote(t, 0, True), tx.decide(t, wait=1.0))
+        assert voted is True and decided is False  # participant 1 stayed silent: ABORT written after the wait
+        assert cluster.net.now - before >= 1.0  # the wait ran on the cluster's virtual clock
+
+    asyncio.run(main())
+    assert not cluster.failures

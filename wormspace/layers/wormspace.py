@@ -44,7 +44,7 @@ import random
 import threading
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, overload, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload, runtime_checkable
 
 from wormspace._contracts import ensure, require
 from wormspace.errors import (
@@ -72,6 +72,9 @@ from wormspace.layers.wos import (
     check_offsets,
     decode_meta,
 )
+
+if TYPE_CHECKING:
+    from wormspace.aio import AsyncClient
 
 T = TypeVar("T")
 
@@ -629,6 +632,17 @@ class WormSpace:
         """Run a generator over this client's API (``self.logic``'s methods; e.g. an app's core) to its
         result, blocking. This is how apps built as generator cores get a synchronous face."""
         return run_sync(self.driver, gen)
+
+    @property
+    def aio(self) -> AsyncClient:
+        """The asyncio twin of this client: the same logic (process, captures, history), its operations
+        coroutines on the awaiting caller's loop. Over TCP they use that loop's own connections; on a
+        simulated cluster the coroutines take turns running the simulation (sleeps on its virtual clock)."""
+        from wormspace.aio import AsyncClient
+
+        if not callable(getattr(self.driver, "execute_async", None)):
+            raise UsageError(f"this client's driver ({type(self.driver).__name__}) has no asyncio face")
+        return AsyncClient(self.logic, self.driver)  # type: ignore[arg-type]
 
     @property
     def wos_size(self) -> int:
