@@ -112,3 +112,27 @@ def test_a_client_whose_driver_has_no_asyncio_face_says_so() -> None:
     ws = WormSpace(Cluster.simulated(acceptors=3, seed=1).client().logic, object())  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="no asyncio face"):
         ws.aio  # noqa: B018
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"seed": "x"}, "seed must be an int, got 'x'"),
+    ({"seed": 1.5}, "seed must be an int"),
+    ({"wos_size": 0}, r"wos_size must be an int in \[1, 1048576\], got 0"),
+    ({"wos_size": "8"}, "wos_size must be an int"),
+    ({"faults": 3}, "faults must be a wormspace.Faults or None, got int"),
+    ({"config": {"timeout": 1}}, "config must be a wormspace.Config or None, got dict"),
+])
+def test_a_simulated_cluster_checks_its_arguments_when_made(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        Cluster.simulated(acceptors=3, **kwargs)  # type: ignore[arg-type]
+
+
+def test_partition_sides_must_be_disjoint_and_connect_takes_a_path() -> None:
+    import wormspace
+
+    cluster = Cluster.simulated(acceptors=3, seed=1)
+    with pytest.raises(UsageError, match="must not share an acceptor"):
+        cluster.partition({0, 1}, {1, 2})
+    cluster.partition({0}, {1, 2})  # disjoint: fine
+    with pytest.raises(UsageError, match="connect takes the path of a cluster file, got int"):
+        wormspace.connect(3)  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ Every client operation is recorded in the cluster's history (Jepsen convention):
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from wormspace.errors import UsageError
 from wormspace.layers.acceptor import AcceptorNode, MemoryStorage, Storage
 from wormspace.layers.coalesce import Coalescer
 from wormspace.layers.effects import Effect, Persist, RegKey, Send, SetTimer
-from wormspace.layers.messages import Accept, Fence, Fenced, Message, Prepare, Read, Reply
+from wormspace.layers.messages import MAX_INDEX, Accept, Fence, Fenced, Message, Prepare, Read, Reply
 from wormspace.layers.network import Faults, SimNetwork
 from wormspace.layers.wor import ClientCore, Config, GhostVote, OpRequest, Outcome
 from wormspace.layers.wormspace import DEFAULT_WOS_SIZE, ClientRequest, SpaceLogic, WormSpace, submit_event
@@ -199,6 +200,14 @@ class SimCluster:
             raise UsageError("acceptors must be a positive int")
         if type(groups) is not int or groups < 1 or acceptors % groups:
             raise UsageError("groups must divide the number of acceptors")
+        if type(seed) is not int:
+            raise UsageError(f"seed must be an int, got {seed!r}")
+        if not (type(wos_size) is int and 1 <= wos_size <= MAX_INDEX):
+            raise UsageError(f"wos_size must be an int in [1, {MAX_INDEX}], got {wos_size!r}")
+        if faults is not None and not isinstance(faults, Faults):
+            raise UsageError(f"faults must be a wormspace.Faults or None, got {type(faults).__name__}")
+        if config is not None and not isinstance(config, Config):
+            raise UsageError(f"config must be a wormspace.Config or None, got {type(config).__name__}")
         self.seed = seed
         self.net = SimNetwork(seed, faults)
         self.wos_size = wos_size
@@ -332,6 +341,8 @@ class SimCluster:
         for side in named:
             for i in side:
                 self._acceptor(i)
+        if sum(map(len, named)) != len(set().union(*named)):
+            raise UsageError(f"the sides of a partition must not share an acceptor, got {named}")
         biggest = max(range(len(named)), key=lambda k: len(named[k]))
         named[biggest] |= {c.node_id for c in self.clients}
         self.net.partition(*named)
@@ -376,7 +387,7 @@ class RemoteWormSpace(WormSpace):
         self.close()
 
 
-def connect(path: str, *, record: bool = False, process: int = 0) -> RemoteWormSpace:
+def connect(path: str | os.PathLike[str], *, record: bool = False, process: int = 0) -> RemoteWormSpace:
     """A client of the cluster described by ``path`` (a ``cluster.toml``, as ``wormspace cluster up``
     writes). With ``record`` the client keeps a history of its operations in ``client.logic.recorder``;
     the cluster may already hold data, so that history's initial state is ``unknown``."""
@@ -385,6 +396,8 @@ def connect(path: str, *, record: bool = False, process: int = 0) -> RemoteWormS
     from wormspace.runtime.config import load_config
     from wormspace.runtime.driver import TcpDriver
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise UsageError(f"connect takes the path of a cluster file, got {type(path).__name__}")
     cfg = load_config(path)
     recorder = None
     if record:
