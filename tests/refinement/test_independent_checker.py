@@ -4,7 +4,7 @@ The histories are simulated runs with faults (message loss and duplication, a cr
 partition) of clients racing single and batch writes on a few addresses, and hand-edits of them (a read's
 value changed, an ok write turned into a failure): each is judged by ``wormspace check --model wor`` and by
 ``independent_wor`` (tests/refinement/independent_wor.py), which shares no code with the library. Bounds:
-48 runs and 6 edits of each, plus the planted bugs below that show the comparison can fail.
+48 runs and 6 edits of each, plus hand-edited bad histories below showing that both can answer ILLEGAL.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def test_histories_have_partial_batches_and_indeterminate_operations() -> None:
     assert kinds == {"partly applied batch", "indeterminate write", "AlreadyWritten"}
 
 
-# ---- planted bugs: the independent checker can tell a broken history from a good one ---------------------
+# ---- hand-edited bad histories: the independent checker can tell a broken history from a good one ------
 
 GOOD = """\
 {"process":0,"type":"invoke","f":"write","key":1,"value":"YQ==","time":1}
@@ -143,6 +143,6 @@ GOOD = """\
     GOOD.replace('"type":"ok","f":"write","key":1,"value":null,"time":3',
                  '"type":"fail","f":"write","key":1,"value":null,"time":3,"error":"CaptureStale"'),
 ])
-def test_both_checkers_reject_a_planted_bad_history(bad: str, tmp_path: Path) -> None:
+def test_both_checkers_reject_a_hand_edited_bad_history(bad: str, tmp_path: Path) -> None:
     assert independent_wor.check_text(GOOD) == wormspace_check(GOOD, tmp_path) == "OK"
     assert independent_wor.check_text(bad) == wormspace_check(bad, tmp_path) == "ILLEGAL"
