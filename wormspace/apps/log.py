@@ -592,7 +592,7 @@ class WormLog:
 
     @property
     def aio(self) -> AsyncWormLog:
-        """The asyncio face, sharing this log's core (needs a client with ``aio``, e.g. over TCP)."""
+        """The asyncio face, sharing this log's core (on the client's ``aio``, simulated or TCP)."""
         return AsyncWormLog(self.ws.aio, core=self.core)
 
 

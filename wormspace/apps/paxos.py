@@ -159,7 +159,7 @@ class WormPaxos:
 
     @property
     def aio(self) -> AsyncWormPaxos:
-        """The asyncio face, sharing this replica's core (needs a client with ``aio``, e.g. over TCP)."""
+        """The asyncio face, sharing this replica's core (on the client's ``aio``, simulated or TCP)."""
         return AsyncWormPaxos(self.ws.aio, core=self.core)
 
 
