@@ -1,10 +1,13 @@
-"""`wormspace check` agrees with an independent write-once register checker on many histories.
+"""`wormspace check` agrees with independent checkers on many histories: write-once registers and WormKV.
 
-The histories are simulated runs with faults (message loss and duplication, a crash and restart, a
-partition) of clients racing single and batch writes on a few addresses, and hand-edits of them (a read's
-value changed, an ok write turned into a failure): each is judged by ``wormspace check --model wor`` and by
-``independent_wor`` (tests/refinement/independent_wor.py), which shares no code with the library. Bounds:
-48 runs and 6 edits of each, plus hand-edited bad histories below showing that both can answer ILLEGAL.
+The WormSpace histories are simulated runs with faults (message loss and duplication, a crash and restart, a
+partition, and for odd seeds an outage long enough for operations to time out) of clients racing single and
+batch writes on a few addresses, and hand-edits of them (a read's value changed, an ok write turned into a
+failure): each is judged by ``wormspace check --model wor`` and by ``independent_wor``
+(tests/refinement/independent_wor.py), which shares no code with the library. Bounds: 48 runs and 6 edits
+of each, plus hand-edited bad histories below showing that both can answer ILLEGAL. The WormKV histories
+are ``app_run`` runs (16 seeds, 4 clients x 10 operations on 2 keys) and 6 hand-edits of each, judged by
+``wormspace check`` and ``independent_kv``.
 """
 
 from __future__ import annotations
@@ -17,25 +20,26 @@ from pathlib import Path
 
 import pytest
 
-from tests.refinement import independent_wor
+from tests.refinement import independent_kv, independent_wor
 from wormspace import Cluster, Faults, OperationFailed
 from wormspace.client import SpaceLogic
 from wormspace.layers.wor import Outcome
 from wormspace.layers.wormspace import ClientRequest
 from wormspace.refinement import check
+from wormspace.refinement.wormspace_to_apps import RunConfig, app_run
 
 WOS = 8
 RUNS = 48
 EDITS = 6
 
 
-def wormspace_check(text: str, tmp_path: Path) -> str:
+def wormspace_check(text: str, tmp_path: Path, *, app: bool = False) -> str:
     path = tmp_path / "h.jsonl"
     path.write_text(text)
     parser = argparse.ArgumentParser(prog="wormspace")
     check.add_parser(parser.add_subparsers(dest="verb", required=True))
-    args = parser.parse_args(["check", "--json", "--no-shrink", "--model", "wor", "--wos-size", str(WOS),
-                              str(path)])
+    options = [] if app else ["--model", "wor", "--wos-size", str(WOS)]
+    args = parser.parse_args(["check", "--json", "--no-shrink", *options, str(path)])
     code = args.func(args)
     return {check.EXIT_OK: "OK", check.EXIT_ILLEGAL: "ILLEGAL", check.EXIT_UNKNOWN: "UNKNOWN"}[code]
 
@@ -146,3 +150,41 @@ GOOD = """\
 def test_both_checkers_reject_a_hand_edited_bad_history(bad: str, tmp_path: Path) -> None:
     assert independent_wor.check_text(GOOD) == wormspace_check(GOOD, tmp_path) == "OK"
     assert independent_wor.check_text(bad) == wormspace_check(bad, tmp_path) == "ILLEGAL"
+
+
+# ---- WormKV app histories against an independent register-per-key checker ------------------------------
+
+
+def kv_edits(text: str, rng: random.Random, count: int) -> list[str]:
+    """Hand-edits of a WormKV history: an ok read's value, an ok write's outcome, or a cas's verdict changed."""
+    lines = [json.loads(line) for line in text.splitlines()]
+    values = sorted({e["value"] for e in lines if e["type"] == "invoke" and e["f"] == "write" and e["value"]})
+    spots = [i for i, e in enumerate(lines) if e["type"] in ("ok", "fail") and e.get("error") is None]
+    out = []
+    for i in rng.sample(spots, min(count, len(spots))):
+        copy = [dict(e) for e in lines]
+        e = copy[i]
+        if e["f"] == "read":
+            e["value"] = rng.choice([None, "eg==", *values])
+        elif e["f"] == "write":
+            e.update(type="fail", error="CaptureStale")
+            e.pop("value", None)
+            e["value"] = None
+        else:  # a cas: swapped <-> refused
+            e["type"] = "fail" if e["type"] == "ok" else "ok"
+        out.append("\n".join(json.dumps(x) for x in copy) + "\n")
+    return out
+
+
+@pytest.mark.parametrize("chunk", range(2))
+def test_wormspace_check_agrees_with_an_independent_kv_checker(chunk: int, tmp_path: Path) -> None:
+    seen = {"OK": 0, "ILLEGAL": 0}
+    for seed in range(chunk * 8, chunk * 8 + 8):
+        text = app_run("kv", seed, RunConfig(clients=4, ops=10, keys=2)).jsonl()
+        assert independent_kv.check_text(text) == wormspace_check(text, tmp_path, app=True) == "OK", seed
+        for n, edited in enumerate(kv_edits(text, random.Random(seed), EDITS)):
+            mine = independent_kv.check_text(edited)
+            assert mine != "UNKNOWN", (seed, n)
+            assert wormspace_check(edited, tmp_path, app=True) == mine, (seed, n, edited)
+            seen[mine] += 1
+    assert seen["ILLEGAL"] > 0 and seen["OK"] > 0  # both verdicts met among the edits
