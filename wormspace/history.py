@@ -484,7 +484,8 @@ def _pair(history: History, lines: list[int] | None) -> list[Operation]:
             next_id += 1
             continue
         if e.process not in open_:
-            raise HistoryFormatError(line, f"a {e.type} completion of process {e.process} without its invoke")
+            article = "a" if e.type == "fail" else "an"
+            raise HistoryFormatError(line, f"{article} {e.type} completion of process {e.process} without its invoke")
         op_id, inv, inv_line = open_.pop(e.process)
         if e.f != inv.f or e.key != inv.key:
             raise HistoryFormatError(
