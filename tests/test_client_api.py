@@ -136,3 +136,12 @@ def test_partition_sides_must_be_disjoint_and_connect_takes_a_path() -> None:
     cluster.partition({0}, {1, 2})  # disjoint: fine
     with pytest.raises(UsageError, match="connect takes the path of a cluster file, got int"):
         wormspace.connect(3)  # type: ignore[arg-type]
+
+
+def test_alloc_of_any_segment_still_finds_one_after_the_last_segment_is_taken() -> None:
+    ws = Cluster.simulated(acceptors=3, seed=2, wos_size=8).client()
+    last = 2**63 - 1
+    assert ws.alloc(segment=last) is True
+    assert ws.read(ws.address(last, 7)) is not None  # the last address is usable
+    seg = ws.alloc(metadata=b"after")  # the hint (last + 1) lies beyond the space: searched from 0
+    assert 0 <= seg < last and ws.check(seg) == b"after"

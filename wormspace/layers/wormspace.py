@@ -57,7 +57,7 @@ from wormspace.errors import (
     UsageError,
 )
 from wormspace.layers.effects import RegKey
-from wormspace.layers.messages import MAX_INDEX, MAX_VALUE
+from wormspace.layers.messages import MAX_INDEX, MAX_INT, MAX_VALUE
 from wormspace.layers.wor import EMPTY, OpRequest, Outcome, _Empty
 from wormspace.layers.wos import (
     LINEAR_PROBES,
@@ -289,12 +289,17 @@ class SpaceLogic:
     def split(self, address: object) -> tuple[int, int]:
         if type(address) is not int or address < 0:
             raise UsageError(f"an address is a non-negative int, got {address!r}")
-        return divmod(address, self.wos_size)
+        segment, offset = divmod(address, self.wos_size)
+        if segment > MAX_INT:
+            raise UsageError(f"address {address} lies in segment {segment}, beyond the last segment {MAX_INT}")
+        return segment, offset
 
     @staticmethod
     def _segment(segment: object) -> None:
         if type(segment) is not int or segment < 0:
             raise UsageError(f"a segment is a non-negative int, got {segment!r}")
+        if segment > MAX_INT:
+            raise UsageError(f"a segment is at most {MAX_INT} (2**63 - 1), got {segment}")
 
     def _data(self, data: object, limit: int | None = None) -> bytes:
         limit = self.max_value if limit is None else limit
@@ -388,6 +393,8 @@ class SpaceLogic:
                 segment = max(segment + 1, self.seg.next_segment)
                 if lost >= LINEAR_PROBES:
                     segment = yield from self.seg.free_from(segment)
+            if segment > MAX_INT:  # the hint ran past the last segment (it was taken): search from 0
+                segment = yield from self.seg.free_from(0)
             try:
                 won = yield from self.alloc(segment, metadata)
             except (Trimmed, CaptureStale):
