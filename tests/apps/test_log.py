@@ -244,3 +244,13 @@ def test_trim_answers_the_trim_point_and_trimmed_errors_name_the_position() -> N
     import asyncio
 
     asyncio.run(aio_entries())
+
+
+def test_a_position_beyond_any_index_a_log_can_name_is_beyond_its_last_segment() -> None:
+    c = Cluster.simulated(acceptors=3, seed=9, wos_size=4)
+    log = WormLog(c.client(), name=b"far")
+    log.append(b"a")
+    far = (1 << 64) * 4 + 1  # index 2**64: its slot cannot be named (8 bytes), so it never exists
+    with pytest.raises(Unallocated, match="beyond its last segment"):
+        log.read(far)
+    assert list(log.entries(far)) == []

@@ -65,6 +65,7 @@ log = logging.getLogger("wormspace.apps.log")
 APP_MAGIC = b"WSAPP1"
 SLOT_BASE = 1 << 48
 PROBES = 8
+MAX_INDICES = 1 << 64  # a slot's metadata names its index in 8 bytes
 DATA, JUNK = b"D", b"J"
 POLICIES = ("alloc", "sticky", "rotating")
 PREFETCH = 4  # Rule 7: prefetch once fewer free offsets are left than this many times the writes in flight
@@ -159,6 +160,10 @@ class LogCore:
         tries the alloc of the first probe at once, without checking the slot first: a lost alloc checks it."""
         if index < self.trimmed_idx:
             raise Trimmed(f"index {index} of log {self.name!r} is trimmed")
+        if index >= MAX_INDICES:  # beyond any index a log can name (Rule 1: 8 bytes): it never exists
+            if create:
+                raise UsageError(f"index {index} of log {self.name!r} is beyond the last ({MAX_INDICES - 1})")
+            return None, False
         if index in self.segs:
             return self.segs[index], False
         want = app_metadata(self.kind, self.name, index)
