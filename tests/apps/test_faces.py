@@ -122,3 +122,25 @@ def test_every_app_runs_on_the_asyncio_twin_of_a_simulated_client() -> None:
 
     asyncio.run(main())
     assert not cluster.failures
+
+
+def test_an_oversized_entry_is_refused_before_anything_is_sent_or_recorded() -> None:
+    from wormspace.apps.history import AppHistory
+
+    cluster = Cluster.simulated(acceptors=3, seed=12)
+    history = AppHistory.of(cluster)
+    ws = cluster.client()
+    limit = ws.logic.max_value
+    log = WormLog(ws, name=b"l", history=history)
+    kv = WormKV(ws, name=b"k", history=history)
+    rep = WormPaxos(ws, _echo, name=b"p", history=history)
+    with pytest.raises(UsageError, match=f"an entry is at most {limit - 1} bytes, got {limit}"):
+        log.append(b"x" * limit)
+    with pytest.raises(UsageError, match=r"a command is at most \d+ bytes, got"):
+        rep.submit(b"x" * limit)
+    with pytest.raises(UsageError, match=r"a put \(its key and value encoded\) is at most"):
+        kv.put(b"k", b"x" * limit)
+    with pytest.raises(UsageError, match=r"a cas \(its key and values encoded\) is at most"):
+        kv.cas(b"k", None, b"x" * limit)
+    assert history.events == [] and len(cluster.history()) == 0  # nothing recorded, nothing sent
+    assert log.append(b"x" * (limit - 1)) == 0  # the largest entry fits

@@ -373,6 +373,8 @@ class LogCore:
         """Append ``data``; -> its position (Rules 3, 4)."""
         if type(data) is not bytes:
             raise UsageError(f"data must be bytes, got {type(data).__name__}")
+        if len(data) >= logic.max_value:  # Rule 2: the frame (one byte more) must fit one register
+            raise UsageError(f"an entry is at most {logic.max_value - 1} bytes, got {len(data)}")
         if self.history is None:  # nothing to record: no wrapper on the hot path
             return (yield from self._write(logic, DATA + data))
         return (yield from recorded(self.history, logic.process, ("log", self.name, "append", None, b64(data)),
