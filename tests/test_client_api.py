@@ -145,3 +145,20 @@ def test_alloc_of_any_segment_still_finds_one_after_the_last_segment_is_taken() 
     assert ws.read(ws.address(last, 7)) is not None  # the last address is usable
     seg = ws.alloc(metadata=b"after")  # the hint (last + 1) lies beyond the space: searched from 0
     assert 0 <= seg < last and ws.check(seg) == b"after"
+
+
+def test_every_public_error_survives_a_copy_and_a_pickle_with_its_attributes() -> None:
+    import copy
+    import pickle
+
+    import wormspace
+
+    for name in ("UsageError", "RemoteProtocolError", "CaptureStale", "Trimmed", "Unallocated", "Indeterminate",
+                 "TrimmedInFlight", "PeersRefused", "ContractViolation"):
+        err = getattr(wormspace, name)("what happened")
+        for again in (copy.deepcopy(err), pickle.loads(pickle.dumps(err))):
+            assert type(again) is type(err) and str(again) == "what happened"
+    held = wormspace.AlreadyWritten(b"x")
+    for again in (copy.copy(held), copy.deepcopy(held), pickle.loads(pickle.dumps(held))):
+        assert type(again) is wormspace.AlreadyWritten
+        assert again.data == b"x" and str(again) == "register already holds b'x'"  # data, not the message
