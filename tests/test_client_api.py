@@ -162,3 +162,27 @@ def test_every_public_error_survives_a_copy_and_a_pickle_with_its_attributes() -
     for again in (copy.copy(held), copy.deepcopy(held), pickle.loads(pickle.dumps(held))):
         assert type(again) is wormspace.AlreadyWritten
         assert again.data == b"x" and str(again) == "register already holds b'x'"  # data, not the message
+
+
+def test_run_spawn_and_at_refuse_what_is_not_a_core_or_a_delay() -> None:
+    import asyncio
+
+    cluster = Cluster.simulated(acceptors=3, seed=6)
+    ws = cluster.client()
+    for junk in (3, [1, 2], None):
+        with pytest.raises(UsageError, match="run takes a generator over the client API"):
+            ws.run(junk)  # type: ignore[arg-type]
+        with pytest.raises(UsageError, match="run takes a generator over the client API"):
+            asyncio.run(ws.aio.run(junk))  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="spawn takes workload"):
+        cluster.spawn(3)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="a workload returns a generator"):
+        cluster.spawn(lambda logic: None)  # type: ignore[arg-type,return-value]
+    for delay in (-1, float("nan"), float("inf"), "1", True):
+        with pytest.raises(UsageError, match="non-negative number of virtual seconds"):
+            cluster.at(delay, lambda: None)  # type: ignore[arg-type]
+        with pytest.raises(UsageError, match="non-negative number of virtual seconds"):
+            cluster.spawn(lambda logic: logic.sleep(1), at=delay)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="called with no arguments"):
+        cluster.at(1.0, "crash")  # type: ignore[arg-type]
+    assert ws.run(write_then_read(ws.logic, b"ok")) == b"ok"  # a core still runs

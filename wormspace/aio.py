@@ -16,7 +16,16 @@ from typing import Any, Protocol, TypeVar
 from wormspace._contracts import ensure
 from wormspace.errors import OperationFailed
 from wormspace.layers.wor import OpRequest, Outcome, _Empty
-from wormspace.layers.wormspace import SLEPT, OpGen, Sleep, SpaceLogic, covers_address, is_value, maps_exactly
+from wormspace.layers.wormspace import (
+    SLEPT,
+    OpGen,
+    Sleep,
+    SpaceLogic,
+    check_core,
+    covers_address,
+    is_value,
+    maps_exactly,
+)
 from wormspace.layers.wos import CaptureId
 
 T = TypeVar("T")
@@ -61,6 +70,7 @@ class AsyncClient:
 
     async def run(self, gen: OpGen[T]) -> T:
         """Run a generator over this client's API (e.g. an app's core) to its result."""
+        check_core(gen)
         return await run_async(self.driver, gen)
 
     @ensure(lambda self, segment, offset, result: result == segment * self.wos_size + offset)

@@ -60,6 +60,11 @@ class SimAcceptor:
         return []
 
 
+def _check_delay(name: str, delay: object) -> None:
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay < float("inf"):
+        raise UsageError(f"{name} is a non-negative number of virtual seconds, got {delay!r}")
+
+
 class SimClient:
     """A client node on the simulated network: a ``ClientCore`` behind a ``Coalescer`` (operations
     submitted at one virtual instant run merged, as over TCP), plus the driver that blocks on the sim."""
@@ -270,8 +275,13 @@ class SimCluster:
         operations the two submit at one virtual instant run merged (``wormspace.layers.coalesce``)."""
         if node_of is not None and not (type(node_of) is int and 0 <= node_of < self._processes):
             raise UsageError(f"no process {node_of!r} to share a client node with")
+        if not callable(workload):
+            raise UsageError(f"spawn takes workload(logic) -> a generator, got {type(workload).__name__}")
+        _check_delay("at", at)
         sim, logic = self._new_client(None if node_of is None else self._node_of[node_of])
         gen = workload(logic)
+        if not isinstance(gen, Generator):
+            raise UsageError(f"a workload returns a generator over the client API, got {type(gen).__name__}")
 
         def advance(outcome: Outcome | None) -> None:
             try:
@@ -292,6 +302,9 @@ class SimCluster:
 
     def at(self, delay: float, action: Callable[[], None]) -> None:
         """Schedule a fault action (e.g. ``lambda: cluster.crash(1)``) at virtual time now + ``delay``."""
+        _check_delay("delay", delay)
+        if not callable(action):
+            raise UsageError(f"the action is called with no arguments, got {type(action).__name__}")
         self.net.call_at(delay, action)
 
     # -- faults --------------------------------------------------------------------------------------

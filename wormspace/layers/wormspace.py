@@ -554,6 +554,13 @@ class EventDriver(Protocol):
     def call_later(self, delay: float, fn: Callable[[], None]) -> None: ...
 
 
+def check_core(gen: object) -> None:
+    """``run`` takes a generator over the client API (e.g. ``core.append(ws.logic, b"x")``)."""
+    if not isinstance(gen, Generator):
+        raise UsageError(f"run takes a generator over the client API (e.g. an app core's call), got "
+                         f"{type(gen).__name__}")
+
+
 def run_sync(driver: Driver, gen: OpGen[T]) -> T:
     """Drive a generator of the API to completion with a blocking driver."""
     try:
@@ -638,6 +645,7 @@ class WormSpace:
     def run(self, gen: OpGen[T]) -> T:
         """Run a generator over this client's API (``self.logic``'s methods; e.g. an app's core) to its
         result, blocking. This is how apps built as generator cores get a synchronous face."""
+        check_core(gen)
         return run_sync(self.driver, gen)
 
     @property
