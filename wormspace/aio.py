@@ -1,8 +1,10 @@
 """The asyncio client: the same generator API as the synchronous client, driven by an async driver.
 
 ``AsyncClient(logic, driver)`` needs a driver with ``async execute_async(request) -> Outcome`` (the TCP
-driver of ``wormspace.runtime.driver`` has one, and runs on the caller's loop). Every method mirrors
-``WormSpace``'s and is a coroutine.
+driver of ``wormspace.runtime.driver`` has one, and runs on the caller's loop; so does a simulated
+client's, on the cluster's virtual clock, with ``async sleep_async(seconds)`` for sleeps on that clock).
+``ws.aio`` of any client is one. Every operation of ``WormSpace`` is mirrored as a coroutine (``listen``,
+which polls on the driver's timers, is the synchronous client's only).
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ from typing import Any, Protocol, TypeVar
 from wormspace._contracts import ensure
 from wormspace.errors import OperationFailed
 from wormspace.layers.wor import OpRequest, Outcome, _Empty
-from wormspace.layers.wormspace import SLEPT, OpGen, Sleep, SpaceLogic, covers_address, is_value, maps_exactly
+from wormspace.layers.wormspace import (
+    SLEPT,
+    OpGen,
+    Sleep,
+    SpaceLogic,
+    check_core,
+    covers_address,
+    is_value,
+    maps_exactly,
+)
 from wormspace.layers.wos import CaptureId
 
 T = TypeVar("T")
@@ -29,8 +40,9 @@ async def run_async(driver: AsyncDriver, gen: OpGen[T]) -> T:
     try:
         req = next(gen)
         while True:
-            if isinstance(req, Sleep):
-                await asyncio.sleep(req.seconds)
+            if isinstance(req, Sleep):  # on the driver's clock when it has one (the simulator's), else real time
+                pause = getattr(driver, "sleep_async", None)
+                await (pause(req.seconds) if pause is not None else asyncio.sleep(req.seconds))
                 req = gen.send(SLEPT)
                 continue
             try:
@@ -58,11 +70,18 @@ class AsyncClient:
 
     async def run(self, gen: OpGen[T]) -> T:
         """Run a generator over this client's API (e.g. an app's core) to its result."""
+        check_core(gen)
         return await run_async(self.driver, gen)
 
     @ensure(lambda self, segment, offset, result: result == segment * self.wos_size + offset)
     def address(self, segment: int, offset: int) -> int:
         return self.logic.address(segment, offset)
+
+    @ensure(lambda self, address, result: result[0] * self.wos_size + result[1] == address, "split inverts address")
+    @ensure(lambda self, result: 0 <= result[1] < self.wos_size, "the offset lies in the segment")
+    def split(self, address: int) -> tuple[int, int]:
+        """-> (segment, offset)."""
+        return self.logic.split(address)
 
     @ensure(
         lambda segment, result: type(result) is int and result >= 0 if segment is None else type(result) is bool,
@@ -100,3 +119,11 @@ class AsyncClient:
     @ensure(lambda result: is_value(result), "a read returns bytes or EMPTY")
     async def read(self, address: int) -> bytes | _Empty:
         return await run_async(self.driver, self.logic.read(address))
+
+    @ensure(
+        lambda self, start, end, result: maps_exactly(result, range(start, self.wos_size if end is None else end))
+        and all(is_value(v) for v in result.values()),
+        "bytes or EMPTY for each offset of the range, no other",
+    )
+    async def batch_read(self, segment: int, start: int = 0, end: int | None = None) -> dict[int, bytes | _Empty]:
+        return await run_async(self.driver, self.logic.batch_read(segment, start, end))

@@ -114,7 +114,7 @@ def run(n: int = 400, inflight: int = 64, batch: int = 64, contracts: bool = Fal
 
         def write_at(i: int) -> Awaitable[None]:
             s = segs[i // wos]
-            return aio.write(ws.address(s, i % wos), b"z" * 64, caps[s])  # type: ignore[no-any-return]
+            return aio.write(ws.address(s, i % wos), b"z" * 64, caps[s])
 
         secs, lat = asyncio.run(concurrently(count, write_at))
         rows.append(_row(f"write, {inflight} in flight (batch-captured)", count, secs, lat))
@@ -142,7 +142,7 @@ def run(n: int = 400, inflight: int = 64, batch: int = 64, contracts: bool = Fal
         rows.append(_row("read 1-by-1", len(lat), time.perf_counter() - t0, lat))
 
         def read_at(i: int) -> Awaitable[Any]:
-            return aio.read(ws.address(seg, i % wos))  # type: ignore[no-any-return]
+            return aio.read(ws.address(seg, i % wos))
 
         secs, lat = asyncio.run(concurrently(4 * n, read_at))
         rows.append(_row(f"read, {inflight} in flight", 4 * n, secs, lat))

@@ -17,6 +17,8 @@ Every client operation is recorded in the cluster's history (Jepsen convention):
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +26,7 @@ from wormspace.errors import UsageError
 from wormspace.layers.acceptor import AcceptorNode, MemoryStorage, Storage
 from wormspace.layers.coalesce import Coalescer
 from wormspace.layers.effects import Effect, Persist, RegKey, Send, SetTimer
-from wormspace.layers.messages import Accept, Fence, Fenced, Message, Prepare, Read, Reply
+from wormspace.layers.messages import MAX_INDEX, Accept, Fence, Fenced, Message, Prepare, Read, Reply
 from wormspace.layers.network import Faults, SimNetwork
 from wormspace.layers.wor import ClientCore, Config, GhostVote, OpRequest, Outcome
 from wormspace.layers.wormspace import DEFAULT_WOS_SIZE, ClientRequest, SpaceLogic, WormSpace, submit_event
@@ -56,6 +58,11 @@ class SimAcceptor:
 
     def timeout(self, token: int) -> list[Effect]:
         return []
+
+
+def _check_delay(name: str, delay: object) -> None:
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay < float("inf"):
+        raise UsageError(f"{name} is a non-negative number of virtual seconds, got {delay!r}")
 
 
 class SimClient:
@@ -93,6 +100,23 @@ class SimClient:
         self.coalescer.submit(request, box.append)
         self.cluster.net.run_until(lambda: bool(box))
         return box[0]
+
+    # the asyncio driver (``ws.aio`` of a simulated client): coroutines of one loop take turns running the
+    # simulation; the operations they submit in one loop turn run merged, as over TCP
+    async def execute_async(self, request: OpRequest) -> Outcome:
+        box: list[Outcome] = []
+        self.coalescer.submit(request, box.append)
+        await asyncio.sleep(0)  # let the other coroutines of this turn submit theirs at the same instant
+        self.cluster.net.run_until(lambda: bool(box))
+        return box[0]
+
+    async def sleep_async(self, seconds: float) -> None:
+        """Let at least ``seconds`` of virtual time pass (more if another coroutine runs the simulation
+        further meanwhile)."""
+        woke: list[bool] = []
+        self.cluster.net.call_at(seconds, lambda: woke.append(True))
+        await asyncio.sleep(0)
+        self.cluster.net.run_until(lambda: bool(woke))
 
     # the event-driven driver
     def call_later(self, delay: float, fn: Callable[[], None]) -> None:
@@ -181,6 +205,14 @@ class SimCluster:
             raise UsageError("acceptors must be a positive int")
         if type(groups) is not int or groups < 1 or acceptors % groups:
             raise UsageError("groups must divide the number of acceptors")
+        if type(seed) is not int:
+            raise UsageError(f"seed must be an int, got {seed!r}")
+        if not (type(wos_size) is int and 1 <= wos_size <= MAX_INDEX):
+            raise UsageError(f"wos_size must be an int in [1, {MAX_INDEX}], got {wos_size!r}")
+        if faults is not None and not isinstance(faults, Faults):
+            raise UsageError(f"faults must be a wormspace.Faults or None, got {type(faults).__name__}")
+        if config is not None and not isinstance(config, Config):
+            raise UsageError(f"config must be a wormspace.Config or None, got {type(config).__name__}")
         self.seed = seed
         self.net = SimNetwork(seed, faults)
         self.wos_size = wos_size
@@ -243,8 +275,13 @@ class SimCluster:
         operations the two submit at one virtual instant run merged (``wormspace.layers.coalesce``)."""
         if node_of is not None and not (type(node_of) is int and 0 <= node_of < self._processes):
             raise UsageError(f"no process {node_of!r} to share a client node with")
+        if not callable(workload):
+            raise UsageError(f"spawn takes workload(logic) -> a generator, got {type(workload).__name__}")
+        _check_delay("at", at)
         sim, logic = self._new_client(None if node_of is None else self._node_of[node_of])
         gen = workload(logic)
+        if not isinstance(gen, Generator):
+            raise UsageError(f"a workload returns a generator over the client API, got {type(gen).__name__}")
 
         def advance(outcome: Outcome | None) -> None:
             try:
@@ -265,6 +302,9 @@ class SimCluster:
 
     def at(self, delay: float, action: Callable[[], None]) -> None:
         """Schedule a fault action (e.g. ``lambda: cluster.crash(1)``) at virtual time now + ``delay``."""
+        _check_delay("delay", delay)
+        if not callable(action):
+            raise UsageError(f"the action is called with no arguments, got {type(action).__name__}")
         self.net.call_at(delay, action)
 
     # -- faults --------------------------------------------------------------------------------------
@@ -314,6 +354,8 @@ class SimCluster:
         for side in named:
             for i in side:
                 self._acceptor(i)
+        if sum(map(len, named)) != len(set().union(*named)):
+            raise UsageError(f"the sides of a partition must not share an acceptor, got {named}")
         biggest = max(range(len(named)), key=lambda k: len(named[k]))
         named[biggest] |= {c.node_id for c in self.clients}
         self.net.partition(*named)
@@ -348,12 +390,6 @@ class RemoteWormSpace(WormSpace):
         super().__init__(logic, driver)
         self.tcp = driver
 
-    @property
-    def aio(self) -> Any:
-        from wormspace.aio import AsyncClient
-
-        return AsyncClient(self.logic, self.tcp)
-
     def close(self) -> None:
         self.tcp.close()
 
@@ -364,7 +400,7 @@ class RemoteWormSpace(WormSpace):
         self.close()
 
 
-def connect(path: str, *, record: bool = False, process: int = 0) -> RemoteWormSpace:
+def connect(path: str | os.PathLike[str], *, record: bool = False, process: int = 0) -> RemoteWormSpace:
     """A client of the cluster described by ``path`` (a ``cluster.toml``, as ``wormspace cluster up``
     writes). With ``record`` the client keeps a history of its operations in ``client.logic.recorder``;
     the cluster may already hold data, so that history's initial state is ``unknown``."""
@@ -373,6 +409,8 @@ def connect(path: str, *, record: bool = False, process: int = 0) -> RemoteWormS
     from wormspace.runtime.config import load_config
     from wormspace.runtime.driver import TcpDriver
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise UsageError(f"connect takes the path of a cluster file, got {type(path).__name__}")
     cfg = load_config(path)
     recorder = None
     if record:

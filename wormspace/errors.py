@@ -50,6 +50,10 @@ class AlreadyWritten(OperationFailed):
         super().__init__(message or f"register already holds {data!r}")
         self.data = data
 
+    def __reduce__(self) -> tuple[type[AlreadyWritten], tuple[bytes, str]]:
+        """Copies and pickles (e.g. from a process pool) keep ``data``, not the message in its place."""
+        return type(self), (self.data, str(self))
+
 
 class Trimmed(OperationFailed):
     """The segment holding the address has been trimmed."""

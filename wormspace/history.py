@@ -19,7 +19,9 @@ A history is the list of events a test or a run observed, in the order they were
 6. A ``batch_write`` completion may carry ``results`` (offset -> ``"ok"`` or an outcome name); when present
    they govern each offset (in an ``info`` completion too), the completion's ``type`` is ``ok`` exactly when
    every offset succeeded, and
-   ``existing`` is then a map offset -> bytes for the ``AlreadyWritten`` offsets.
+   ``existing`` is then a map offset -> bytes for the ``AlreadyWritten`` offsets. ``Recorder`` writes
+   ``fail`` only when no offset is ``ok`` or ``Indeterminate`` (nothing took effect), else ``info``; a
+   ``fail`` naming such offsets, as earlier versions wrote, is still read, its results governing.
 
 JSON lines (one object per line; blank lines are skipped, unknown fields are ignored)::
 
@@ -482,7 +484,8 @@ def _pair(history: History, lines: list[int] | None) -> list[Operation]:
             next_id += 1
             continue
         if e.process not in open_:
-            raise HistoryFormatError(line, f"a {e.type} completion of process {e.process} without its invoke")
+            article = "a" if e.type == "fail" else "an"
+            raise HistoryFormatError(line, f"{article} {e.type} completion of process {e.process} without its invoke")
         op_id, inv, inv_line = open_.pop(e.process)
         if e.f != inv.f or e.key != inv.key:
             raise HistoryFormatError(
@@ -581,10 +584,18 @@ class Recorder:
         existing: Value = None,
         results: Mapping[int, str] | None = None,
     ) -> None:
+        if results is not None and any(r in ("ok", INDETERMINATE) for r in results.values()):
+            raise UsageError("a fail completion took no effect: a batch with an offset ok or Indeterminate is info")
         self._complete(handle, "fail", error=error, existing=existing, results=results)
 
-    def info(self, handle: int, error: str = INDETERMINATE) -> None:
-        self._complete(handle, "info", error=error)
+    def info(
+        self,
+        handle: int,
+        error: str = INDETERMINATE,
+        existing: Value = None,
+        results: Mapping[int, str] | None = None,
+    ) -> None:
+        self._complete(handle, "info", error=error, existing=existing, results=results)
 
     def _complete(
         self,

@@ -76,3 +76,71 @@ def test_an_asyncio_face_takes_an_asyncio_client(ws: Any) -> None:
     aclient = AsyncClient(ws.logic, _NoDriver())  # type: ignore[arg-type]
     for make in ASYNC.values():
         make(aclient)
+
+
+def test_every_app_runs_on_the_asyncio_twin_of_a_simulated_client() -> None:
+    import asyncio
+
+    cluster = Cluster.simulated(acceptors=3, seed=11)
+    ws1, ws2 = cluster.client(), cluster.client()
+    applied: list[bytes] = []
+
+    def apply(cmd: bytes) -> bytes:
+        applied.append(cmd)
+        return b"%d" % len(applied)
+
+    log, other = WormLog(ws1, name=b"l"), WormLog(ws2, name=b"l")
+    kv, kv2 = WormKV(ws1, name=b"k"), WormKV(ws2, name=b"k")
+    rep = WormPaxos(ws1, apply, name=b"p", policy="rotating")
+    follower: list[bytes] = []
+
+    def follow(cmd: bytes) -> bytes:
+        follower.append(cmd)
+        return b""
+
+    rep2 = WormPaxos(ws2, follow, name=b"p", policy="rotating")
+
+    async def main() -> None:
+        cluster.crash(2)
+        positions = await asyncio.gather(*(log.aio.append(b"%d" % i) for i in range(4)))
+        assert len(set(positions)) == 4
+        cluster.restart(2)
+        cluster.partition({0}, {1, 2})
+        assert [other.read(p) for p in positions] == [b"0", b"1", b"2", b"3"]
+        assert await kv.aio.cas(b"a", None, b"1") is True
+        assert await kv.aio.cas(b"a", None, b"2") is False
+        assert kv2.get(b"a") == b"1"
+        assert await asyncio.gather(*(rep.aio.submit(b"c%d" % i) for i in range(3))) == [b"1", b"2", b"3"]
+        cluster.heal()
+        assert rep2.sync() == 3 and follower == applied
+        tx = AsyncWormTX(ws2.aio)
+        t = await tx.begin(participants=2)
+        before = cluster.net.now
+        voted, decided = await asyncio.gather(tx.vote(t, 0, True), tx.decide(t, wait=1.0))
+        assert voted is True and decided is False  # participant 1 stayed silent: ABORT written after the wait
+        assert cluster.net.now - before >= 1.0  # the wait ran on the cluster's virtual clock
+
+    asyncio.run(main())
+    assert not cluster.failures
+
+
+def test_an_oversized_entry_is_refused_before_anything_is_sent_or_recorded() -> None:
+    from wormspace.apps.history import AppHistory
+
+    cluster = Cluster.simulated(acceptors=3, seed=12)
+    history = AppHistory.of(cluster)
+    ws = cluster.client()
+    limit = ws.logic.max_value
+    log = WormLog(ws, name=b"l", history=history)
+    kv = WormKV(ws, name=b"k", history=history)
+    rep = WormPaxos(ws, _echo, name=b"p", history=history)
+    with pytest.raises(UsageError, match=f"an entry is at most {limit - 1} bytes, got {limit}"):
+        log.append(b"x" * limit)
+    with pytest.raises(UsageError, match=r"a command is at most \d+ bytes, got"):
+        rep.submit(b"x" * limit)
+    with pytest.raises(UsageError, match=r"a put \(its key and value encoded\) is at most"):
+        kv.put(b"k", b"x" * limit)
+    with pytest.raises(UsageError, match=r"a cas \(its key and values encoded\) is at most"):
+        kv.cas(b"k", None, b"x" * limit)
+    assert history.events == [] and len(cluster.history()) == 0  # nothing recorded, nothing sent
+    assert log.append(b"x" * (limit - 1)) == 0  # the largest entry fits

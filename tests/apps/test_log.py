@@ -224,3 +224,41 @@ def test_a_failed_prefetch_fails_no_append() -> None:
     core, got, entries = _shared_core_appends(5, "alloc", FlakyPrefetch)
     assert FlakyPrefetch.prefetches > 0 and core._no_prefetch >= 0
     assert len(got) == 8 * 12 and log_problems(got, entries) == []
+
+
+def test_trim_answers_the_trim_point_and_trimmed_errors_name_the_position() -> None:
+    c = Cluster.simulated(acceptors=3, seed=8, wos_size=4)
+    log = WormLog(c.client(), name=b"tp")
+    for i in range(10):
+        log.append(b"%d" % i)
+    assert log.trim(9) == 8
+    assert WormLog(c.client(), name=b"tp").trim(0) == 8  # a fresh client: the log's trim point, not 0
+    assert log.trim(4) == 8
+    with pytest.raises(Trimmed, match=r"position 3 of log b'tp' is trimmed: the trim point is at least 4"):
+        WormLog(c.client(), name=b"tp").read(3)  # not the segment's internal id
+    fresh = WormLog(c.client(), name=b"tp")
+    with pytest.raises(Trimmed, match=r"position 0 of log b'tp' is trimmed"):
+        list(fresh.entries())
+    assert [p for p, _ in fresh.entries(8)] == [8, 9]
+    for bad in (-1, "8", 1.0, True):
+        with pytest.raises(UsageError, match="a position is a non-negative int"):
+            list(fresh.entries(bad))  # type: ignore[arg-type]
+
+    async def aio_entries() -> None:
+        with pytest.raises(UsageError, match="a position is a non-negative int"):
+            async for _ in fresh.aio.entries(-1):
+                pass
+
+    import asyncio
+
+    asyncio.run(aio_entries())
+
+
+def test_a_position_beyond_any_index_a_log_can_name_is_beyond_its_last_segment() -> None:
+    c = Cluster.simulated(acceptors=3, seed=9, wos_size=4)
+    log = WormLog(c.client(), name=b"far")
+    log.append(b"a")
+    far = (1 << 64) * 4 + 1  # index 2**64: its slot cannot be named (8 bytes), so it never exists
+    with pytest.raises(Unallocated, match="beyond its last segment"):
+        log.read(far)
+    assert list(log.entries(far)) == []

@@ -191,3 +191,12 @@ def test_real_cluster_sync_and_asyncio() -> None:
             return [*votes, await atx.decide(t4, participant=0), await atx.decide(t4, participant=1)]
 
         assert asyncio.run(on_asyncio()) == [True, True, True, True]
+
+
+def test_a_transaction_id_beyond_the_segment_space_is_a_usage_error() -> None:
+    tx = WormTX(Cluster.simulated(acceptors=3, seed=1).client())
+    for t in (1 << 63, 1 << 70):
+        with pytest.raises(UsageError, match=r"a transaction id is an int in \[0, 2\*\*63\)"):
+            tx.vote(t, 0, True)
+        with pytest.raises(UsageError, match=r"a transaction id is an int in \[0, 2\*\*63\)"):
+            tx.decide(t, wait=0)

@@ -58,6 +58,8 @@ BAD_INPUTS: list[tuple[str, Callable[[WormSpace], object], str]] = [
     ("batch_read range", lambda ws: ws.batch_read(1, 0, 9), "need 0 <= start < end <= wos_size (8)"),
     ("address offset", lambda ws: ws.address(1, 8), "offset 8 is not in the segment: valid offsets are 0..7"),
     ("split address", lambda ws: ws.split(-1), "an address is a non-negative int, got -1"),
+    ("alloc segment too large", lambda ws: ws.alloc(segment=2**63), "a segment is at most 9223372036854775807"),
+    ("read beyond the last segment", lambda ws: ws.read(2**63 * WOS), "beyond the last segment 9223372036854775807"),
 ]
 
 

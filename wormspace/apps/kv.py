@@ -110,6 +110,7 @@ class KvCore:
         _bytes("key", key)
         _bytes("value", value, none_ok=True)
         cmd = (DELETE if value is None else PUT) + _field(key) + _field(value)
+        self.paxos.check_command(logic, cmd, "a put (its key and value encoded)")
         if self.history is None:  # nothing to record: no wrapper on the hot path
             yield from self.paxos.submit(logic, cmd)
             return
@@ -121,6 +122,7 @@ class KvCore:
         _bytes("expected", expected, none_ok=True)
         _bytes("new", new)
         cmd = CAS + _field(key) + _field(expected) + _field(new)
+        self.paxos.check_command(logic, cmd, "a cas (its key and values encoded)")
         value = [b64(expected), b64(new)]
         out = yield from self._rec(logic, "cas", key, value, self.paxos.submit(logic, cmd),
                                    lambda r: ("ok" if r == YES else "fail", None, value))

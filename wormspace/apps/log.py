@@ -66,6 +66,7 @@ log = logging.getLogger("wormspace.apps.log")
 APP_MAGIC = b"WSAPP1"
 SLOT_BASE = 1 << 48
 PROBES = 8
+MAX_INDICES = 1 << 64  # a slot's metadata names its index in 8 bytes
 DATA, JUNK = b"D", b"J"
 POLICIES = ("alloc", "sticky", "rotating")
 PREFETCH = 4  # Rule 7: prefetch once fewer free offsets are left than this many times the writes in flight
@@ -160,6 +161,10 @@ class LogCore:
         tries the alloc of the first probe at once, without checking the slot first: a lost alloc checks it."""
         if index < self.trimmed_idx:
             raise Trimmed(f"index {index} of log {self.name!r} is trimmed")
+        if index >= MAX_INDICES:  # beyond any index a log can name (Rule 1: 8 bytes): it never exists
+            if create:
+                raise UsageError(f"index {index} of log {self.name!r} is beyond the last ({MAX_INDICES - 1})")
+            return None, False
         if index in self.segs:
             return self.segs[index], False
         if index >= 1 << 64:  # app_metadata names an index in 8 bytes: no larger index exists
@@ -371,6 +376,8 @@ class LogCore:
         """Append ``data``; -> its position (Rules 3, 4)."""
         if type(data) is not bytes:
             raise UsageError(f"data must be bytes, got {type(data).__name__}")
+        if len(data) >= logic.max_value:  # Rule 2: the frame (one byte more) must fit one register
+            raise UsageError(f"an entry is at most {logic.max_value - 1} bytes, got {len(data)}")
         if self.history is None:  # nothing to record: no wrapper on the hot path
             return (yield from self._write(logic, DATA + data))
         return (yield from recorded(self.history, logic.process, ("log", self.name, "append", None, b64(data)),
@@ -482,12 +489,21 @@ class LogCore:
             cur = nxt if nxt is not None else (yield from self._read_seg(logic, index, 0))
         return out, index * size, cur is None
 
+    def _trimmed_at(self, logic: SpaceLogic, position: int) -> Trimmed:
+        """A scan or read from ``position`` met a trimmed index: its own index is trimmed too (Rule 5: trims
+        go in increasing order). Learn it; -> the error to raise, naming the position and the trim point."""
+        self.trimmed_idx = max(self.trimmed_idx, position // logic.wos_size + 1)
+        return Trimmed(f"position {position} of log {self.name!r} is trimmed: the trim point is at least "
+                       f"{self.trimmed_idx * logic.wos_size}")
+
     def _tail(self, logic: SpaceLogic) -> OpGen[int]:
         size = logic.wos_size
         while True:
+            start = max(self.filled, self.trimmed_idx * size)
             try:
-                _, nxt, done = yield from self.scan(logic, max(self.filled, self.trimmed_idx * size), 4)
+                _, nxt, done = yield from self.scan(logic, start, 4)
             except Trimmed:
+                self._trimmed_at(logic, start)
                 self.filled = max(self.filled, self.filled // size * size + size)
                 continue
             if done:
@@ -501,7 +517,10 @@ class LogCore:
 
     def _read(self, logic: SpaceLogic, pos: int) -> OpGen[bytes | None]:
         index, off = divmod(pos, logic.wos_size)
-        cur = yield from self._read_seg(logic, index, off)
+        try:
+            cur = yield from self._read_seg(logic, index, off)
+        except Trimmed as e:
+            raise self._trimmed_at(logic, pos) from e
         if cur is None:
             raise Unallocated(f"position {pos} of log {self.name!r} is beyond its last segment")
         v = cur[off]
@@ -517,8 +536,14 @@ class LogCore:
                                     self._read(logic, pos), lambda v: ("ok", pos, b64(v))))
 
     def entries(self, logic: SpaceLogic, start: int) -> OpGen[tuple[list[tuple[int, bytes | None]], int, bool]]:
-        """One segment's worth of ``(position, data or None)`` from ``start`` -> (entries, next, at tail)."""
-        frames, nxt, done = yield from self.scan(logic, start)
+        """One segment's worth of ``(position, data or None)`` from ``start`` -> (entries, next, at tail).
+        Raises Trimmed if ``start`` is below the trim point."""
+        if type(start) is not int or start < 0:
+            raise UsageError(f"a position is a non-negative int, got {start!r}")
+        try:
+            frames, nxt, done = yield from self.scan(logic, start)
+        except Trimmed as e:
+            raise self._trimmed_at(logic, start) from e
         return [(p, None if f == JUNK else f[1:]) for p, f in frames], nxt, done
 
     def _trim(self, logic: SpaceLogic, upto: int) -> OpGen[int]:
@@ -534,7 +559,7 @@ class LogCore:
             if seg is not None:
                 yield from logic.trim(seg)
         self.trimmed_idx = max(self.trimmed_idx, stop)
-        return stop * logic.wos_size
+        return self.trimmed_idx * logic.wos_size  # the trim point: another client may have trimmed further
 
     def trim(self, logic: SpaceLogic, upto: int) -> OpGen[int]:
         """Trim every segment wholly below ``upto`` (Rule 5); -> the new trim point."""
@@ -577,7 +602,7 @@ class WormLog:
 
     @property
     def aio(self) -> AsyncWormLog:
-        """The asyncio face, sharing this log's core (needs a client with ``aio``, e.g. over TCP)."""
+        """The asyncio face, sharing this log's core (on the client's ``aio``, simulated or TCP)."""
         return AsyncWormLog(self.ws.aio, core=self.core)
 
 

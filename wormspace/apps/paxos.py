@@ -117,10 +117,17 @@ class PaxosCore:
             del self.known[p]
         return pos, self.results.pop(cid)
 
+    @staticmethod
+    def check_command(logic: SpaceLogic, cmd: bytes, what: str = "a command") -> None:
+        """A command travels in one log entry with its id: refuse one too large before anything is sent."""
+        if len(cmd) > (room := logic.max_value - 1 - ID_BYTES):
+            raise UsageError(f"{what} is at most {room} bytes, got {len(cmd)}")
+
     def submit(self, logic: SpaceLogic, cmd: bytes) -> OpGen[bytes]:
         """Replicate ``cmd``; -> ``apply(cmd)`` after every earlier command is applied."""
         if type(cmd) is not bytes:
             raise UsageError(f"a command is bytes, got {type(cmd).__name__}")
+        self.check_command(logic, cmd)
         if self.history is None:  # nothing to record: no wrapper on the hot path
             return (yield from self._submit(logic, cmd))[1]
         _, result = yield from recorded(
@@ -159,7 +166,7 @@ class WormPaxos:
 
     @property
     def aio(self) -> AsyncWormPaxos:
-        """The asyncio face, sharing this replica's core (needs a client with ``aio``, e.g. over TCP)."""
+        """The asyncio face, sharing this replica's core (on the client's ``aio``, simulated or TCP)."""
         return AsyncWormPaxos(self.ws.aio, core=self.core)
 
 

@@ -126,8 +126,8 @@ def decode_meta(t: int, raw: bytes) -> tuple[str, int]:
 
 def _check_args(t: int, wait: float = 0.0) -> None:
     """What a history records of a call must be valid (Rule 6): checked before anything is recorded."""
-    if type(t) is not int or t < 0:
-        raise UsageError(f"a transaction id is an int >= 0, got {t!r}")
+    if type(t) is not int or not 0 <= t < 1 << 63:
+        raise UsageError(f"a transaction id is an int in [0, 2**63), got {t!r}")
     if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not wait >= 0:
         raise UsageError(f"wait must be a non-negative number of seconds, got {wait!r}")
 

@@ -45,7 +45,7 @@ import random
 import threading
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, overload, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload, runtime_checkable
 
 from wormspace._contracts import ensure, require
 from wormspace.errors import (
@@ -58,7 +58,7 @@ from wormspace.errors import (
     UsageError,
 )
 from wormspace.layers.effects import RegKey
-from wormspace.layers.messages import MAX_INDEX, MAX_VALUE
+from wormspace.layers.messages import MAX_INDEX, MAX_INT, MAX_VALUE
 from wormspace.layers.wor import EMPTY, OpRequest, Outcome, _Empty
 from wormspace.layers.wos import (
     LINEAR_PROBES,
@@ -73,6 +73,9 @@ from wormspace.layers.wos import (
     check_offsets,
     decode_meta,
 )
+
+if TYPE_CHECKING:
+    from wormspace.aio import AsyncClient
 
 T = TypeVar("T")
 
@@ -168,7 +171,9 @@ class RecorderLike(Protocol):
         self, handle: int, error: str, existing: Any = None, results: dict[int, str] | None = None
     ) -> None: ...
 
-    def info(self, handle: int, error: str = "Indeterminate") -> None: ...
+    def info(
+        self, handle: int, error: str = "Indeterminate", existing: Any = None, results: dict[int, str] | None = None
+    ) -> None: ...
 
 
 _NAMED: tuple[tuple[type[OperationFailed], str], ...] = (
@@ -286,12 +291,17 @@ class SpaceLogic:
     def split(self, address: object) -> tuple[int, int]:
         if type(address) is not int or address < 0:
             raise UsageError(f"an address is a non-negative int, got {address!r}")
-        return divmod(address, self.wos_size)
+        segment, offset = divmod(address, self.wos_size)
+        if segment > MAX_INT:
+            raise UsageError(f"address {address} lies in segment {segment}, beyond the last segment {MAX_INT}")
+        return segment, offset
 
     @staticmethod
     def _segment(segment: object) -> None:
         if type(segment) is not int or segment < 0:
             raise UsageError(f"a segment is a non-negative int, got {segment!r}")
+        if segment > MAX_INT:
+            raise UsageError(f"a segment is at most {MAX_INT} (2**63 - 1), got {segment}")
 
     def _data(self, data: object, limit: int | None = None) -> bytes:
         limit = self.max_value if limit is None else limit
@@ -317,7 +327,8 @@ class SpaceLogic:
     def _recorded(
         self, f: str, key: int, value: Any, gen: OpGen[T], finish: Callable[[T], Finish]
     ) -> OpGen[T]:
-        """Run ``gen``; record invoke and completion. ``finish(result)`` -> (type, value, existing, results)."""
+        """Run ``gen``; record invoke and completion. ``finish(result)`` -> (type, value, existing, results):
+        type ``ok``, ``info`` (then the second item is the error) or a failure's name (a ``fail``)."""
         rec = self.recorder
         handle = rec.invoke(self.process, f, key, value) if rec is not None else 0
         try:
@@ -343,7 +354,7 @@ class SpaceLogic:
             if kind == "ok":
                 rec.ok(handle, out_value, results=results)
             elif kind == "info":
-                rec.info(handle, "Indeterminate")
+                rec.info(handle, out_value or "Indeterminate", existing=existing, results=results)
             else:
                 rec.fail(handle, kind, existing=existing, results=results)
         return result
@@ -384,6 +395,8 @@ class SpaceLogic:
                 segment = max(segment + 1, self.seg.next_segment)
                 if lost >= LINEAR_PROBES:
                     segment = yield from self.seg.free_from(segment)
+            if segment > MAX_INT:  # the hint ran past the last segment (it was taken): search from 0
+                segment = yield from self.seg.free_from(0)
             try:
                 won = yield from self.alloc(segment, metadata)
             except (Trimmed, CaptureStale):
@@ -472,6 +485,10 @@ class SpaceLogic:
             failed = [name for name in results.values() if name != "ok"]
             if not failed:
                 return "ok", None, None, results
+            if len(failed) < len(results) or "Indeterminate" in failed:
+                # some offset took effect or may have: not a ``fail`` (certainly no effect) but ``info``,
+                # its error the first failure; the results say which offsets returned with what
+                return "info", failed[0], existing or None, results
             return failed[0], None, existing or None, results
 
         gen = self.seg.write(segment, clean, cap, checked=checked)
@@ -537,6 +554,13 @@ class EventDriver(Protocol):
     def submit(self, request: OpRequest, then: Callable[[Outcome], None]) -> None: ...
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> None: ...
+
+
+def check_core(gen: object) -> None:
+    """``run`` takes a generator over the client API (e.g. ``core.append(ws.logic, b"x")``)."""
+    if not isinstance(gen, Generator):
+        raise UsageError(f"run takes a generator over the client API (e.g. an app core's call), got "
+                         f"{type(gen).__name__}")
 
 
 def run_sync(driver: Driver, gen: OpGen[T]) -> T:
@@ -623,7 +647,19 @@ class WormSpace:
     def run(self, gen: OpGen[T]) -> T:
         """Run a generator over this client's API (``self.logic``'s methods; e.g. an app's core) to its
         result, blocking. This is how apps built as generator cores get a synchronous face."""
+        check_core(gen)
         return run_sync(self.driver, gen)
+
+    @property
+    def aio(self) -> AsyncClient:
+        """The asyncio twin of this client: the same logic (process, captures, history), its operations
+        coroutines on the awaiting caller's loop. Over TCP they use that loop's own connections; on a
+        simulated cluster the coroutines take turns running the simulation (sleeps on its virtual clock)."""
+        from wormspace.aio import AsyncClient
+
+        if not callable(getattr(self.driver, "execute_async", None)):
+            raise UsageError(f"this client's driver ({type(self.driver).__name__}) has no asyncio face")
+        return AsyncClient(self.logic, self.driver)  # type: ignore[arg-type]
 
     @property
     def wos_size(self) -> int:

@@ -252,7 +252,8 @@ def parse_app_history(source: str | Iterable[Mapping[str, Any]]) -> list[AppHist
             open_[slot_] = (line, obj)
             continue
         if slot_ not in open_:
-            raise HistoryFormatError(line, f"a {type_} completion of process {process} without its invoke")
+            article = "a" if type_ == "fail" else "an"
+            raise HistoryFormatError(line, f"{article} {type_} completion of process {process} without its invoke")
         inv_line, inv = open_.pop(slot_)
         if inv["f"] != f or inv["time"] > time:
             raise HistoryFormatError(line, f"completion does not match its invoke (line {inv_line})")
