@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
+from wormspace._contracts import CONTRACTS
+from wormspace.errors import ContractViolation
 from wormspace.layers.coalesce import Coalescer, merge, split
 from wormspace.layers.effects import Effect, Send
 from wormspace.layers.messages import Accept, Accepted, Ballot, Read, ReadReply, Vote
@@ -462,3 +465,18 @@ def test_start_now_starts_a_lone_request_at_once_and_queues_behind_others() -> N
     assert co.queued == 2 and len(scheduled) == 1  # queued behind the other: merged at the turn's end
     scheduled.pop()()
     assert [a.values for a in _accepts(sent)[3:]] == [((2, b"b"), (3, b"c"))] * 3
+
+
+def test_merge_takes_one_or_more_requests_of_one_key_and_refuses_others() -> None:
+    """``merge``'s preconditions (contracts on): a lone request is itself; requests of different keys, or of
+    a kind that runs alone, are a breach."""
+    one = OpRequest(kind=Kind.READ, segment=3, indices=(1,))
+    assert merge([one]) is one
+    two = OpRequest(kind=Kind.READ, segment=3, indices=(2,))
+    assert merge([one, two]).indices == (1, 2)
+    if not CONTRACTS:
+        pytest.skip("contracts are off")
+    with pytest.raises(ContractViolation):
+        merge([one, OpRequest(kind=Kind.READ, segment=4, indices=(2,))])
+    with pytest.raises(ContractViolation):  # a full Paxos round (alloc, trim, resolution) runs alone
+        merge([OpRequest(kind=Kind.PROPOSE, segment=3, values=((0, b"x"),))])
