@@ -13,7 +13,9 @@ Rule 2. The identity must match what the acceptor is started as: the ``--id`` an
 Rule 3. A new directory is initialised only when asked (``serve --init``, ``LocalCluster`` creating a
         cluster): ``init_data_dir`` refuses a directory that already holds an identity or a database.
 Rule 4. The database is checked with SQLite's ``PRAGMA quick_check`` before it is used: a damaged file is an
-        ``IdentityError`` naming the file, not a traceback.
+        ``IdentityError`` naming the file, not a traceback. A file this process may not open, read or write
+        (permissions, a full or failing disk, a directory in its place) is refused as such, never called
+        damaged: its content was not judged (``check_access``).
 
 The incarnation starts at 1 and is raised by the replacement procedure of docs/operations.md; it travels in
 the wire hello so clients and operators can tell a replaced acceptor from its predecessor.
@@ -124,8 +126,36 @@ def write_identity_file(data_dir: str | os.PathLike[str], ident: Identity) -> No
         os.close(dfd)
 
 
+_ACCESS_CODES = frozenset({3, 8, 10, 13, 14, 23})
+"""SQLite's primary result codes that say the file could not be opened, read or written (PERM, READONLY,
+IOERR, FULL, CANTOPEN, AUTH), not that its content is damaged."""
+
+
 def _db_error(path: Path, e: sqlite3.Error) -> IdentityError:
+    code = getattr(e, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in _ACCESS_CODES:
+        return IdentityError(
+            f"{path} cannot be opened, read or written ({e}): check the permissions of the data dir, of this"
+            " file and of its -wal and -shm files, and the disk; its content was not judged"
+        )
     return IdentityError(f"{path} is damaged or not an acceptor database ({e}); its state cannot be trusted")
+
+
+def check_access(data_dir: str | os.PathLike[str]) -> None:
+    """``IdentityError`` unless this process may create files in ``data_dir`` and read and write the database
+    and the SQLite files beside it (an acceptor that cannot store durably must not start: it would fail at
+    the first promise). Only permissions are checked here, never the content."""
+    d = Path(data_dir)
+    how = f"this process (uid {os.geteuid()}) may not"
+    if not os.access(d, os.R_OK | os.W_OK | os.X_OK):
+        raise IdentityError(f"{how} read and write the data dir {d}: fix its permissions")
+    for p in (d / SQLITE_NAME, d / f"{SQLITE_NAME}-wal", d / f"{SQLITE_NAME}-shm"):
+        if not os.path.lexists(p):
+            continue
+        if not p.is_file():
+            raise IdentityError(f"{p} is not a regular file: move it away (its content was not judged)")
+        if not os.access(p, os.R_OK | os.W_OK):
+            raise IdentityError(f"{how} read and write {p}: fix its permissions (its content was not judged)")
 
 
 def read_db_identity(db_path: str | os.PathLike[str]) -> Identity | None:
@@ -140,7 +170,8 @@ def read_db_identity(db_path: str | os.PathLike[str]) -> Identity | None:
     try:
         rows = db.execute("PRAGMA quick_check").fetchall()
         if rows != [("ok",)]:
-            detail = "; ".join(str(r[0]) for r in rows[:3])
+            lines = [line.strip() for r in rows for line in str(r[0]).splitlines() if line.strip()]
+            detail = "; ".join(lines[:3]) + (f"; ... ({len(lines) - 3} more)" if len(lines) > 3 else "")
             raise IdentityError(f"{path} is damaged (SQLite quick_check: {detail}); its state cannot be trusted")
         has = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'identity'").fetchone()
         if has is None:
@@ -236,6 +267,7 @@ def check_data_dir(
         raise IdentityError(f"{db} is missing but {IDENTITY_NAME} shows this acceptor has served: {lost}")
     if db.stat().st_size == 0:
         raise IdentityError(f"{db} is empty (0 bytes) but {IDENTITY_NAME} shows this acceptor has served: {lost}")
+    check_access(d)
     in_db = read_db_identity(db)
     if in_db is None:
         raise IdentityError(f"{db} records no identity: it is not this acceptor's database ({lost})")
@@ -250,6 +282,7 @@ __all__ = [
     "IDENTITY_NAME",
     "Identity",
     "IdentityError",
+    "check_access",
     "check_cluster_id",
     "check_data_dir",
     "init_data_dir",

@@ -14,7 +14,8 @@ With ``--config`` the acceptor's entry in the cluster file supplies whatever is 
 4. checks the directory's identity against ``--id`` and the cluster id, and its database (present,
    non-empty, undamaged, the same identity): ``wormspace.identity.check_data_dir``,
 5. opens ``DIR/acceptor.sqlite`` (migrating a format-1 file, refusing one of an unknown format),
-6. serves until SIGTERM or SIGINT, then stops accepting, lets the batch being applied finish (a batch is
+6. serves until SIGTERM or SIGINT (or, when started by a non-detached ``LocalCluster``, until the process
+   that started it is gone: ``PARENT_ENV``), then stops accepting, lets the batch being applied finish (a batch is
    applied without yielding to the event loop, so a signal is handled only between batches), closes SQLite
    and releases the lock.
 
@@ -180,8 +181,10 @@ async def _serve(opts: ServeOptions, storage: SqliteStorage, auth_key: bytes | N
         loop.add_signal_handler(sig, on_signal, sig)
     stopped = asyncio.ensure_future(server.wait_stopped())
     signalled = asyncio.ensure_future(stop.wait())
+    watch = asyncio.ensure_future(_watch_parent(opts.node_id, received, stop))
     await asyncio.wait([stopped, signalled], return_when=asyncio.FIRST_COMPLETED)
     signalled.cancel()
+    watch.cancel()
     why = received[0] if received else "storage failure"
     log.info("acceptor %d stopping on %s", opts.node_id, why)
     await server.close()
@@ -196,6 +199,26 @@ async def _serve(opts: ServeOptions, storage: SqliteStorage, auth_key: bytes | N
         server.refused,
     )
     return 1 if server.failure is not None else 0
+
+
+PARENT_ENV = "WORMSPACE_PARENT_PID"
+"""Set by ``LocalCluster`` (not detached) to its own pid: the acceptor stops, as on SIGTERM, once that process
+is no longer its parent (it died, even by SIGKILL, and the acceptor was re-parented)."""
+
+PARENT_POLL = 0.5
+"""Seconds between two checks of the parent (``PARENT_ENV``)."""
+
+
+async def _watch_parent(node_id: int, received: list[str], stop: asyncio.Event) -> None:
+    raw = os.environ.get(PARENT_ENV, "")
+    if not raw.isdigit():
+        return
+    parent = int(raw)
+    while os.getppid() == parent:
+        await asyncio.sleep(PARENT_POLL)
+    log.info("acceptor %d: the process that started it (pid %d) is gone", node_id, parent)
+    received.append("parent exit")
+    stop.set()
 
 
 def run_serve(opts: ServeOptions) -> int:

@@ -26,9 +26,14 @@ LOG_NAME = "acceptor.log"
 
 def lock_data_dir(data_dir: str | os.PathLike[str], wait: float = 1.0) -> int:
     """Take the data directory's exclusive lock and write our pid into ``acceptor.pid``; returns the fd to
-    keep open while serving. ``UsageError`` if another live process holds it."""
+    keep open while serving. ``UsageError`` if another live process holds it, or if the file cannot be
+    opened (permissions, a directory in its place)."""
     path = Path(data_dir) / PID_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        why = e.strerror or e
+        raise UsageError(f"cannot open the lock file {path}: {why}; fix the data dir's permissions") from None
     deadline = time.monotonic() + wait
     while True:
         try:

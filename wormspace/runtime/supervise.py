@@ -40,6 +40,7 @@ from wormspace.runtime.config import (
     write_config,
 )
 from wormspace.runtime.datadir import LOG_NAME, SQLITE_NAME, running_pid
+from wormspace.server import PARENT_ENV
 
 
 class DeployError(WormSpaceError):
@@ -94,7 +95,8 @@ class LocalCluster:
 
     ``directory/cluster.toml`` is written on ``start``; acceptor ``i`` keeps its SQLite file, pid file
     and log under ``directory/acceptor-i``. With ``detach`` the processes get their own session and outlive
-    this object (``wormspace cluster up``); otherwise they are killed when the interpreter exits.
+    this object (``wormspace cluster up``); otherwise they are killed when the interpreter exits, and stop by
+    themselves (as on SIGTERM) when this process dies without exiting cleanly (a signal, ``kill -9``).
 
     If ``directory/cluster.toml`` exists it is used as it is (ports, data directories, key): the other
     arguments are ignored, except that ``acceptors`` must match it."""
@@ -266,6 +268,9 @@ class LocalCluster:
         env = dict(os.environ)
         root = _package_root()
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env.pop(PARENT_ENV, None)
+        if not self.detach:
+            env[PARENT_ENV] = str(os.getpid())  # the acceptor stops by itself if this process dies
         cmd = [
             self.python, "-m", "wormspace", "serve",
             "--id", str(i), "--config", str(self.config_path), *self.serve_args,
