@@ -47,7 +47,11 @@ Rules:
    At most ``max_connections`` connections are open; more are closed at once (logged at most every 10 s).
    A request naming more than ``max_request_registers`` registers is answered ``ErrorReply`` without being
    applied; the client transport splits its requests under the limit the acceptor's hello states and merges
-   the chunks' replies (``merge_replies``), so a batch over a whole large segment still works.
+   the chunks' replies (``merge_replies``), so a batch over a whole large segment still works. It also cuts
+   an Accept whose values would not fit in one frame (``max_frame``) into Accepts that each fit
+   (``split_accept_by_bytes``), merged the same way: each chunk is applied all or none, as with the
+   register limit. Replies are not split: a Read or Prepare whose reply (its votes' values) exceeds the
+   acceptor's ``max_frame`` gets no reply (logged by the acceptor).
 
 Signals and threads are the caller's business: both classes must be used from their event loop's thread.
 """
@@ -1128,6 +1132,35 @@ def split_request(m: Request, limit: int, first_req: int) -> list[Request]:
     return [Read(req=first_req + k, segment=m.segment, indices=x) for k, x in enumerate(idx)]
 
 
+ACCEPT_ENTRY_OVERHEAD = 16
+"""Bytes one ``(index, value)`` entry of an Accept takes on the wire beyond its value, at most (msgpack)."""
+
+FRAME_MARGIN = 1024
+"""Bytes of a frame kept for everything but an Accept's entries (prefix, MAC, tag, ballot, ...)."""
+
+
+def split_accept_by_bytes(m: Accept, budget: int, limit: int, first_req: int) -> list[Accept]:
+    """``m`` cut into Accepts whose entries take at most ``budget`` bytes (``ACCEPT_ENTRY_OVERHEAD`` each
+    beyond its value) and, if ``limit`` > 0, at most ``limit`` registers; numbered from ``first_req``. An
+    entry larger than ``budget`` alone is a chunk of its own (it cannot travel: ``split_for_frames`` says so)."""
+    parts: list[list[tuple[int, bytes]]] = [[]]
+    size = 0
+    for entry in m.values:
+        cost = len(entry[1]) + ACCEPT_ENTRY_OVERHEAD
+        if parts[-1] and (size + cost > budget or 0 < limit <= len(parts[-1])):
+            parts.append([])
+            size = 0
+        parts[-1].append(entry)
+        size += cost
+    return [
+        Accept(req=first_req + k, segment=m.segment, ballot=m.ballot, values=tuple(v)) for k, v in enumerate(parts)
+    ]
+
+
+def _accept_bytes(m: Accept) -> int:
+    return sum(len(v) for _, v in m.values) + ACCEPT_ENTRY_OVERHEAD * len(m.values)
+
+
 _Encoded = tuple[list[Message], list[bytes], list[Message]]  # a batch, its frames, its messages too large
 
 
@@ -1380,14 +1413,17 @@ class TcpTransport:
 
     def _split_oversized(self, p: _Peer, batch: list[Message]) -> list[Message]:
         limit = p.hello.max_registers if p.hello is not None else 0
-        if limit <= 0:
-            return batch
+        budget = self.max_frame - FRAME_MARGIN
         out: list[Message] = []
         for m in batch:
-            if not isinstance(m, _REQUEST_TYPES) or registers_of(m) <= limit:
+            parts: list[Request]
+            if isinstance(m, Accept) and len(m.values) > 1 and _accept_bytes(m) > budget:
+                parts = list(split_accept_by_bytes(m, budget, limit, self._next_chunk))
+            elif limit > 0 and isinstance(m, _REQUEST_TYPES) and registers_of(m) > limit:
+                parts = split_request(m, limit, self._next_chunk)
+            else:
                 out.append(m)
                 continue
-            parts = split_request(m, limit, self._next_chunk)
             self._next_chunk += len(parts)
             split = _Split(peer=p.id, original=m, replies={}, chunks=tuple(c.req for c in parts))
             for c in parts:
