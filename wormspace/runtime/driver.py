@@ -26,7 +26,9 @@ Rules:
    ``await execute_async(request)`` on a ``TcpDriver`` never hops threads either: each calling event loop
    gets its own ``AsyncTcpDriver`` (its own node id and connections), created on first use.
 4. ``close()`` (or ``await aclose()``) ends a driver: operations still running end ``Indeterminate``; any
-   later call is a ``UsageError`` ("this client is closed").
+   later call is a ``UsageError`` ("this client is closed"). A ``TcpDriver`` still open when the interpreter
+   exits is closed then (``atexit``): its private loop's tasks would otherwise be destroyed pending, each
+   logged by asyncio as an error.
 5. An ``Indeterminate`` outcome while acceptors of the request's group refuse this client (wrong key,
    another cluster) is raised as ``PeersRefused`` naming them and why.
 6. The core's phase timers (``SetTimer``) go into one heap, with one loop timer set for its earliest entry
@@ -44,6 +46,7 @@ asynchronous driver runs on the caller's loop, whichever it is; ``wormspace serv
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import heapq
 import logging
@@ -386,6 +389,19 @@ class _Call:
         return self.outcome
 
 
+_OPEN: weakref.WeakSet[TcpDriver] = weakref.WeakSet()  # synchronous drivers not closed yet (Rule 4)
+
+
+def _close_open_drivers() -> None:
+    """At interpreter exit: close the synchronous drivers (clients) their users left open."""
+    for driver in list(_OPEN):
+        with contextlib.suppress(Exception):
+            driver.close()
+
+
+atexit.register(_close_open_drivers)
+
+
 class TcpDriver:
     """The synchronous facade over ``AsyncTcpDriver`` (Rule 3).
 
@@ -426,6 +442,7 @@ class TcpDriver:
         self._pending = 0  # synchronous callers' operations not ended yet
         self._looping = False  # the private loop runs for synchronous callers: stopped when ``_pending`` is 0
         self._closed = False
+        _OPEN.add(self)
 
     @classmethod
     def from_config(cls, cfg: ClusterConfig, **kwargs: Any) -> TcpDriver:
@@ -581,6 +598,7 @@ class TcpDriver:
             self._closed = True
             others = list(self._per_loop.values())
             self._per_loop.clear()
+            _OPEN.discard(self)
         for d in others:
             d.close_from_outside()
         with self._cond:
