@@ -103,3 +103,85 @@ def test_with_contracts_off_the_fixture_refuses_saying_why(pytester: pytest.Pyte
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*wormspace_cluster runs with contracts on, but WORMSPACE_CONTRACTS turned them off*"])
     assert result.ret != 0
+
+
+@on_only
+def test_a_spawned_process_that_raises_fails_the_test(pytester: pytest.Pytester) -> None:
+    """An app core run with ``spawn`` that ends with an exception is a failing app, whether or not the test
+    called ``run()`` (it used to pass silently, the exception kept in ``cluster.failures``)."""
+    pytester.makepyfile(
+        """
+        def core(logic):
+            yield from logic.sleep(0.01)
+            raise ValueError("app invariant broken")
+
+        def test_run_in_the_test(wormspace_cluster):
+            wormspace_cluster.spawn(core)
+            wormspace_cluster.run()
+            raise AssertionError("not reached: run() reports the failure")
+
+        def test_left_to_teardown(wormspace_cluster):
+            wormspace_cluster.spawn(core)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, passed=1, errors=1)
+    out = result.stdout.str()
+    assert out.count("spawned process(es) ended with an exception (seed 0)") == 2
+    assert "ValueError: app invariant broken" in out and "not reached" not in out
+    assert 'in core\n' in out  # the app's own traceback is shown
+
+
+@on_only
+def test_an_app_that_never_ends_fails_the_test_saying_so(pytester: pytest.Pytester,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spawned process that loops for ever: a plain failure naming the hang, once, no internal traceback
+    (it was a RuntimeError from the simulator, raised again at teardown after another full bound)."""
+    import wormspace.testing
+
+    monkeypatch.setattr(wormspace.testing, "MAX_EVENTS", 5_000)  # pytester runs in this process
+    pytester.makepyfile(
+        """
+        def forever(logic):
+            while True:
+                yield from logic.sleep(0.01)
+
+        def test_run_in_the_test(wormspace_cluster):
+            wormspace_cluster.spawn(forever)
+            wormspace_cluster.run()
+
+        def test_left_to_teardown(wormspace_cluster):
+            wormspace_cluster.spawn(forever)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, passed=1, errors=1)
+    out = result.stdout.str()
+    assert out.count("the simulation did not settle within 5000 events") == 2
+    assert "RuntimeError" not in out and "Traceback" not in out
+
+
+@on_only
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("with h.operation('read', 0) as op:\n        op.ok(None)\n        op.ok(b'x')",
+         "op.ok(...): this operation was already completed (call ok or fail once)"),
+        ("with h.operation('read', 0) as op:\n        op.ok('text')", "op.ok(...) takes bytes or None, got str"),
+        ("with h.operation('write', 0):\n        pass", "operation('write', 0, value): the value written is bytes"),
+        ("with h.operation('read', 0, b'v'):\n        pass", "operation('read', address) takes no value"),
+        ("with h.operation('read', -1):\n        pass", "an app operation's address is a non-negative int, got -1"),
+        ("with h.operation('read', '3'):\n        pass", "an app operation's address is a non-negative int, got '3'"),
+    ],
+)
+def test_a_misused_operation_is_a_usage_error_naming_it(pytester: pytest.Pytester, body: str, message: str) -> None:
+    """Misuse of ``operation`` is said in the harness's terms (it was a bare "no open operation with handle 0",
+    or a history-format message about base64)."""
+    pytester.makepyfile(
+        "import pytest\nfrom wormspace.errors import UsageError\n\n"
+        "def test_it(wormspace_cluster):\n    h = wormspace_cluster\n"
+        f"    with pytest.raises(UsageError) as info:\n        {body.replace(chr(10), chr(10) + '    ')}\n"
+        "    print('MESSAGE', info.value)\n"
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-s")
+    assert message in result.stdout.str()
