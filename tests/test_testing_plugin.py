@@ -185,3 +185,36 @@ def test_a_misused_operation_is_a_usage_error_naming_it(pytester: pytest.Pyteste
     )
     result = pytester.runpytest("-p", "no:cacheprovider", "-s")
     assert message in result.stdout.str()
+
+
+@pytest.mark.parametrize("count", ["0", "-3"])
+def test_a_seed_count_below_one_is_one_usage_error(pytester: pytest.Pytester, count: str) -> None:
+    """Said once, as pytest's own usage errors are (it was an internal traceback per collected module)."""
+    pytester.makepyfile(test_one="def test_it(wormspace_cluster):\n    pass\n",
+                        test_two="def test_it(wormspace_cluster):\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--wormspace-seeds", count)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    out = result.stdout.str() + result.stderr.str()
+    assert out.count(f"--wormspace-seeds must be at least 1, got {count}") == 1
+    assert "Traceback" not in out and "pluggy" not in out
+
+
+@on_only
+def test_the_fault_schedule_needs_three_acceptors(pytester: pytest.Pytester) -> None:
+    """As docs/testing.md says: a module-wide marker applies; with two acceptors there is no schedule."""
+    pytester.makepyfile(
+        """
+        import pytest
+        pytestmark = pytest.mark.wormspace(acceptors=5)
+
+        def test_five(wormspace_cluster):
+            assert len(wormspace_cluster.cluster.net.nodes) == 5
+            assert wormspace_cluster.schedule[0] == "t=0.01 crash 0"
+
+        @pytest.mark.wormspace(acceptors=2)
+        def test_two(wormspace_cluster):
+            assert wormspace_cluster.schedule == []
+            wormspace_cluster.client().alloc(b"x")
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)

@@ -50,14 +50,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--wormspace-seeds") < 1:  # said once, before collection, as pytest's own usage errors
+        raise pytest.UsageError(f"--wormspace-seeds must be at least 1, got {config.getoption('--wormspace-seeds')}")
     config.addinivalue_line("markers", "wormspace(**options): options of the wormspace_cluster fixture")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "wormspace_cluster" in metafunc.fixturenames:
         n = metafunc.config.getoption("--wormspace-seeds")
-        if n < 1:
-            raise pytest.UsageError("--wormspace-seeds must be at least 1")
         metafunc.parametrize("wormspace_seed", range(n), ids=[f"seed{s}" for s in range(n)])
 
 
