@@ -133,13 +133,9 @@ def test_a_spawned_process_that_raises_fails_the_test(pytester: pytest.Pytester)
 
 
 @on_only
-def test_an_app_that_never_ends_fails_the_test_saying_so(pytester: pytest.Pytester,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_app_that_never_ends_fails_the_test_saying_so(pytester: pytest.Pytester) -> None:
     """A spawned process that loops for ever: a plain failure naming the hang, once, no internal traceback
     (it was a RuntimeError from the simulator, raised again at teardown after another full bound)."""
-    import wormspace.testing
-
-    monkeypatch.setattr(wormspace.testing, "MAX_EVENTS", 5_000)  # pytester runs in this process
     pytester.makepyfile(
         """
         def forever(logic):
@@ -147,10 +143,12 @@ def test_an_app_that_never_ends_fails_the_test_saying_so(pytester: pytest.Pytest
                 yield from logic.sleep(0.01)
 
         def test_run_in_the_test(wormspace_cluster):
+            wormspace_cluster.max_events = 5_000
             wormspace_cluster.spawn(forever)
             wormspace_cluster.run()
 
         def test_left_to_teardown(wormspace_cluster):
+            wormspace_cluster.max_events = 5_000
             wormspace_cluster.spawn(forever)
         """
     )

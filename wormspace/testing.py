@@ -12,8 +12,8 @@ Installed with the package (entry point ``pytest11: wormspace``); see docs/testi
 * At teardown the cluster runs to quiescence and the history is checked (``check_history`` against the
   segment model); an ILLEGAL or undecided history fails the test, printing the minimal illegal sub-history,
   the seed, and how to replay it. A spawned process that ended with an exception fails the test too (its
-  traceback printed), as does a simulation that does not settle within ``MAX_EVENTS`` events (an app that
-  never ends); ``harness.run()`` reports both at once, in the test itself.
+  traceback printed), as does a simulation that does not settle within ``harness.max_events`` events (an
+  app that never ends; ``MAX_EVENTS`` by default); ``harness.run()`` reports both at once, in the test itself.
 * ``--wormspace-seeds N`` runs every test that uses the fixture over seeds 0..N-1 (default 1);
   ``@pytest.mark.wormspace(acceptors=3, wos_size=16, drop=0.05, duplicate=0.05, faults=True)`` sets the
   cluster of one test; an unknown option, a positional argument or a value out of range fails the test
@@ -147,6 +147,7 @@ class Harness:
         self._apps = 0
         self._failures_reported = 0  # spawned processes' exceptions already reported
         self.hung = False  # a run did not settle: the history cannot be checked
+        self.max_events = MAX_EVENTS  # a test may lower (or raise) the bound of what counts as a hang
         self.schedule: list[str] = []
         if faults and acceptors >= 3:
             down, off = seed % acceptors, (seed + 1) % acceptors
@@ -167,7 +168,7 @@ class Harness:
 
     def run(self) -> None:
         """Run the simulation until every spawned process ends and the network is quiet. Fails the test if
-        it does not settle within ``MAX_EVENTS`` events, or if a spawned process ended with an exception."""
+        it does not settle within ``max_events`` events, or if a spawned process ended with an exception."""
         problem = self._settle()
         if problem is not None:
             pytest.fail(problem, pytrace=False)
@@ -177,12 +178,12 @@ class Harness:
         if self.hung:
             return None  # already reported
         net = self.cluster.net
-        for _ in range(MAX_EVENTS):  # as ``Cluster.run``, but a hang is the app's, so it is said plainly
+        for _ in range(self.max_events):  # as ``Cluster.run``, but a hang is the app's, so it is said plainly
             if not net.step():
                 break
         else:
             self.hung = True
-            return (f"wormspace: the simulation did not settle within {MAX_EVENTS} events (virtual time"
+            return (f"wormspace: the simulation did not settle within {self.max_events} events (virtual time"
                     f" {net.now:.3f} s; seed {self.seed}): a spawned process never ends, or keeps the"
                     " network busy for ever")
         failures = self.cluster.failures[self._failures_reported:]
@@ -223,7 +224,7 @@ class Harness:
         from wormspace.refinement.linearizability import check_history
         from wormspace.refinement.models import SegmentModel
 
-        self.cluster.run(MAX_EVENTS)
+        self.cluster.run(self.max_events)
         return check_history(self.cluster.history(), SegmentModel(wos_size=self.wos_size))
 
 
