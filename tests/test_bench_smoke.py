@@ -168,3 +168,14 @@ def test_bench_options_that_cannot_apply_exit_2_before_running(
     assert main(argv) == 2
     captured = capsys.readouterr()
     assert message in captured.err and captured.out == ""
+
+
+def test_the_recorded_command_reruns_the_run_whichever_front_end_started_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It was built from sys.argv: under ``wormspace bench check`` it read "python -m bench bench check" (here,
+    pytest's own argv)."""
+    from wormspace.cli import main
+
+    assert main(["bench", "check", "--quick", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["command"] == "python -m bench check --quick"
