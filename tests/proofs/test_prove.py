@@ -343,7 +343,7 @@ def test_the_verb_reruns_itself_with_the_fixed_hash_seed(monkeypatch: pytest.Mon
          "--report /nonexistent/dir/r.md: no directory '/nonexistent/dir' to write it in"),
         (["--quick", "--trace-out", "/nonexistent/t.svg"], "--trace-out /nonexistent/t.svg: no directory"),
     ],
-    ids=["mutants-layer", "mutants-report-allow", "mutants-trace", "report-dir", "trace-dir"],
+    ids=["suite-with-layer", "suite-with-report-allow", "suite-with-trace", "report-dir", "trace-dir"],
 )
 def test_a_command_line_that_cannot_be_honoured_exits_2_before_running(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
