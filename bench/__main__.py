@@ -62,8 +62,10 @@ def run_named(names: Sequence[str], *, quick: bool, as_json: bool, save: str | N
         if not as_json:
             print_result(res)
             print(f"== {name}: {elapsed:.1f} s\n", flush=True)
-    report = {"machine": machine(), "quick": quick, "command": " ".join(["python -m bench", *sys.argv[1:]]),
-              "results": results}
+    # The command that reruns this, from the arguments (sys.argv is wormspace's own under ``wormspace bench``).
+    command = " ".join(["python -m bench", *names, *(["--quick"] if quick else []),
+                        *(["--save", save] if save else [])])
+    report = {"machine": machine(), "quick": quick, "command": command, "results": results}
     if as_json:
         json.dump(report, sys.stdout, indent=2)
         print()

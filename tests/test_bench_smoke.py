@@ -147,3 +147,35 @@ def test_the_bare_durable_floor_commits_a_row_per_frame(tmp_path: Path) -> None:
         with sqlite3.connect(tmp_path / str(i) / "bare.sqlite3") as db:
             counts.append(db.execute("SELECT count(*) FROM t").fetchone()[0])
     assert counts == [5, 5, 5]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["bench", "wor", "-n", "5"], "-n set the short TCP table (no NAME), not benchmark 'wor'"),
+        (["bench", "kv", "--contracts", "--inflight", "3"], "--inflight, --contracts set the short TCP table"),
+        (["bench", "--quick"], "--quick goes with NAME"),
+        (["bench", "-n", "0"], "-n, --inflight and --batch must be positive"),
+    ],
+    ids=["n-with-name", "contracts-with-name", "quick-without-name", "zero-n"],
+)
+def test_bench_options_that_cannot_apply_exit_2_before_running(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An option the chosen run does not use is refused (it was silently ignored), and nothing runs."""
+    from wormspace.cli import main
+
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.out == ""
+
+
+def test_the_recorded_command_reruns_the_run_whichever_front_end_started_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It was built from sys.argv: under ``wormspace bench check`` it read "python -m bench bench check" (here,
+    pytest's own argv)."""
+    from wormspace.cli import main
+
+    assert main(["bench", "check", "--quick", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["command"] == "python -m bench check --quick"

@@ -103,3 +103,116 @@ def test_with_contracts_off_the_fixture_refuses_saying_why(pytester: pytest.Pyte
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*wormspace_cluster runs with contracts on, but WORMSPACE_CONTRACTS turned them off*"])
     assert result.ret != 0
+
+
+@on_only
+def test_a_spawned_process_that_raises_fails_the_test(pytester: pytest.Pytester) -> None:
+    """An app core run with ``spawn`` that ends with an exception is a failing app, whether or not the test
+    called ``run()`` (it used to pass silently, the exception kept in ``cluster.failures``)."""
+    pytester.makepyfile(
+        """
+        def core(logic):
+            yield from logic.sleep(0.01)
+            raise ValueError("app invariant broken")
+
+        def test_run_in_the_test(wormspace_cluster):
+            wormspace_cluster.spawn(core)
+            wormspace_cluster.run()
+            raise AssertionError("not reached: run() reports the failure")
+
+        def test_left_to_teardown(wormspace_cluster):
+            wormspace_cluster.spawn(core)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, passed=1, errors=1)
+    out = result.stdout.str()
+    assert out.count("spawned process(es) ended with an exception (seed 0)") == 2
+    assert "ValueError: app invariant broken" in out and "not reached" not in out
+    assert 'in core\n' in out  # the app's own traceback is shown
+
+
+@on_only
+def test_an_app_that_never_ends_fails_the_test_saying_so(pytester: pytest.Pytester) -> None:
+    """A spawned process that loops for ever: a plain failure naming the hang, once, no internal traceback
+    (it was a RuntimeError from the simulator, raised again at teardown after another full bound)."""
+    pytester.makepyfile(
+        """
+        def forever(logic):
+            while True:
+                yield from logic.sleep(0.01)
+
+        def test_run_in_the_test(wormspace_cluster):
+            wormspace_cluster.max_events = 5_000
+            wormspace_cluster.spawn(forever)
+            wormspace_cluster.run()
+
+        def test_left_to_teardown(wormspace_cluster):
+            wormspace_cluster.max_events = 5_000
+            wormspace_cluster.spawn(forever)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, passed=1, errors=1)
+    out = result.stdout.str()
+    assert out.count("the simulation did not settle within 5000 events") == 2
+    assert "RuntimeError" not in out and "Traceback" not in out
+
+
+@on_only
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("with h.operation('read', 0) as op:\n        op.ok(None)\n        op.ok(b'x')",
+         "op.ok(...): this operation was already completed (call ok or fail once)"),
+        ("with h.operation('read', 0) as op:\n        op.ok('text')", "op.ok(...) takes bytes or None, got str"),
+        ("with h.operation('write', 0):\n        pass", "operation('write', 0, value): the value written is bytes"),
+        ("with h.operation('read', 0, b'v'):\n        pass", "operation('read', address) takes no value"),
+        ("with h.operation('read', -1):\n        pass", "an app operation's address is a non-negative int, got -1"),
+        ("with h.operation('read', '3'):\n        pass", "an app operation's address is a non-negative int, got '3'"),
+    ],
+)
+def test_a_misused_operation_is_a_usage_error_naming_it(pytester: pytest.Pytester, body: str, message: str) -> None:
+    """Misuse of ``operation`` is said in the harness's terms (it was a bare "no open operation with handle 0",
+    or a history-format message about base64)."""
+    pytester.makepyfile(
+        "import pytest\nfrom wormspace.errors import UsageError\n\n"
+        "def test_it(wormspace_cluster):\n    h = wormspace_cluster\n"
+        f"    with pytest.raises(UsageError) as info:\n        {body.replace(chr(10), chr(10) + '    ')}\n"
+        "    print('MESSAGE', info.value)\n"
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-s")
+    assert message in result.stdout.str()
+
+
+@pytest.mark.parametrize("count", ["0", "-3"])
+def test_a_seed_count_below_one_is_one_usage_error(pytester: pytest.Pytester, count: str) -> None:
+    """Said once, as pytest's own usage errors are (it was an internal traceback per collected module)."""
+    pytester.makepyfile(test_one="def test_it(wormspace_cluster):\n    pass\n",
+                        test_two="def test_it(wormspace_cluster):\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--wormspace-seeds", count)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    out = result.stdout.str() + result.stderr.str()
+    assert out.count(f"--wormspace-seeds must be at least 1, got {count}") == 1
+    assert "Traceback" not in out and "pluggy" not in out
+
+
+@on_only
+def test_the_fault_schedule_needs_three_acceptors(pytester: pytest.Pytester) -> None:
+    """As docs/testing.md says: a module-wide marker applies; with two acceptors there is no schedule."""
+    pytester.makepyfile(
+        """
+        import pytest
+        pytestmark = pytest.mark.wormspace(acceptors=5)
+
+        def test_five(wormspace_cluster):
+            assert len(wormspace_cluster.cluster.net.nodes) == 5
+            assert wormspace_cluster.schedule[0] == "t=0.01 crash 0"
+
+        @pytest.mark.wormspace(acceptors=2)
+        def test_two(wormspace_cluster):
+            assert wormspace_cluster.schedule == []
+            wormspace_cluster.client().alloc(b"x")
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)

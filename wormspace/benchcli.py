@@ -16,6 +16,8 @@ this machine's cores, so the figures measure the whole system on one box, not a 
 ``wormspace bench NAME`` runs a benchmark of the source tree's ``bench/`` package instead (``wor``,
 ``apps``, ``kv``, ``scale``, ``explore``, ``check``, ``tcp``, ``tx``, ``bare``, ``memory``, or ``all``;
 ``--quick`` for a short run), as ``python -m bench NAME`` does; those ship with the source, not the wheel.
+``-n``, ``--inflight``, ``--batch`` and ``--contracts`` size the table without NAME and ``--quick`` goes with
+NAME: any other mix exits 2 saying so, rather than being ignored.
 """
 
 from __future__ import annotations
@@ -167,10 +169,10 @@ def add_parser(sub: Any) -> None:
                    help="a benchmark of the source tree's bench/ package (wor, apps, kv, scale, explore, check, "
                         "tcp, tx, bare, memory, all); without NAME: the short TCP table")
     p.add_argument("--quick", action="store_true", help="with NAME: a short run that proves it works")
-    p.add_argument("-n", type=int, default=400, help="operations per sequential benchmark (default 400)")
-    p.add_argument("--inflight", type=int, default=64, help="concurrent operations (default 64)")
-    p.add_argument("--batch", type=int, default=64, help="offsets per batch_write (default 64)")
-    p.add_argument("--contracts", action="store_true", help="keep icontract checks on (slower)")
+    p.add_argument("-n", type=int, help="without NAME: operations per sequential benchmark (default 400)")
+    p.add_argument("--inflight", type=int, help="without NAME: concurrent operations (default 64)")
+    p.add_argument("--batch", type=int, help="without NAME: offsets per batch_write (default 64)")
+    p.add_argument("--contracts", action="store_true", help="without NAME: keep icontract checks on (slower)")
     p.add_argument("--json", action="store_true", help="print JSON rows")
     p.set_defaults(func=main)
 
@@ -190,6 +192,16 @@ def _bench_package() -> Any:
 
 
 def main(args: argparse.Namespace) -> int:
+    table_only = [flag for flag, given in (("-n", args.n is not None), ("--inflight", args.inflight is not None),
+                                           ("--batch", args.batch is not None), ("--contracts", args.contracts))
+                  if given]
+    if args.name is not None and table_only:  # a named benchmark has its own sizes: never silently ignored
+        print(f"wormspace bench: {', '.join(table_only)} set the short TCP table (no NAME), not benchmark"
+              f" {args.name!r}", file=sys.stderr)
+        return 2
+    if args.name is None and args.quick:
+        print("wormspace bench: --quick goes with NAME (a short run of that benchmark)", file=sys.stderr)
+        return 2
     if args.name is not None:
         package = _bench_package()
         if package is None or not hasattr(package, "run_named"):
@@ -198,10 +210,12 @@ def main(args: argparse.Namespace) -> int:
             return 2
         status: int = package.run_named([args.name], quick=args.quick, as_json=args.json)
         return status
-    if args.n < 1 or args.inflight < 1 or args.batch < 1:
+    n, inflight, batch = (400 if args.n is None else args.n, 64 if args.inflight is None else args.inflight,
+                          64 if args.batch is None else args.batch)
+    if n < 1 or inflight < 1 or batch < 1:
         print("wormspace bench: -n, --inflight and --batch must be positive", file=sys.stderr)
         return 2
-    rows = run(args.n, args.inflight, args.batch, args.contracts)
+    rows = run(n, inflight, batch, args.contracts)
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()

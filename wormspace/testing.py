@@ -11,7 +11,9 @@ Installed with the package (entry point ``pytest11: wormspace``); see docs/testi
   must return what that address holds) -- so an app that serves a stale or invented value is caught.
 * At teardown the cluster runs to quiescence and the history is checked (``check_history`` against the
   segment model); an ILLEGAL or undecided history fails the test, printing the minimal illegal sub-history,
-  the seed, and how to replay it.
+  the seed, and how to replay it. A spawned process that ended with an exception fails the test too (its
+  traceback printed), as does a simulation that does not settle within ``harness.max_events`` events (an
+  app that never ends; ``MAX_EVENTS`` by default); ``harness.run()`` reports both at once, in the test itself.
 * ``--wormspace-seeds N`` runs every test that uses the fixture over seeds 0..N-1 (default 1);
   ``@pytest.mark.wormspace(acceptors=3, wos_size=16, drop=0.05, duplicate=0.05, faults=True)`` sets the
   cluster of one test; an unknown option, a positional argument or a value out of range fails the test
@@ -27,6 +29,7 @@ never when it is loaded (pytest loads it in every session of a project that inst
 from __future__ import annotations
 
 import contextlib
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +40,7 @@ from wormspace import _contracts
 from wormspace.errors import UsageError
 
 APP_PROCESS_BASE = 10_000  # process numbers of app-level operations recorded through the harness
+MAX_EVENTS = 10_000_000  # simulation events a run may take before the harness calls it a hang
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -46,14 +50,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--wormspace-seeds") < 1:  # said once, before collection, as pytest's own usage errors
+        raise pytest.UsageError(f"--wormspace-seeds must be at least 1, got {config.getoption('--wormspace-seeds')}")
     config.addinivalue_line("markers", "wormspace(**options): options of the wormspace_cluster fixture")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "wormspace_cluster" in metafunc.fixturenames:
         n = metafunc.config.getoption("--wormspace-seeds")
-        if n < 1:
-            raise pytest.UsageError("--wormspace-seeds must be at least 1")
         metafunc.parametrize("wormspace_seed", range(n), ids=[f"seed{s}" for s in range(n)])
 
 
@@ -65,13 +69,21 @@ class _Op:
 
     def ok(self, value: bytes | None = None) -> None:
         """The operation returned ``value`` (for a read: None means EMPTY)."""
+        self._complete("ok", value)
         self.recorder.ok(self.handle, value)
         self.done = True
 
     def fail(self, error: str, existing: bytes | None = None) -> None:
         """The operation certainly did not take effect (``error``: an outcome name, e.g. AlreadyWritten)."""
+        self._complete("fail", existing)
         self.recorder.fail(self.handle, error, existing)
         self.done = True
+
+    def _complete(self, how: str, value: object) -> None:
+        if self.done:
+            raise UsageError(f"op.{how}(...): this operation was already completed (call ok or fail once)")
+        if value is not None and not isinstance(value, bytes):
+            raise UsageError(f"op.{how}(...) takes bytes or None, got {type(value).__name__}")
 
 
 #: The options of ``@pytest.mark.wormspace`` (the keyword arguments of ``Harness``) and their defaults.
@@ -133,6 +145,9 @@ class Harness:
 
         self.cluster.recorder = Recorder(clock=clock)
         self._apps = 0
+        self._failures_reported = 0  # spawned processes' exceptions already reported
+        self.hung = False  # a run did not settle: the history cannot be checked
+        self.max_events = MAX_EVENTS  # a test may lower (or raise) the bound of what counts as a hang
         self.schedule: list[str] = []
         if faults and acceptors >= 3:
             down, off = seed % acceptors, (seed + 1) % acceptors
@@ -152,8 +167,34 @@ class Harness:
         return self.cluster.spawn(core, at=at)
 
     def run(self) -> None:
-        """Run the simulation until every spawned process ends and the network is quiet."""
-        self.cluster.run()
+        """Run the simulation until every spawned process ends and the network is quiet. Fails the test if
+        it does not settle within ``max_events`` events, or if a spawned process ended with an exception."""
+        problem = self._settle()
+        if problem is not None:
+            pytest.fail(problem, pytrace=False)
+
+    def _settle(self) -> str | None:
+        """Run to quiescence; what is wrong (a hang, a spawned process's exception), or None."""
+        if self.hung:
+            return None  # already reported
+        net = self.cluster.net
+        for _ in range(self.max_events):  # as ``Cluster.run``, but a hang is the app's, so it is said plainly
+            if not net.step():
+                break
+        else:
+            self.hung = True
+            return (f"wormspace: the simulation did not settle within {self.max_events} events (virtual time"
+                    f" {net.now:.3f} s; seed {self.seed}): a spawned process never ends, or keeps the"
+                    " network busy for ever")
+        failures = self.cluster.failures[self._failures_reported:]
+        self._failures_reported += len(failures)
+        if not failures:
+            return None
+        lines = [f"wormspace: {len(failures)} spawned process(es) ended with an exception (seed {self.seed}):"]
+        for process, e in failures:
+            lines.append(f"process {process}: {type(e).__name__}: {e}")
+            lines.append("".join(traceback.format_exception(e)).rstrip())
+        return "\n".join(lines)
 
     @contextlib.contextmanager
     def operation(self, f: str, key: int, value: bytes | None = None) -> Iterator[_Op]:
@@ -161,6 +202,12 @@ class Harness:
         ``op.ok(...)`` or ``op.fail(...)`` inside the block (leaving it otherwise records it indeterminate)."""
         if f not in ("read", "write"):
             raise UsageError(f"app operations are recorded as read or write, got {f!r}")
+        if type(key) is not int or key < 0:
+            raise UsageError(f"an app operation's address is a non-negative int, got {key!r}")
+        if f == "write" and not isinstance(value, bytes):
+            raise UsageError(f"operation('write', {key}, value): the value written is bytes, got {value!r}")
+        if f == "read" and value is not None:
+            raise UsageError("operation('read', address) takes no value: pass what the read returned to op.ok")
         recorder = self.cluster.recorder
         assert recorder is not None  # the harness's cluster records
         process = APP_PROCESS_BASE + self._apps
@@ -177,7 +224,7 @@ class Harness:
         from wormspace.refinement.linearizability import check_history
         from wormspace.refinement.models import SegmentModel
 
-        self.cluster.run()
+        self.cluster.run(self.max_events)
         return check_history(self.cluster.history(), SegmentModel(wos_size=self.wos_size))
 
 
@@ -199,6 +246,11 @@ def wormspace_cluster(request: pytest.FixtureRequest, wormspace_seed: int) -> It
     except UsageError as e:
         pytest.fail(f"wormspace_cluster: {e}", pytrace=False)
     yield harness
+    problem = harness._settle()
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
+    if harness.hung:
+        return  # reported by harness.run() in the test
     result = harness.check()
     if result.verdict == "OK":
         return

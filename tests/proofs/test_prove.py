@@ -330,3 +330,26 @@ def test_the_verb_reruns_itself_with_the_fixed_hash_seed(monkeypatch: pytest.Mon
     ((cmd, seed),) = seen
     assert cmd[1:] == ["-m", "wormspace", "prove", "--quick", "--layer", "wos", "--json", "--allow-unknown", "apps"]
     assert seed == prove.HASH_SEED
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--mutants", "--layer", "wor"], "it takes only --quick and --json, not --layer"),
+        (["--mutants", "--quick", "--report", "r.md", "--allow-unknown", "apps"],
+         "it takes only --quick and --json, not --report, --allow-unknown"),
+        (["--mutants", "--trace-out", "t.svg"], "it takes only --quick and --json, not --trace-out"),
+        (["--quick", "--layer", "acceptor", "--report", "/nonexistent/dir/r.md"],
+         "--report /nonexistent/dir/r.md: no directory '/nonexistent/dir' to write it in"),
+        (["--quick", "--trace-out", "/nonexistent/t.svg"], "--trace-out /nonexistent/t.svg: no directory"),
+    ],
+    ids=["suite-with-layer", "suite-with-report-allow", "suite-with-trace", "report-dir", "trace-dir"],
+)
+def test_a_command_line_that_cannot_be_honoured_exits_2_before_running(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rule 7: refused at once (--mutants used to ignore the options and run for minutes; a report to a
+    missing directory failed only after every obligation had run)."""
+    assert main(["prove", *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("wormspace prove: ") and message in captured.err and captured.out == ""

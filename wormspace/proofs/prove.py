@@ -29,6 +29,9 @@ Rules.
 6. A run replays: the Hypothesis machines are derandomized, and the checks run with ``PYTHONHASHSEED=0``
    (the verb re-runs itself in a child process with it when it is not set), since the order in which sets
    of messages are iterated -- and so which interleavings a bounded run meets -- depends on string hashing.
+7. A command line that cannot be honoured exits 2 before anything runs: ``--mutants`` with an option of the
+   obligations' run (``--layer``, ``--report``, ``--trace-out``, ``--allow-unknown``), or a ``--report`` or
+   ``--trace-out`` file in a directory that does not exist.
 """
 
 from __future__ import annotations
@@ -158,7 +161,25 @@ def _argv(args: argparse.Namespace) -> list[str]:
     return argv
 
 
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the command line before anything runs (Rule 7), or None."""
+    if args.mutants:
+        ignored = [flag for flag, given in (("--layer", args.layer), ("--report", args.report),
+                                            ("--trace-out", args.trace_out), ("--allow-unknown", args.allow_unknown))
+                   if given]
+        if ignored:
+            return f"--mutants runs every planted bug; it takes only --quick and --json, not {', '.join(ignored)}"
+    for flag, out in (("--report", args.report), ("--trace-out", args.trace_out)):
+        if out and not Path(out).resolve().parent.is_dir():
+            return f"{flag} {out}: no directory {str(Path(out).resolve().parent)!r} to write it in"
+    return None
+
+
 def run_cli(args: argparse.Namespace) -> int:
+    problem = _usage_problem(args)
+    if problem is not None:
+        print(f"wormspace prove: {problem}", file=sys.stderr)
+        return 2
     if os.environ.get("PYTHONHASHSEED") != HASH_SEED:  # Rule 6: re-run with the fixed hash seed
         env = dict(os.environ, PYTHONHASHSEED=HASH_SEED)
         return subprocess.run([sys.executable, "-m", "wormspace", *_argv(args)], env=env, check=False).returncode
