@@ -1,6 +1,7 @@
 """An independent checker of WormKV app histories (Jepsen's register workload, one register per key).
 
-Written from docs/history-format.md alone; it shares no code with ``wormspace``. Per key, a register starts
+Written from docs/history-format.md alone; it shares no code with ``wormspace`` (the search for an order is
+``independent_wor.search``, as independent of the library as this file). Per key, a register starts
 absent (None) and an order of the operations is searched (Wing and Gong, with Lowe's memo) in which:
 
 * ``read`` ``ok`` observes its value (null: absent); a read that did not return ``ok`` observes nothing;
@@ -20,7 +21,9 @@ import base64
 import json
 from dataclasses import dataclass
 
-OK, ILLEGAL, UNKNOWN = "OK", "ILLEGAL", "UNKNOWN"
+from tests.refinement.independent_wor import ILLEGAL, OK, UNKNOWN, search, worst
+
+__all__ = ["ILLEGAL", "OK", "UNKNOWN", "KvOp", "check_text", "kv_ops", "linearizable"]
 
 
 @dataclass(frozen=True)
@@ -73,12 +76,6 @@ def kv_ops(text: str) -> dict[str, list[KvOp]]:
 
 
 def linearizable(ops: list[KvOp], budget: int = 200_000) -> str:
-    required = frozenset(i for i, o in enumerate(ops) if o.ret is not None)
-    blockers = [frozenset(j for j in required if j != i and (ops[j].ret or o.call) < o.call)
-                for i, o in enumerate(ops)]
-    seen: set[tuple[frozenset[int], bytes | None]] = set()
-    steps = 0
-
     def step(o: KvOp, state: bytes | None) -> tuple[bool, bytes | None]:
         if o.f == "read":
             return o.a == state, state
@@ -90,30 +87,8 @@ def linearizable(ops: list[KvOp], budget: int = 200_000) -> str:
             return True, o.b
         return o.ret is None, state  # an indeterminate cas that found another value: as if never taken
 
-    def dfs(done: frozenset[int], state: bytes | None) -> bool:
-        nonlocal steps
-        if required <= done:
-            return True
-        if (done, state) in seen:
-            return False
-        seen.add((done, state))
-        for i, o in enumerate(ops):
-            if i in done or not blockers[i] <= done:
-                continue
-            steps += 1
-            if steps > budget:
-                raise TimeoutError
-            ok, nxt = step(o, state)
-            if ok and dfs(done | {i}, nxt):
-                return True
-        return False
-
-    try:
-        return OK if dfs(frozenset(), None) else ILLEGAL
-    except TimeoutError:
-        return UNKNOWN
+    return search(ops, step, budget)
 
 
 def check_text(text: str, budget: int = 200_000) -> str:
-    verdicts = {linearizable(ops, budget) for ops in kv_ops(text).values()}
-    return ILLEGAL if ILLEGAL in verdicts else UNKNOWN if UNKNOWN in verdicts else OK
+    return worst(linearizable(ops, budget) for ops in kv_ops(text).values())

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 OK, ILLEGAL, UNKNOWN = "OK", "ILLEGAL", "UNKNOWN"
 _ANY = object()  # an AlreadyWritten without ``existing``: some value other than the one written
@@ -113,26 +115,30 @@ def _write(by_addr: dict[int, list[RegOp]], addr: int, value: bytes | None, call
     # any other failure: certainly no effect, and nothing observed
 
 
-def _precedes(a: RegOp, b: RegOp) -> bool:
-    return a.ret is not None and a.ret < b.call
+class Timed(Protocol):
+    """An operation of one register: its invoke's and completion's ``(time, line)`` (``ret`` None:
+    indeterminate)."""
+
+    @property
+    def call(self) -> tuple[int, int]: ...
+
+    @property
+    def ret(self) -> tuple[int, int] | None: ...
 
 
-def linearizable(ops: list[RegOp], budget: int = 200_000) -> str:
-    """OK, ILLEGAL or UNKNOWN (the search took more than ``budget`` steps) for one register."""
+Op = TypeVar("Op", bound=Timed)
+Step = Callable[[Op, "bytes | None"], "tuple[bool, bytes | None]"]
+
+
+def search(ops: Sequence[Op], step: Step[Op], budget: int) -> str:
+    """OK, ILLEGAL or UNKNOWN (more than ``budget`` steps) for one register that starts absent (None):
+    Wing and Gong's search with Lowe's memo for an order of ``ops`` that respects real time, in which every
+    completed operation takes effect and ``step(op, state) -> (allowed, next state)`` allows each."""
     required = frozenset(i for i, o in enumerate(ops) if o.ret is not None)
-    blockers = [frozenset(j for j in required if j != i and _precedes(ops[j], ops[i])) for i in range(len(ops))]
+    blockers = [frozenset(j for j in required if j != i and (ops[j].ret or o.call) < o.call)
+                for i, o in enumerate(ops)]
     seen: set[tuple[frozenset[int], bytes | None]] = set()
     steps = 0
-
-    def step(o: RegOp, state: bytes | None) -> tuple[bool, bytes | None]:
-        if o.kind == "read":
-            return o.value == state, state
-        if o.observes is not None:  # a failed write: the register held other data
-            held = state is not None and state != o.value
-            return held and (o.observes is _ANY or o.observes == state), state
-        if state is None or state == o.value:
-            return True, o.value
-        return o.ret is None, state  # an indeterminate write that lost: as if never taken
 
     def dfs(done: frozenset[int], state: bytes | None) -> bool:
         nonlocal steps
@@ -158,7 +164,28 @@ def linearizable(ops: list[RegOp], budget: int = 200_000) -> str:
         return UNKNOWN
 
 
+def worst(verdicts: Iterable[str]) -> str:
+    """The verdict of a whole history from its registers': ILLEGAL if any is, else UNKNOWN if any, else OK."""
+    found = set(verdicts)
+    return ILLEGAL if ILLEGAL in found else UNKNOWN if UNKNOWN in found else OK
+
+
+def linearizable(ops: list[RegOp], budget: int = 200_000) -> str:
+    """OK, ILLEGAL or UNKNOWN (the search took more than ``budget`` steps) for one register."""
+
+    def step(o: RegOp, state: bytes | None) -> tuple[bool, bytes | None]:
+        if o.kind == "read":
+            return o.value == state, state
+        if o.observes is not None:  # a failed write: the register held other data
+            held = state is not None and state != o.value
+            return held and (o.observes is _ANY or o.observes == state), state
+        if state is None or state == o.value:
+            return True, o.value
+        return o.ret is None, state  # an indeterminate write that lost: as if never taken
+
+    return search(ops, step, budget)
+
+
 def check_text(text: str, budget: int = 200_000) -> str:
     """The verdict of a whole history: ILLEGAL if any register is, else UNKNOWN if any ran out, else OK."""
-    verdicts = {linearizable(ops, budget) for ops in register_ops(text).values()}
-    return ILLEGAL if ILLEGAL in verdicts else UNKNOWN if UNKNOWN in verdicts else OK
+    return worst(linearizable(ops, budget) for ops in register_ops(text).values())

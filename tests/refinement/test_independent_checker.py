@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,21 +85,37 @@ def simulated_history(seed: int) -> str:
     return cluster.history().to_jsonl()
 
 
+def edited_copies(text: str, rng: random.Random, count: int, spot: Callable[[dict[str, Any]], bool],
+                  change: Callable[[dict[str, Any]], None]) -> list[str]:
+    """Up to ``count`` copies of a history, each with ``change`` made to one of its events that ``spot``
+    picks (chosen by ``rng``)."""
+    lines = [json.loads(line) for line in text.splitlines()]
+    spots = [i for i, e in enumerate(lines) if spot(e)]
+    out = []
+    for i in rng.sample(spots, min(count, len(spots))):
+        copy = [dict(e) for e in lines]
+        change(copy[i])
+        out.append("\n".join(json.dumps(x) for x in copy) + "\n")
+    return out
+
+
+def _write_failed(e: dict[str, Any]) -> None:
+    """An ok write made a certain failure (no effect)."""
+    e.update(type="fail", value=None, error="CaptureStale")
+
+
 def edits(text: str, rng: random.Random, count: int) -> list[str]:
     """Hand-edits of a history: an ok read's value or an ok write's outcome changed, one per copy."""
     lines = [json.loads(line) for line in text.splitlines()]
     written = sorted({e["value"] for e in lines if e["type"] == "invoke" and e["f"] == "write"})
-    spots = [i for i, e in enumerate(lines) if e["type"] == "ok" and e["f"] in ("read", "write")]
-    out = []
-    for i in rng.sample(spots, min(count, len(spots))):
-        copy = [dict(e) for e in lines]
-        e = copy[i]
+
+    def change(e: dict[str, Any]) -> None:
         if e["f"] == "read":
             e["value"] = rng.choice([None, "eg==", *written])
         else:
-            e.update(type="fail", value=None, error="CaptureStale")
-        out.append("\n".join(json.dumps(x) for x in copy) + "\n")
-    return out
+            _write_failed(e)
+
+    return edited_copies(text, rng, count, lambda e: e["type"] == "ok" and e["f"] in ("read", "write"), change)
 
 
 @pytest.mark.parametrize("chunk", range(4))
@@ -159,21 +176,16 @@ def kv_edits(text: str, rng: random.Random, count: int) -> list[str]:
     """Hand-edits of a WormKV history: an ok read's value, an ok write's outcome, or a cas's verdict changed."""
     lines = [json.loads(line) for line in text.splitlines()]
     values = sorted({e["value"] for e in lines if e["type"] == "invoke" and e["f"] == "write" and e["value"]})
-    spots = [i for i, e in enumerate(lines) if e["type"] in ("ok", "fail") and e.get("error") is None]
-    out = []
-    for i in rng.sample(spots, min(count, len(spots))):
-        copy = [dict(e) for e in lines]
-        e = copy[i]
+
+    def change(e: dict[str, Any]) -> None:
         if e["f"] == "read":
             e["value"] = rng.choice([None, "eg==", *values])
         elif e["f"] == "write":
-            e.update(type="fail", error="CaptureStale")
-            e.pop("value", None)
-            e["value"] = None
+            _write_failed(e)
         else:  # a cas: swapped <-> refused
             e["type"] = "fail" if e["type"] == "ok" else "ok"
-        out.append("\n".join(json.dumps(x) for x in copy) + "\n")
-    return out
+
+    return edited_copies(text, rng, count, lambda e: e["type"] in ("ok", "fail") and e.get("error") is None, change)
 
 
 @pytest.mark.parametrize("chunk", range(2))
