@@ -16,17 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_run import cluster_up, wormspace
 from wormspace.runtime.supervise import LocalCluster
 
 pytestmark = pytest.mark.timeout(180)
 
 HISTORIES = Path(__file__).parent / "data" / "histories"
-
-
-def wormspace(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "wormspace", *args], input=stdin, capture_output=True, timeout=60, check=False
-    )
 
 
 def into_closed_pipe(*args: str) -> subprocess.CompletedProcess[bytes]:
@@ -58,13 +53,8 @@ def test_a_closed_pipe_ends_a_table_verb_with_141_not_its_negative_result(tmp_pa
 
 @pytest.fixture(scope="module")
 def cluster_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    d = tmp_path_factory.mktemp("unix") / "cluster"
-    up = wormspace("cluster", "up", "--acceptors", "3", "--dir", str(d), "--json")
-    assert up.returncode == 0, up.stderr
-    try:
-        yield str(d / "cluster.toml")
-    finally:
-        LocalCluster.open(d).stop(timeout=2)
+    with cluster_up(tmp_path_factory.mktemp("unix") / "cluster") as path:
+        yield path
 
 
 @pytest.mark.slow

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.cli_run import cluster_up, wormspace
 from wormspace import Cluster, LocalClusterHandle
 from wormspace.apps import WormKV, WormLog, WormPaxos
 from wormspace.apps.history import AppHistory
-from wormspace.runtime.supervise import LocalCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -76,21 +74,10 @@ def test_paxos_and_kv_on_a_real_cluster(local: LocalClusterHandle) -> None:
     assert asyncio.run(kv.aio.get(b"k")) == b"v2"
 
 
-def wormspace(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "wormspace", *args], input=stdin, capture_output=True, timeout=60, check=False
-    )
-
-
 @pytest.fixture
 def cluster_file(tmp_path: Path) -> Iterator[str]:
-    d = tmp_path / "cluster"
-    up = wormspace("cluster", "up", "--acceptors", "3", "--dir", str(d), "--json")
-    assert up.returncode == 0, up.stderr
-    try:
-        yield str(d / "cluster.toml")
-    finally:
-        LocalCluster.open(d).stop(timeout=2)
+    with cluster_up(tmp_path / "cluster") as path:
+        yield path
 
 
 def test_the_log_and_kv_verbs(cluster_file: str) -> None:
