@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_run import cluster_up, wormspace
+from tests.real_process import cluster_up, wormspace
 from wormspace.runtime.supervise import LocalCluster
 
 pytestmark = pytest.mark.timeout(180)

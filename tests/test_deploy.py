@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.real_process import write_then_read
 from wormspace.errors import UsageError
 from wormspace.layers.wor import EMPTY, Config, Kind, OpRequest
 from wormspace.layers.wormspace import SpaceLogic, WormSpace
@@ -213,16 +214,13 @@ def test_async_driver_runs_on_the_callers_loop_without_threads(local: LocalClust
     async def main() -> tuple[list[object], int, set[int | None], bool]:
         driver = AsyncTcpDriver.from_config(local.config, config=FAST)
         client = AsyncClient(SpaceLogic(wos_size=local.config.wos_size, seed=3), driver)
-        seg = await client.alloc(b"async")
-        cap = await client.batch_capture(seg, 0, 32)
-        await asyncio.gather(*(client.write(client.address(seg, i), b"%d" % i, cap) for i in range(32)))
-        values = await asyncio.gather(*(client.read(client.address(seg, i)) for i in range(32)))
+        seg, values = await write_then_read(client, 32)
         threads = {t.ident for t in threading.enumerate()}
         on_loop = driver.loop is asyncio.get_running_loop()
         await driver.aclose()
         with pytest.raises(UsageError, match="this client is closed"):
             await client.read(client.address(seg, 0))
-        return list(values), driver.merged_ops, threads, on_loop
+        return values, driver.merged_ops, threads, on_loop
 
     values, merged, threads, on_loop = asyncio.run(main())
     assert values == [b"%d" % i for i in range(32)]

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.real_process import write_then_read
 from wormspace import Cluster, LocalClusterHandle
 from wormspace.aio import AsyncClient
 from wormspace.errors import UsageError
@@ -96,13 +97,10 @@ def test_real_cluster_on_each_event_loop(on_loop: tuple[str, LocalClusterHandle]
     async def concurrent() -> tuple[list[object], int, str]:
         driver = AsyncTcpDriver.from_config(local.config, config=FAST)
         client = AsyncClient(SpaceLogic(wos_size=local.config.wos_size, seed=5), driver)
-        seg2 = await client.alloc(b"async")
-        cap2 = await client.batch_capture(seg2, 0, 32)
-        await asyncio.gather(*(client.write(client.address(seg2, i), b"a%d" % i, cap2) for i in range(32)))
-        values = await asyncio.gather(*(client.read(client.address(seg2, i)) for i in range(32)))
+        _, values = await write_then_read(client, 32, b"a")
         name = tcp.loop_name(asyncio.get_running_loop())
         await driver.aclose()
-        return list(values), driver.merged_ops, name
+        return values, driver.merged_ops, name
 
     values, merged, name = tcp.run(concurrent())
     assert name == kind
@@ -116,13 +114,19 @@ def test_real_cluster_on_each_event_loop(on_loop: tuple[str, LocalClusterHandle]
     ws.close()
 
 
-def test_loop_choice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(tcp.LOOP_ENV, "asyncio")
+def _loop_made_for(monkeypatch: pytest.MonkeyPatch, choice: str) -> str:
+    """The module of the loop ``new_event_loop`` makes under ``WORMSPACE_LOOP=choice`` (the loop closed)."""
+    monkeypatch.setenv(tcp.LOOP_ENV, choice)
     loop = tcp.new_event_loop()
     try:
-        assert tcp.loop_name(loop) == "asyncio" and type(loop).__module__.startswith("asyncio")
+        assert tcp.loop_name(loop) == type(loop).__module__.split(".")[0]
+        return tcp.loop_name(loop)
     finally:
         loop.close()
+
+
+def test_loop_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _loop_made_for(monkeypatch, "asyncio") == "asyncio"
 
     monkeypatch.setenv(tcp.LOOP_ENV, "tokio")
     with pytest.raises(UsageError, match="WORMSPACE_LOOP='tokio': expected auto, asyncio or uvloop"):
@@ -140,23 +144,13 @@ def test_loop_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(UsageError, match="uvloop is not installed"):
         tcp.new_event_loop()
     for auto in ("auto", ""):
-        monkeypatch.setenv(tcp.LOOP_ENV, auto)
-        loop = tcp.new_event_loop()
-        try:
-            assert tcp.loop_name(loop) == "asyncio"
-        finally:
-            loop.close()
+        assert _loop_made_for(monkeypatch, auto) == "asyncio"
 
 
 @pytest.mark.skipif(not _has_uvloop(), reason="uvloop is not installed")
 def test_uvloop_chosen_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     for choice in ("uvloop", "auto", " UVLOOP "):
-        monkeypatch.setenv(tcp.LOOP_ENV, choice)
-        loop = tcp.new_event_loop()
-        try:
-            assert tcp.loop_name(loop) == "uvloop"
-        finally:
-            loop.close()
+        assert _loop_made_for(monkeypatch, choice) == "uvloop"
 
 
 def test_serve_refuses_a_bad_loop_choice_before_touching_its_data_dir(tmp_path: Path) -> None:

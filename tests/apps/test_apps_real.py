@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_run import cluster_up, wormspace
+from tests.real_process import cluster_up, wormspace
 from wormspace import Cluster, LocalClusterHandle
 from wormspace.apps import WormKV, WormLog, WormPaxos
 from wormspace.apps.history import AppHistory

@@ -1,14 +1,20 @@
-"""Running the ``wormspace`` command as a user does: a child process, and a cluster started by ``cluster up``."""
+"""Helpers of the real-process tests: the ``wormspace`` command run as a user runs it (a child process, a
+cluster started by ``cluster up``), and a round of merged asyncio operations."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wormspace.runtime.supervise import LocalCluster
+
+if TYPE_CHECKING:
+    from wormspace.aio import AsyncClient
 
 
 def wormspace(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
@@ -27,3 +33,12 @@ def cluster_up(d: Path) -> Iterator[str]:
         yield str(d / "cluster.toml")
     finally:
         LocalCluster.open(d).stop(timeout=2)
+
+
+async def write_then_read(client: AsyncClient, n: int, tag: bytes = b"") -> tuple[int, list[object]]:
+    """A new segment; ``n`` registers captured in one batch, written by ``n`` concurrent coroutines
+    (``tag + b"%d" % i``), then read by ``n`` more: (the segment, the values read)."""
+    seg = await client.alloc(b"async")
+    cap = await client.batch_capture(seg, 0, n)
+    await asyncio.gather(*(client.write(client.address(seg, i), tag + b"%d" % i, cap) for i in range(n)))
+    return seg, list(await asyncio.gather(*(client.read(client.address(seg, i)) for i in range(n))))
