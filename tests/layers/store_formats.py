@@ -1,5 +1,6 @@
 """Older acceptor storage formats, written from a current file, for the migration checks
-(tests/layers/test_store_crash.py, tests/test_storage_upgrade.py)."""
+(tests/layers/test_store_crash.py, tests/test_storage_upgrade.py), and format 1's registers table
+(tests/layers/test_sqlite_storage.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,21 @@ from pathlib import Path
 
 from wormspace.layers.acceptor import SqliteStorage
 
+
+def format_1_table(name: str) -> str:
+    """Format 1's registers table (WITHOUT ROWID), created as ``name``."""
+    return (
+        f"CREATE TABLE {name} ("
+        " segment INTEGER NOT NULL, idx INTEGER NOT NULL,"
+        " promised_n INTEGER NOT NULL, promised_node INTEGER NOT NULL,"
+        " accepted_n INTEGER NOT NULL, accepted_node INTEGER NOT NULL,"
+        " value BLOB,"
+        " PRIMARY KEY (segment, idx)) WITHOUT ROWID"
+    )
+
+
 FORMAT_1_REGISTERS = (  # format 2's registers table back into format 1's WITHOUT ROWID table
-    "CREATE TABLE registers_v1 ("
-    " segment INTEGER NOT NULL, idx INTEGER NOT NULL,"
-    " promised_n INTEGER NOT NULL, promised_node INTEGER NOT NULL,"
-    " accepted_n INTEGER NOT NULL, accepted_node INTEGER NOT NULL,"
-    " value BLOB,"
-    " PRIMARY KEY (segment, idx)) WITHOUT ROWID",
+    format_1_table("registers_v1"),
     "INSERT INTO registers_v1 SELECT * FROM registers",
     "DROP TABLE registers",
     "ALTER TABLE registers_v1 RENAME TO registers",

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.layers.store_formats import format_1_table
 from wormspace.errors import UsageError
 from wormspace.identity import Identity, read_db_identity, write_db_identity
 from wormspace.layers.acceptor import (
@@ -132,12 +133,7 @@ def test_refuses_another_storage_format(db: Path) -> None:
 
 FORMAT_1 = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-    "CREATE TABLE registers ("
-    " segment INTEGER NOT NULL, idx INTEGER NOT NULL,"
-    " promised_n INTEGER NOT NULL, promised_node INTEGER NOT NULL,"
-    " accepted_n INTEGER NOT NULL, accepted_node INTEGER NOT NULL,"
-    " value BLOB,"
-    " PRIMARY KEY (segment, idx)) WITHOUT ROWID",
+    format_1_table("registers"),
     "INSERT INTO meta VALUES ('storage_format', 1)",
     "INSERT INTO registers VALUES (-1, 0, 5, 2, 0, -1, NULL)",
     "INSERT INTO registers VALUES (0, 0, 3, 1, 3, 1, x'6869')",
