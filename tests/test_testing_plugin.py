@@ -124,7 +124,9 @@ def test_a_spawned_process_that_raises_fails_the_test(pytester: pytest.Pytester)
             wormspace_cluster.spawn(core)
         """
     )
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    # -rN: no short summary, whose lines are cut to the terminal's width except under CI (CI set), so the
+    # count below would depend on where it runs.
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rN")
     result.assert_outcomes(failed=1, passed=1, errors=1)
     out = result.stdout.str()
     assert out.count("spawned process(es) ended with an exception (seed 0)") == 2
@@ -152,7 +154,7 @@ def test_an_app_that_never_ends_fails_the_test_saying_so(pytester: pytest.Pytest
             wormspace_cluster.spawn(forever)
         """
     )
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rN")  # -rN: see the test above
     result.assert_outcomes(failed=1, passed=1, errors=1)
     out = result.stdout.str()
     assert out.count("the simulation did not settle within 5000 events") == 2
