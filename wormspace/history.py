@@ -7,7 +7,10 @@ A history is the list of events a test or a run observed, in the order they were
    ``info`` (indeterminate: it may take effect at any point after its invoke, or never). An invoke that is
    never completed is treated as ``info``.
 2. A process has at most one operation open at a time; a completion names the same ``f`` and ``key`` as
-   its invoke and is not earlier than it.
+   its invoke and is not earlier than it. A process whose operation ended ``info`` has crashed, in the
+   Jepsen convention, and invokes nothing more: ``Recorder`` runs that client's later operations under a
+   fresh number. (Histories that reuse such a process are still read: an ``info`` operation is open until
+   +infinity whatever follows it on its process.)
 3. ``key`` is an address; for ``alloc``, ``trim``, ``batch_write`` and ``batch_capture`` it is the first
    address of the segment (``segment * wos_size``).
 4. Values are bytes (base64 in JSON), ``None`` (JSON ``null``; for a read's result it means EMPTY, which is
@@ -67,7 +70,8 @@ _MAY_CONFLICT = ("write", "alloc", "batch_write")
 Value = bytes | dict[int, bytes] | None
 #: What a run found when it began: a fresh, empty space, or a cluster that may already hold data.
 INITIAL_STATES = ("empty", "unknown")
-#: A client's concurrent operations are recorded as processes ``p``, ``p + PROCESS_STRIDE``, ... (``Recorder``).
+#: A client's concurrent operations, and its operations after one that ended ``info`` (rule 2), are recorded as
+#: processes ``p``, ``p + PROCESS_STRIDE``, ... (``Recorder``).
 PROCESS_STRIDE = 1_000_000
 
 
@@ -546,16 +550,16 @@ class Recorder:
     ``initial`` is the history's initial state (rule 7): ``unknown`` for a run on a cluster holding data.
 
     Thread-safe. Concurrent operations of one client (asyncio tasks sharing a client) are recorded under
-    their own process numbers: an invoke on a process that has an operation open runs under the first free
-    number among ``process + k * PROCESS_STRIDE`` (k = 1, 2, ...), as rule 2 needs. Misuse (an unknown
-    handle, results that do not match the invoke) raises ``UsageError``.
+    their own process numbers: an invoke on a process that has an operation open, or whose operation ended
+    ``info`` (crashed, rule 2), runs under the first free number among ``process + k * PROCESS_STRIDE``
+    (k = 1, 2, ...). Misuse (an unknown handle, results that do not match the invoke) raises ``UsageError``.
     """
 
     def __init__(self, clock: Callable[[], int], *, initial: str = "empty") -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._open: dict[int, Event] = {}  # handle -> invoke
-        self._busy: set[int] = set()
+        self._busy: set[int] = set()  # processes with an operation open, and crashed ones (rule 2)
         self._next = 0
         try:
             self.history = History(initial=initial)
@@ -628,7 +632,8 @@ class Recorder:
             if (why := _value_mismatch(inv, end)) is not None:
                 raise UsageError(why)
             del self._open[handle]
-            self._busy.discard(inv.process)
+            if type_ != "info":  # after an info the process has crashed: it stays busy for good (rule 2)
+                self._busy.discard(inv.process)
             self.history.append(end)
 
 

@@ -189,3 +189,21 @@ def linearizable(ops: list[RegOp], budget: int = 200_000) -> str:
 def check_text(text: str, budget: int = 200_000) -> str:
     """The verdict of a whole history: ILLEGAL if any register is, else UNKNOWN if any ran out, else OK."""
     return worst(linearizable(ops, budget) for ops in register_ops(text).values())
+
+
+def processes_are_threads(events: Iterable[dict[str, object]]) -> None:
+    """Jepsen's reading of ``process`` (Knossos, Elle): one operation open at a time, and no event after an
+    operation that ended ``info`` (the process crashed). Raises ``AssertionError`` naming the event."""
+    open_: set[object] = set()
+    crashed: set[object] = set()
+    for e in events:
+        p = e["process"]
+        assert p not in crashed, f"process {p} acts after its operation ended info: {e}"
+        if e["type"] == "invoke":
+            assert p not in open_, f"process {p} invokes with an operation open: {e}"
+            open_.add(p)
+        else:
+            assert p in open_, f"a completion of process {p} without its invoke: {e}"
+            open_.remove(p)
+            if e["type"] == "info":
+                crashed.add(p)

@@ -212,6 +212,39 @@ def test_recorder_gives_concurrent_operations_of_one_client_their_own_processes(
     assert [op.process for op in ops] == procs
 
 
+def test_recorder_never_invokes_again_on_a_process_whose_operation_ended_info() -> None:
+    """Jepsen's convention: an info operation may take effect at any later time, so its process has crashed
+    and does nothing more; Knossos and Elle read a process as one thread."""
+    rec = Recorder(lambda: 0)
+    a = rec.invoke(3, "write", 1, b"a")
+    rec.info(a)
+    b = rec.invoke(3, "read", 1, None)  # the client carries on, under a fresh number
+    rec.ok(b, b"a")
+    c = rec.invoke(3, "read", 1, None)  # an ok frees its number as before
+    rec.ok(c, b"a")
+    w = rec.invoke(3, "batch_write", 0, {2: b"x", 3: b"y"})
+    rec.info(w, results={2: "ok", 3: "Indeterminate"})  # a partly applied batch is info: crashed too
+    d = rec.invoke(3, "read", 2, None)
+    rec.ok(d, b"x")
+    procs = [e.process for e in rec.history if e.type == "invoke"]
+    assert procs == [3, 3 + PROCESS_STRIDE, 3 + PROCESS_STRIDE, 3 + PROCESS_STRIDE, 3 + 2 * PROCESS_STRIDE]
+    crashed = {e.process for e in rec.history if e.type == "info"}
+    for p in crashed:  # nothing follows an info on its process
+        last = max(i for i, e in enumerate(rec.history) if e.process == p)
+        assert rec.history[last].type == "info"
+
+
+def test_a_history_reusing_a_crashed_process_is_still_read() -> None:
+    text = (
+        '{"process": 0, "type": "invoke", "f": "write", "key": 1, "value": "YQ==", "time": 1}\n'
+        '{"process": 0, "type": "info", "f": "write", "key": 1, "value": null, "time": 2}\n'
+        '{"process": 0, "type": "invoke", "f": "read", "key": 1, "value": null, "time": 3}\n'
+        '{"process": 0, "type": "ok", "f": "read", "key": 1, "value": "YQ==", "time": 4}\n'
+    )
+    ops = operations(History.read(text))
+    assert [(op.f, op.outcome, op.ret) for op in ops] == [("write", "info", None), ("read", "ok", 4)]
+
+
 def test_recorder_completion_is_never_before_its_invoke() -> None:
     times = iter([100, 50])
     rec = Recorder(lambda: next(times))

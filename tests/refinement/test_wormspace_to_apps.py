@@ -14,7 +14,9 @@ import pytest
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
-from wormspace import cli
+from tests.refinement.independent_wor import processes_are_threads
+from wormspace import cli, history
+from wormspace.apps import history as app_history
 from wormspace.history import HistoryFormatError
 from wormspace.refinement import apps_lockstep, check
 from wormspace.refinement.apps_lockstep import (
@@ -235,6 +237,10 @@ def test_an_app_history_names_the_line_at_fault() -> None:
 RUN_SEEDS = {"log": range(50), "paxos": range(50), "kv": range(50)}
 
 
+def test_app_histories_number_processes_as_wor_level_ones() -> None:
+    assert app_history.PROCESS_STRIDE == history.PROCESS_STRIDE
+
+
 @pytest.mark.parametrize("app", APPS)
 def test_concurrent_app_runs_under_faults_pass_every_check(app: str) -> None:
     seen: Counter[str] = Counter()
@@ -242,6 +248,7 @@ def test_concurrent_app_runs_under_faults_pass_every_check(app: str) -> None:
         run = app_run(app, seed)
         verdict = check_run(run)
         assert verdict.verdict == OK, (seed, verdict.problems)
+        processes_are_threads(run.events)
         for e in run.events:
             if e["type"] != "invoke":
                 seen[f"{e['f']} {e['type']}"] += 1

@@ -26,7 +26,8 @@ Rule 4. ``fail`` only when the operation certainly had no effect. An operation t
         ``error``. Reads (log read and tail, KV read) record their outcome as ``fail``.
 Rule 5. One operation is open per process at a time: ``process`` is the client's process number, and a
         client running several operations at once (asyncio) gets a fresh number ``process + k * 1_000_000``
-        for each extra one.
+        for each extra one. A process whose operation ended ``info`` has crashed (the Jepsen convention)
+        and invokes nothing more: the client's later operations take a fresh number the same way.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from wormspace.client import Indeterminate, OperationFailed, Trimmed
 
 T = TypeVar("T")
 
-PROCESS_STRIDE = 1_000_000
+PROCESS_STRIDE = 1_000_000  # as wormspace.history's (the apps import the client API only)
 WRITES = frozenset({("log", "append"), ("log", "trim"), ("paxos", "submit"), ("kv", "write"), ("kv", "cas"),
                     ("tx", "begin"), ("tx", "vote"), ("tx", "decide")})  # Rule 4
 
@@ -60,6 +61,7 @@ class AppHistory:
         self.clock = clock
         self.events: list[dict[str, Any]] = []
         self._open: dict[int, dict[str, Any]] = {}
+        self._crashed: set[int] = set()  # processes whose operation ended info (Rule 5)
         self._lock = threading.Lock()
 
     @classmethod
@@ -74,7 +76,7 @@ class AppHistory:
         """Record a call; returns the process number the operation runs under (Rule 5)."""
         with self._lock:
             p = process
-            while p in self._open:
+            while p in self._open or p in self._crashed:
                 p += PROCESS_STRIDE
             event = {"process": p, "type": "invoke", "f": f, "key": key, "value": value,
                      "time": self.clock(), "app": app, "name": b64(name)}
@@ -87,6 +89,8 @@ class AppHistory:
         """Close the open operation of ``process`` with ``type_`` ok | fail | info."""
         with self._lock:
             inv = self._open.pop(process)
+            if type_ == "info":
+                self._crashed.add(process)
             event = {"process": process, "type": type_, "f": inv["f"],
                      "key": inv["key"] if key is None else key, "value": value, "time": self.clock(),
                      "app": inv["app"], "name": inv["name"]}
