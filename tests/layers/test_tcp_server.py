@@ -587,6 +587,10 @@ def test_merged_replies_never_claim_more_than_every_chunk_said() -> None:
     promises = [Promise(req=1, segment=1, ballot=b, votes=(v0,)), Promise(req=2, segment=1, ballot=b, votes=(v1,))]
     assert merge_replies(prep, promises) == Promise(req=9, segment=1, ballot=b, votes=(v0, v1))
     assert merge_replies(prep, [promises[0], nack]) == replace(nack, req=9)
+    # a fenced acceptor's floor survives the merge; chunks promised under two floors are no one promise
+    fenced = [replace(p, floor=Ballot(7, 0)) for p in promises]
+    assert merge_replies(prep, fenced) == Promise(req=9, segment=1, ballot=b, votes=(v0, v1), floor=Ballot(7, 0))
+    assert merge_replies(prep, [promises[0], fenced[1]]) is None
 
 
 # ---- in-process: the client checks whom it talks to -----------------------------------------------------

@@ -348,6 +348,22 @@ MUTANTS: dict[str, Mutant] = {
         expected=("wor.agreement",), check="merged replies never claim more than every chunk said",
         tests=(f"{M}test_deploy_mutants.py::test_optimistic_merge_is_caught",),
         plants=(M + "test_deploy_mutants.py::test_optimistic_merge_is_caught",)),
+    "floorless_merge": Mutant(
+        description="a split Prepare's promises are merged without their floor (a fenced acceptor's promise "
+                    "merged as one from before the fence)",
+        expected=("wor.agreement",), check="merged replies never claim more than every chunk said",
+        tests=(f"{M}test_deploy_mutants.py::test_a_merge_that_drops_the_floor_is_caught",),
+        plants=(M + "test_deploy_mutants.py::test_a_merge_that_drops_the_floor_is_caught",)),
+    "deaf_to_frame_limit": Mutant(
+        description="the client ignores the frame limit the acceptor's hello states", expected=(),
+        check="TCP client keeps to the acceptor's frame limit: not a layer obligation",
+        tests=(f"{M}test_deploy_mutants.py::test_a_client_deaf_to_the_acceptors_frame_limit_is_caught",),
+        plants=(M + "test_deploy_mutants.py::test_a_client_deaf_to_the_acceptors_frame_limit_is_caught",)),
+    "uncut_reads": Mutant(
+        description="a Read or Prepare whose reply could exceed a frame is sent whole (no reply comes)",
+        expected=(), check="TCP client asks only for replies that fit a frame: not a layer obligation",
+        tests=(f"{M}test_deploy_mutants.py::test_reads_and_prepares_not_cut_to_what_a_reply_can_carry_are_caught",),
+        plants=(M + "test_deploy_mutants.py::test_reads_and_prepares_not_cut_to_what_a_reply_can_carry_are_caught",)),
     "no_pre_hello_limit": Mutant(
         description="the hello is read with the full frame limit", expected=(),
         check="TCP server resource bound (pre-hello frame limit): not a layer obligation",

@@ -13,17 +13,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests import test_identity as identity_tests
+from tests.layers import test_frame_split as frame_split_tests
 from tests.layers import test_tcp_server as tcp_tests
 from wormspace import identity
 from wormspace.errors import RemoteProtocolError
 from wormspace.layers import tcp
-from wormspace.layers.messages import Message, Nack, Request
+from wormspace.layers.messages import ZERO_BALLOT, Message, Nack, Promise, Request
 from wormspace.layers.wire import DEFAULT_MAX_FRAME
 
 Failed = pytest.fail.Exception
@@ -81,3 +83,26 @@ def test_one_transaction_per_frame_is_caught(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(tcp.AcceptorServer, "_answer", whole_frame)
     with pytest.raises(AssertionError, match="between the batches"):
         tcp_tests.test_a_large_frame_does_not_stall_other_clients()
+
+
+def test_a_merge_that_drops_the_floor_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = tcp.merge_replies
+
+    def floorless(req: Request, replies: list[Message]) -> Message | None:
+        return original(req, [replace(r, floor=ZERO_BALLOT) if isinstance(r, Promise) else r for r in replies])
+
+    monkeypatch.setattr(tcp_tests, "merge_replies", floorless)
+    with pytest.raises(AssertionError):
+        tcp_tests.test_merged_replies_never_claim_more_than_every_chunk_said()
+
+
+def test_a_client_deaf_to_the_acceptors_frame_limit_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tcp.TcpTransport, "_frame_limit", lambda self, p: self.max_frame)
+    with pytest.raises(AssertionError):
+        frame_split_tests.test_replies_larger_than_a_frame_are_asked_for_in_parts_under_the_acceptors_stated_frame()
+
+
+def test_reads_and_prepares_not_cut_to_what_a_reply_can_carry_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tcp, "REPLY_ENTRY_OVERHEAD", 1 - frame_split_tests.VALUE)  # a vote "takes" 1 byte: no cut
+    with pytest.raises(AssertionError):
+        frame_split_tests.test_replies_larger_than_a_frame_are_asked_for_in_parts_under_the_acceptors_stated_frame()

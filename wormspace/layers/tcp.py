@@ -47,11 +47,13 @@ Rules:
    At most ``max_connections`` connections are open; more are closed at once (logged at most every 10 s).
    A request naming more than ``max_request_registers`` registers is answered ``ErrorReply`` without being
    applied; the client transport splits its requests under the limit the acceptor's hello states and merges
-   the chunks' replies (``merge_replies``), so a batch over a whole large segment still works. It also cuts
-   an Accept whose values would not fit in one frame (``max_frame``) into Accepts that each fit
-   (``split_accept_by_bytes``), merged the same way: each chunk is applied all or none, as with the
-   register limit. Replies are not split: a Read or Prepare whose reply (its votes' values) exceeds the
-   acceptor's ``max_frame`` gets no reply (logged by the acceptor).
+   the chunks' replies (``merge_replies``), so a batch over a whole large segment still works. Frames are
+   kept under the smaller of the client's ``max_frame`` and the one the acceptor's hello states: the
+   transport cuts an Accept whose values would not fit in one frame into Accepts that each fit
+   (``split_accept_by_bytes``), and a Read or Prepare naming more registers than a reply of votes of
+   ``max_value`` bytes could carry in one frame (``REPLY_ENTRY_OVERHEAD``) into smaller ones, merged the same
+   way: each chunk is applied all or none, as with the register limit. A reply still too large for a frame
+   (a client of an earlier version) is not sent, and logged by the acceptor.
 
 Signals and threads are the caller's business: both classes must be used from their event loop's thread.
 """
@@ -509,6 +511,7 @@ class _Conn(_FlowControl):
                     nonce=secrets.token_bytes(NONCE_LEN),
                     echo=hello.nonce,
                     max_registers=server.limits.max_request_registers,
+                    max_frame=min(server.max_frame, (1 << 32) - 1) if hello.max_frame else 0,  # wire.Hello
                 ),
                 server.auth_key,
             )
@@ -1092,7 +1095,10 @@ def merge_replies(original: Request, replies: Sequence[Message]) -> Message | No
     operation must stay indeterminate, so the reply is dropped and the client core times out).
 
     A refusal, a trimmed segment or an error in any chunk of a Prepare or Read stands for the whole (a promise
-    made by another chunk only restricts the acceptor: harmless). Promises and read replies merge their votes."""
+    made by another chunk only restricts the acceptor: harmless). Promises and read replies merge their votes;
+    promises keep their ``floor``, and promises of one Prepare given under different floors (a replacement
+    fenced the acceptor between chunks) merge to ``None``: promises from before and after a fence must never
+    count as one."""
     req, seg = original.req, original.segment
     for kind in (ErrorReply, SegmentTrimmed):
         found = [r for r in replies if isinstance(r, kind)]
@@ -1105,8 +1111,12 @@ def merge_replies(original: Request, replies: Sequence[Message]) -> Message | No
         n = max(nacks, key=lambda r: r.promised)
         return Nack(req=req, segment=seg, ballot=n.ballot, promised=n.promised, accepted=max(r.accepted for r in nacks))
     if isinstance(original, Prepare) and all(isinstance(r, Promise) for r in replies):
-        votes = tuple(v for r in replies if isinstance(r, Promise) for v in r.votes)
-        return Promise(req=req, segment=seg, ballot=original.ballot, votes=votes)
+        promises = [r for r in replies if isinstance(r, Promise)]
+        floors = {r.floor for r in promises}
+        if len(floors) != 1:
+            return None
+        votes = tuple(v for r in promises for v in r.votes)
+        return Promise(req=req, segment=seg, ballot=original.ballot, votes=votes, floor=floors.pop())
     if isinstance(original, Accept) and all(isinstance(r, Accepted) for r in replies):
         return Accepted(req=req, segment=seg, ballot=original.ballot)
     if isinstance(original, Read) and all(isinstance(r, ReadReply) for r in replies):
@@ -1138,6 +1148,10 @@ ACCEPT_ENTRY_OVERHEAD = 16
 FRAME_MARGIN = 1024
 """Bytes of a frame kept for everything but an Accept's entries (prefix, MAC, tag, ballot, ...)."""
 
+REPLY_ENTRY_OVERHEAD = 64
+"""Bytes one vote ``(index, ballot, value)`` of a Promise or read reply takes on the wire beyond its value, at
+most (msgpack)."""
+
 
 def split_accept_by_bytes(m: Accept, budget: int, limit: int, first_req: int) -> list[Accept]:
     """``m`` cut into Accepts whose entries take at most ``budget`` bytes (``ACCEPT_ENTRY_OVERHEAD`` each
@@ -1161,7 +1175,8 @@ def _accept_bytes(m: Accept) -> int:
     return sum(len(v) for _, v in m.values) + ACCEPT_ENTRY_OVERHEAD * len(m.values)
 
 
-_Encoded = tuple[list[Message], list[bytes], list[Message]]  # a batch, its frames, its messages too large
+#: a batch, the frame limit it was encoded under, its frames, its messages too large
+_Encoded = tuple[list[Message], int, list[bytes], list[Message]]
 
 
 class TcpTransport:
@@ -1173,8 +1188,9 @@ class TcpTransport:
     the reason kept in ``refusals[peer]`` (and logged) until a later connection succeeds. A peer that refuses
     or times out is marked down and retried after a backoff that doubles from ``backoff_initial`` up to
     ``backoff_max``; messages sent to it meanwhile are dropped (counted in ``dropped``). A request naming
-    more registers than the acceptor's hello allows is sent as chunks under the limit and their replies
-    merged into one (``merge_replies``). Replies are handed to ``on_message(src, msg)`` on the event loop's
+    more registers than the acceptor's hello allows, an Accept larger than a frame, or a Read or Prepare
+    whose reply could exceed a frame (rule 7) is sent as chunks and their replies merged into one
+    (``merge_replies``). Replies are handed to ``on_message(src, msg)`` on the event loop's
     thread. Use from the loop's thread only."""
 
     def __init__(
@@ -1281,11 +1297,17 @@ class TcpTransport:
         """``batch`` as frames on ``writer`` (split under the peer's limits); counted. ``last``: a batch encoded
         before, whose frames are reused when it holds the very same (immutable) messages; returns the
         encoding of this one."""
-        batch = self._split_oversized(p, batch)
-        if last is not None and len(last[0]) == len(batch) and all(a is b for a, b in zip(last[0], batch, strict=True)):
-            frames, too_big = last[1], last[2]
+        frame = self._frame_limit(p)
+        batch = self._split_oversized(p, batch, frame)
+        if (
+            last is not None
+            and last[1] == frame
+            and len(last[0]) == len(batch)
+            and all(a is b for a, b in zip(last[0], batch, strict=True))
+        ):
+            frames, too_big = last[2], last[3]
         else:
-            frames, too_big = split_for_frames(batch, self.auth_key, self.max_frame)
+            frames, too_big = split_for_frames(batch, self.auth_key, frame)
         for m in too_big:
             log.warning("dropping a %s for peer %d: larger than a frame", type(m).__name__, p.id)
         self.dropped += len(too_big)
@@ -1293,7 +1315,7 @@ class TcpTransport:
             writer.write(f)
         self.frames_sent += len(frames)
         self.messages_sent += len(batch) - len(too_big)
-        return batch, frames, too_big
+        return batch, frame, frames, too_big
 
     def connected(self, dst: int) -> bool:
         """Whether a connection to ``dst`` is open now."""
@@ -1368,7 +1390,9 @@ class TcpTransport:
         """Send our hello, check the acceptor's; ``None`` if it is the acceptor we want, else why not (a
         refusal). ``OSError`` if no hello came (a slow or vanished peer is unreachable, not refusing)."""
         nonce = secrets.token_bytes(NONCE_LEN)
-        conn.write(encode_hello(Hello(cluster_id=self.cluster_id, acceptor_id=None, nonce=nonce), self.auth_key))
+        frame = min(self.max_frame, (1 << 32) - 1)
+        mine = Hello(cluster_id=self.cluster_id, acceptor_id=None, nonce=nonce, max_frame=frame)
+        conn.write(encode_hello(mine, self.auth_key))
         try:
             async with asyncio.timeout(self.connect_timeout):
                 body = await conn.hello
@@ -1411,16 +1435,29 @@ class TcpTransport:
                     self._disconnect(p)
                 continue
 
-    def _split_oversized(self, p: _Peer, batch: list[Message]) -> list[Message]:
+    def _frame_limit(self, p: _Peer) -> int:
+        """The largest frame both ends take: ours, and the one the peer's hello states (when it does)."""
+        stated = p.hello.max_frame if p.hello is not None else 0
+        return min(self.max_frame, stated) if stated > 0 else self.max_frame
+
+    def _split_oversized(self, p: _Peer, batch: list[Message], frame: int) -> list[Message]:
+        """``batch`` with each request too large for the peer cut into chunks (class doc): over the peer's
+        register limit; an Accept whose values exceed a frame; a Read or Prepare naming more registers than
+        replies of ``max_value``-byte votes could carry in one frame (its reply could not travel)."""
         limit = p.hello.max_registers if p.hello is not None else 0
-        budget = self.max_frame - FRAME_MARGIN
+        budget = frame - FRAME_MARGIN
+        asked = max(1, budget // (self.max_value + REPLY_ENTRY_OVERHEAD))  # registers a reply surely carries
+        if limit > 0:
+            asked = min(asked, limit)
         out: list[Message] = []
         for m in batch:
             parts: list[Request]
             if isinstance(m, Accept) and len(m.values) > 1 and _accept_bytes(m) > budget:
                 parts = list(split_accept_by_bytes(m, budget, limit, self._next_chunk))
-            elif limit > 0 and isinstance(m, _REQUEST_TYPES) and registers_of(m) > limit:
+            elif isinstance(m, Accept) and 0 < limit < len(m.values):
                 parts = split_request(m, limit, self._next_chunk)
+            elif isinstance(m, (Read, Prepare)) and len(m.indices) > asked:
+                parts = split_request(m, asked, self._next_chunk)
             else:
                 out.append(m)
                 continue

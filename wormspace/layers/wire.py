@@ -508,8 +508,12 @@ def _authenticated_payload(body: bytes, flags: int, key: bytes | None) -> bytes:
 class Hello:
     """The first frame each way on a connection (rule 4). A client sends its cluster id and a fresh nonce; the
     acceptor answers with its identity (``acceptor_id``, ``incarnation``, ``pid``), echoes the client's nonce,
-    and states ``max_registers``, its limit on registers per request. An acceptor that refuses the connection
-    answers a hello whose ``refused`` says why (and closes); such a refusal may come unauthenticated."""
+    and states ``max_registers``, its limit on registers per request. ``max_frame`` is each side's limit on
+    a frame's bytes after the length prefix; 0 means not stated, and a hello that does not state it is
+    encoded with 8 fields, as by earlier versions (which take nothing else), else with 9: a client states
+    its own, and an acceptor states its own only to a client that stated one. An acceptor that refuses the
+    connection answers a hello whose ``refused`` says why (and closes); such a refusal may come
+    unauthenticated."""
 
     cluster_id: str
     acceptor_id: int | None  # None in a client's hello
@@ -519,6 +523,7 @@ class Hello:
     echo: bytes = b""  # the client's nonce, in an acceptor's answer
     max_registers: int = 0  # in an acceptor's answer
     refused: str = ""
+    max_frame: int = 0  # 0: not stated (8 fields on the wire)
 
     def __post_init__(self) -> None:
         if type(self.cluster_id) is not str or len(self.cluster_id) > MAX_CLUSTER_ID:
@@ -535,23 +540,25 @@ class Hello:
             raise _fail(f"hello echo must be empty or {NONCE_LEN} bytes")
         if type(self.refused) is not str or len(self.refused) > 200:
             raise _fail("hello refused must be a string of at most 200 characters")
+        if type(self.max_frame) is not int or not 0 <= self.max_frame < 1 << 32:
+            raise _fail(f"hello max_frame must be an int in [0, 2**32), got {self.max_frame!r:.40}")
 
 
 def encode_hello(hello: Hello, key: bytes | None = None) -> bytes:
     """A hello frame (flags ``HELLO``, plus ``AUTH`` and a MAC under ``key`` if given)."""
-    payload: bytes = msgpack.packb(
-        [
-            hello.cluster_id,
-            hello.acceptor_id,
-            hello.incarnation,
-            hello.pid,
-            hello.nonce,
-            hello.echo,
-            hello.max_registers,
-            hello.refused,
-        ],
-        use_bin_type=True,
-    )
+    fields = [
+        hello.cluster_id,
+        hello.acceptor_id,
+        hello.incarnation,
+        hello.pid,
+        hello.nonce,
+        hello.echo,
+        hello.max_registers,
+        hello.refused,
+    ]
+    if hello.max_frame:
+        fields.append(hello.max_frame)
+    payload: bytes = msgpack.packb(fields, use_bin_type=True)
     if key is None:
         return PREFIX.pack(HEADER_LEN + len(payload)) + bytes((VERSION, HELLO)) + payload
     header = bytes((VERSION, HELLO | AUTH))
@@ -580,11 +587,11 @@ def decode_hello(body: bytes, key: bytes | None = None) -> Hello:
         )  # fmt: skip
     except (ValueError, TypeError, OverflowError, msgpack.UnpackException) as e:
         raise _fail(f"malformed hello: {type(e).__name__}: {e}") from None
-    if type(raw) is not tuple or len(raw) != 8:
-        raise _fail("a hello must be an array of 8 fields")
+    if type(raw) is not tuple or len(raw) not in (8, 9):
+        raise _fail("a hello must be an array of 8 or 9 fields")
     hello = Hello(
         cluster_id=raw[0], acceptor_id=raw[1], incarnation=raw[2], pid=raw[3], nonce=raw[4], echo=raw[5],
-        max_registers=raw[6], refused=raw[7],
+        max_registers=raw[6], refused=raw[7], max_frame=raw[8] if len(raw) == 9 else 0,
     )  # fmt: skip
     if refusal_ok and not hello.refused:
         raise _fail("unauthenticated frame refused: this node requires an auth key")
