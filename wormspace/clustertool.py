@@ -20,15 +20,22 @@
   (``wormspace.replacement``): it fences every other acceptor of N's group, snapshots their SQLite files,
   writes N's new file, then starts N. Exit 1 if a survivor does not answer (start it, then run it again).
 
+``up``, ``down`` and ``replace`` on one directory run one at a time: each holds an exclusive lock on
+``DIR/cluster.lock`` (``flock``) while it runs, so two ``up`` at once on a new directory make one cluster, the
+first starting its acceptors and the second finding them running (both exit 0); ``status`` takes no lock.
+
 ``--json`` prints the same information as one JSON object instead of a table. Exit code 2: a usage error.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -187,12 +194,30 @@ def cmd_replace(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "replace": cmd_replace}
+LOCK_NAME = "cluster.lock"
+
+
+@contextlib.contextmanager
+def one_at_a_time(directory: Path, action: str) -> Iterator[None]:
+    """``up``, ``down`` and ``replace`` on ``directory`` one at a time (module doc): an exclusive ``flock`` on
+    ``directory/cluster.lock``, held until the action ends (released by the kernel if the process dies).
+    ``up`` creates the directory first; the others lock only a directory that exists (else they fail as
+    before: no cluster here)."""
+    if action == "status" or (action != "up" and not directory.is_dir()):
+        yield
+        return
+    if action == "up":
+        directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / LOCK_NAME, "ab") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        yield
 
 
 def main(args: argparse.Namespace) -> int:
     """The verb's entry point (``func`` of its parser)."""
     try:
-        return _COMMANDS[args.action](args)
+        with one_at_a_time(Path(args.dir), args.action):
+            return _COMMANDS[args.action](args)
     except UsageError as e:
         print(f"wormspace cluster: error: {e}", file=sys.stderr)
         return 2
