@@ -6,6 +6,8 @@
   the one loop timer fires once, at the earliest deadline, and drops every entry of an ended operation.
 * A phase timer of an operation still running does fire: an acceptor that never answers makes the operation
   end ``Indeterminate`` after its rounds.
+* A phase timer is held while the acceptor it waits for is visibly at work on the phase (driver rule 7): a
+  reply arriving slowly is waited for, not resent; a reply that stalls times out after ``MAX_HOLD``.
 """
 
 from __future__ import annotations
@@ -13,15 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
 
 from wormspace.identity import Identity
 from wormspace.layers.acceptor import AcceptorNode, MemoryStorage
 from wormspace.layers.effects import Persist
 from wormspace.layers.messages import Accept, Accepted, Ballot, Prepare, Promise, Read, ReadReply, Vote
-from wormspace.layers.tcp import AcceptorServer, read_frame, read_hello, run
+from wormspace.layers.tcp import DIGEST_FROM, AcceptorServer, TcpTransport, read_frame, read_hello, run
 from wormspace.layers.wire import NONCE_LEN, Hello, encode_frame, encode_hello
-from wormspace.layers.wor import Config, Kind, OpRequest
+from wormspace.layers.wor import Config, Kind, OpRequest, Outcome
+from wormspace.runtime import driver as driver_module
 from wormspace.runtime.driver import AsyncTcpDriver
 
 CID = "0123456789abcdef0123456789abcdef"
@@ -125,3 +131,98 @@ def test_the_timer_of_a_running_operation_fires() -> None:
             silent.close()
 
     run(scenario())
+
+
+# ---- driver rule 7: a phase timer measures silence, not size --------------------------------------------
+
+VALUE = b"v" * 200_000
+
+
+def dribbling_acceptor(chunks: int, pause: float) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]:
+    """An acceptor 0 that answers the hello, then answers the first Read with a vote of ``VALUE`` for every
+    register asked, its reply frame sent in ``chunks`` pieces ``pause`` seconds apart (a large reply on a slow
+    link); later frames (resends) are read and ignored. ``chunks`` 0: the reply never ends."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hello = await read_hello(reader, None, 5)
+        writer.write(encode_hello(Hello(cluster_id=CID, acceptor_id=0, nonce=os.urandom(NONCE_LEN),
+                                        echo=hello.nonce, max_registers=64)))
+        msgs = await read_frame(reader, None) or []
+        read = msgs[0]
+        assert isinstance(read, Read)
+        votes = tuple(Vote(index=i, ballot=Ballot(1, 1), value=VALUE) for i in read.indices)
+        frame = encode_frame([ReadReply(req=read.req, segment=read.segment, votes=votes)])
+        if not chunks:  # a stalled reply: its first bytes, then nothing more, the connection kept open
+            writer.write(frame[:100])
+            await _drain_frames(reader)
+            return
+        step = len(frame) // chunks + 1
+        drain = asyncio.ensure_future(_drain_frames(reader))
+        try:
+            for i in range(0, len(frame), step):
+                writer.write(frame[i : i + step])
+                await writer.drain()
+                await asyncio.sleep(pause)
+        finally:
+            drain.cancel()
+
+    return handle
+
+
+async def _drain_frames(reader: asyncio.StreamReader) -> None:
+    while await read_frame(reader, None) is not None:
+        pass
+
+
+async def read_through(handle: Callable[..., Any], config: Config) -> tuple[Outcome, int]:
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    driver = AsyncTcpDriver({0: ("127.0.0.1", port)}, groups=[[0]], cluster_id=CID, config=config)
+    try:
+        out = await asyncio.wait_for(driver.execute_async(OpRequest(kind=Kind.READ, segment=1, indices=(0, 1))), 30)
+        assert driver._transport is not None
+        return out, driver._transport.messages_sent
+    finally:
+        await driver.aclose()
+        server.close()
+
+
+TIGHT = Config(timeout=0.02, max_resends=1, max_rounds=1, max_backoff=1)
+
+
+def test_a_reply_still_arriving_holds_the_phase_timer() -> None:
+    """The reply (~400 KB) takes ~0.5 s to arrive, 25 times the phase timer: the read ends with the values,
+    and the request was sent once (no resend of the same bytes while the answer is on its way)."""
+    out, sent = run(read_through(dribbling_acceptor(chunks=50, pause=0.01), TIGHT))
+    assert out.error is None and dict(out.chosen) == {0: VALUE, 1: VALUE}
+    assert sent == 1
+
+
+def test_a_reply_that_stalls_times_out_after_the_longest_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rule 7 is bounded: a peer that starts a reply and never ends it cannot hold an operation for ever."""
+    monkeypatch.setattr(driver_module, "MAX_HOLD", 0.3)
+    out, _ = run(read_through(dribbling_acceptor(chunks=0, pause=0.05), TIGHT))
+    assert out.error == "Indeterminate"
+
+
+def test_a_large_frame_opens_a_digest_window_and_small_ones_do_not() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        server = AcceptorServer(AcceptorNode(0, MemoryStorage()), "127.0.0.1", 0, identity=IDENT)
+        await server.start()
+        got: list[object] = []
+        t = TcpTransport({0: ("127.0.0.1", server.port)}, lambda src, m: got.append(m), cluster_id=CID)
+        try:
+            b = Ballot(1, 1)
+            t.send(0, Accept(req=1, segment=1, ballot=b, values=((0, b"x"),)))
+            while not got:
+                await asyncio.sleep(0.01)
+            small = t.busy(0)  # answered, nothing arriving or leaving, no large frame: not busy
+            t.send(0, Accept(req=2, segment=1, ballot=b, values=((1, b"y" * (DIGEST_FROM + 1)),)))
+            t.flush()
+            large = t.busy(0)  # just written: the acceptor may be taking it in for a while
+            return small, large
+        finally:
+            await t.close()
+            await server.close()
+
+    assert run(scenario()) == (False, True)

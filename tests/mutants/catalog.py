@@ -364,6 +364,11 @@ MUTANTS: dict[str, Mutant] = {
         expected=(), check="TCP client asks only for replies that fit a frame: not a layer obligation",
         tests=(f"{M}test_deploy_mutants.py::test_reads_and_prepares_not_cut_to_what_a_reply_can_carry_are_caught",),
         plants=(M + "test_deploy_mutants.py::test_reads_and_prepares_not_cut_to_what_a_reply_can_carry_are_caught",)),
+    "timers_deaf_to_busy_acceptors": Mutant(
+        description="a phase timer fires while the reply it waits for is still arriving",
+        expected=(), check="TCP client driver rule 7 (a phase timer measures silence): not a layer obligation",
+        tests=(f"{M}test_deploy_mutants.py::test_phase_timers_deaf_to_busy_acceptors_are_caught",),
+        plants=(M + "test_deploy_mutants.py::test_phase_timers_deaf_to_busy_acceptors_are_caught",)),
     "no_pre_hello_limit": Mutant(
         description="the hello is read with the full frame limit", expected=(),
         check="TCP server resource bound (pre-hello frame limit): not a layer obligation",
@@ -449,6 +454,8 @@ NOT_MUTANTS: dict[str, str] = {
     "tests/layers/test_client_transport.py::test_a_request_to_every_acceptor_is_encoded_once":
         "counts the client transport's encodings (wraps the encoder, changes nothing)",
     "tests/test_event_loops.py::test_loop_choice": "hides uvloop from the importer to test the loop choice",
+    "tests/layers/test_server_frames.py::test_a_reply_that_stalls_times_out_after_the_longest_hold":
+        "shortens the driver's MAX_HOLD so that the bound is reached within the test",
 }
 
 

@@ -21,12 +21,14 @@ import pytest
 
 from tests import test_identity as identity_tests
 from tests.layers import test_frame_split as frame_split_tests
+from tests.layers import test_server_frames as server_frames_tests
 from tests.layers import test_tcp_server as tcp_tests
 from wormspace import identity
 from wormspace.errors import RemoteProtocolError
 from wormspace.layers import tcp
 from wormspace.layers.messages import ZERO_BALLOT, Message, Nack, Promise, Request
 from wormspace.layers.wire import DEFAULT_MAX_FRAME
+from wormspace.runtime.driver import AsyncTcpDriver
 
 Failed = pytest.fail.Exception
 
@@ -106,3 +108,9 @@ def test_reads_and_prepares_not_cut_to_what_a_reply_can_carry_are_caught(monkeyp
     monkeypatch.setattr(tcp, "REPLY_ENTRY_OVERHEAD", 1 - frame_split_tests.VALUE)  # a vote "takes" 1 byte: no cut
     with pytest.raises(AssertionError):
         frame_split_tests.test_replies_larger_than_a_frame_are_asked_for_in_parts_under_the_acceptors_stated_frame()
+
+
+def test_phase_timers_deaf_to_busy_acceptors_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(AsyncTcpDriver, "_waits_on_busy", lambda self, op, transport, now, token: False)
+    with pytest.raises(AssertionError):
+        server_frames_tests.test_a_reply_still_arriving_holds_the_phase_timer()

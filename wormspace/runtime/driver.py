@@ -35,6 +35,13 @@ Rules:
    whose operation still runs: a phase timer outlives its phase (nearly every one does: the reply came)
    without ever waking the loop or costing a handle of its own; the timers due together fire together and
    the retries they lead to leave at once.
+7. A phase timer measures silence, not size: when it is due while an acceptor the phase still waits for is
+   visibly at work on it (``TcpTransport.busy``: our frames still leaving, its reply arriving, or a large
+   frame of ours still being taken in), it is held for another ``timeout`` instead of firing, for at most
+   ``MAX_HOLD`` seconds in all. So a batch of many large values is not resent (the same bytes again) and
+   ended ``Indeterminate`` by a timer that does not know its size, while an acceptor that is down, stuck
+   or silent times out as before. Holding a timer is only a later timeout: the core's safety never
+   depends on when timeouts come.
 
 The synchronous driver's private loop is asyncio's own, whatever ``WORMSPACE_LOOP`` says and whether or not
 uvloop is installed: the loop runs once per call, and uvloop sets up its signal wakeup (a socket pair made and
@@ -63,10 +70,14 @@ from wormspace.layers.coalesce import Coalescer
 from wormspace.layers.effects import Effect, Send, SetTimer
 from wormspace.layers.messages import MAX_VALUE, Accept, Fence, Message, Prepare, Read
 from wormspace.layers.tcp import TcpTransport
-from wormspace.layers.wor import ClientCore, Config, OpRequest, Outcome, op_of_req
+from wormspace.layers.wor import ClientCore, Config, Op, OpRequest, Outcome, op_of_req
 from wormspace.runtime.config import ClusterConfig
 
 log = logging.getLogger("wormspace.runtime.driver")
+
+MAX_HOLD = 60.0
+"""Seconds a phase timer may be held in all while acceptors are busy with its phase (Rule 7): the acceptors'
+own bound on the time a frame may take (``--frame-timeout``, 60 s by default)."""
 
 _REQUEST_TYPES = (Prepare, Accept, Read, Fence)
 
@@ -113,6 +124,7 @@ class AsyncTcpDriver:
         self._timers: list[tuple[float, int]] = []  # (when, token): the phase timers, a heap
         self._timer: asyncio.TimerHandle | None = None  # the loop's one timer, for the earliest live entry
         self._timer_when = float("inf")
+        self._held: dict[int, float] = {}  # token -> when it was first held (Rule 7)
 
     @classmethod
     def from_config(cls, cfg: ClusterConfig, **kwargs: Any) -> AsyncTcpDriver:
@@ -200,7 +212,13 @@ class AsyncTcpDriver:
         transport.hold()
         try:
             for token in due:
-                if op_of_req(token) in ops:
+                op = ops.get(op_of_req(token))
+                if op is None:
+                    self._held.pop(token, None)
+                elif op.req == token and self._waits_on_busy(op, transport, now, token):
+                    heapq.heappush(timers, (now + self.core.config.timeout, token))  # Rule 7
+                else:
+                    self._held.pop(token, None)
                     self._carry_out(self.core.on_timeout(token))
         finally:
             transport.release()  # the retries leave at once
@@ -208,6 +226,15 @@ class AsyncTcpDriver:
             heapq.heappop(timers)
         if timers and timers[0][0] < self._timer_when:
             self._arm(loop, timers[0][0])
+
+    def _waits_on_busy(self, op: Op, transport: TcpTransport, now: float, token: int) -> bool:
+        """Rule 7: whether ``op``'s phase timer (``token``, due now) is held: an acceptor the phase has not heard
+        from is busy with it, and the timer has not been held for ``MAX_HOLD`` seconds yet."""
+        heard = {a for a, _ in op.replies}
+        if not any(transport.busy(a) for a in self.core.ctx_for(op.request.segment).acceptors if a not in heard):
+            return False
+        since = self._held.setdefault(token, now)
+        return now - since < MAX_HOLD
 
     async def execute_async(self, request: OpRequest) -> Outcome:
         """Run one operation to its outcome on the running loop (the driver's)."""
