@@ -42,7 +42,7 @@ from wormspace.identity import Identity, IdentityError, check_cluster_id, check_
 from wormspace.layers.acceptor import STORAGE_FORMAT, AcceptorNode, SqliteStorage
 from wormspace.layers.messages import MAX_VALUE
 from wormspace.layers.tcp import AcceptorServer, Limits, loop_choice, loop_name, run
-from wormspace.layers.wire import DEFAULT_MAX_FRAME
+from wormspace.layers.wire import DEFAULT_MAX_FRAME, MIN_MAX_FRAME
 
 log = logging.getLogger("wormspace.server")
 
@@ -113,8 +113,8 @@ def resolve_options(args: argparse.Namespace) -> ServeOptions:
         raise UsageError("give --data DIR (or --config with this acceptor's entry)")
     if args.id < 0:
         raise UsageError(f"--id must be >= 0, got {args.id}")
-    if args.max_frame < 1024:
-        raise UsageError(f"--max-frame must be at least 1024 bytes, got {args.max_frame}")
+    if args.max_frame < MIN_MAX_FRAME:
+        raise UsageError(f"--max-frame must be at least {MIN_MAX_FRAME} bytes, got {args.max_frame}")
     if args.init and cluster_id is None:
         raise UsageError("--init needs the cluster id: give --config (or --cluster-id)")
     limits = Limits(

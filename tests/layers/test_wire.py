@@ -434,6 +434,7 @@ def test_hello_and_message_frames_are_not_interchangeable() -> None:
         ["c", None, 0, 0, b"", b"", 0],  # 7 fields
         ["c", None, 0, 0, b"", b"", 0, "", 1, 2],  # 10 fields
         ["c", None, 0, 0, b"", b"", 0, "", -1],  # a negative frame limit
+        ["c", None, 0, 0, b"", b"", 0, "", 1023],  # a frame limit no node may set (a peer that lies)
         ["c", None, 0, 0, b"", b"", 0, "", 1 << 32],  # a frame limit over the length prefix's range
         {"cluster_id": "c"},
     ],

@@ -93,6 +93,7 @@ from wormspace.layers.messages import (
 from wormspace.layers.wire import (
     DEFAULT_MAX_FRAME,
     HELLO_MAX_FRAME,
+    MIN_MAX_FRAME,
     NONCE_LEN,
     PREFIX,
     PREFIX_LEN,
@@ -688,8 +689,8 @@ class AcceptorServer:
         max_value: int = MAX_VALUE,
         limits: Limits | None = None,
     ) -> None:
-        if max_frame < 1024:
-            raise UsageError(f"max_frame must be at least 1024 bytes, got {max_frame}")
+        if max_frame < MIN_MAX_FRAME:
+            raise UsageError(f"max_frame must be at least {MIN_MAX_FRAME} bytes, got {max_frame}")
         if identity.acceptor_id != node.node_id:
             raise UsageError(f"identity of acceptor {identity.acceptor_id} given to node {node.node_id}")
         self.node = node
