@@ -52,6 +52,24 @@ def test_a_closed_pipe_ends_a_table_verb_with_141_not_its_negative_result(tmp_pa
         assert out.stderr == b"", (args, out.stderr)
 
 
+def onto_a_full_disk(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run a verb with standard output ``/dev/full`` (every write fails: no space left on the device)."""
+    with open("/dev/full", "wb") as full:
+        return subprocess.run(
+            [sys.executable, "-m", "wormspace", *args], stdout=full, stderr=subprocess.PIPE, timeout=60, check=False
+        )
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_output_that_cannot_be_written_is_exit_4_never_a_verbs_negative_result(tmp_path: Path) -> None:
+    """`check` on a full disk exited 1, which reads as ILLEGAL (and `kv get` as absent): an I/O error is 4."""
+    good = str(HISTORIES / "concurrent-writes-ok.jsonl")
+    for args in (("check", good), ("check", good, "--json")):
+        out = onto_a_full_disk(*args)
+        assert out.returncode == 4, (args, out.returncode, out.stderr)
+        assert out.stderr.decode().strip() == "wormspace check: error: [Errno 28] No space left on device", out.stderr
+
+
 @pytest.fixture(scope="module")
 def cluster_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with cluster_up(tmp_path_factory.mktemp("unix") / "cluster") as path:
@@ -70,6 +88,8 @@ def test_arguments_that_are_not_utf8_are_kept_as_their_bytes(cluster_file: str) 
     assert got == {"key": "a/8=", "value": "/oB2"}  # base64 of b"k\xff", b"\xfe\x80v"
     assert wormspace("kv", "cas", key, value, "new", *c).returncode == 0
     assert wormspace("kv", "get", os.fsdecode(b"k"), *c).returncode == 1, "another key"
+    if os.path.exists("/dev/full"):  # the value is there, but cannot be printed: not "absent" (1)
+        assert onto_a_full_disk("kv", "get", key, *c).returncode == 4
     pos = wormspace("log", "append", value, "--name", name, *c)
     assert pos.returncode == 0, pos.stderr
     assert wormspace("log", "read", pos.stdout.decode().strip(), "--name", name, *c).stdout == b"\xfe\x80v\n"

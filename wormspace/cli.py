@@ -3,6 +3,12 @@
 Each verb lives in the module that owns its subject; this file only wires the argument parsers.
 A verb module exposes ``add_parser(subparsers)`` which registers its parser and sets ``func`` (a callable
 taking the parsed namespace and returning the exit code).
+
+Exit codes common to every verb: 2 a usage error; 4 an I/O error on this machine that the verb did not handle
+itself (a file, or standard output, could not be read or written: ``> /dev/full``), so that it is never read
+as a verb's own 1 (``check`` ILLEGAL, ``kv get`` absent, ``cluster status`` an acceptor down) -- what the
+verb did before the error (a ``kv put``) stands; 130 Ctrl-C; 141 the reader of standard output went away;
+143 SIGTERM.
 """
 
 from __future__ import annotations
@@ -102,6 +108,9 @@ def _broken_pipe_raises() -> Iterator[None]:
         Console.on_broken_pipe = saved  # type: ignore[method-assign]
 
 
+EXIT_IO = 4  # module doc
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -141,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except OSError as e:
         print(f"wormspace {args.verb}: error: {e}", file=sys.stderr)
-        return 1
+        return EXIT_IO
     return code
 
 

@@ -14,7 +14,8 @@ instead (bytes as base64).
 
 Exit codes: 0 done; 1 nothing there (``read`` of a junk-filled position, ``get`` of an absent key, a
 ``cas`` that did not swap); 2 a usage error; 3 the cluster answered an outcome (``Trimmed``,
-``Unallocated``) or the operation is indeterminate (no quorum in time: it may or may not have happened).
+``Unallocated``) or the operation is indeterminate (no quorum in time: it may or may not have happened); 4
+an I/O error on this machine (e.g. standard output could not be written: the operation itself was done).
 """
 
 from __future__ import annotations

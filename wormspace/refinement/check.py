@@ -8,7 +8,8 @@ minimal illegal sub-history and why no order works. Exit codes:
 * 0 -- OK: every partition has a witness linearization (checked for this history; no more is claimed);
 * 1 -- ILLEGAL: some partition has none;
 * 2 -- bad input: the history is malformed (the message names the line) or empty, or an option is invalid;
-* 3 -- UNKNOWN: a partition ran out of its step budget before an answer (``--budget`` raises it).
+* 3 -- UNKNOWN: a partition ran out of its step budget before an answer (``--budget`` raises it);
+* 4 -- an I/O error (the verdict could not be written: standard output on a full disk), as for every verb.
 
 The verdict line is printed (and flushed) as soon as the verdict is known, before the minimal illegal
 sub-history is searched for: shrinking has a time budget (``--shrink-seconds``, default 10; when it runs out
@@ -88,7 +89,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Check a JSON-lines history (docs/history-format.md) for linearizability against the WOR "
         "model, or the segment model when the history allocates or trims; print a table per partition and, "
         "for ILLEGAL, a minimal illegal sub-history.",
-        epilog="exit codes: 0 OK, 1 ILLEGAL, 2 bad input, 3 UNKNOWN (a partition ran out of its step budget)",
+        epilog="exit codes: 0 OK, 1 ILLEGAL, 2 bad input, 3 UNKNOWN (a partition ran out of its step budget),"
+        " 4 an I/O error",
     )
     p.add_argument("file", metavar="FILE", help="JSON-lines history, or - for stdin")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
