@@ -369,6 +369,16 @@ MUTANTS: dict[str, Mutant] = {
         expected=(), check="TCP client driver rule 7 (a phase timer measures silence): not a layer obligation",
         tests=(f"{M}test_deploy_mutants.py::test_phase_timers_deaf_to_busy_acceptors_are_caught",),
         plants=(M + "test_deploy_mutants.py::test_phase_timers_deaf_to_busy_acceptors_are_caught",)),
+    "believes_every_reply": Mutant(
+        description="the client core checks no reply against the request it answers (an acceptor's lie is believed)",
+        expected=(), check="client core Rule 6 (replies no honest acceptor sends are lost): not a layer obligation",
+        tests=(f"{M}test_liar_mutants.py::test_a_client_that_believes_every_reply_is_caught",),
+        plants=(M + "test_liar_mutants.py::test_a_client_that_believes_every_reply_is_caught",)),
+    "unchecked_chunk_replies": Mutant(
+        description="the transport merges a split request's chunk replies without checking their kind and ballot",
+        expected=(), check="TCP client checks chunk replies before merging (chunk_fault): not a layer obligation",
+        tests=(f"{M}test_liar_mutants.py::test_chunk_replies_merged_unchecked_are_caught",),
+        plants=(M + "test_liar_mutants.py::test_chunk_replies_merged_unchecked_are_caught",)),
     "no_pre_hello_limit": Mutant(
         description="the hello is read with the full frame limit", expected=(),
         check="TCP server resource bound (pre-hello frame limit): not a layer obligation",

@@ -53,7 +53,11 @@ Rules:
    (``split_accept_by_bytes``), and a Read or Prepare naming more registers than a reply of votes of
    ``max_value`` bytes could carry in one frame (``REPLY_ENTRY_OVERHEAD``) into smaller ones, merged the same
    way: each chunk is applied all or none, as with the register limit. A reply still too large for a frame
-   (a client of an earlier version) is not sent, and logged by the acceptor.
+   (a client of an earlier version) is not sent, and logged by the acceptor. A chunk's reply is checked
+   against the request it answers before it is merged (``chunk_fault``: its kind and ballot, which the
+   merged reply would otherwise take from the original request); one that no honest acceptor sends, a reply
+   to a chunk never sent to that acceptor, or chunk replies that merge to no valid reply make the merged
+   reply lost, reported to ``on_fault`` (the driver logs it: driver rule 8).
 
 Signals and threads are the caller's business: both classes must be used from their event loop's thread.
 """
@@ -1091,6 +1095,23 @@ class _Split:
     original: Request
     replies: dict[int, Message]  # chunk req -> its reply
     chunks: tuple[int, ...]
+    lied: bool = False  # a chunk's reply could not be an honest answer: the merged reply is lost
+
+
+def chunk_fault(original: Request, reply: Message) -> str | None:
+    """Why ``reply`` cannot be an honest acceptor's answer to a chunk of ``original``, or ``None``: a kind
+    the request never gets, or a ballot other than the request's (the merged reply carries the original's
+    ballot, so a chunk's must be checked here; its votes are checked by the client core after the merge)."""
+    if isinstance(reply, (ErrorReply, SegmentTrimmed)):
+        return None
+    if isinstance(original, Read):
+        return None if isinstance(reply, ReadReply) else f"a {type(reply).__name__} answering a Read"
+    vote = Promise if isinstance(original, Prepare) else Accepted
+    if isinstance(original, Fence) or not isinstance(reply, (Nack, vote)):
+        return f"a {type(reply).__name__} answering a {type(original).__name__}"
+    if reply.ballot != original.ballot:
+        return f"a {type(reply).__name__} at ballot {tuple(reply.ballot)}, not {tuple(original.ballot)}"
+    return None
 
 
 _CHUNK_BASE = 1 << 62  # chunk request ids: far above any client core's (op_id << 16 | seq)
@@ -1220,10 +1241,13 @@ class TcpTransport:
         backoff_initial: float = 0.05,
         backoff_max: float = 2.0,
         max_queue: int = 100_000,
+        on_fault: Callable[[int, Message, str], None] | None = None,
     ) -> None:
         if not 0 < backoff_initial <= backoff_max:
             raise UsageError("need 0 < backoff_initial <= backoff_max")
         self.on_message = on_message
+        self.on_fault = on_fault  # (peer, reply, why): a reply to a chunk no honest acceptor sends
+        self.faults = 0
         self.auth_key = auth_key
         self.max_frame = max_frame
         self.max_value = max_value
@@ -1499,16 +1523,41 @@ class TcpTransport:
         return out
 
     def _merged(self, src: int, m: Message) -> Message | None:
-        """``m`` itself, or for the last reply of a split request the merged reply (``None`` meanwhile)."""
-        split = self._splits.get(m.req)
-        if split is None or split.peer != src:
+        """``m`` itself, or for the last reply of a split request the merged reply (``None`` meanwhile, and for
+        a reply to a chunk that is not pending: a late one, or a lie). A chunk's reply that no honest acceptor
+        sends (``chunk_fault``), and chunks whose replies cannot be merged into one valid reply (two votes
+        for one register), are reported to ``on_fault`` and the merged reply is lost."""
+        req = m.req
+        if req < _CHUNK_BASE:
             return m
-        split.replies[m.req] = m
+        split = self._splits.get(req)
+        if split is None or split.peer != src:
+            if req >= self._next_chunk or split is not None:
+                self._fault(src, m, "an answer to a request never sent to this acceptor")
+            return None
+        why = chunk_fault(split.original, m)
+        if why is not None:
+            self._fault(src, m, why)
+            split.lied = True
+        split.replies[req] = m
         if len(split.replies) < len(split.chunks):
             return None
         for c in split.chunks:
             del self._splits[c]
-        return merge_replies(split.original, [split.replies[c] for c in split.chunks])
+        if split.lied:
+            return None
+        try:
+            return merge_replies(split.original, [split.replies[c] for c in split.chunks])
+        except RemoteProtocolError as e:  # e.g. two chunks' replies report votes for one register
+            self._fault(src, m, f"chunk replies that merge to no valid reply ({e})")
+            return None
+
+    def _fault(self, src: int, m: Message, why: str) -> None:
+        self.faults += 1
+        if self.on_fault is not None:
+            self.on_fault(src, m, why)
+        else:
+            log.warning("peer %d sent %s (req %d): %s; treated as lost", src, type(m).__name__, m.req, why)
 
     def _forget_splits(self, peer: int) -> None:
         for req in [r for r, sp in self._splits.items() if sp.peer == peer]:

@@ -39,6 +39,17 @@ Rule 5 (loss and contention). A phase that hears from too few acceptors resends 
         ``max_backoff`` times ``timeout``: competing proposers back off. A round is never started above
         the largest ballot number the wire carries (``MAX_INT``, met only by a faulty or hostile peer's
         promise): the operation gives up as when ``max_rounds`` ran out.
+Rule 6 (lying acceptors). A reply that names the current phase's request id but could not come from an
+        honest acceptor (``reply_fault``) is treated as lost, and counted and reported by ``ClientCore``
+        (``on_fault``): one from an acceptor outside the segment's group or for another segment; a kind the
+        phase's request never gets (an ``Accepted`` to a Prepare, a ``ReadReply`` to an Accept, any
+        ``Fenced``); a ballot other than the one asked; a ``Promise`` reporting a vote for a register not
+        asked, a vote above the promised ballot or a floor above it; a ``Nack`` whose promise is not above
+        the request's ballot, or whose vote is above its promise; a ``SegmentTrimmed`` to a request naming
+        only the TRIM register. So is a reply naming a request id never sent (a later phase, or an operation
+        not yet started). A late reply of an earlier phase or of an ended operation is ordinary and ignored
+        as before. These are the lies a reply can be caught in; a vote an acceptor invents with a plausible
+        ballot cannot be told from a true one (Paxos tolerates crashes, not lies).
 
 The abstraction function maps the ghost set of every vote ever cast (Lamport's *Voting* abstraction) to the
 spec: a register is ``Written(v)`` iff a quorum voted ``v`` at one ballot (``abstract_votes``).
@@ -423,6 +434,58 @@ def _matches(op: Op, reply: Reply) -> bool:
     return isinstance(reply, (SegmentTrimmed, ErrorReply))
 
 
+def reply_fault(op: Op, src: int, reply: Reply, ctx: Ctx) -> str | None:
+    """Rule 6: why ``reply``, naming the current phase's request id, cannot be an honest acceptor's answer to
+    that request, or ``None``. Pure; one pass over the reply's votes."""
+    if src not in ctx.acceptors:
+        return "an answer from an acceptor the request was not sent to"
+    if reply.segment != op.request.segment:
+        return f"an answer for segment {reply.segment}, not {op.request.segment}"
+    if isinstance(reply, ErrorReply):
+        return None
+    if isinstance(reply, SegmentTrimmed):
+        return None if _trim_blocks(op) else "SegmentTrimmed for a request naming only the TRIM register"
+    phase = op.phase
+    if phase is Phase.READ:
+        if not isinstance(reply, ReadReply):
+            return f"a {type(reply).__name__} answering a Read"
+        return _vote_fault(op, reply.votes, None)
+    if isinstance(reply, Nack):
+        if reply.ballot != op.ballot:
+            return f"a Nack at ballot {tuple(reply.ballot)}, not {tuple(op.ballot)}"
+        if not reply.promised > reply.ballot:
+            return f"a Nack whose promise {tuple(reply.promised)} is not above the ballot {tuple(reply.ballot)}"
+        if reply.accepted > reply.promised:
+            return f"a Nack whose vote {tuple(reply.accepted)} is above its promise {tuple(reply.promised)}"
+        return None
+    if phase is Phase.PREPARE:
+        if not isinstance(reply, Promise):
+            return f"a {type(reply).__name__} answering a Prepare"
+        if reply.ballot != op.ballot:
+            return f"a Promise at ballot {tuple(reply.ballot)}, not {tuple(op.ballot)}"
+        if reply.floor > reply.ballot:
+            return f"a Promise under a floor {tuple(reply.floor)} above its ballot {tuple(reply.ballot)}"
+        return _vote_fault(op, reply.votes, reply.ballot)
+    if not isinstance(reply, Accepted):
+        return f"a {type(reply).__name__} answering an Accept"
+    if reply.ballot != op.ballot:
+        return f"an Accepted at ballot {tuple(reply.ballot)}, not {tuple(op.ballot)}"
+    return None
+
+
+def _vote_fault(op: Op, votes: tuple[Vote, ...], promised: Ballot | None) -> str | None:
+    """Votes of registers not asked, or (in a Promise at ``promised``) above the ballot promised."""
+    if not votes:
+        return None
+    ask: Iterable[int] = op.ask if len(op.ask) <= 8 else frozenset(op.ask)
+    for v in votes:
+        if v.index not in ask:
+            return f"a vote for register {v.index}, not asked"
+        if promised is not None and v.ballot > promised:
+            return f"a vote at ballot {tuple(v.ballot)}, above the ballot {tuple(promised)} promised"
+    return None
+
+
 def _trim_blocks(op: Op) -> bool:
     return any(i != TRIM for i in op.ask)
 
@@ -598,6 +661,7 @@ class ClientCore:
         groups: Sequence[Sequence[int]],
         config: Config | None = None,
         on_done: Callable[[int, Outcome], None] | None = None,
+        on_fault: Callable[[int, Reply, str], None] | None = None,
     ) -> None:
         if node_id < 0:
             raise ValueError("node_id must be >= 0")
@@ -607,6 +671,8 @@ class ClientCore:
         self.config = config or Config()
         self.ctxs = [Ctx(node=node_id, acceptors=tuple(g), config=self.config) for g in groups]
         self.on_done = on_done
+        self.on_fault = on_fault  # (acceptor, reply, why): a reply no honest acceptor sends (Rule 6)
+        self.faults = 0
         self.ops: dict[int, Op] = {}
         self.highest: Ballot = ZERO_BALLOT
         self._next_op = 1
@@ -637,10 +703,29 @@ class ClientCore:
         return op_id, self._after(op, effects)
 
     def on_reply(self, src: int, msg: Reply) -> list[Effect]:
-        op = self.ops.get(op_of_req(msg.req))
+        """Feed a reply to its operation. Rule 6: a reply to the current phase's request is checked first
+        (``reply_fault``), and one naming a request id never sent is refused; either is reported, not fed."""
+        req = msg.req
+        op = self.ops.get(req >> SEQ_BITS)
         if op is None:
+            if req >> SEQ_BITS >= self._next_op:
+                self._fault(src, msg, "an answer to a request never sent")
             return []
-        return self._after(*op_on_reply(op, src, msg, self.ctx_for(op.request.segment)))
+        ctx = self.ctx_for(op.request.segment)
+        if req == op.req:
+            why = reply_fault(op, src, msg, ctx)
+            if why is not None:
+                self._fault(src, msg, why)
+                return []
+        elif req > op.req:
+            self._fault(src, msg, "an answer to a request never sent")
+            return []
+        return self._after(*op_on_reply(op, src, msg, ctx))
+
+    def _fault(self, src: int, msg: Reply, why: str) -> None:
+        self.faults += 1
+        if self.on_fault is not None:
+            self.on_fault(src, msg, why)
 
     def on_timeout(self, token: int) -> list[Effect]:
         op = self.ops.get(op_of_req(token))
@@ -675,4 +760,5 @@ __all__ = [
     "op_on_reply",
     "op_on_timeout",
     "op_start",
+    "reply_fault",
 ]

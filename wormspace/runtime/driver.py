@@ -42,6 +42,10 @@ Rules:
    ended ``Indeterminate`` by a timer that does not know its size, while an acceptor that is down, stuck
    or silent times out as before. Holding a timer is only a later timeout: the core's safety never
    depends on when timeouts come.
+8. A reply no honest acceptor sends (wor.py Rule 6: a lie the client core can catch, such as a vote above the
+   ballot promised or an answer of the wrong kind) is treated as lost and logged as a WARNING naming the
+   acceptor and its address; a peer that keeps lying is logged at most once every ``FAULT_LOG_SECONDS``
+   seconds, with the count of the lies not logged since (``faults`` counts them all, per acceptor).
 
 The synchronous driver's private loop is asyncio's own, whatever ``WORMSPACE_LOOP`` says and whether or not
 uvloop is installed: the loop runs once per call, and uvloop sets up its signal wakeup (a socket pair made and
@@ -81,6 +85,9 @@ own bound on the time a frame may take (``--frame-timeout``, 60 s by default).""
 
 _REQUEST_TYPES = (Prepare, Accept, Read, Fence)
 
+FAULT_LOG_SECONDS = 10.0
+"""A lying acceptor is logged at most once this many seconds (Rule 8)."""
+
 
 
 def _config_kwargs(cfg: ClusterConfig) -> dict[str, Any]:
@@ -111,7 +118,9 @@ class AsyncTcpDriver:
         # Ballots are (number, node): node ids must differ between clients; 62 random bits make a clash
         # practically impossible without any coordination.
         self.node_id = secrets.randbits(62) if node_id is None else node_id
-        self.core = ClientCore(node_id=self.node_id, groups=groups, config=config)
+        self.core = ClientCore(node_id=self.node_id, groups=groups, config=config, on_fault=self._on_fault)
+        self.faults: dict[int, int] = {}  # acceptor -> replies refused as lies (Rule 8)
+        self._fault_logged: dict[int, tuple[float, int]] = {}  # acceptor -> (when last logged, count then)
         self._peers = dict(peers)
         self._cluster_id = check_cluster_id(cluster_id)
         self._groups = [tuple(g) for g in groups]
@@ -148,7 +157,7 @@ class AsyncTcpDriver:
         if self._coalescer is None:
             self._transport = TcpTransport(
                 self._peers, self._on_message, self._auth_key, cluster_id=self._cluster_id,
-                max_value=self._max_value,
+                max_value=self._max_value, on_fault=self._on_fault,
             )
             self._coalescer = Coalescer(self.core, schedule=self._schedule_turn_end, carry_out=self._carry_out)
         return self._coalescer
@@ -188,6 +197,22 @@ class AsyncTcpDriver:
             log.warning("acceptor %d sent a request (%s) to a client; ignored", src, type(msg).__name__)
             return
         self._carry_out(self.core.on_reply(src, msg))
+
+    def _on_fault(self, src: int, msg: Message, why: str) -> None:
+        """Rule 8: a lie, treated as lost by the core, logged (rate-limited per acceptor)."""
+        n = self.faults.get(src, 0) + 1
+        self.faults[src] = n
+        now = time.monotonic()
+        last = self._fault_logged.get(src)
+        if last is not None and now - last[0] < FAULT_LOG_SECONDS:
+            return
+        self._fault_logged[src] = (now, n)
+        host, port = self._peers.get(src, ("?", 0))
+        more = f" ({n - last[1] - 1} more since the last one logged)" if last is not None and n - last[1] > 1 else ""
+        log.warning(
+            "acceptor %d at %s:%d sent %s (req %d): %s; treated as lost%s",
+            src, host, port, type(msg).__name__, msg.req, why, more,
+        )
 
     def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         if self._timer is not None:
