@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -447,3 +449,52 @@ def test_a_lie_in_one_chunk_loses_the_merged_reply() -> None:
 
 def test_req_ids_of_the_scenarios_stay_below_the_chunk_range() -> None:
     assert req_id(5000, 1) < 1 << 62
+
+
+# ---- honest acceptors are never taken for liars -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_honest_acceptors_on_a_faulty_network_are_never_reported(seed: int) -> None:
+    """Contention, drops, duplicates, reordering, a crash and a trim on the simulator: late, repeated and
+    refused replies are all ordinary; not one is reported as a lie."""
+    from wormspace import Cluster, WormSpaceError
+    from wormspace.client import OpGen, SpaceLogic
+    from wormspace.layers.network import Faults
+
+    cluster = Cluster.simulated(acceptors=3, seed=seed, faults=Faults(drop=0.1, duplicate=0.2, max_delay=0.02))
+    done: list[int] = []
+    ended: list[str] = []  # the operations that returned (not vacuous)
+
+    def worker(logic: SpaceLogic, k: int) -> OpGen[None]:
+        with contextlib.suppress(WormSpaceError):
+            yield from logic.alloc(1, b"shared")  # one worker wins it; all use it
+        for _ in range(3):
+            try:
+                addr = logic.address(1, 0)  # every worker contends for one register
+                cap = yield from logic.capture(addr)
+                yield from logic.write(addr, b"w%d" % k, cap)
+                ended.append("write")
+            except WormSpaceError:
+                pass
+            try:
+                yield from logic.read(logic.address(1, 0))
+                seg = yield from logic.alloc_any(b"w%d" % k)
+                cap = yield from logic.batch_capture(seg)
+                yield from logic.batch_write(seg, {i: b"%d" % i for i in range(5)}, cap)
+                yield from logic.batch_read(seg)
+                yield from logic.trim(seg)
+                ended.append("batch")
+                yield from logic.read(logic.address(seg, 2))
+            except WormSpaceError:
+                pass
+        done.append(k)
+
+    for k in range(4):
+        cluster.spawn(functools.partial(worker, k=k))
+    cluster.at(0.05, lambda: cluster.crash(1))
+    cluster.at(0.4, lambda: cluster.restart(1))
+    cluster.run()
+    assert sorted(done) == [0, 1, 2, 3] and not cluster.failures, cluster.failures
+    assert "write" in ended and ended.count("batch") >= 4, ended
+    assert [c.core.faults for c in cluster.clients] == [0] * len(cluster.clients)
