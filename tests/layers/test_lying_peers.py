@@ -373,6 +373,9 @@ def test_a_lying_acceptor_beside_an_honest_one_and_one_down(name: str, caplog: p
         assert f"acceptor 2 at 127.0.0.1:{port}" in text or f"refused peer 2 at 127.0.0.1:{port}" in text, text
     if name not in ("repeated replies", "duplicate votes for one index"):
         assert faults.get(2, 0) > 0
+    if name == "error reply flood":  # hundreds of lies, logged once (at most once every 10 s)
+        lines = [r for r in caplog.records if r.getMessage().startswith("acceptor 2 at")]
+        assert faults[2] >= 299 and len(lines) == 1, (faults, len(lines))
 
 
 @pytest.mark.parametrize("name", list(TCP_LIES))
@@ -405,14 +408,9 @@ def test_chunk_fault_names_replies_of_another_kind_or_ballot() -> None:
     assert chunk_fault(a, Accepted(req=9, segment=0, ballot=B)) is None
 
 
-def test_a_lie_in_one_chunk_loses_the_merged_reply() -> None:
-    """The transport cuts a Prepare under the liar's register limit; one chunk's Promise is at another ballot
-    (merged, it would have taken the asked ballot): the merged reply is lost and the lie reported."""
-
-    def lie(req: Request, h: Reply) -> list[Message]:
-        if isinstance(h, Promise) and req.req % 2:
-            return [_as(h, ballot=_higher(h.ballot))]
-        return [h]
+def _chunked(lie: Lie) -> tuple[list[Message], list[str]]:
+    """Two Prepares of four registers each, sent to a fake acceptor whose hello is then taken to allow two
+    registers a request (so each goes as two chunks); the replies delivered and the lies reported."""
 
     async def go() -> tuple[list[Message], list[str]]:
         fake = FakeAcceptor(0, lie)
@@ -434,7 +432,7 @@ def test_a_lie_in_one_chunk_loses_the_merged_reply() -> None:
             t.send(0, Prepare(req=79, segment=0, indices=(4, 5, 6, 7), ballot=B))
             for _ in range(100):
                 await asyncio.sleep(0.01)
-                if len(why) >= 2:
+                if len(why) >= 2 or len(got) >= 3:
                     break
             await asyncio.sleep(0.05)
             return got, why
@@ -442,9 +440,40 @@ def test_a_lie_in_one_chunk_loses_the_merged_reply() -> None:
             await t.close()
             await fake.close()
 
-    got, why = run(go())
+    return run(go())
+
+
+def test_honest_chunk_replies_are_merged() -> None:
+    got, why = _chunked(lambda req, h: [h])
+    assert [type(m) for m in got] == [ReadReply, Promise, Promise] and why == []
+
+
+def test_a_lie_in_one_chunk_loses_the_merged_reply() -> None:
+    """One chunk's Promise is at another ballot (merged, it would have taken the asked ballot): the merged
+    reply is lost and the lie reported."""
+
+    def lie(req: Request, h: Reply) -> list[Message]:
+        if isinstance(h, Promise) and req.req % 2:
+            return [_as(h, ballot=_higher(h.ballot))]
+        return [h]
+
+    got, why = _chunked(lie)
     assert [type(m) for m in got] == [ReadReply], got  # neither Prepare's merged reply is delivered
     assert len(why) == 2 and all("ballot" in w for w in why)
+
+
+def test_chunk_replies_that_merge_to_no_valid_reply_are_lost() -> None:
+    """Each chunk's Promise reports a vote for the Prepare's first register: merged, two votes for one index."""
+
+    def lie(req: Request, h: Reply) -> list[Message]:
+        if isinstance(h, Promise) and isinstance(req, Prepare):
+            first = 0 if req.indices[0] < 4 else 4
+            return [_as(h, votes=(Vote(index=first, ballot=Ballot(1, 0), value=EVIL),))]
+        return [h]
+
+    got, why = _chunked(lie)
+    assert [type(m) for m in got] == [ReadReply], got
+    assert len(why) == 2 and all("merge to no valid reply" in w for w in why)
 
 
 def test_req_ids_of_the_scenarios_stay_below_the_chunk_range() -> None:
