@@ -373,9 +373,9 @@ def test_a_lying_acceptor_beside_an_honest_one_and_one_down(name: str, caplog: p
         assert f"acceptor 2 at 127.0.0.1:{port}" in text or f"refused peer 2 at 127.0.0.1:{port}" in text, text
     if name not in ("repeated replies", "duplicate votes for one index"):
         assert faults.get(2, 0) > 0
-    if name == "error reply flood":  # hundreds of lies, logged once (at most once every 10 s)
+    if name == "error reply flood":  # hundreds of lies, logged at most once every 10 s (a run takes ~10 ms)
         lines = [r for r in caplog.records if r.getMessage().startswith("acceptor 2 at")]
-        assert faults[2] >= 299 and len(lines) == 1, (faults, len(lines))
+        assert faults[2] >= 299 and 1 <= len(lines) <= 1 + faults[2] // 100, (faults, len(lines))
 
 
 @pytest.mark.parametrize("name", list(TCP_LIES))
