@@ -15,7 +15,7 @@ import pytest
 from tests.apps.helpers import operations
 from tests.refinement.independent_wor import processes_are_threads
 from wormspace import Cluster
-from wormspace.apps import WormKV, WormLog
+from wormspace.apps import WormKV, WormLog, WormPaxos
 from wormspace.apps.history import AppHistory
 from wormspace.apps.log import pause
 from wormspace.layers.wormspace import Sleep
@@ -94,3 +94,31 @@ def test_the_pause_between_polls_backs_off_to_8_ms_however_long_the_wait() -> No
     assert list(pause(logic, 2000)) == [Sleep(0.008)]
     backoff = [[Sleep(0.0005 * 2**w)] for w in range(4)] + [[Sleep(0.008)]] * 2
     assert [list(pause(logic, w)) for w in range(6)] == backoff
+
+
+def test_cancelled_submits_leave_nothing_behind_in_the_replica(no_collector: None) -> None:
+    c = Cluster.simulated(acceptors=3, seed=5, wos_size=8)
+    hist = AppHistory.of(c)
+    applied: list[bytes] = []
+
+    def apply(cmd: bytes) -> bytes:
+        applied.append(cmd)
+        return b"%d" % len(applied)
+
+    rep = WormPaxos(c.client(), apply, name=b"smr", history=hist)
+
+    async def go() -> None:
+        arep = rep.aio
+        tasks = [asyncio.create_task(arep.submit(b"c%d" % i)) for i in range(6)]
+        await asyncio.sleep(0)
+        for t in tasks[::2]:
+            t.cancel()
+        _, late = await asyncio.wait(tasks, timeout=30)
+        assert not late
+        assert await arep.submit(b"last") == b"%d" % len(applied)
+
+    asyncio.run(go())
+    rep.sync()  # the cancelled commands that were chosen after all are applied now, their results wanted by none
+    assert rep.core.mine == set() and rep.core.results == {} and rep.core.known == {}
+    assert len(set(applied)) == len(applied) and b"last" in applied
+    processes_are_threads(hist.events)
