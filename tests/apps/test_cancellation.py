@@ -122,3 +122,31 @@ def test_cancelled_submits_leave_nothing_behind_in_the_replica(no_collector: Non
     assert rep.core.mine == set() and rep.core.results == {} and rep.core.known == {}
     assert len(set(applied)) == len(applied) and b"last" in applied
     processes_are_threads(hist.events)
+
+
+def test_an_interrupted_synchronous_call_ends_at_once(no_collector: None) -> None:
+    c = Cluster.simulated(acceptors=3, seed=6, wos_size=8)
+    hist = AppHistory.of(c)
+    ws = c.client()
+    log = WormLog(ws, name=b"interrupted", history=hist)
+    execute, calls = ws.driver.execute, [0]
+
+    def interrupted(request: Any) -> Any:  # Ctrl-C while the driver waits for the second operation's replies
+        calls[0] += 1
+        if calls[0] == 2:
+            raise KeyboardInterrupt
+        return execute(request)
+
+    ws.driver.execute = interrupted  # type: ignore[method-assign]
+    try:
+        log.append(b"x")
+    except KeyboardInterrupt as e:
+        kept = e  # its traceback keeps the call's frames, and the app core's generator, alive
+    else:
+        raise AssertionError("the append was meant to be interrupted")
+    assert not log.core.claiming and not log.core.pending
+    assert [end["type"] for _, end in operations(hist.events) if end is not None] == ["info"]
+    processes_are_threads(wor_events(c))
+    ws.driver.execute = execute  # type: ignore[method-assign]
+    assert log.append(b"y") >= 0
+    del kept
