@@ -32,8 +32,6 @@ from wormspace.apps.history import AppHistory
 from wormspace.client import OperationFailed
 from wormspace.runtime.supervise import LocalCluster
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
-
 HOLE = 0.2
 
 
@@ -121,6 +119,22 @@ def kv_final_problems(events: list[dict[str, Any]], final: dict[str, bytes | Non
     return problems
 
 
+def test_the_final_value_check_finds_a_lost_acknowledged_put() -> None:
+    def ev(p: int, type_: str, f: str, value: Any, t: int) -> dict[str, Any]:
+        return {"process": p, "type": type_, "f": f, "key": "aw==", "value": value, "time": t, "app": "kv"}
+
+    a, b, c = (base64.b64encode(v).decode() for v in (b"a", b"b", b"c"))
+    events = [ev(0, "invoke", "write", a, 1), ev(0, "ok", "write", a, 2), ev(1, "invoke", "write", b, 3),
+              ev(1, "ok", "write", b, 4), ev(2, "invoke", "cas", [b, c], 5), ev(2, "info", "cas", None, 6)]
+    assert kv_final_problems(events, {"aw==": b"b"}) == []
+    assert kv_final_problems(events, {"aw==": b"c"}) == []  # the indeterminate cas may have landed
+    assert kv_final_problems(events, {"aw==": b"a"}) != []  # overwritten by an acknowledged later put
+    assert kv_final_problems(events, {"aw==": None}) != []  # an acknowledged put lost
+    assert kv_final_problems(events, {"aw==": b"z"}) != []  # never put
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
 def test_the_apps_under_kill_stop_and_a_lost_quorum(tmp_path: Path) -> None:
     with Cluster.local(acceptors=3, wos_size=16) as cluster:
         hist = AppHistory.of(cluster)
@@ -256,6 +270,8 @@ def local() -> Iterator[LocalClusterHandle]:
         yield cluster
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(180)
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files in /proc/self/fd")
 def test_cancelled_calls_on_real_processes_leave_the_client_whole(local: LocalClusterHandle, tmp_path: Path) -> None:
     hist = AppHistory.of(local)
@@ -309,6 +325,8 @@ def cluster_dir(tmp_path: Path) -> Iterator[Path]:
         yield tmp_path / "cluster"
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(180)
 def test_the_verbs_from_several_processes_while_an_acceptor_is_killed(cluster_dir: Path) -> None:
     cfile = str(cluster_dir / "cluster.toml")
 
