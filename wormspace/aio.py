@@ -54,6 +54,9 @@ async def run_async(driver: AsyncDriver, gen: OpGen[T]) -> T:
     except StopIteration as stop:
         result: T = stop.value
         return result
+    except BaseException:  # e.g. the task was cancelled (wait_for, task.cancel()) while it awaited the driver
+        gen.close()  # now, not whenever the collector gets to it: the core's state (a segment it was claiming,
+        raise  # writes in flight) is released and its recorded operation ends info, before anything else runs
 
 
 class AsyncClient:

@@ -102,17 +102,20 @@ class PaxosCore:
         self._seq += 1
         cid = self._prefix + self._seq.to_bytes(4, "big")
         self.mine.add(cid)
-        pos = yield from self.log._write(logic, b"D" + cid + cmd)
-        self.known[pos] = b"D" + cid + cmd
-        waits = 0
-        while cid not in self.results:
-            if self.applied in self.known:  # our own write, chosen: no need to read it back
-                self._apply_at(self.applied, self.known.pop(self.applied))
-            elif self.applied in self.log.pending:  # our own write to it is still in flight
-                yield from pause(logic, waits)
-                waits += 1
-            else:
-                yield from self._sync(logic, until=pos)
+        try:
+            pos = yield from self.log._write(logic, b"D" + cid + cmd)
+            self.known[pos] = b"D" + cid + cmd
+            waits = 0
+            while cid not in self.results:
+                if self.applied in self.known:  # our own write, chosen: no need to read it back
+                    self._apply_at(self.applied, self.known.pop(self.applied))
+                elif self.applied in self.log.pending:  # our own write to it is still in flight
+                    yield from pause(logic, waits)
+                    waits += 1
+                else:
+                    yield from self._sync(logic, until=pos)
+        finally:  # an outcome or a cancellation too: nobody waits for this result (applied later, it is not kept)
+            self.mine.discard(cid)
         for p in [p for p in self.known if p < self.applied]:
             del self.known[p]
         return pos, self.results.pop(cid)

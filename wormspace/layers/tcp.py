@@ -1377,7 +1377,8 @@ class TcpTransport:
         return w is not None and not w.is_closing()
 
     async def close(self) -> None:
-        """Stop every task and close every connection; queued messages are dropped."""
+        """Stop every task and close every connection (one still waiting for its hello too); queued messages
+        are dropped."""
         self._closed = True
         tasks = [p.task for p in self.peers.values() if p.task is not None]
         for t in tasks:
@@ -1417,6 +1418,10 @@ class TcpTransport:
                 log.info("peer %d at %s:%d unreachable (%s); dropping its messages", p.id, *p.addr, err)
             self._mark_down(p)
             return False
+        except BaseException:  # cancelled (the transport closes) while waiting for the hello: close it too
+            for c in opened:
+                c.close()
+            raise
         if why is not None:
             if self.refusals.get(p.id) != why:
                 log.warning("peer %d at %s:%d: %s", p.id, *p.addr, why)

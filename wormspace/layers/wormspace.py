@@ -581,6 +581,9 @@ def run_sync(driver: Driver, gen: OpGen[T]) -> T:
     except StopIteration as stop:
         result: T = stop.value
         return result
+    except BaseException:  # e.g. KeyboardInterrupt while the driver waited: end the generator now (see run_async)
+        gen.close()
+        raise
 
 
 def run_events(driver: EventDriver, gen: OpGen[T], then: Callable[[T], None]) -> None:

@@ -24,7 +24,11 @@ Rules:
    queued and merged as in Rule 2. A
    blocking call from inside a coroutine (a thread whose own loop is running) runs in a short-lived thread.
    ``await execute_async(request)`` on a ``TcpDriver`` never hops threads either: each calling event loop
-   gets its own ``AsyncTcpDriver`` (its own node id and connections), created on first use.
+   gets its own ``AsyncTcpDriver`` (its own node id and connections), created on first use, and closed
+   with that loop: when the loop shuts down its async generators (``asyncio.run``, ``asyncio.Runner``,
+   ``uvloop.run`` do at their end) its connections are closed; one whose loop was closed without that is
+   dropped when another loop first calls. So ``asyncio.run(ws.aio....)`` again and again leaves no socket
+   open, here or at the acceptors.
 4. ``close()`` (or ``await aclose()``) ends a driver: operations still running end ``Indeterminate``; any
    later call is a ``UsageError`` ("this client is closed"). A ``TcpDriver`` still open when the interpreter
    exits is closed then (``atexit``): its private loop's tasks would otherwise be destroyed pending, each
@@ -65,7 +69,7 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 from wormspace.errors import PeersRefused, UsageError
@@ -134,6 +138,7 @@ class AsyncTcpDriver:
         self._timer: asyncio.TimerHandle | None = None  # the loop's one timer, for the earliest live entry
         self._timer_when = float("inf")
         self._held: dict[int, float] = {}  # token -> when it was first held (Rule 7)
+        self._with_loop: AsyncGenerator[None, None] | None = None  # Rule 3: ends this driver with its loop
 
     @classmethod
     def from_config(cls, cfg: ClusterConfig, **kwargs: Any) -> AsyncTcpDriver:
@@ -454,6 +459,24 @@ def _close_open_drivers() -> None:
 atexit.register(_close_open_drivers)
 
 
+def _end_with_loop(driver: AsyncTcpDriver) -> None:
+    """Rule 3: close ``driver`` when its loop (the running one) shuts down its async generators. An async
+    generator first iterated on a loop is registered with it (``sys.set_asyncgen_hooks``), and
+    ``loop.shutdown_asyncgens()`` closes each one still open: parked at its ``yield``, this one then runs its
+    ``finally``. It is no task: ``asyncio.all_tasks()`` does not show it, and nothing waits for it."""
+
+    async def until_shutdown() -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            await driver.aclose()
+
+    watch = until_shutdown()
+    with contextlib.suppress(StopIteration):
+        watch.asend(None).send(None)  # to the yield, at once (nothing is awaited before it)
+    driver._with_loop = watch  # the loop keeps only a weak reference
+
+
 class TcpDriver:
     """The synchronous facade over ``AsyncTcpDriver`` (Rule 3).
 
@@ -621,12 +644,16 @@ class TcpDriver:
         if loop is self._loop:
             return self._sync
         d = self._per_loop.get(loop)  # no lock for the driver of a loop seen before (every call but the first)
-        if d is not None:
+        if d is not None and not d.closed:
             return d
         with self._lock:
             d = self._per_loop.get(loop)
-            if d is None:
+            if d is None or d.closed:
+                for gone in [lp for lp in self._per_loop if lp.is_closed()]:  # Rule 3: loops closed meanwhile
+                    self._per_loop.pop(gone).close_from_outside()
                 d = AsyncTcpDriver(self._peers, loop=loop, **self._kwargs)
+                if asyncio._get_running_loop() is loop:
+                    _end_with_loop(d)
                 self._per_loop[loop] = d
             return d
 
