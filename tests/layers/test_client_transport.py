@@ -61,3 +61,50 @@ def test_a_request_to_every_acceptor_is_encoded_once(tmp_path: Path, monkeypatch
                 await t.close()
 
         run(scenario())
+
+
+# ---- the acceptor's hello, however TCP cuts it ----------------------------------------------------------
+
+CID = "0123456789abcdef0123456789abcdef"
+
+
+def test_a_hello_that_arrives_in_pieces_is_taken_whole_and_frames_sent_with_it_are_kept() -> None:
+    """A stream has no message boundaries: the acceptor's hello may come a byte at a time (its length prefix
+    too), and a frame may come in the same segment as the hello's last byte. The client waits for the whole
+    hello, and a frame that came with it is delivered (not lost, not cut) once the hello has passed."""
+    stray = ReadReply(req=99, segment=7, votes=())
+
+    async def dribbling(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        mine = await tcp.read_hello(reader, None, 5)
+        hello = wire.encode_hello(wire.Hello(cluster_id=CID, acceptor_id=0, nonce=bytes(wire.NONCE_LEN),
+                                             echo=mine.nonce))
+        for i in range(len(hello) - 1):
+            writer.write(hello[i : i + 1])
+            await writer.drain()
+            await asyncio.sleep(0.002)
+        writer.write(hello[-1:] + wire.encode_frame([stray]))  # the hello's last byte and a frame together
+        msgs = await tcp.read_frame(reader, None) or []
+        read = msgs[0]
+        assert isinstance(read, Read)
+        writer.write(wire.encode_frame([ReadReply(req=read.req, segment=read.segment, votes=())]))
+        await writer.drain()
+        await tcp.read_frame(reader, None)  # until the client goes
+
+    async def scenario() -> tuple[list[Message], dict[int, str]]:
+        server = await asyncio.start_server(dribbling, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        got: list[Message] = []
+        t = TcpTransport({0: ("127.0.0.1", port)}, lambda src, m: got.append(m), cluster_id=CID)
+        try:
+            t.send(0, Read(req=1, segment=1, indices=(0,)))
+            deadline = time.monotonic() + 10
+            while len(got) < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            return got, dict(t.refusals)
+        finally:
+            await t.close()
+            server.close()
+
+    got, refusals = run(scenario())
+    assert refusals == {}
+    assert got == [stray, ReadReply(req=1, segment=1, votes=())]
