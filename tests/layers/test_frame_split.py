@@ -52,6 +52,7 @@ def test_split_accept_by_bytes_keeps_every_entry_in_order_under_the_budget() -> 
     assert all(sum(len(v) + 16 for _, v in p.values) <= 20_000 for p in parts)
     assert all(p.segment == 2 and p.ballot == Ballot(3, 1) for p in parts)
     assert all(len(p.values) <= 7 for p in split_accept_by_bytes(m, 10**9, 7, 0))
+    assert [len(p.values) for p in split_accept_by_bytes(m, 10**9, 1, 0)] == [1] * len(values)
     # as few chunks as that allows: a chunk ends only where its next entry would not fit (bytes or registers)
     for budget, limit in ((20_000, 0), (10**9, 7), (20_000, 3)):
         parts = split_accept_by_bytes(m, budget, limit, 0)
