@@ -4,9 +4,11 @@ a group is encoded once, and every acceptor gets a valid, authenticated frame of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from wormspace.layers import tcp, wire
@@ -108,3 +110,39 @@ def test_a_hello_that_arrives_in_pieces_is_taken_whole_and_frames_sent_with_it_a
     got, refusals = run(scenario())
     assert refusals == {}
     assert got == [stray, ReadReply(req=1, segment=1, votes=())]
+
+
+def test_an_acceptor_whose_hello_does_not_decode_is_refused_and_sent_nothing() -> None:
+    """A hello that breaks the wire rules (here one stating a frame limit under ``MIN_MAX_FRAME``, which no
+    node may set) is a lying or broken peer's: the client keeps why in ``refusals`` and sends it no request."""
+    frames_seen: list[object] = []
+
+    async def lying(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        mine = await tcp.read_hello(reader, None, 5)
+        fields = [CID, 0, 0, 0, bytes(wire.NONCE_LEN), mine.nonce, 0, "", wire.MIN_MAX_FRAME - 1]
+        payload = msgpack.packb(fields, use_bin_type=True)
+        writer.write(wire.PREFIX.pack(wire.HEADER_LEN + len(payload)) + bytes((wire.VERSION, wire.HELLO)) + payload)
+        await writer.drain()
+        with contextlib.suppress(Exception):
+            while (msgs := await tcp.read_frame(reader, None)) is not None:
+                frames_seen.append(msgs)
+
+    async def scenario() -> tuple[list[Message], dict[int, str]]:
+        server = await asyncio.start_server(lying, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        got: list[Message] = []
+        t = TcpTransport({0: ("127.0.0.1", port)}, lambda src, m: got.append(m), cluster_id=CID)
+        try:
+            t.send(0, Read(req=1, segment=1, indices=(0,)))
+            deadline = time.monotonic() + 10
+            while not t.refusals and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)  # a request sent in spite of the refusal would have arrived by now
+            return got, dict(t.refusals)
+        finally:
+            await t.close()
+            server.close()
+
+    got, refusals = run(scenario())
+    assert got == [] and frames_seen == []
+    assert refusals[0].startswith("refused the connection") and "max_frame" in refusals[0], refusals
