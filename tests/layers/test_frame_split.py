@@ -29,6 +29,7 @@ from wormspace.layers.tcp import (
     FRAME_MARGIN,
     REPLY_ENTRY_OVERHEAD,
     AcceptorServer,
+    Limits,
     TcpTransport,
     merge_replies,
     read_hello,
@@ -210,3 +211,28 @@ def test_the_acceptor_states_its_frame_limit_only_to_a_client_that_states_one() 
 
     old, new = run(scenario())
     assert old.max_frame == 0 and new.max_frame == FRAME
+
+
+def test_reads_and_prepares_keep_to_the_acceptors_register_limit_when_their_replies_would_fit_a_frame() -> None:
+    """Small values: a reply of 100 votes fits a frame easily, so only the acceptor's register limit (16, from
+    its hello) makes the client cut a Read or a Prepare of 100 registers; each comes back as one reply."""
+
+    async def scenario() -> list[Message]:
+        ident = Identity(cluster_id=CID, acceptor_id=0)
+        server = AcceptorServer(AcceptorNode(0, MemoryStorage()), "127.0.0.1", 0, None, FRAME, identity=ident,
+                                limits=Limits(max_request_registers=16))
+        await server.start()
+        got: list[Message] = []
+        t = TcpTransport({0: ("127.0.0.1", server.port)}, lambda src, m: got.append(m), cluster_id=CID, max_value=100)
+        try:
+            t.send(0, Read(req=1, segment=1, indices=tuple(range(100))))
+            await _until(got, 1)
+            t.send(0, Prepare(req=2, segment=1, indices=tuple(range(100)), ballot=Ballot(1, 1)))
+            await _until(got, 2)
+            return got
+        finally:
+            await t.close()
+            await server.close()
+
+    got = run(scenario())
+    assert got == [ReadReply(req=1, segment=1, votes=()), Promise(req=2, segment=1, ballot=Ballot(1, 1), votes=())]
