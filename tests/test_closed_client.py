@@ -29,3 +29,57 @@ def test_a_closed_clients_calls_raise_usage_error() -> None:
         driver.execute(request)
     with pytest.raises(UsageError, match="this client is closed"):
         asyncio.run(driver.execute_async(request))
+
+
+@pytest.mark.timeout(30)
+def test_an_async_driver_after_aclose_refuses_calls() -> None:
+    """Driver rule 4 for the asynchronous driver: after ``aclose`` it says it is closed, and a later call is
+    a ``UsageError``, never an operation."""
+    from wormspace.runtime.driver import AsyncTcpDriver
+
+    async def scenario() -> None:
+        driver = AsyncTcpDriver({0: ("127.0.0.1", 9)}, groups=[[0]], cluster_id="closedclienttest")
+        await driver.aclose()
+        assert driver.closed
+        with pytest.raises(UsageError, match="this client is closed"):
+            await driver.execute_async(OpRequest(kind=Kind.READ, segment=0, indices=(0,)))
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.timeout(30)
+def test_closing_a_client_from_a_coroutine_ends_that_loops_operations_and_connections() -> None:
+    """``TcpDriver.close()`` called from a coroutine on a loop the client serves (its own driver for that
+    loop): an operation still running there ends ``Indeterminate`` before ``close`` returns, and the
+    driver's connections are closed once the loop runs on (the acceptor sees none left)."""
+    from wormspace.identity import Identity
+    from wormspace.layers.acceptor import AcceptorNode, MemoryStorage
+    from wormspace.layers.tcp import AcceptorServer
+
+    cid = "closedclienttest"
+
+    async def scenario() -> None:
+        server = AcceptorServer(AcceptorNode(0, MemoryStorage()), "127.0.0.1", 0,
+                                identity=Identity(cluster_id=cid, acceptor_id=0))
+        await server.start()
+        silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)  # accepts, never answers
+        peers = {0: ("127.0.0.1", server.port), 1: ("127.0.0.1", silent.sockets[0].getsockname()[1])}
+        driver = TcpDriver(peers, groups=[[0], [1]], cluster_id=cid)
+        try:
+            assert (await driver.execute_async(OpRequest(kind=Kind.READ, segment=0, indices=(0,)))).error is None
+            assert server.connections == 1
+            pending = driver.for_loop().start_future(OpRequest(kind=Kind.READ, segment=1, indices=(0,)))
+            await asyncio.sleep(0.05)  # its request is out; no answer will come
+            driver.close()
+            assert pending.done() and pending.result().error == "Indeterminate"
+            for _ in range(200):
+                if server.connections == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert server.connections == 0
+        finally:
+            driver.close()
+            silent.close()
+            await server.close()
+
+    asyncio.run(scenario())
