@@ -83,3 +83,36 @@ def test_closing_a_client_from_a_coroutine_ends_that_loops_operations_and_connec
             await server.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.timeout(30)
+def test_closing_a_client_between_runs_of_a_loop_it_served_closes_that_loops_connections() -> None:
+    """A loop the client served is not running when ``close()`` is called (a caller that runs its loop with
+    ``run_until_complete`` now and then): the client's driver for that loop is closed on it, so the acceptor
+    sees its connection end when the loop runs again."""
+    from wormspace.identity import Identity
+    from wormspace.layers.acceptor import AcceptorNode, MemoryStorage
+    from wormspace.layers.tcp import AcceptorServer
+
+    cid = "closedclienttest"
+    loop = asyncio.new_event_loop()
+    try:
+        server = AcceptorServer(AcceptorNode(0, MemoryStorage()), "127.0.0.1", 0,
+                                identity=Identity(cluster_id=cid, acceptor_id=0))
+        loop.run_until_complete(server.start())
+        driver = TcpDriver({0: ("127.0.0.1", server.port)}, groups=[[0]], cluster_id=cid)
+        out = loop.run_until_complete(driver.execute_async(OpRequest(kind=Kind.READ, segment=0, indices=(0,))))
+        assert out.error is None and server.connections == 1
+        driver.close()
+
+        async def until_gone() -> int:
+            for _ in range(200):
+                if server.connections == 0:
+                    break
+                await asyncio.sleep(0.01)
+            return server.connections
+
+        assert loop.run_until_complete(until_gone()) == 0
+        loop.run_until_complete(server.close())
+    finally:
+        loop.close()
