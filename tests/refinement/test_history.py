@@ -144,6 +144,7 @@ BAD = [
     ('{"process":0,"type":"invoke","f":"write","key":1,"value":"YQ==","time":1}\n'
      '{"process":0,"type":"fail","f":"write","key":1,"value":null,"time":2,"error":"Indeterminate"}',
      2, "type info"),
+    ('{"process":0,"type":"invoke","f":"read","key":1,"value":null,"time":1,"process":1}', 1, "appears twice"),
     ('{"process":0,"type":"invoke","f":"read","key":1,"value":null,"time":1}\n'
      '{"process":0,"type":"ok","f":"read","key":1,"value":null,"time":2,"error":"Trimmed"}',
      2, "an ok completion carries no error"),
