@@ -116,3 +116,43 @@ def test_closing_a_client_between_runs_of_a_loop_it_served_closes_that_loops_con
         loop.run_until_complete(server.close())
     finally:
         loop.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_client_used_synchronously_can_be_closed_from_a_coroutine() -> None:
+    """``close()`` of a client whose private loop has run (synchronous calls), called from a coroutine of
+    another loop: the private loop is closed on a short-lived thread (it cannot run inside the caller's),
+    ``close`` returns without error and the acceptor sees the client's connection end."""
+    import threading
+
+    from wormspace.identity import Identity
+    from wormspace.layers.acceptor import AcceptorNode, MemoryStorage
+    from wormspace.layers.tcp import AcceptorServer
+
+    cid = "closedclienttest"
+    server_loop = asyncio.new_event_loop()
+    server = AcceptorServer(AcceptorNode(0, MemoryStorage()), "127.0.0.1", 0,
+                            identity=Identity(cluster_id=cid, acceptor_id=0))
+    thread = threading.Thread(target=server_loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(server.start(), server_loop).result(10)
+        driver = TcpDriver({0: ("127.0.0.1", server.port)}, groups=[[0]], cluster_id=cid)
+        assert driver.execute(OpRequest(kind=Kind.READ, segment=0, indices=(0,))).error is None
+
+        async def close_and_wait() -> int:
+            driver.close()
+            for _ in range(200):
+                if server.connections == 0:
+                    break
+                await asyncio.sleep(0.01)
+            return server.connections
+
+        assert asyncio.run(close_and_wait()) == 0
+        with pytest.raises(UsageError, match="this client is closed"):
+            driver.execute(OpRequest(kind=Kind.READ, segment=0, indices=(0,)))
+    finally:
+        asyncio.run_coroutine_threadsafe(server.close(), server_loop).result(10)
+        server_loop.call_soon_threadsafe(server_loop.stop)
+        thread.join(10)
+        server_loop.close()
