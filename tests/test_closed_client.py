@@ -119,10 +119,11 @@ def test_closing_a_client_between_runs_of_a_loop_it_served_closes_that_loops_con
 
 
 @pytest.mark.timeout(30)
-def test_a_client_used_synchronously_can_be_closed_from_a_coroutine() -> None:
-    """``close()`` of a client whose private loop has run (synchronous calls), called from a coroutine of
-    another loop: the private loop is closed on a short-lived thread (it cannot run inside the caller's),
-    ``close`` returns without error and the acceptor sees the client's connection end."""
+@pytest.mark.parametrize("where", ["plain", "coroutine"])
+def test_a_client_used_synchronously_closes_its_connection(where: str) -> None:
+    """``close()`` of a client whose private loop has run (synchronous calls), called from plain code or from
+    a coroutine of another loop (the private loop is then closed on a short-lived thread: it cannot run
+    inside the caller's): ``close`` returns without error and the acceptor sees the connection end."""
     import threading
 
     from wormspace.identity import Identity
@@ -141,13 +142,16 @@ def test_a_client_used_synchronously_can_be_closed_from_a_coroutine() -> None:
         assert driver.execute(OpRequest(kind=Kind.READ, segment=0, indices=(0,))).error is None
 
         async def close_and_wait() -> int:
-            driver.close()
+            if where == "coroutine":
+                driver.close()
             for _ in range(200):
                 if server.connections == 0:
                     break
                 await asyncio.sleep(0.01)
             return server.connections
 
+        if where == "plain":
+            driver.close()
         assert asyncio.run(close_and_wait()) == 0
         with pytest.raises(UsageError, match="this client is closed"):
             driver.execute(OpRequest(kind=Kind.READ, segment=0, indices=(0,)))
