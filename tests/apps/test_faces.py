@@ -144,3 +144,20 @@ def test_an_oversized_entry_is_refused_before_anything_is_sent_or_recorded() -> 
         kv.cas(b"k", None, b"x" * limit)
     assert history.events == [] and len(cluster.history()) == 0  # nothing recorded, nothing sent
     assert log.append(b"x" * (limit - 1)) == 0  # the largest entry fits
+
+
+def test_an_app_history_of_a_simulated_cluster_is_on_its_virtual_clock() -> None:
+    """``AppHistory.of(cluster)`` times events on the cluster's clock: the virtual one of a simulated cluster,
+    the same clock as the cluster's own WOR-level history, so the two can be read side by side."""
+    from wormspace.apps.history import AppHistory
+
+    c = Cluster.simulated(acceptors=3, seed=1)
+    hist = AppHistory.of(c)
+    log = WormLog(c.client(), b"clock", history=hist)
+    log.append(b"a")
+    log.append(b"b")
+    times = [e["time"] for e in hist.events]
+    wor_times = [e.time for e in c.history()]
+    assert len(times) == 4 and times == sorted(times)
+    assert wor_times[0] <= times[-1] <= int(c.net.now * 1e9)
+    assert times[0] <= wor_times[0] and times[-1] >= wor_times[-1]
