@@ -277,3 +277,14 @@ def test_a_poll_pause_backs_off_from_half_a_millisecond_to_eight() -> None:
 
     assert [slept(w) for w in (0, 1, 2, 3, 4)] == [0.0005, 0.001, 0.002, 0.004, 0.008]
     assert slept(5) == slept(60) == 0.008
+
+
+def test_trim_refuses_an_upto_that_is_not_a_position() -> None:
+    c = Cluster.simulated(acceptors=3, seed=9, wos_size=4)
+    log = WormLog(c.client(), name=b"tu")
+    for i in range(6):
+        log.append(b"%d" % i)
+    for bad in (-1, -4, "4", 4.0, True):
+        with pytest.raises(UsageError, match="upto is a non-negative int"):
+            log.trim(bad)  # type: ignore[arg-type]
+    assert log.trim(4) == 4
