@@ -161,3 +161,21 @@ def test_an_app_history_of_a_simulated_cluster_is_on_its_virtual_clock() -> None
     assert len(times) == 4 and times == sorted(times)
     assert wor_times[0] <= times[-1] <= int(c.net.now * 1e9)
     assert times[0] <= wor_times[0] and times[-1] >= wor_times[-1]
+
+
+@pytest.mark.parametrize(("sync_face", "async_face"), [
+    (WormLog, AsyncWormLog), (WormKV, AsyncWormKV), (WormPaxos, AsyncWormPaxos), (WormTX, AsyncWormTX),
+])
+def test_the_asyncio_face_takes_what_the_synchronous_face_takes(sync_face: type, async_face: type) -> None:
+    """Each method of an app's synchronous face has its namesake on the asyncio face with the same
+    parameters and the same defaults (``decide(t, wait=1.0)`` means the same wait on both)."""
+    import inspect
+
+    methods = [n for n, f in vars(sync_face).items() if callable(f) and not n.startswith("_")]
+    assert methods
+    for name in methods:
+        assert hasattr(async_face, name), f"{async_face.__name__} has no {name}"
+        mine = inspect.signature(getattr(sync_face, name)).parameters
+        theirs = inspect.signature(getattr(async_face, name)).parameters
+        shape = [(p.name, p.kind, p.default) for p in mine.values()]
+        assert shape == [(p.name, p.kind, p.default) for p in theirs.values()], name
