@@ -4,6 +4,7 @@ naming the face that fits, raised when the app object is made."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -179,3 +180,30 @@ def test_the_asyncio_face_takes_what_the_synchronous_face_takes(sync_face: type,
         theirs = inspect.signature(getattr(async_face, name)).parameters
         shape = [(p.name, p.kind, p.default) for p in mine.values()]
         assert shape == [(p.name, p.kind, p.default) for p in theirs.values()], name
+
+
+def test_an_app_history_follows_its_rules_for_processes_errors_and_json_lines(tmp_path: Path) -> None:
+    """Rules 2 and 5 of ``wormspace.apps.history``: one open operation per process (a second one, or one on a
+    process whose operation ended ``info``, runs under ``process + k * PROCESS_STRIDE``); ``error`` only on
+    completions that have one; ``to_jsonl``/``write`` give one JSON object per event."""
+    import json
+
+    from wormspace.apps.history import PROCESS_STRIDE, AppHistory
+
+    ticks = iter(range(100))
+    h = AppHistory(clock=lambda: next(ticks))
+    a = h.invoke(7, "kv", b"m", "read", "aw==", None)
+    b = h.invoke(7, "kv", b"m", "read", "aw==", None)  # 7 has an operation open
+    assert (a, b) == (7, 7 + PROCESS_STRIDE)
+    h.complete(a, "ok", value=None)
+    h.complete(b, "fail", error="Trimmed")
+    assert h.invoke(7, "kv", b"m", "write", "aw==", "dg==") == 7  # 7 is free again
+    h.complete(7, "info", error="Indeterminate")
+    assert h.invoke(7, "kv", b"m", "read", "aw==", None) == 7 + PROCESS_STRIDE  # 7 crashed: never again
+    ends = [e for e in h.events if e["type"] != "invoke"]
+    assert ["error" in e for e in ends] == [False, True, True]
+    assert [e.get("error") for e in ends] == [None, "Trimmed", "Indeterminate"]
+    lines = h.to_jsonl().splitlines()
+    assert [json.loads(line) for line in lines] == h.events and len(lines) == 7
+    h.write(tmp_path / "app.jsonl")
+    assert (tmp_path / "app.jsonl").read_text() == h.to_jsonl()
