@@ -207,3 +207,28 @@ def test_an_app_history_follows_its_rules_for_processes_errors_and_json_lines(tm
     assert [json.loads(line) for line in lines] == h.events and len(lines) == 7
     h.write(tmp_path / "app.jsonl")
     assert (tmp_path / "app.jsonl").read_text() == h.to_jsonl()
+
+
+@pytest.mark.parametrize("raised", ["Indeterminate", "Trimmed", "RuntimeError"])
+def test_a_recorded_operation_that_raises_is_recorded_and_raises_the_same(raised: str) -> None:
+    """``recorded`` (Rule 4): an operation that ends in an exception completes its event (``info`` for an
+    indeterminate or unexpected end, ``fail`` for a read's outcome) and the caller gets that same exception."""
+    from collections.abc import Generator
+
+    from wormspace.apps.history import AppHistory, recorded
+    from wormspace.client import Indeterminate, Trimmed
+
+    error: Exception = {"Indeterminate": Indeterminate("gave up"), "Trimmed": Trimmed("trimmed"),
+                        "RuntimeError": RuntimeError("a bug")}[raised]
+
+    def failing() -> Generator[Any, Any, bytes]:
+        yield from ()
+        raise error
+
+    h = AppHistory(clock=lambda: 0)
+    with pytest.raises(type(error)) as caught:
+        list(recorded(h, 3, ("kv", b"m", "read", "aw==", None), failing(), lambda r: ("ok", None, r)))
+    assert caught.value is error
+    end = h.events[-1]
+    assert (end["type"], end["error"]) == {"Indeterminate": ("info", "Indeterminate"), "Trimmed": ("fail", "Trimmed"),
+                                           "RuntimeError": ("info", "Indeterminate")}[raised]
