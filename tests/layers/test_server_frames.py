@@ -115,6 +115,29 @@ def test_timers_of_ended_operations_do_not_stay_on_the_loop() -> None:
     run(scenario())
 
 
+def test_the_timer_sweep_keeps_no_entry_of_an_ended_operation() -> None:
+    """Rule 6 without waiting for a deadline: whenever the phase timers are looked at (here before any is due),
+    every entry of an operation that has ended is dropped and no loop timer stays set for one."""
+
+    async def scenario() -> None:
+        server = AcceptorServer(AcceptorNode(0, MemoryStorage()), "127.0.0.1", 0, identity=IDENT)
+        await server.start()
+        driver = AsyncTcpDriver({0: ("127.0.0.1", server.port)}, groups=[[0]], cluster_id=CID,
+                                config=Config(timeout=30))
+        try:
+            for i in range(5):
+                out = await driver.execute_async(OpRequest(kind=Kind.READ, segment=1, indices=(i,)))
+                assert out.error is None
+            assert driver._timers  # the phase timers outlive their phases, as nearly every one does
+            driver._on_timers()
+            assert driver._timers == [] and driver._timer is None
+        finally:
+            await driver.aclose()
+            await server.close()
+
+    run(scenario())
+
+
 def test_the_timer_of_a_running_operation_fires() -> None:
     async def scenario() -> None:
         silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)  # accepts, never answers
