@@ -140,10 +140,12 @@ def test_a_client_used_synchronously_closes_its_connection(where: str) -> None:
         asyncio.run_coroutine_threadsafe(server.start(), server_loop).result(10)
         driver = TcpDriver({0: ("127.0.0.1", server.port)}, groups=[[0]], cluster_id=cid)
         assert driver.execute(OpRequest(kind=Kind.READ, segment=0, indices=(0,))).error is None
+        private = driver._loop
 
         async def close_and_wait() -> int:
             if where == "coroutine":
                 driver.close()
+                assert private is not None and private.is_closed()  # closed before close returned
             for _ in range(200):
                 if server.connections == 0:
                     break
@@ -152,6 +154,7 @@ def test_a_client_used_synchronously_closes_its_connection(where: str) -> None:
 
         if where == "plain":
             driver.close()
+            assert private is not None and private.is_closed()
         assert asyncio.run(close_and_wait()) == 0
         with pytest.raises(UsageError, match="this client is closed"):
             driver.execute(OpRequest(kind=Kind.READ, segment=0, indices=(0,)))
