@@ -52,3 +52,34 @@ def test_verbose_flags_set_the_log_level(
     monkeypatch.setattr(clustertool, "main", lambda args: 0)
     assert cli.main([*flags, "cluster", "status", "--dir", str(tmp_path)]) == 0
     assert seen == [level]
+
+
+SCRIPT = """
+import sys
+from wormspace import cli, clustertool
+
+def verb(args):
+    print("a line the reader will never take")  # still in standard output's buffer when the pipe breaks
+    raise BrokenPipeError(32, "Broken pipe")
+
+clustertool.main = verb
+sys.exit(cli.main(["cluster", "status", "--dir", sys.argv[1]]))
+"""
+
+
+def test_a_broken_pipe_with_output_still_buffered_stops_quietly_with_141(tmp_path: Path) -> None:
+    """The reader went away while output was still buffered: the process still exits 141 with nothing on
+    standard error (the buffer is not flushed into the closed pipe at exit, which Python would report)."""
+    import os
+    import subprocess
+    import sys
+
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # standard output buffered
+        out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], stdout=w, stderr=subprocess.PIPE,
+                             timeout=60, check=False, env=env)
+    finally:
+        os.close(w)
+    assert (out.returncode, out.stderr) == (141, b"")
