@@ -238,3 +238,28 @@ def test_reads_and_prepares_keep_to_the_acceptors_register_limit_when_their_repl
 
     got = run(scenario())
     assert got == [ReadReply(req=1, segment=1, votes=()), Promise(req=2, segment=1, ballot=Ballot(1, 1), votes=())]
+
+
+def test_an_accept_of_many_small_values_is_split_by_what_its_entries_take_on_the_wire() -> None:
+    """3,000 values of 20 bytes: 60 KB of data, under the 64 KiB frame, but each entry takes more than its
+    value on the wire (index, headers): the whole Accept does not fit one frame, so it is cut and still
+    accepted as one."""
+
+    async def scenario() -> tuple[list[Message], int]:
+        ident = Identity(cluster_id=CID, acceptor_id=0)
+        server = AcceptorServer(AcceptorNode(0, MemoryStorage()), "127.0.0.1", 0, None, FRAME, identity=ident)
+        await server.start()
+        got: list[Message] = []
+        t = TcpTransport({0: ("127.0.0.1", server.port)}, lambda src, m: got.append(m), cluster_id=CID)
+        try:
+            values = tuple((i, b"%020d" % i) for i in range(3000))
+            assert sum(len(v) for _, v in values) < FRAME - FRAME_MARGIN
+            t.send(0, Accept(req=1, segment=1, ballot=Ballot(1, 1), values=values))
+            await _until(got, 1)
+            return got, t.dropped
+        finally:
+            await t.close()
+            await server.close()
+
+    got, dropped = run(scenario())
+    assert got == [Accepted(req=1, segment=1, ballot=Ballot(1, 1))] and dropped == 0
