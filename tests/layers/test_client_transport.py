@@ -146,3 +146,30 @@ def test_an_acceptor_whose_hello_does_not_decode_is_refused_and_sent_nothing() -
     got, refusals = run(scenario())
     assert got == [] and frames_seen == []
     assert refusals[0].startswith("refused the connection") and "max_frame" in refusals[0], refusals
+
+
+@pytest.mark.parametrize(
+    ("mine", "stated"), [(64 << 20, 64 << 20), ((1 << 32) - 1, (1 << 32) - 1), (1 << 33, (1 << 32) - 1)]
+)
+def test_a_client_states_its_frame_limit_in_its_hello_as_far_as_a_hello_can_carry(mine: int, stated: int) -> None:
+    heard: list[wire.Hello] = []
+
+    async def listening(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heard.append(await tcp.read_hello(reader, None, 5))
+        writer.close()
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(listening, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        t = TcpTransport({0: ("127.0.0.1", port)}, lambda src, m: None, cluster_id=CID, max_frame=mine)
+        try:
+            t.send(0, Read(req=1, segment=1, indices=(0,)))
+            deadline = time.monotonic() + 10
+            while not heard and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        finally:
+            await t.close()
+            server.close()
+
+    run(scenario())
+    assert [h.max_frame for h in heard] == [stated]
