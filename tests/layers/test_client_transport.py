@@ -173,3 +173,39 @@ def test_a_client_states_its_frame_limit_in_its_hello_as_far_as_a_hello_can_carr
 
     run(scenario())
     assert [h.max_frame for h in heard] == [stated]
+
+
+@pytest.mark.parametrize(("lie", "why"), [
+    ("acceptor_id", "is acceptor 1, not 0; check the cluster file"),
+    ("echo", "answered with a hello that does not echo ours"),
+])
+def test_an_acceptor_answering_as_another_or_replaying_a_hello_is_refused_and_sent_nothing(lie: str, why: str) -> None:
+    """The acceptor's hello must be acceptor 0's (the one at this address in the cluster file) and echo the
+    nonce of this connection's hello (a hello recorded from another connection is a replay)."""
+    frames_seen: list[object] = []
+
+    async def lying(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        mine = await tcp.read_hello(reader, None, 5)
+        answer = wire.Hello(cluster_id=CID, acceptor_id=1 if lie == "acceptor_id" else 0,
+                            nonce=bytes(wire.NONCE_LEN), echo=b"r" * wire.NONCE_LEN if lie == "echo" else mine.nonce)
+        writer.write(wire.encode_hello(answer))
+        with contextlib.suppress(Exception):
+            while (msgs := await tcp.read_frame(reader, None)) is not None:
+                frames_seen.append(msgs)
+
+    async def scenario() -> dict[int, str]:
+        server = await asyncio.start_server(lying, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        t = TcpTransport({0: ("127.0.0.1", port)}, lambda src, m: None, cluster_id=CID)
+        try:
+            t.send(0, Read(req=1, segment=1, indices=(0,)))
+            deadline = time.monotonic() + 10
+            while not t.refusals and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)  # a request sent in spite of the refusal would have arrived by now
+            return dict(t.refusals)
+        finally:
+            await t.close()
+            server.close()
+
+    assert run(scenario()) == {0: why} and frames_seen == []

@@ -263,3 +263,26 @@ def test_an_accept_of_many_small_values_is_split_by_what_its_entries_take_on_the
 
     got, dropped = run(scenario())
     assert got == [Accepted(req=1, segment=1, ballot=Ballot(1, 1))] and dropped == 0
+
+
+def test_an_accept_just_over_a_frame_is_cut_with_room_for_the_frames_own_bytes() -> None:
+    """Two values of 32,900 bytes: together just over the 64 KiB frame once framed. The client keeps
+    ``FRAME_MARGIN`` bytes of each frame for everything but the entries, so it cuts the Accept in two."""
+
+    async def scenario() -> tuple[list[Message], int]:
+        ident = Identity(cluster_id=CID, acceptor_id=0)
+        server = AcceptorServer(AcceptorNode(0, MemoryStorage()), "127.0.0.1", 0, None, FRAME, identity=ident)
+        await server.start()
+        got: list[Message] = []
+        t = TcpTransport({0: ("127.0.0.1", server.port)}, lambda src, m: got.append(m), cluster_id=CID)
+        try:
+            values = ((0, b"a" * 32_900), (1, b"b" * 32_900))
+            t.send(0, Accept(req=1, segment=1, ballot=Ballot(1, 1), values=values))
+            await _until(got, 1)
+            return got, t.dropped
+        finally:
+            await t.close()
+            await server.close()
+
+    got, dropped = run(scenario())
+    assert got == [Accepted(req=1, segment=1, ballot=Ballot(1, 1))] and dropped == 0
