@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from wormspace.clustertool import _check_unchanged
+from wormspace.errors import UsageError
 from wormspace.runtime.config import load_config
 from wormspace.runtime.datadir import running_pid
 from wormspace.runtime.supervise import LocalCluster
@@ -201,3 +204,18 @@ def _wait(cond: Any, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.02)
     return bool(cond())
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+def test_a_changed_auth_option_is_refused_saying_how_the_cluster_was_made(tmp_path: Path, keyed: bool) -> None:
+    """``--auth`` given to an existing cluster made the other way is refused (exit 2), and the message says
+    which way the cluster was made."""
+    key = 'auth_key_file = "k"\n' if keyed else ""
+    (tmp_path / "cluster.toml").write_text(
+        f'cluster_id = "0123456789abcdef"\n{key}[[acceptors]]\nid = 0\nhost = "127.0.0.1"\nport = 9\ndata_dir = "a0"\n'
+    )
+    if keyed:
+        (tmp_path / "k").write_bytes(b"a cluster key of sixteen+ bytes")
+    args = argparse.Namespace(acceptors=None, auth=not keyed, groups=None, base_port=None, action="status")
+    with pytest.raises(UsageError, match=f"was created {'with' if keyed else 'without'} --auth"):
+        _check_unchanged(tmp_path, load_config(tmp_path / "cluster.toml"), args)

@@ -57,3 +57,28 @@ def test_tutorial_chapter_from_the_wor_spec_to_wormlog(tmp_path: Path) -> None:
     assert out[0] in ("late append: AlreadyWritten", "late append: CaptureStale")
     assert out[1] == "[b'Dhello', b'J', b'Dworld']"
     assert out[2].endswith("False")
+
+
+@pytest.mark.parametrize("app", ["log", "kv", "paxos"])
+def test_the_constructor_each_page_shows_is_the_code_s(app: str) -> None:
+    """The signature a page gives for its app's constructor (``WormLog(ws, name=b"log", *, ...)``) names the
+    parameters of the code, in order, with the code's defaults."""
+    import inspect
+
+    from wormspace.apps import WormKV, WormLog, WormPaxos
+
+    cls = {"log": WormLog, "kv": WormKV, "paxos": WormPaxos}[app]
+    text = " ".join((ROOT / "docs" / "apps" / f"{app}.md").read_text().split())
+    shown = re.search(rf"`{cls.__name__}\((.*?)\)`", text)
+    assert shown is not None, f"docs/apps/{app}.md shows no signature of {cls.__name__}"
+    documented: list[tuple[str, object]] = []
+    for part in shown.group(1).split(", "):
+        name, eq, default = part.partition("=")
+        documented.append((name, ast.literal_eval(default) if eq else inspect.Parameter.empty))
+    params = list(inspect.signature(cls).parameters.values())
+    code: list[tuple[str, object]] = []
+    for p in params:
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and "*" not in [n for n, _ in code]:
+            code.append(("*", inspect.Parameter.empty))
+        code.append((p.name, p.default))
+    assert documented == code

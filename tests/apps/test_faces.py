@@ -4,6 +4,7 @@ naming the face that fits, raised when the app object is made."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -144,3 +145,90 @@ def test_an_oversized_entry_is_refused_before_anything_is_sent_or_recorded() -> 
         kv.cas(b"k", None, b"x" * limit)
     assert history.events == [] and len(cluster.history()) == 0  # nothing recorded, nothing sent
     assert log.append(b"x" * (limit - 1)) == 0  # the largest entry fits
+
+
+def test_an_app_history_of_a_simulated_cluster_is_on_its_virtual_clock() -> None:
+    """``AppHistory.of(cluster)`` times events on the cluster's clock: the virtual one of a simulated cluster,
+    the same clock as the cluster's own WOR-level history, so the two can be read side by side."""
+    from wormspace.apps.history import AppHistory
+
+    c = Cluster.simulated(acceptors=3, seed=1)
+    hist = AppHistory.of(c)
+    log = WormLog(c.client(), b"clock", history=hist)
+    log.append(b"a")
+    log.append(b"b")
+    times = [e["time"] for e in hist.events]
+    wor_times = [e.time for e in c.history()]
+    assert len(times) == 4 and times == sorted(times)
+    assert wor_times[0] <= times[-1] <= int(c.net.now * 1e9)
+    assert times[0] <= wor_times[0] and times[-1] >= wor_times[-1]
+
+
+@pytest.mark.parametrize(("sync_face", "async_face"), [
+    (WormLog, AsyncWormLog), (WormKV, AsyncWormKV), (WormPaxos, AsyncWormPaxos), (WormTX, AsyncWormTX),
+])
+def test_the_asyncio_face_takes_what_the_synchronous_face_takes(sync_face: type, async_face: type) -> None:
+    """Each method of an app's synchronous face has its namesake on the asyncio face with the same
+    parameters and the same defaults (``decide(t, wait=1.0)`` means the same wait on both)."""
+    import inspect
+
+    methods = [n for n, f in vars(sync_face).items() if callable(f) and not n.startswith("_")]
+    assert methods
+    for name in methods:
+        assert hasattr(async_face, name), f"{async_face.__name__} has no {name}"
+        mine = inspect.signature(getattr(sync_face, name)).parameters
+        theirs = inspect.signature(getattr(async_face, name)).parameters
+        shape = [(p.name, p.kind, p.default) for p in mine.values()]
+        assert shape == [(p.name, p.kind, p.default) for p in theirs.values()], name
+
+
+def test_an_app_history_follows_its_rules_for_processes_errors_and_json_lines(tmp_path: Path) -> None:
+    """Rules 2 and 5 of ``wormspace.apps.history``: one open operation per process (a second one, or one on a
+    process whose operation ended ``info``, runs under ``process + k * PROCESS_STRIDE``); ``error`` only on
+    completions that have one; ``to_jsonl``/``write`` give one JSON object per event."""
+    import json
+
+    from wormspace.apps.history import PROCESS_STRIDE, AppHistory
+
+    ticks = iter(range(100))
+    h = AppHistory(clock=lambda: next(ticks))
+    a = h.invoke(7, "kv", b"m", "read", "aw==", None)
+    b = h.invoke(7, "kv", b"m", "read", "aw==", None)  # 7 has an operation open
+    assert (a, b) == (7, 7 + PROCESS_STRIDE)
+    h.complete(a, "ok", value=None)
+    h.complete(b, "fail", error="Trimmed")
+    assert h.invoke(7, "kv", b"m", "write", "aw==", "dg==") == 7  # 7 is free again
+    h.complete(7, "info", error="Indeterminate")
+    assert h.invoke(7, "kv", b"m", "read", "aw==", None) == 7 + PROCESS_STRIDE  # 7 crashed: never again
+    ends = [e for e in h.events if e["type"] != "invoke"]
+    assert ["error" in e for e in ends] == [False, True, True]
+    assert [e.get("error") for e in ends] == [None, "Trimmed", "Indeterminate"]
+    lines = h.to_jsonl().splitlines()
+    assert [json.loads(line) for line in lines] == h.events and len(lines) == 7
+    h.write(tmp_path / "app.jsonl")
+    assert (tmp_path / "app.jsonl").read_text() == h.to_jsonl()
+
+
+@pytest.mark.parametrize("raised", ["Indeterminate", "Trimmed", "RuntimeError"])
+def test_a_recorded_operation_that_raises_is_recorded_and_raises_the_same(raised: str) -> None:
+    """``recorded`` (Rule 4): an operation that ends in an exception completes its event (``info`` for an
+    indeterminate or unexpected end, ``fail`` for a read's outcome) and the caller gets that same exception."""
+    from collections.abc import Generator
+
+    from wormspace.apps.history import AppHistory, recorded
+    from wormspace.client import Indeterminate, Trimmed
+
+    error: Exception = {"Indeterminate": Indeterminate("gave up"), "Trimmed": Trimmed("trimmed"),
+                        "RuntimeError": RuntimeError("a bug")}[raised]
+
+    def failing() -> Generator[Any, Any, bytes]:
+        yield from ()
+        raise error
+
+    h = AppHistory(clock=lambda: 0)
+    with pytest.raises(type(error)) as caught:
+        list(recorded(h, 3, ("kv", b"m", "read", "aw==", None), failing(), lambda r: ("ok", None, r)))
+    assert caught.value is error
+    end = h.events[-1]
+    assert (end["type"], end["error"]) == {"Indeterminate": ("info", "Indeterminate"), "Trimmed": ("fail", "Trimmed"),
+                                           "RuntimeError": ("info", "Indeterminate")}[raised]

@@ -262,3 +262,29 @@ def test_a_position_beyond_any_index_a_log_can_name_is_beyond_its_last_segment()
     with pytest.raises(Unallocated, match="beyond its last segment"):
         log.read(far)
     assert list(log.entries(far)) == []
+
+
+def test_a_poll_pause_backs_off_from_half_a_millisecond_to_eight() -> None:
+    """``pause`` (a core waiting for another call of its client) sleeps 0.5 ms, doubling per wait, never
+    more than 8 ms."""
+    from wormspace.apps.log import pause
+    from wormspace.layers.wormspace import Sleep, SpaceLogic
+
+    def slept(waits: int) -> float:
+        steps = list(pause(SpaceLogic(wos_size=8, seed=1), waits))
+        assert len(steps) == 1 and isinstance(steps[0], Sleep)
+        return steps[0].seconds
+
+    assert [slept(w) for w in (0, 1, 2, 3, 4)] == [0.0005, 0.001, 0.002, 0.004, 0.008]
+    assert slept(5) == slept(60) == 0.008
+
+
+def test_trim_refuses_an_upto_that_is_not_a_position() -> None:
+    c = Cluster.simulated(acceptors=3, seed=9, wos_size=4)
+    log = WormLog(c.client(), name=b"tu")
+    for i in range(6):
+        log.append(b"%d" % i)
+    for bad in (-1, -4, "4", 4.0, True):
+        with pytest.raises(UsageError, match="upto is a non-negative int"):
+            log.trim(bad)  # type: ignore[arg-type]
+    assert log.trim(4) == 4

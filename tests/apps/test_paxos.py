@@ -85,6 +85,11 @@ def test_bad_arguments_are_usage_errors() -> None:
         WormPaxos(c.client(), counter()[1], name=b"x", policy="random")
     with pytest.raises(UsageError):
         WormPaxos(c.client(), counter()[1], name=b"x").submit("text")  # type: ignore[arg-type]
+    for bad in ({"start": -1}, {"start": "0"}, {"start": True}):
+        with pytest.raises(UsageError, match="start is a non-negative int"):
+            WormPaxos(c.client(), counter()[1], name=b"x", **bad)
+    with pytest.raises(UsageError, match="apply is callable"):
+        WormPaxos(c.client(), b"not a function", name=b"x")  # type: ignore[arg-type]
 
 
 def test_the_trusted_spec() -> None:

@@ -4,9 +4,11 @@ a group is encoded once, and every acceptor gets a valid, authenticated frame of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from wormspace.layers import tcp, wire
@@ -61,3 +63,149 @@ def test_a_request_to_every_acceptor_is_encoded_once(tmp_path: Path, monkeypatch
                 await t.close()
 
         run(scenario())
+
+
+# ---- the acceptor's hello, however TCP cuts it ----------------------------------------------------------
+
+CID = "0123456789abcdef0123456789abcdef"
+
+
+def test_a_hello_that_arrives_in_pieces_is_taken_whole_and_frames_sent_with_it_are_kept() -> None:
+    """A stream has no message boundaries: the acceptor's hello may come a byte at a time (its length prefix
+    too), and a frame may come in the same segment as the hello's last byte. The client waits for the whole
+    hello, and a frame that came with it is delivered (not lost, not cut) once the hello has passed."""
+    stray = ReadReply(req=99, segment=7, votes=())
+
+    async def dribbling(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        mine = await tcp.read_hello(reader, None, 5)
+        hello = wire.encode_hello(wire.Hello(cluster_id=CID, acceptor_id=0, nonce=bytes(wire.NONCE_LEN),
+                                             echo=mine.nonce))
+        for i in range(len(hello) - 1):
+            writer.write(hello[i : i + 1])
+            await writer.drain()
+            await asyncio.sleep(0.002)
+        writer.write(hello[-1:] + wire.encode_frame([stray]))  # the hello's last byte and a frame together
+        msgs = await tcp.read_frame(reader, None) or []
+        read = msgs[0]
+        assert isinstance(read, Read)
+        writer.write(wire.encode_frame([ReadReply(req=read.req, segment=read.segment, votes=())]))
+        await writer.drain()
+        await tcp.read_frame(reader, None)  # until the client goes
+
+    async def scenario() -> tuple[list[Message], dict[int, str]]:
+        server = await asyncio.start_server(dribbling, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        got: list[Message] = []
+        t = TcpTransport({0: ("127.0.0.1", port)}, lambda src, m: got.append(m), cluster_id=CID)
+        try:
+            t.send(0, Read(req=1, segment=1, indices=(0,)))
+            deadline = time.monotonic() + 10
+            while len(got) < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            return got, dict(t.refusals)
+        finally:
+            await t.close()
+            server.close()
+
+    got, refusals = run(scenario())
+    assert refusals == {}
+    assert got == [stray, ReadReply(req=1, segment=1, votes=())]
+
+
+def test_an_acceptor_whose_hello_does_not_decode_is_refused_and_sent_nothing() -> None:
+    """A hello that breaks the wire rules (here one stating a frame limit under ``MIN_MAX_FRAME``, which no
+    node may set) is a lying or broken peer's: the client keeps why in ``refusals`` and sends it no request."""
+    frames_seen: list[object] = []
+
+    async def lying(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        mine = await tcp.read_hello(reader, None, 5)
+        fields = [CID, 0, 0, 0, bytes(wire.NONCE_LEN), mine.nonce, 0, "", wire.MIN_MAX_FRAME - 1]
+        payload = msgpack.packb(fields, use_bin_type=True)
+        writer.write(wire.PREFIX.pack(wire.HEADER_LEN + len(payload)) + bytes((wire.VERSION, wire.HELLO)) + payload)
+        await writer.drain()
+        with contextlib.suppress(Exception):
+            while (msgs := await tcp.read_frame(reader, None)) is not None:
+                frames_seen.append(msgs)
+
+    async def scenario() -> tuple[list[Message], dict[int, str]]:
+        server = await asyncio.start_server(lying, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        got: list[Message] = []
+        t = TcpTransport({0: ("127.0.0.1", port)}, lambda src, m: got.append(m), cluster_id=CID)
+        try:
+            t.send(0, Read(req=1, segment=1, indices=(0,)))
+            deadline = time.monotonic() + 10
+            while not t.refusals and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)  # a request sent in spite of the refusal would have arrived by now
+            return got, dict(t.refusals)
+        finally:
+            await t.close()
+            server.close()
+
+    got, refusals = run(scenario())
+    assert got == [] and frames_seen == []
+    assert refusals[0].startswith("refused the connection") and "max_frame" in refusals[0], refusals
+
+
+@pytest.mark.parametrize(
+    ("mine", "stated"), [(64 << 20, 64 << 20), ((1 << 32) - 1, (1 << 32) - 1), (1 << 33, (1 << 32) - 1)]
+)
+def test_a_client_states_its_frame_limit_in_its_hello_as_far_as_a_hello_can_carry(mine: int, stated: int) -> None:
+    heard: list[wire.Hello] = []
+
+    async def listening(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heard.append(await tcp.read_hello(reader, None, 5))
+        writer.close()
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(listening, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        t = TcpTransport({0: ("127.0.0.1", port)}, lambda src, m: None, cluster_id=CID, max_frame=mine)
+        try:
+            t.send(0, Read(req=1, segment=1, indices=(0,)))
+            deadline = time.monotonic() + 10
+            while not heard and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        finally:
+            await t.close()
+            server.close()
+
+    run(scenario())
+    assert [h.max_frame for h in heard] == [stated]
+
+
+@pytest.mark.parametrize(("lie", "why"), [
+    ("acceptor_id", "is acceptor 1, not 0; check the cluster file"),
+    ("echo", "answered with a hello that does not echo ours"),
+])
+def test_an_acceptor_answering_as_another_or_replaying_a_hello_is_refused_and_sent_nothing(lie: str, why: str) -> None:
+    """The acceptor's hello must be acceptor 0's (the one at this address in the cluster file) and echo the
+    nonce of this connection's hello (a hello recorded from another connection is a replay)."""
+    frames_seen: list[object] = []
+
+    async def lying(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        mine = await tcp.read_hello(reader, None, 5)
+        answer = wire.Hello(cluster_id=CID, acceptor_id=1 if lie == "acceptor_id" else 0,
+                            nonce=bytes(wire.NONCE_LEN), echo=b"r" * wire.NONCE_LEN if lie == "echo" else mine.nonce)
+        writer.write(wire.encode_hello(answer))
+        with contextlib.suppress(Exception):
+            while (msgs := await tcp.read_frame(reader, None)) is not None:
+                frames_seen.append(msgs)
+
+    async def scenario() -> dict[int, str]:
+        server = await asyncio.start_server(lying, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        t = TcpTransport({0: ("127.0.0.1", port)}, lambda src, m: None, cluster_id=CID)
+        try:
+            t.send(0, Read(req=1, segment=1, indices=(0,)))
+            deadline = time.monotonic() + 10
+            while not t.refusals and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)  # a request sent in spite of the refusal would have arrived by now
+            return dict(t.refusals)
+        finally:
+            await t.close()
+            server.close()
+
+    assert run(scenario()) == {0: why} and frames_seen == []

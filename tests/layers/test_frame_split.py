@@ -6,19 +6,36 @@ limit the acceptor's hello states."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 
 from wormspace.identity import Identity
 from wormspace.layers.acceptor import AcceptorNode, MemoryStorage
-from wormspace.layers.messages import Accept, Accepted, Ballot, Message, Prepare, Promise, Read, ReadReply
+from wormspace.layers.messages import (
+    ZERO_BALLOT,
+    Accept,
+    Accepted,
+    Ballot,
+    Fence,
+    Message,
+    Nack,
+    Prepare,
+    Promise,
+    Read,
+    ReadReply,
+    Vote,
+)
 from wormspace.layers.tcp import (
     FRAME_MARGIN,
     REPLY_ENTRY_OVERHEAD,
     AcceptorServer,
+    Limits,
     TcpTransport,
+    merge_replies,
     read_hello,
     run,
     split_accept_by_bytes,
+    split_request,
 )
 from wormspace.layers.wire import NONCE_LEN, Hello, encode_hello
 
@@ -36,6 +53,60 @@ def test_split_accept_by_bytes_keeps_every_entry_in_order_under_the_budget() -> 
     assert all(sum(len(v) + 16 for _, v in p.values) <= 20_000 for p in parts)
     assert all(p.segment == 2 and p.ballot == Ballot(3, 1) for p in parts)
     assert all(len(p.values) <= 7 for p in split_accept_by_bytes(m, 10**9, 7, 0))
+    assert [len(p.values) for p in split_accept_by_bytes(m, 10**9, 1, 0)] == [1] * len(values)
+    # as few chunks as that allows: a chunk ends only where its next entry would not fit (bytes or registers)
+    for budget, limit in ((20_000, 0), (10**9, 7), (20_000, 3)):
+        parts = split_accept_by_bytes(m, budget, limit, 0)
+        for p, q in itertools.pairwise(parts):
+            used = sum(len(v) + 16 for _, v in p.values)
+            assert used + len(q.values[0][1]) + 16 > budget or len(p.values) == limit
+
+
+def test_split_request_numbers_its_chunks_upwards_and_keeps_every_register_once() -> None:
+    b = Ballot(2, 1)
+    idx = tuple(range(10, 33))
+    for m in (
+        Read(req=1, segment=4, indices=idx),
+        Prepare(req=1, segment=4, indices=idx, ballot=b),
+        Accept(req=1, segment=4, ballot=b, values=tuple((i, b"%d" % i) for i in idx)),
+    ):
+        parts = split_request(m, 5, 500)
+        assert [p.req for p in parts] == [500, 501, 502, 503, 504]
+        assert all(type(p) is type(m) and p.segment == 4 for p in parts)
+        if isinstance(m, Accept):
+            assert tuple(e for p in parts if isinstance(p, Accept) for e in p.values) == m.values
+            assert all(isinstance(p, Accept) and p.ballot == b and len(p.values) <= 5 for p in parts)
+        else:
+            assert tuple(i for p in parts if isinstance(p, (Read, Prepare)) for i in p.indices) == idx
+            assert all(len(p.indices) <= 5 for p in parts if isinstance(p, (Read, Prepare)))
+        if isinstance(m, Prepare):
+            assert all(isinstance(p, Prepare) and p.ballot == b for p in parts)
+    assert split_request(Fence(req=1, segment=4, ballot=b), 5, 500) == [Fence(req=500, segment=4, ballot=b)]
+
+
+def test_a_refused_accept_chunk_keeps_the_highest_vote_any_chunk_reported() -> None:
+    """A Nack's ``accepted`` is the highest ballot any register named has voted at: ``accepted < ballot`` tells
+    a writer its write is certainly not applied. One chunk of a resent Accept already voted at the ballot
+    before the promise rose: the merged Nack must say so, or the writer would wrongly learn "not applied"."""
+    b = Ballot(3, 1)
+    acc = Accept(req=9, segment=1, ballot=b, values=tuple((i, b"x") for i in range(4)))
+    voted = Nack(req=1, segment=1, ballot=b, promised=Ballot(4, 2), accepted=b)
+    never = Nack(req=2, segment=1, ballot=b, promised=Ballot(4, 2), accepted=ZERO_BALLOT)
+    for order in ([voted, never], [never, voted]):
+        merged = merge_replies(acc, order)
+        assert isinstance(merged, Nack) and merged.req == 9 and merged.accepted == b
+
+
+def test_a_chunk_answered_with_the_wrong_kind_of_reply_spoils_the_merge() -> None:
+    """A read chunk answered by anything but a read reply (a confused or hostile acceptor) must not merge into
+    a read reply that silently lacks that chunk's votes: the merged reply is dropped (treated as lost)."""
+    b = Ballot(1, 1)
+    read = Read(req=9, segment=1, indices=(0, 1))
+    seen = ReadReply(req=1, segment=1, votes=(Vote(index=0, ballot=b, value=b"a"),))
+    assert merge_replies(read, [seen, Promise(req=2, segment=1, ballot=b, votes=())]) is None
+    assert merge_replies(read, [seen, Accepted(req=2, segment=1, ballot=b)]) is None
+    prep = Prepare(req=9, segment=1, indices=(0, 1), ballot=b)
+    assert merge_replies(prep, [Promise(req=1, segment=1, ballot=b, votes=()), seen]) is None
 
 
 def test_an_accept_larger_than_a_frame_is_split_and_its_replies_merged() -> None:
@@ -140,3 +211,78 @@ def test_the_acceptor_states_its_frame_limit_only_to_a_client_that_states_one() 
 
     old, new = run(scenario())
     assert old.max_frame == 0 and new.max_frame == FRAME
+
+
+def test_reads_and_prepares_keep_to_the_acceptors_register_limit_when_their_replies_would_fit_a_frame() -> None:
+    """Small values: a reply of 100 votes fits a frame easily, so only the acceptor's register limit (16, from
+    its hello) makes the client cut a Read or a Prepare of 100 registers; each comes back as one reply, and the
+    chunks' bookkeeping goes with it."""
+
+    async def scenario() -> list[Message]:
+        ident = Identity(cluster_id=CID, acceptor_id=0)
+        server = AcceptorServer(AcceptorNode(0, MemoryStorage()), "127.0.0.1", 0, None, FRAME, identity=ident,
+                                limits=Limits(max_request_registers=16))
+        await server.start()
+        got: list[Message] = []
+        t = TcpTransport({0: ("127.0.0.1", server.port)}, lambda src, m: got.append(m), cluster_id=CID, max_value=100)
+        try:
+            t.send(0, Read(req=1, segment=1, indices=tuple(range(100))))
+            await _until(got, 1)
+            t.send(0, Prepare(req=2, segment=1, indices=tuple(range(100)), ballot=Ballot(1, 1)))
+            await _until(got, 2)
+            assert t._splits == {}  # a merged reply leaves no bookkeeping behind
+            return got
+        finally:
+            await t.close()
+            await server.close()
+
+    got = run(scenario())
+    assert got == [ReadReply(req=1, segment=1, votes=()), Promise(req=2, segment=1, ballot=Ballot(1, 1), votes=())]
+
+
+def test_an_accept_of_many_small_values_is_split_by_what_its_entries_take_on_the_wire() -> None:
+    """3,000 values of 20 bytes: 60 KB of data, under the 64 KiB frame, but each entry takes more than its
+    value on the wire (index, headers): the whole Accept does not fit one frame, so it is cut and still
+    accepted as one."""
+
+    async def scenario() -> tuple[list[Message], int]:
+        ident = Identity(cluster_id=CID, acceptor_id=0)
+        server = AcceptorServer(AcceptorNode(0, MemoryStorage()), "127.0.0.1", 0, None, FRAME, identity=ident)
+        await server.start()
+        got: list[Message] = []
+        t = TcpTransport({0: ("127.0.0.1", server.port)}, lambda src, m: got.append(m), cluster_id=CID)
+        try:
+            values = tuple((i, b"%020d" % i) for i in range(3000))
+            assert sum(len(v) for _, v in values) < FRAME - FRAME_MARGIN
+            t.send(0, Accept(req=1, segment=1, ballot=Ballot(1, 1), values=values))
+            await _until(got, 1)
+            return got, t.dropped
+        finally:
+            await t.close()
+            await server.close()
+
+    got, dropped = run(scenario())
+    assert got == [Accepted(req=1, segment=1, ballot=Ballot(1, 1))] and dropped == 0
+
+
+def test_an_accept_just_over_a_frame_is_cut_with_room_for_the_frames_own_bytes() -> None:
+    """Two values of 32,900 bytes: together just over the 64 KiB frame once framed. The client keeps
+    ``FRAME_MARGIN`` bytes of each frame for everything but the entries, so it cuts the Accept in two."""
+
+    async def scenario() -> tuple[list[Message], int]:
+        ident = Identity(cluster_id=CID, acceptor_id=0)
+        server = AcceptorServer(AcceptorNode(0, MemoryStorage()), "127.0.0.1", 0, None, FRAME, identity=ident)
+        await server.start()
+        got: list[Message] = []
+        t = TcpTransport({0: ("127.0.0.1", server.port)}, lambda src, m: got.append(m), cluster_id=CID)
+        try:
+            values = ((0, b"a" * 32_900), (1, b"b" * 32_900))
+            t.send(0, Accept(req=1, segment=1, ballot=Ballot(1, 1), values=values))
+            await _until(got, 1)
+            return got, t.dropped
+        finally:
+            await t.close()
+            await server.close()
+
+    got, dropped = run(scenario())
+    assert got == [Accepted(req=1, segment=1, ballot=Ballot(1, 1))] and dropped == 0

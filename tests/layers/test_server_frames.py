@@ -5,7 +5,7 @@
 * A phase timer that outlives its phase (the reply came) never wakes the driver's loop: after operations end,
   the one loop timer fires once, at the earliest deadline, and drops every entry of an ended operation.
 * A phase timer of an operation still running does fire: an acceptor that never answers makes the operation
-  end ``Indeterminate`` after its rounds.
+  end ``Indeterminate`` after its rounds; a lost request is resent when it fires.
 * A phase timer is held while the acceptor it waits for is visibly at work on the phase (driver rule 7): a
   reply arriving slowly is waited for, not resent; a reply that stalls times out after ``MAX_HOLD``.
 """
@@ -115,6 +115,29 @@ def test_timers_of_ended_operations_do_not_stay_on_the_loop() -> None:
     run(scenario())
 
 
+def test_the_timer_sweep_keeps_no_entry_of_an_ended_operation() -> None:
+    """Rule 6 without waiting for a deadline: whenever the phase timers are looked at (here before any is due),
+    every entry of an operation that has ended is dropped and no loop timer stays set for one."""
+
+    async def scenario() -> None:
+        server = AcceptorServer(AcceptorNode(0, MemoryStorage()), "127.0.0.1", 0, identity=IDENT)
+        await server.start()
+        driver = AsyncTcpDriver({0: ("127.0.0.1", server.port)}, groups=[[0]], cluster_id=CID,
+                                config=Config(timeout=30))
+        try:
+            for i in range(5):
+                out = await driver.execute_async(OpRequest(kind=Kind.READ, segment=1, indices=(i,)))
+                assert out.error is None
+            assert driver._timers  # the phase timers outlive their phases, as nearly every one does
+            driver._on_timers()
+            assert driver._timers == [] and driver._timer is None
+        finally:
+            await driver.aclose()
+            await server.close()
+
+    run(scenario())
+
+
 def test_the_timer_of_a_running_operation_fires() -> None:
     async def scenario() -> None:
         silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)  # accepts, never answers
@@ -131,6 +154,42 @@ def test_the_timer_of_a_running_operation_fires() -> None:
             silent.close()
 
     run(scenario())
+
+
+def test_a_lost_request_is_resent_when_its_phase_timer_fires_and_later_operations_still_go_out() -> None:
+    """An acceptor that loses the first request it gets (a dropped frame): the phase timer fires, the retry
+    leaves at once and is answered; the driver's next operation goes out and ends as well."""
+    seen: list[int] = []
+
+    async def forgetful(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hello = await read_hello(reader, None, 5)
+        writer.write(encode_hello(Hello(cluster_id=CID, acceptor_id=0, nonce=os.urandom(NONCE_LEN),
+                                        echo=hello.nonce, max_registers=64)))
+        while (msgs := await read_frame(reader, None)) is not None:
+            for m in msgs:
+                assert isinstance(m, Read)
+                seen.append(m.req)
+                if len(seen) > 1:
+                    writer.write(encode_frame([ReadReply(req=m.req, segment=m.segment, votes=())]))
+
+    async def scenario() -> list[Outcome]:
+        server = await asyncio.start_server(forgetful, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        driver = AsyncTcpDriver({0: ("127.0.0.1", port)}, groups=[[0]], cluster_id=CID,
+                                config=Config(timeout=0.2, max_resends=5, max_rounds=1, max_backoff=1))
+        try:
+            outs = []
+            for i in range(2):
+                read = OpRequest(kind=Kind.READ, segment=1, indices=(i,))
+                outs.append(await asyncio.wait_for(driver.execute_async(read), 20))
+            return outs
+        finally:
+            await driver.aclose()
+            server.close()
+
+    outs = run(scenario())
+    assert [o.error for o in outs] == [None, None], outs
+    assert len(seen) >= 3  # the lost request, its resend, the second operation's request
 
 
 # ---- driver rule 7: a phase timer measures silence, not size --------------------------------------------

@@ -44,6 +44,7 @@ from wormspace.layers.wire import (
     HELLO,
     HELLO_MAX_FRAME,
     MAC_LEN,
+    MIN_MAX_FRAME,
     NONCE_LEN,
     PREFIX_LEN,
     VERSION,
@@ -436,6 +437,8 @@ def test_hello_and_message_frames_are_not_interchangeable() -> None:
         ["c", None, 0, 0, b"", b"", 0, "", -1],  # a negative frame limit
         ["c", None, 0, 0, b"", b"", 0, "", 1023],  # a frame limit no node may set (a peer that lies)
         ["c", None, 0, 0, b"", b"", 0, "", 1 << 32],  # a frame limit over the length prefix's range
+        ["c", 0, 0, 0, b"", b"e" * 5, 0, ""],  # an echo that is not a nonce
+        ["c", 0, 0, 0, b"", b"", 0, "r" * 201],  # a refusal reason over 200 characters
         {"cluster_id": "c"},
     ],
 )
@@ -443,6 +446,15 @@ def test_malformed_hellos_are_refused(raw: object) -> None:
     payload = msgpack.packb(raw, use_bin_type=True)
     with pytest.raises(RemoteProtocolError):
         decode_hello(raw_frame(VERSION, HELLO, payload)[PREFIX_LEN:])
+
+
+def test_hellos_at_the_edge_of_every_bound_are_taken() -> None:
+    edge = Hello(cluster_id="c" * 64, acceptor_id=(1 << 31) - 1, incarnation=(1 << 31) - 1, pid=(1 << 31) - 1,
+                 nonce=b"n" * NONCE_LEN, echo=b"e" * NONCE_LEN, max_registers=(1 << 31) - 1, refused="r" * 200,
+                 max_frame=MIN_MAX_FRAME)  # fmt: skip
+    assert decode_hello(encode_hello(edge)[PREFIX_LEN:]) == edge
+    low = Hello(cluster_id="", acceptor_id=0, max_frame=(1 << 32) - 1)
+    assert decode_hello(encode_hello(low)[PREFIX_LEN:]) == low
 
 
 @given(st.binary(max_size=HELLO_MAX_FRAME), st.sampled_from([None, KEY]))

@@ -466,6 +466,10 @@ NOT_MUTANTS: dict[str, str] = {
     "tests/test_event_loops.py::test_loop_choice": "hides uvloop from the importer to test the loop choice",
     "tests/layers/test_server_frames.py::test_a_reply_that_stalls_times_out_after_the_longest_hold":
         "shortens the driver's MAX_HOLD so that the bound is reached within the test",
+    "tests/test_cli_exits.py::test_what_a_verb_raises_decides_the_exit_code":
+        "stands in a verb that raises, to test the exit code the command gives for it",
+    "tests/test_cli_exits.py::test_verbose_flags_set_the_log_level":
+        "records the level the command asks logging for instead of configuring logging",
 }
 
 

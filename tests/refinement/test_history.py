@@ -144,6 +144,13 @@ BAD = [
     ('{"process":0,"type":"invoke","f":"write","key":1,"value":"YQ==","time":1}\n'
      '{"process":0,"type":"fail","f":"write","key":1,"value":null,"time":2,"error":"Indeterminate"}',
      2, "type info"),
+    ('{"process":0,"type":"invoke","f":"read","key":1,"value":null,"time":1,"process":1}', 1, "appears twice"),
+    ('{"process":0,"type":"invoke","f":"read","key":1,"value":null,"time":1}\n'
+     '{"process":0,"type":"ok","f":"read","key":1,"value":null,"time":2,"error":"Trimmed"}',
+     2, "an ok completion carries no error"),
+    ('{"process":0,"type":"invoke","f":"batch_write","key":0,"value":{"0":"YQ=="},"time":1}\n'
+     '{"process":0,"type":"info","f":"batch_write","key":0,"value":null,"time":2,"results":{}}',
+     2, "results must be a non-empty map"),
 ]
 
 
@@ -180,6 +187,12 @@ def test_event_validates_on_construction() -> None:
         Event(process=0, type="invoke", f="append", key=1, value=b"x", time=0)
     with pytest.raises(HistoryFormatError, match="bytes"):
         Event(process=0, type="invoke", f="write", key=1, value="x", time=0)  # type: ignore[arg-type]
+
+
+def test_an_event_naming_a_negative_offset_in_its_results_is_refused() -> None:
+    with pytest.raises(HistoryFormatError, match="offset -1 is not a non-negative int"):
+        Event(process=0, type="info", f="batch_write", key=0, value=None, time=2, error="Indeterminate",
+              results={-1: "Indeterminate"})
 
 
 def test_recorder_rejects_misuse() -> None:
