@@ -5,6 +5,7 @@ and builds without license warnings (``project.license`` is an SPDX expression).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -93,3 +94,91 @@ def test_the_shipped_verbs_need_no_development_dependency() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+# A new user's own program against the public names, type-checked with mypy --strict as they would (the
+# library's own modules followed silently, as an installed package is). Each revealed type below is one the
+# docs promise; each error is one a user's checker must report.
+USER_PROGRAM = '''
+import asyncio
+from wormspace import EMPTY, Cluster
+from wormspace.apps import (AppHistory, AsyncWormKV, AsyncWormLog, AsyncWormPaxos, AsyncWormTX, WormKV,
+                            WormLog, WormPaxos, WormTX)
+
+ws = Cluster.simulated(acceptors=3, seed=1).client()
+seg = ws.alloc()
+value = ws.read(ws.address(seg, 0))
+if value is not EMPTY:
+    data: bytes = value
+paxos = WormPaxos(ws, lambda cmd: cmd, name=b"p")
+tx = WormTX(ws, history=AppHistory())
+
+async def main() -> None:
+    a = ws.aio
+    reveal_type(await a.alloc())
+    reveal_type(await a.alloc(segment=7))
+    reveal_type(await AsyncWormLog(a, b"l").append(b"x"))
+    reveal_type(await AsyncWormKV(a, name=b"k", replicas=2, replica=1).get(b"k"))
+    reveal_type(AsyncWormPaxos(a, lambda cmd: cmd, replicas=2).applied)
+    reveal_type(await AsyncWormTX(a).begin(participants=2))
+    AsyncWormKV(a, replicaz=2)
+    AsyncWormPaxos(a, lambda cmd: cmd, strat=1)
+    reveal_type(WormLog(ws).aio)
+    reveal_type(WormKV(ws).aio)
+    reveal_type(paxos.aio.applied)
+
+asyncio.run(main())
+'''
+
+
+def test_a_users_strict_type_check_sees_precise_types(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(USER_PROGRAM, encoding="utf-8")
+    env = {**os.environ, "MYPYPATH": str(ROOT)}
+    mypy = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", "--cache-dir", str(tmp_path / "c"),
+         "app.py"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    out = mypy.stdout + mypy.stderr
+    revealed = re.findall(r'Revealed type is "([^"]*)"', out)
+    assert revealed == [
+        "int", "bool", "int", "bytes | None", "int", "int", "wormspace.apps.log.AsyncWormLog",
+        "wormspace.apps.kv.AsyncWormKV", "int",
+    ], out
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert len(errors) == 2, out  # no error on `data: bytes = value`: `is not EMPTY` narrows
+    assert 'Unexpected keyword argument "replicaz" for "AsyncWormKV"' in errors[0], out
+    assert 'Unexpected keyword argument "strat" for "AsyncWormPaxos"' in errors[1], out
+
+
+FACES = [("WormSpace", "AsyncClient"), ("WormLog", "AsyncWormLog"), ("WormKV", "AsyncWormKV"),
+         ("WormPaxos", "AsyncWormPaxos"), ("WormTX", "AsyncWormTX")]
+SYNC_ONLY = {"aio", "listen", "close", "split", "address", "wos_size"}  # (address/split/wos_size: not awaited)
+
+
+@pytest.mark.parametrize(("sync_name", "async_name"), FACES)
+def test_the_asyncio_face_offers_every_call_of_the_sync_face_with_its_parameters(
+        sync_name: str, async_name: str) -> None:
+    import inspect
+
+    import wormspace
+    import wormspace.apps
+    from wormspace.client import AsyncClient
+
+    where = {**vars(wormspace), **vars(wormspace.apps), "AsyncClient": AsyncClient}
+    sync, aio = where[sync_name], where[async_name]
+    for name, member in vars(sync).items():
+        if name.startswith("_") or name in SYNC_ONLY:
+            continue
+        assert hasattr(aio, name), f"{async_name} lacks {name}"
+        if callable(member):
+            ps = list(inspect.signature(member).parameters.values())
+            pa = list(inspect.signature(getattr(aio, name)).parameters.values())
+            assert [(p.name, p.kind, p.default) for p in ps] == [(p.name, p.kind, p.default) for p in pa], name
+    init_s = inspect.signature(sync.__init__).parameters
+    init_a = inspect.signature(aio.__init__).parameters
+    for p in list(init_s.values())[2:]:  # after self and the client: every option of the sync face, same default
+        # (AsyncWormPaxos's apply may be left out when a core is given: the default may only be added)
+        assert p.name in init_a, (async_name, p.name)
+        assert p.default is inspect.Parameter.empty or init_a[p.name].default == p.default, (async_name, p.name)
+    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in init_a.values()), async_name

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar, overload
 
 from wormspace._contracts import ensure
 from wormspace.errors import OperationFailed
@@ -86,11 +86,17 @@ class AsyncClient:
         """-> (segment, offset)."""
         return self.logic.split(address)
 
+    @overload
+    async def alloc(self, metadata: bytes = b"", *, segment: None = None) -> int: ...
+
+    @overload
+    async def alloc(self, metadata: bytes = b"", *, segment: int) -> bool: ...
+
     @ensure(
         lambda segment, result: type(result) is int and result >= 0 if segment is None else type(result) is bool,
         "alloc_any returns a non-negative segment; alloc(segment) returns whether it won",
     )
-    async def alloc(self, metadata: bytes = b"", *, segment: int | None = None) -> Any:
+    async def alloc(self, metadata: bytes = b"", *, segment: int | None = None) -> int | bool:
         if segment is None:
             return await run_async(self.driver, self.logic.alloc_any(metadata))
         return await run_async(self.driver, self.logic.alloc(segment, metadata))

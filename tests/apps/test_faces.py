@@ -232,3 +232,22 @@ def test_a_recorded_operation_that_raises_is_recorded_and_raises_the_same(raised
     end = h.events[-1]
     assert (end["type"], end["error"]) == {"Indeterminate": ("info", "Indeterminate"), "Trimmed": ("fail", "Trimmed"),
                                            "RuntimeError": ("info", "Indeterminate")}[raised]
+
+
+@pytest.mark.parametrize("bad", ["1", True, 1.0, -1])
+def test_trim_applied_takes_a_non_negative_int_and_says_so(ws: Any, bad: object) -> None:
+    rep = WormPaxos(ws, _echo, name=b"p")
+    rep.submit(b"c")
+    with pytest.raises(UsageError, match="upto is a non-negative int"):
+        rep.trim_applied(bad)  # type: ignore[arg-type]
+    assert rep.applied == 1 and rep.submit(b"d") == b"d"  # nothing changed
+
+
+@pytest.mark.parametrize("arg", ["replica", "replicas"])
+@pytest.mark.parametrize("bad", ["0", 1.0, True, None])
+def test_a_replica_option_of_another_type_is_a_usage_error_naming_it(ws: Any, arg: str, bad: object) -> None:
+    for make in (lambda: WormPaxos(ws, _echo, name=b"p", **{arg: bad}),  # type: ignore[arg-type]
+                 lambda: WormKV(ws, name=b"k", **{arg: bad}),  # type: ignore[arg-type]
+                 lambda: AsyncWormKV(ws.aio, name=b"k", **{arg: bad})):  # type: ignore[arg-type]
+        with pytest.raises(UsageError, match=f"{arg} is an int, got"):
+            make()

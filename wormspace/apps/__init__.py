@@ -2,9 +2,20 @@
 replicated map on WormPaxos), WormTX (atomic commit without a coordinator). Each is a generator core over
 ``wormspace.client`` with sync and asyncio faces, plus its trusted spec; see docs/apps/."""
 
-from wormspace.apps.kv import WormKV
-from wormspace.apps.log import WormLog
-from wormspace.apps.paxos import WormPaxos
-from wormspace.apps.tx import WormTX
+from wormspace.apps.history import AppHistory
+from wormspace.apps.kv import AsyncWormKV, WormKV
+from wormspace.apps.log import AsyncWormLog, WormLog
+from wormspace.apps.paxos import AsyncWormPaxos, WormPaxos
+from wormspace.apps.tx import AsyncWormTX, WormTX
 
-__all__ = ["WormKV", "WormLog", "WormPaxos", "WormTX"]
+__all__ = [
+    "AppHistory",
+    "AsyncWormKV",
+    "AsyncWormLog",
+    "AsyncWormPaxos",
+    "AsyncWormTX",
+    "WormKV",
+    "WormLog",
+    "WormPaxos",
+    "WormTX",
+]

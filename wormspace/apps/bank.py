@@ -139,7 +139,7 @@ class BankLogic:
             lock, res = got[off], got[off + 1]
             if lock is EMPTY:
                 return k, balance, None
-            held = Lock.decode(lock)  # type: ignore[arg-type]
+            held = Lock.decode(lock)
             if res is EMPTY:
                 return k, balance, held
             if res == COMMITTED:

@@ -160,8 +160,12 @@ class WormKV:
 class AsyncWormKV:
     """The asyncio face of WormKV over an ``AsyncClient``."""
 
-    def __init__(self, aclient: Any, name: bytes = b"kv", *, core: KvCore | None = None, **kw: Any) -> None:
-        self.aclient, self.core = async_client(aclient, "WormKV"), core or KvCore(name, **kw)
+    def __init__(self, aclient: Any, name: bytes = b"kv", *, core: KvCore | None = None, policy: str = "sticky",
+                 replica: int = 0, replicas: int = 1, hole_timeout: float = 0.5,
+                 history: AppHistory | None = None) -> None:
+        self.aclient = async_client(aclient, "WormKV")
+        self.core = core or KvCore(name, policy=policy, replica=replica, replicas=replicas,
+                                   hole_timeout=hole_timeout, history=history)
 
     async def get(self, key: bytes) -> bytes | None:
         result: bytes | None = await self.aclient.run(self.core.get(self.aclient.logic, key))

@@ -133,6 +133,9 @@ class LogCore:
     def __init__(self, name: bytes = b"log", *, kind: bytes = b"log", policy: str = "alloc",
                  replica: int = 0, replicas: int = 1, hole_timeout: float = 0.5,
                  history: AppHistory | None = None) -> None:
+        for arg, value in (("replica", replica), ("replicas", replicas)):
+            if type(value) is not int:
+                raise UsageError(f"{arg} is an int, got {value!r}")
         if policy not in POLICIES or not 0 <= replica < replicas:
             raise UsageError(f"policy is one of {POLICIES} and 0 <= replica < replicas")
         if isinstance(hole_timeout, bool) or not isinstance(hole_timeout, (int, float)) or not 0 <= hole_timeout < inf:

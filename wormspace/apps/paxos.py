@@ -140,6 +140,8 @@ class PaxosCore:
 
     def trim_applied(self, logic: SpaceLogic, upto: int) -> OpGen[int]:
         """Rule 4: trim the segments wholly below ``min(upto, applied)``; -> the trim point."""
+        if type(upto) is not int or upto < 0:
+            raise UsageError(f"upto is a non-negative int, got {upto!r}")
         return (yield from self.log.trim(logic, min(upto, self.applied)))
 
 
@@ -177,12 +179,18 @@ class AsyncWormPaxos:
     """The asyncio face: ``await submit(cmd)``; many submits of one replica may be in flight at once."""
 
     def __init__(self, aclient: Any, apply: Callable[[bytes], bytes] | None = None, name: bytes = b"smr",
-                 policy: str = "sticky", *, core: PaxosCore | None = None, **kw: Any) -> None:
+                 policy: str = "sticky", *, core: PaxosCore | None = None, replica: int = 0, replicas: int = 1,
+                 start: int = 0, hole_timeout: float = 0.5, history: AppHistory | None = None) -> None:
         if core is None:
             if apply is None:
                 raise UsageError("AsyncWormPaxos needs apply (or a core)")
-            core = PaxosCore(apply, name, policy=policy, **kw)
+            core = PaxosCore(apply, name, policy=policy, replica=replica, replicas=replicas, start=start,
+                             hole_timeout=hole_timeout, history=history)
         self.aclient, self.core = async_client(aclient, "WormPaxos"), core
+
+    @property
+    def applied(self) -> int:
+        return self.core.applied
 
     async def submit(self, cmd: bytes) -> bytes:
         result: bytes = await self.aclient.run(self.core.submit(self.aclient.logic, cmd))

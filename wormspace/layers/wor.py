@@ -85,18 +85,16 @@ from wormspace.layers.messages import (
 # ---- the trusted spec -----------------------------------------------------------------------------------
 
 
-class _Empty:
-    """The value of an unwritten register. A singleton; falsy; prints as ``EMPTY``."""
+class _Empty(enum.Enum):
+    """The value of an unwritten register. A singleton; falsy; prints as ``EMPTY``. An enum member, so that a
+    type checker narrows ``bytes | EMPTY`` on ``value is EMPTY`` / ``is not EMPTY`` (PEP 484's sentinels)."""
 
-    _instance: _Empty | None = None
-
-    def __new__(cls) -> _Empty:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
+    EMPTY = "EMPTY"
 
     def __repr__(self) -> str:
         return "EMPTY"
+
+    __str__ = __repr__
 
     def __bool__(self) -> bool:
         return False
@@ -105,7 +103,7 @@ class _Empty:
         return "EMPTY"
 
 
-EMPTY: Final = _Empty()
+EMPTY: Final = _Empty.EMPTY
 
 
 @dataclass(frozen=True, slots=True)
