@@ -186,3 +186,27 @@ def test_init_on_a_port_in_use_exits_1_initialised_and_the_next_start_is_without
     assert proc.returncode == 0
     assert "INFO acceptor 0 stopping on SIGTERM" in err
     assert "INFO acceptor 0 storage closed" in err
+
+
+def test_a_client_connection_lost_before_its_hello_is_awaited_logs_nothing_at_collection() -> None:
+    """A CLI verb whose acceptor was killed printed asyncio's ``Future exception was never retrieved ...
+    ClosedBeforeHello`` on stderr: the connection died before the connecting task awaited its hello."""
+    import asyncio
+    import gc
+    from types import SimpleNamespace
+    from typing import Any
+
+    from wormspace.layers.tcp import _ClientConn
+
+    reported: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: reported.append(ctx))
+        owner: Any = SimpleNamespace(_lost=lambda peer, conn: None)
+        conn = _ClientConn(owner, SimpleNamespace(id=1, addr=("127.0.0.1", 1)))  # type: ignore[arg-type]
+        conn.connection_lost(None)
+        del conn
+        gc.collect()
+
+    asyncio.run(main())
+    assert [c.get("message") for c in reported] == []
