@@ -169,7 +169,6 @@ async def _serve(opts: ServeOptions, storage: SqliteStorage, auth_key: bytes | N
         log.error("acceptor %d cannot start: cannot listen on %s:%d: %s", opts.node_id, opts.host, opts.port, e)
         return 1
     loop = asyncio.get_running_loop()
-    log.info("acceptor %d listening on %s:%d (event loop: %s)", opts.node_id, opts.host, server.port, loop_name(loop))
     stop = asyncio.Event()
     received: list[str] = []
 
@@ -177,8 +176,10 @@ async def _serve(opts: ServeOptions, storage: SqliteStorage, auth_key: bytes | N
         received.append(sig.name)
         stop.set()
 
+    # before the line that tells it is ready: a SIGTERM right after it stops the acceptor cleanly (exit 0)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+    log.info("acceptor %d listening on %s:%d (event loop: %s)", opts.node_id, opts.host, server.port, loop_name(loop))
     stopped = asyncio.ensure_future(server.wait_stopped())
     signalled = asyncio.ensure_future(stop.wait())
     watch = asyncio.ensure_future(_watch_parent(opts.node_id, received, stop))

@@ -55,6 +55,10 @@ CONTROLS: dict[str, str] = {
         "clean run",
     "tests/mutants/test_app_mutants.py::test_the_real_time_order_check_sees_a_later_op_at_a_lower_position":
         "a hand-made history fed to a check; no code planted",
+    **{f"tests/test_operations_log_lines.py::test_mutant_{name}": "a hand-made page or source text fed to the"
+       " check of docs/operations.md's log lines; no code planted"
+       for name in ("an_undocumented_log_call_is_caught", "a_documented_line_nothing_emits_is_caught",
+                    "a_wrong_level_is_caught_both_ways")},
     "tests/proofs/test_prove.py::test_the_mutant_catalog_plants_a_bug_that_its_obligation_catches":
         "runs a catalogued mutant through the verb",
     "tests/proofs/test_prove.py::test_mutants_outside_a_source_checkout_say_so": "the verb outside a checkout",

@@ -945,6 +945,12 @@ def _requests(msgs: list[Message]) -> list[Request]:
 # ---- the client transport -------------------------------------------------------------------------------
 
 
+def _retrieve(fut: asyncio.Future[bytes]) -> None:
+    """Mark a finished future's exception as seen (an awaiter still gets it)."""
+    if not fut.cancelled():
+        fut.exception()
+
+
 class _ClientConn(_FlowControl):
     """One client connection (rule 5): the acceptor's hello first, then reply frames, each decoded and handed to
     the transport as soon as its last byte arrives, from the socket's own callback (no reader task, no further
@@ -957,6 +963,9 @@ class _ClientConn(_FlowControl):
         self.transport: asyncio.Transport | None = None
         self._buf = bytearray()
         self.hello: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        # a connection lost before anyone awaits its hello (the connecting task cancelled, the loop shutting
+        # down) must not log "Future exception was never retrieved" when the future is collected
+        self.hello.add_done_callback(_retrieve)
         self._active = False  # the hello passed: frames are delivered
         self._lost = False
 
