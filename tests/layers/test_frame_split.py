@@ -6,8 +6,11 @@ limit the acceptor's hello states."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
+from collections.abc import AsyncIterator
+from typing import Any
 
 from wormspace.identity import Identity
 from wormspace.layers.acceptor import AcceptorNode, MemoryStorage
@@ -42,6 +45,30 @@ from wormspace.layers.wire import NONCE_LEN, Hello, encode_hello
 CID = "framesplit0123456789"
 FRAME = 64 * 1024
 VALUE = 4000  # the client's max_value in the reply-split test
+IDENT = Identity(cluster_id=CID, acceptor_id=0)
+
+
+@contextlib.asynccontextmanager
+async def linked(limits: Limits | None = None, **transport: Any) -> AsyncIterator[tuple[TcpTransport, list[Message]]]:
+    """An in-process acceptor taking frames of ``FRAME`` bytes, and a client transport to it (``transport``:
+    its options): the transport, and the list of the replies it hands over."""
+    node = AcceptorNode(0, MemoryStorage())
+    server = AcceptorServer(node, "127.0.0.1", 0, None, FRAME, identity=IDENT, limits=limits)
+    await server.start()
+    got: list[Message] = []
+    t = TcpTransport({0: ("127.0.0.1", server.port)}, lambda src, m: got.append(m), cluster_id=CID, **transport)
+    try:
+        yield t, got
+    finally:
+        await t.close()
+        await server.close()
+
+
+async def ask(t: TcpTransport, got: list[Message], request: Message) -> None:
+    """Send ``request`` and wait (at most 10 s) for one more reply."""
+    n = len(got) + 1
+    t.send(0, request)
+    await _until(got, n)
 
 
 def test_split_accept_by_bytes_keeps_every_entry_in_order_under_the_budget() -> None:
@@ -111,38 +138,16 @@ def test_a_chunk_answered_with_the_wrong_kind_of_reply_spoils_the_merge() -> Non
 
 def test_an_accept_larger_than_a_frame_is_split_and_its_replies_merged() -> None:
     async def scenario() -> None:
-        server = AcceptorServer(
-            AcceptorNode(0, MemoryStorage()),
-            "127.0.0.1",
-            0,
-            None,
-            FRAME,
-            identity=Identity(cluster_id=CID, acceptor_id=0),
-        )
-        await server.start()
-        got: list[Message] = []
-        t = TcpTransport({0: ("127.0.0.1", server.port)}, lambda src, m: got.append(m), cluster_id=CID, max_frame=FRAME)
-        try:
+        async with linked(max_frame=FRAME) as (t, got):
             values = tuple((i, bytes([i]) * 4000) for i in range(40))  # ~160 KB: 3 frames at least
             assert sum(len(v) for _, v in values) > 2 * (FRAME - FRAME_MARGIN)
             b = Ballot(1, 1)
-            t.send(0, Accept(req=1, segment=1, ballot=b, values=values))
-            for _ in range(200):
-                if got:
-                    break
-                await asyncio.sleep(0.05)
+            await ask(t, got, Accept(req=1, segment=1, ballot=b, values=values))
             assert got == [Accepted(req=1, segment=1, ballot=b)] and t.dropped == 0
-            t.send(0, Read(req=2, segment=1, indices=(0, 39)))
-            for _ in range(200):
-                if len(got) == 2:
-                    break
-                await asyncio.sleep(0.05)
+            await ask(t, got, Read(req=2, segment=1, indices=(0, 39)))
             reply = got[1]
             assert isinstance(reply, ReadReply)
             assert {(v.index, v.value) for v in reply.votes} == {(0, values[0][1]), (39, values[39][1])}
-        finally:
-            await t.close()
-            await server.close()
 
     run(scenario())
 
@@ -161,31 +166,20 @@ def test_replies_larger_than_a_frame_are_asked_for_in_parts_under_the_acceptors_
     value = VALUE
 
     async def scenario() -> None:
-        ident = Identity(cluster_id=CID, acceptor_id=0)
-        server = AcceptorServer(AcceptorNode(0, MemoryStorage()), "127.0.0.1", 0, None, FRAME, identity=ident)
-        await server.start()
-        got: list[Message] = []
-        t = TcpTransport({0: ("127.0.0.1", server.port)}, lambda src, m: got.append(m), cluster_id=CID, max_value=value)
-        try:
+        async with linked(max_value=value) as (t, got):
             values = tuple((i, bytes([i]) * value) for i in range(40))
             assert 40 * (value + REPLY_ENTRY_OVERHEAD) > 2 * FRAME
             b = Ballot(1, 1)
-            t.send(0, Accept(req=1, segment=1, ballot=b, values=values))
-            await _until(got, 1)
+            await ask(t, got, Accept(req=1, segment=1, ballot=b, values=values))
             assert got == [Accepted(req=1, segment=1, ballot=b)], got
-            t.send(0, Read(req=2, segment=1, indices=tuple(range(40))))
-            await _until(got, 2)
-            t.send(0, Prepare(req=3, segment=1, indices=tuple(range(40)), ballot=Ballot(2, 1)))
-            await _until(got, 3)
+            await ask(t, got, Read(req=2, segment=1, indices=tuple(range(40))))
+            await ask(t, got, Prepare(req=3, segment=1, indices=tuple(range(40)), ballot=Ballot(2, 1)))
             assert len(got) == 3 and t.dropped == 0, got
             read, promise = got[1], got[2]
             assert isinstance(read, ReadReply) and read.req == 2
             assert sorted((v.index, v.value) for v in read.votes) == list(values)
             assert isinstance(promise, Promise) and promise.req == 3 and promise.ballot == Ballot(2, 1)
             assert sorted((v.index, v.ballot, v.value) for v in promise.votes) == [(i, b, v) for i, v in values]
-        finally:
-            await t.close()
-            await server.close()
 
     run(scenario())
 
@@ -194,8 +188,7 @@ def test_the_acceptor_states_its_frame_limit_only_to_a_client_that_states_one() 
     """An 8-field hello (a client of an earlier version) gets an 8-field answer it can read."""
 
     async def scenario() -> list[Hello]:
-        ident = Identity(cluster_id=CID, acceptor_id=0)
-        server = AcceptorServer(AcceptorNode(0, MemoryStorage()), "127.0.0.1", 0, None, FRAME, identity=ident)
+        server = AcceptorServer(AcceptorNode(0, MemoryStorage()), "127.0.0.1", 0, None, FRAME, identity=IDENT)
         await server.start()
         answers = []
         try:
@@ -219,22 +212,11 @@ def test_reads_and_prepares_keep_to_the_acceptors_register_limit_when_their_repl
     chunks' bookkeeping goes with it."""
 
     async def scenario() -> list[Message]:
-        ident = Identity(cluster_id=CID, acceptor_id=0)
-        server = AcceptorServer(AcceptorNode(0, MemoryStorage()), "127.0.0.1", 0, None, FRAME, identity=ident,
-                                limits=Limits(max_request_registers=16))
-        await server.start()
-        got: list[Message] = []
-        t = TcpTransport({0: ("127.0.0.1", server.port)}, lambda src, m: got.append(m), cluster_id=CID, max_value=100)
-        try:
-            t.send(0, Read(req=1, segment=1, indices=tuple(range(100))))
-            await _until(got, 1)
-            t.send(0, Prepare(req=2, segment=1, indices=tuple(range(100)), ballot=Ballot(1, 1)))
-            await _until(got, 2)
+        async with linked(Limits(max_request_registers=16), max_value=100) as (t, got):
+            await ask(t, got, Read(req=1, segment=1, indices=tuple(range(100))))
+            await ask(t, got, Prepare(req=2, segment=1, indices=tuple(range(100)), ballot=Ballot(1, 1)))
             assert t._splits == {}  # a merged reply leaves no bookkeeping behind
             return got
-        finally:
-            await t.close()
-            await server.close()
 
     got = run(scenario())
     assert got == [ReadReply(req=1, segment=1, votes=()), Promise(req=2, segment=1, ballot=Ballot(1, 1), votes=())]
@@ -246,20 +228,11 @@ def test_an_accept_of_many_small_values_is_split_by_what_its_entries_take_on_the
     accepted as one."""
 
     async def scenario() -> tuple[list[Message], int]:
-        ident = Identity(cluster_id=CID, acceptor_id=0)
-        server = AcceptorServer(AcceptorNode(0, MemoryStorage()), "127.0.0.1", 0, None, FRAME, identity=ident)
-        await server.start()
-        got: list[Message] = []
-        t = TcpTransport({0: ("127.0.0.1", server.port)}, lambda src, m: got.append(m), cluster_id=CID)
-        try:
+        async with linked() as (t, got):
             values = tuple((i, b"%020d" % i) for i in range(3000))
             assert sum(len(v) for _, v in values) < FRAME - FRAME_MARGIN
-            t.send(0, Accept(req=1, segment=1, ballot=Ballot(1, 1), values=values))
-            await _until(got, 1)
+            await ask(t, got, Accept(req=1, segment=1, ballot=Ballot(1, 1), values=values))
             return got, t.dropped
-        finally:
-            await t.close()
-            await server.close()
 
     got, dropped = run(scenario())
     assert got == [Accepted(req=1, segment=1, ballot=Ballot(1, 1))] and dropped == 0
@@ -270,19 +243,10 @@ def test_an_accept_just_over_a_frame_is_cut_with_room_for_the_frames_own_bytes()
     ``FRAME_MARGIN`` bytes of each frame for everything but the entries, so it cuts the Accept in two."""
 
     async def scenario() -> tuple[list[Message], int]:
-        ident = Identity(cluster_id=CID, acceptor_id=0)
-        server = AcceptorServer(AcceptorNode(0, MemoryStorage()), "127.0.0.1", 0, None, FRAME, identity=ident)
-        await server.start()
-        got: list[Message] = []
-        t = TcpTransport({0: ("127.0.0.1", server.port)}, lambda src, m: got.append(m), cluster_id=CID)
-        try:
+        async with linked() as (t, got):
             values = ((0, b"a" * 32_900), (1, b"b" * 32_900))
-            t.send(0, Accept(req=1, segment=1, ballot=Ballot(1, 1), values=values))
-            await _until(got, 1)
+            await ask(t, got, Accept(req=1, segment=1, ballot=Ballot(1, 1), values=values))
             return got, t.dropped
-        finally:
-            await t.close()
-            await server.close()
 
     got, dropped = run(scenario())
     assert got == [Accepted(req=1, segment=1, ballot=Ballot(1, 1))] and dropped == 0
