@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
@@ -70,6 +72,31 @@ def test_a_request_to_every_acceptor_is_encoded_once(tmp_path: Path, monkeypatch
 CID = "0123456789abcdef0123456789abcdef"
 
 
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def read_through(
+    acceptor: Handler, until: Callable[[TcpTransport, list[Message]], bool], settle: float = 0.0, **transport: Any
+) -> tuple[list[Message], dict[int, str]]:
+    """A fake acceptor 0 (``acceptor``, an asyncio server's connection handler) on loopback, and a client
+    transport to it (``transport``: its options) that sends it a Read of register 0 and waits, at most 10 s,
+    until ``until(transport, replies)``, then ``settle`` seconds more: the replies and the refusals."""
+    server = await asyncio.start_server(acceptor, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    got: list[Message] = []
+    t = TcpTransport({0: ("127.0.0.1", port)}, lambda src, m: got.append(m), cluster_id=CID, **transport)
+    try:
+        t.send(0, Read(req=1, segment=1, indices=(0,)))
+        deadline = time.monotonic() + 10
+        while not until(t, got) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(settle)
+        return got, dict(t.refusals)
+    finally:
+        await t.close()
+        server.close()
+
+
 def test_a_hello_that_arrives_in_pieces_is_taken_whole_and_frames_sent_with_it_are_kept() -> None:
     """A stream has no message boundaries: the acceptor's hello may come a byte at a time (its length prefix
     too), and a frame may come in the same segment as the hello's last byte. The client waits for the whole
@@ -92,22 +119,7 @@ def test_a_hello_that_arrives_in_pieces_is_taken_whole_and_frames_sent_with_it_a
         await writer.drain()
         await tcp.read_frame(reader, None)  # until the client goes
 
-    async def scenario() -> tuple[list[Message], dict[int, str]]:
-        server = await asyncio.start_server(dribbling, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        got: list[Message] = []
-        t = TcpTransport({0: ("127.0.0.1", port)}, lambda src, m: got.append(m), cluster_id=CID)
-        try:
-            t.send(0, Read(req=1, segment=1, indices=(0,)))
-            deadline = time.monotonic() + 10
-            while len(got) < 2 and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-            return got, dict(t.refusals)
-        finally:
-            await t.close()
-            server.close()
-
-    got, refusals = run(scenario())
+    got, refusals = run(read_through(dribbling, lambda t, got: len(got) >= 2))
     assert refusals == {}
     assert got == [stray, ReadReply(req=1, segment=1, votes=())]
 
@@ -127,23 +139,8 @@ def test_an_acceptor_whose_hello_does_not_decode_is_refused_and_sent_nothing() -
             while (msgs := await tcp.read_frame(reader, None)) is not None:
                 frames_seen.append(msgs)
 
-    async def scenario() -> tuple[list[Message], dict[int, str]]:
-        server = await asyncio.start_server(lying, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        got: list[Message] = []
-        t = TcpTransport({0: ("127.0.0.1", port)}, lambda src, m: got.append(m), cluster_id=CID)
-        try:
-            t.send(0, Read(req=1, segment=1, indices=(0,)))
-            deadline = time.monotonic() + 10
-            while not t.refusals and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(0.1)  # a request sent in spite of the refusal would have arrived by now
-            return got, dict(t.refusals)
-        finally:
-            await t.close()
-            server.close()
-
-    got, refusals = run(scenario())
+    # settle: a request sent in spite of the refusal would have arrived by then
+    got, refusals = run(read_through(lying, lambda t, got: bool(t.refusals), settle=0.1))
     assert got == [] and frames_seen == []
     assert refusals[0].startswith("refused the connection") and "max_frame" in refusals[0], refusals
 
@@ -158,20 +155,7 @@ def test_a_client_states_its_frame_limit_in_its_hello_as_far_as_a_hello_can_carr
         heard.append(await tcp.read_hello(reader, None, 5))
         writer.close()
 
-    async def scenario() -> None:
-        server = await asyncio.start_server(listening, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        t = TcpTransport({0: ("127.0.0.1", port)}, lambda src, m: None, cluster_id=CID, max_frame=mine)
-        try:
-            t.send(0, Read(req=1, segment=1, indices=(0,)))
-            deadline = time.monotonic() + 10
-            while not heard and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-        finally:
-            await t.close()
-            server.close()
-
-    run(scenario())
+    run(read_through(listening, lambda t, got: bool(heard), max_frame=mine))
     assert [h.max_frame for h in heard] == [stated]
 
 
@@ -193,19 +177,5 @@ def test_an_acceptor_answering_as_another_or_replaying_a_hello_is_refused_and_se
             while (msgs := await tcp.read_frame(reader, None)) is not None:
                 frames_seen.append(msgs)
 
-    async def scenario() -> dict[int, str]:
-        server = await asyncio.start_server(lying, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        t = TcpTransport({0: ("127.0.0.1", port)}, lambda src, m: None, cluster_id=CID)
-        try:
-            t.send(0, Read(req=1, segment=1, indices=(0,)))
-            deadline = time.monotonic() + 10
-            while not t.refusals and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(0.1)  # a request sent in spite of the refusal would have arrived by now
-            return dict(t.refusals)
-        finally:
-            await t.close()
-            server.close()
-
-    assert run(scenario()) == {0: why} and frames_seen == []
+    got, refusals = run(read_through(lying, lambda t, got: bool(t.refusals), settle=0.1))  # settle: as above
+    assert got == [] and refusals == {0: why} and frames_seen == []
