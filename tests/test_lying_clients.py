@@ -99,6 +99,12 @@ class Raw:
     def close(self) -> None:
         self.sock.close()
 
+    def __enter__(self) -> Raw:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def _unchecked(cls: type, **fields: Any) -> Any:
     """A message built without its constructor's validation (to put an invalid one on the wire)."""
@@ -115,8 +121,7 @@ def _log(cluster: LocalCluster, i: int) -> str:
 def test_requests_at_the_wire_limits_are_served_and_kept_across_a_restart(cluster: LocalCluster) -> None:
     seg, hi = MAX_INT, MAX_INDEX - 1
     b = Ballot(MAX_INT - 1, MAX_INT)
-    c = Raw(cluster, 0)
-    try:
+    with Raw(cluster, 0) as c:
         (p,) = c.ask(Prepare(req=MAX_INT, segment=seg, indices=(hi, META, 0), ballot=b))
         assert isinstance(p, Promise) and p.req == MAX_INT and p.votes == ()
         (a,) = c.ask(Accept(req=MAX_INT, segment=seg, ballot=b, values=((hi, b"edge"), (META, b"m"), (0, b""))))
@@ -125,12 +130,9 @@ def test_requests_at_the_wire_limits_are_served_and_kept_across_a_restart(cluste
         assert isinstance(top, Promise) and top.votes == (Vote(index=hi, ballot=b, value=b"edge"),)
         (n,) = c.ask(Accept(req=1, segment=seg, ballot=b, values=((hi, b"other"),)))
         assert isinstance(n, Nack) and n.promised == TOP and n.accepted == b
-    finally:
-        c.close()
     cluster.crash(0)
     cluster.restart(0)
-    c = Raw(cluster, 0)
-    try:
+    with Raw(cluster, 0) as c:
         (r,) = c.ask(Read(req=2, segment=seg, indices=(0, hi, META, TRIM)))
         assert isinstance(r, ReadReply)
         assert sorted(r.votes, key=lambda v: v.index) == [
@@ -138,8 +140,6 @@ def test_requests_at_the_wire_limits_are_served_and_kept_across_a_restart(cluste
             Vote(index=hi, ballot=b, value=b"edge")]
         (n,) = c.ask(Accept(req=3, segment=seg, ballot=b, values=((hi, b"other"),)))
         assert isinstance(n, Nack) and n.promised == TOP  # the promise at the top ballot is durable too
-    finally:
-        c.close()
 
 
 @pytest.mark.parametrize(
@@ -157,20 +157,14 @@ def test_requests_at_the_wire_limits_are_served_and_kept_across_a_restart(cluste
     ],
 )
 def test_impossible_requests_are_refused_whole_and_logged(cluster: LocalCluster, name: str, bad: Any, why: str) -> None:
-    c = Raw(cluster, 1)
     ok = Prepare(req=4, segment=3, indices=(1,), ballot=Ballot(50, 1))
-    try:
+    with Raw(cluster, 1) as c:
         c.send(ok, bad)  # one frame: a valid request beside the impossible one
         assert c.closed_by_peer()
-    finally:
-        c.close()
     assert cluster.alive(1)
-    c = Raw(cluster, 1)
-    try:  # nothing of the frame was applied: a lower ballot is still promised on both registers
+    with Raw(cluster, 1) as c:  # nothing of the frame was applied: a lower ballot is still promised on both registers
         (p,) = c.ask(Prepare(req=9, segment=3, indices=(0, 1), ballot=Ballot(2, 1)))
         assert isinstance(p, Promise) and p.votes == ()
-    finally:
-        c.close()
     assert "acceptor 1 refused peer 127.0.0.1:" in _log(cluster, 1) and why in _log(cluster, 1)
 
 
@@ -179,28 +173,21 @@ def test_a_trim_vote_above_the_promise_is_accepted_and_durable(cluster: LocalClu
         seg = ws.alloc()
         addr = ws.address(seg, 0)
         ws.write(addr, b"data", ws.capture(addr))
-    c = Raw(cluster, 2)
-    try:
+    with Raw(cluster, 2) as c:
         (a,) = c.ask(Accept(req=1, segment=seg, ballot=Ballot(10**12, 7), values=((TRIM, b"x"),)))
         assert isinstance(a, Accepted)
         (t,) = c.ask(Read(req=2, segment=seg, indices=(0,)))
         assert isinstance(t, SegmentTrimmed)  # Rule 4: trimmed here, as after any client's trim vote
-    finally:
-        c.close()
     cluster.crash(2)
     cluster.restart(2)
-    c = Raw(cluster, 2)
-    try:
+    with Raw(cluster, 2) as c:
         (t, r) = c.ask(Read(req=3, segment=seg, indices=(0,)), Read(req=4, segment=seg, indices=(TRIM,)))
         assert isinstance(t, SegmentTrimmed)
         assert isinstance(r, ReadReply) and r.votes == (Vote(index=TRIM, ballot=Ballot(10**12, 7), value=b"x"),)
-    finally:
-        c.close()
 
 
 def test_request_ids_that_collide_across_connections_find_their_own_requests(cluster: LocalCluster) -> None:
-    one, two = Raw(cluster, 0), Raw(cluster, 0)
-    try:
+    with Raw(cluster, 0) as one, Raw(cluster, 0) as two:
         b1, b2 = Ballot(7, 1), Ballot(8, 2)
         one.send(Prepare(req=42, segment=11, indices=(0,), ballot=b1), Read(req=42, segment=11, indices=(0,)))
         two.send(Prepare(req=42, segment=12, indices=(0,), ballot=b2), Prepare(req=42, segment=11, indices=(0,),
@@ -210,31 +197,22 @@ def test_request_ids_that_collide_across_connections_find_their_own_requests(clu
         assert isinstance(r1[1], ReadReply) and r1[1].segment == 11
         assert isinstance(r2[0], Promise) and (r2[0].segment, r2[0].ballot) == (12, b2)
         assert isinstance(r2[1], Promise) and (r2[1].segment, r2[1].ballot) == (11, b1)  # the same ballot again
-    finally:
-        one.close()
-        two.close()
 
 
 def test_a_fence_at_the_largest_ballot_is_durable_and_the_others_serve_on(cluster: LocalCluster) -> None:
     """Run last in this module: acceptor 2 refuses every Prepare and Accept afterwards."""
-    c = Raw(cluster, 2)
-    try:
+    with Raw(cluster, 2) as c:
         (low,) = c.ask(Fence(req=1, segment=0, ballot=Ballot(1, 0)))  # below promises it holds: no change
         assert isinstance(low, Fenced) and low.floor == ZERO_BALLOT
         (f,) = c.ask(Fence(req=2, segment=MAX_INT, ballot=TOP))
         assert isinstance(f, Fenced) and f.floor == TOP
         (n,) = c.ask(Prepare(req=3, segment=5, indices=(0,), ballot=Ballot(MAX_INT, MAX_INT - 1)))
         assert isinstance(n, Nack) and n.promised == TOP
-    finally:
-        c.close()
     cluster.crash(2)
     cluster.restart(2)
-    c = Raw(cluster, 2)
-    try:
+    with Raw(cluster, 2) as c:
         (q,) = c.ask(Fence(req=4, segment=0, ballot=ZERO_BALLOT))
         assert isinstance(q, Fenced) and q.floor == TOP and q.promised == TOP
-    finally:
-        c.close()
     with connect(str(cluster.config_path)) as ws:
         addr = ws.address(ws.alloc(), 0)
         ws.write(addr, b"after", ws.capture(addr))
