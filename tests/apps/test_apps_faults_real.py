@@ -30,6 +30,7 @@ from wormspace import Cluster, LocalClusterHandle
 from wormspace.apps import WormKV, WormLog, WormPaxos, WormTX
 from wormspace.apps.history import AppHistory
 from wormspace.client import OperationFailed
+from wormspace.history import History
 from wormspace.runtime.supervise import LocalCluster
 
 HOLE = 0.2
@@ -44,6 +45,17 @@ def judged_ok(path: Path, *args: str) -> None:
     result = wormspace("check", str(path), *args)
     assert result.returncode == 0, result.stdout.decode()[-2000:] + result.stderr.decode()
     processes_are_threads(events_of(path.read_text()))
+
+
+def both_judged_ok(tmp_path: Path, apps: AppHistory, wor: History) -> None:
+    """The app history and the WOR-level one, each written to a file: both judged OK (``judged_ok``), and the
+    WOR-level one linearizable by the independent checker too."""
+    app_file, wor_file = tmp_path / "apps.jsonl", tmp_path / "wor.jsonl"
+    apps.write(app_file)
+    wor.write(wor_file)
+    judged_ok(app_file)
+    judged_ok(wor_file, "--wos-size", "16")
+    assert check_text(wor_file.read_text()) == "OK"
 
 
 class Workers:
@@ -233,12 +245,7 @@ def test_the_apps_under_kill_stop_and_a_lost_quorum(tmp_path: Path) -> None:
             w.join()
         assert len(acked) > 50 and sum(map(len, applied)) > 10 and decisions
 
-        app_file, wor_file = tmp_path / "apps.jsonl", tmp_path / "wor.jsonl"
-        hist.write(app_file)
-        cluster.history().write(wor_file)
-        judged_ok(app_file)
-        judged_ok(wor_file, "--wos-size", "16")
-        assert check_text(wor_file.read_text()) == "OK"
+        both_judged_ok(tmp_path, hist, cluster.history())
 
         reader = WormLog(cluster.client(), name=b"flog", hole_timeout=HOLE)
         entries = dict(reader.entries())
@@ -311,12 +318,7 @@ def test_cancelled_calls_on_real_processes_leave_the_client_whole(local: LocalCl
         local.resume(2)
     assert log.append(b"sync") >= 0 and kv.get(b"k") is not None
     assert all(end is not None for _, end in operations(hist.events))  # no call left open
-    app_file, wor_file = tmp_path / "apps.jsonl", tmp_path / "wor.jsonl"
-    hist.write(app_file)
-    local.history().write(wor_file)
-    judged_ok(app_file)
-    judged_ok(wor_file, "--wos-size", "16")
-    assert check_text(wor_file.read_text()) == "OK"
+    both_judged_ok(tmp_path, hist, local.history())
 
 
 @pytest.fixture
