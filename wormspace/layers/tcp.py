@@ -97,6 +97,7 @@ from wormspace.layers.messages import (
 from wormspace.layers.wire import (
     DEFAULT_MAX_FRAME,
     HELLO_MAX_FRAME,
+    MAX_STATED_FRAME,
     MIN_MAX_FRAME,
     NONCE_LEN,
     PREFIX,
@@ -516,7 +517,7 @@ class _Conn(_FlowControl):
                     nonce=secrets.token_bytes(NONCE_LEN),
                     echo=hello.nonce,
                     max_registers=server.limits.max_request_registers,
-                    max_frame=min(server.max_frame, (1 << 32) - 1) if hello.max_frame else 0,  # wire.Hello
+                    max_frame=min(server.max_frame, MAX_STATED_FRAME) if hello.max_frame else 0,  # wire.Hello
                 ),
                 server.auth_key,
             )
@@ -1458,7 +1459,7 @@ class TcpTransport:
         """Send our hello, check the acceptor's; ``None`` if it is the acceptor we want, else why not (a
         refusal). ``OSError`` if no hello came (a slow or vanished peer is unreachable, not refusing)."""
         nonce = secrets.token_bytes(NONCE_LEN)
-        frame = min(self.max_frame, (1 << 32) - 1)
+        frame = min(self.max_frame, MAX_STATED_FRAME)
         mine = Hello(cluster_id=self.cluster_id, acceptor_id=None, nonce=nonce, max_frame=frame)
         conn.write(encode_hello(mine, self.auth_key))
         try:

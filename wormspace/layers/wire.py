@@ -99,6 +99,7 @@ PREFIX_LEN = PREFIX.size
 HEADER_LEN = 2  # version, flags
 DEFAULT_MAX_FRAME = 64 << 20  # bytes after the length prefix
 MIN_MAX_FRAME = 1024  # the smallest frame limit a node may set (and a hello may state)
+MAX_STATED_FRAME = (1 << 32) - 1  # the largest a hello states: what the 4-byte length prefix can announce
 MAX_REASON = 4096
 MAX_MESSAGES = 1 << 20  # messages in one frame (the frame size bounds it long before this)
 
@@ -541,7 +542,8 @@ class Hello:
             raise _fail(f"hello echo must be empty or {NONCE_LEN} bytes")
         if type(self.refused) is not str or len(self.refused) > 200:
             raise _fail("hello refused must be a string of at most 200 characters")
-        if type(self.max_frame) is not int or not (self.max_frame == 0 or MIN_MAX_FRAME <= self.max_frame < 1 << 32):
+        frame = self.max_frame
+        if type(frame) is not int or not (frame == 0 or MIN_MAX_FRAME <= frame <= MAX_STATED_FRAME):
             raise _fail(f"hello max_frame must be 0 or an int in [{MIN_MAX_FRAME}, 2**32), got {self.max_frame!r:.40}")
 
 
@@ -636,6 +638,7 @@ def split_for_frames(
 __all__ = [
     "AUTH",
     "DEFAULT_MAX_FRAME",
+    "MAX_STATED_FRAME",
     "MIN_MAX_FRAME",
     "HELLO",
     "HELLO_MAX_FRAME",
